@@ -1,0 +1,30 @@
+# The one entry point for humans and CI. `make lab` and `make test` are what README.md promises.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup lab test check fast slow clean
+
+setup:
+	bash scripts/setup.sh
+
+## Bring up the lab and show how to use it.
+lab: setup
+	$(BIN)/toolforgectl routes --help
+
+## Everything CI runs: static checks, the fast tier, then the slow tier.
+test: setup check fast slow
+
+check:
+	$(BIN)/ruff check toolforgectl tests
+	$(BIN)/ruff format --check toolforgectl tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fast:
+	$(BIN)/pytest -q
+
+slow:
+	$(BIN)/pytest -q -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

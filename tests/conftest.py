@@ -1,0 +1,67 @@
+"""Shared fixtures: real servers on free loopback ports, and the CLI as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from toolforgectl.lab.processes import Process, start_redis
+
+
+@dataclass
+class RedisServer:
+    """A running redis-server started for one test."""
+
+    process: Process
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.process.host}:{self.process.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=self.process.host, port=self.process.port, decode_responses=True)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server with AOF on, in a temp dir, on a free loopback port."""
+    process = start_redis(tmp_path / "redis")
+    try:
+        yield RedisServer(process, tmp_path / "redis")
+    finally:
+        process.stop()
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> CliResult:
+    """Run the real `toolforgectl` in a child process."""
+    full_env = {**os.environ, "TOOLFORGECTL_CONFIG": "/nonexistent/toolforgectl.yaml", **(env or {})}
+    done = subprocess.run(
+        [sys.executable, "-m", "toolforgectl", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=stdin,
+        timeout=60,
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def cli() -> type[CliResult]:
+    return CliResult

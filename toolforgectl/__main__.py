@@ -1,0 +1,5 @@
+"""`python -m toolforgectl` runs the CLI."""
+
+from toolforgectl.cli.app import main
+
+main()

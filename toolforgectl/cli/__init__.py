@@ -1,0 +1,1 @@
+"""The toolforgectl command line: one typer sub-app per noun."""

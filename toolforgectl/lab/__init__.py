@@ -1,0 +1,1 @@
+"""The lab: the whole fleet as local processes on loopback addresses, no root needed."""
