@@ -40,6 +40,17 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         process.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for a whole module (for property tests that run many examples)."""
+    directory = tmp_path_factory.mktemp("redis")
+    process = start_redis(directory)
+    try:
+        yield RedisServer(process, directory)
+    finally:
+        process.stop()
+
+
 @dataclass
 class CliResult:
     code: int
@@ -60,8 +71,3 @@ def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = N
         timeout=60,
     )
     return CliResult(done.returncode, done.stdout, done.stderr)
-
-
-@pytest.fixture
-def cli() -> type[CliResult]:
-    return CliResult

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from toolforgectl.models import RouteChange
 
@@ -28,6 +29,11 @@ def emit(command: str, data: Any, *, as_json: bool, human: Callable[[Console], N
         sys.stdout.write(json.dumps({"command": command, "ok": True, "data": data}, indent=2) + "\n")
     else:
         human(stdout)
+
+
+def plain(value: object) -> Text:
+    """A table cell holding stored data: never interpreted as rich markup (routes contain `[`)."""
+    return Text(str(value))
 
 
 def progress(message: str) -> None:

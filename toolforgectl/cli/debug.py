@@ -30,7 +30,7 @@ def redis_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         table = Table("what", "value", show_header=False)
         for section, values in data.items():
             for name, value in values.items():
-                table.add_row(f"{section}.{name}", str(value))
+                table.add_row(f"{section}.{name}", output.plain(value))
         console.print(table)
 
     output.emit("debug redis", data, as_json=as_json, human=human)
@@ -70,12 +70,16 @@ def history(
         table = Table("time", "command", title=f"AOF history of prefix:{tool} ({path})")
         for cmd in commands:
             when = _when(cmd.time)
-            table.add_row(when, " ".join(cmd.args))
+            table.add_row(when, output.plain(" ".join(cmd.args)))
         console.print(table)
         if audit:
             trail = Table("time", "action", "route", "backend", "by", title="audit record")
             for entry in audit:
-                trail.add_row(_when(entry.time), entry.action, entry.route, entry.backend, entry.actor)
+                trail.add_row(
+                    _when(entry.time),
+                    entry.action,
+                    *map(output.plain, (entry.route, entry.backend, entry.actor)),
+                )
             console.print(trail)
 
     output.emit("debug history", data, as_json=as_json, human=human)

@@ -40,7 +40,7 @@ def list_routes(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         table = Table("tool", "route", "backend")
         for tool, routes in data.items():
             for route, backend in sorted(routes.items()):
-                table.add_row(tool, route, backend)
+                table.add_row(output.plain(tool), output.plain(route), output.plain(backend))
         console.print(table)
         console.print(f"{len(data)} tools", style="dim")
 
@@ -53,6 +53,9 @@ def show(
     tool: Annotated[str, typer.Argument(help="The tool, e.g. dplbot.")],
     as_json: JsonOpt = False,
     timeout: Annotated[float, typer.Option(help="TCP connect timeout per backend, seconds.")] = 0.5,
+    probe_backends: Annotated[
+        bool, typer.Option("--probe/--no-probe", help="TCP-connect to each backend to see if it answers.")
+    ] = True,
 ) -> None:
     """One tool's routes, and whether each backend accepts a TCP connection right now.
 
@@ -62,21 +65,28 @@ def show(
     routes = store.routes(tool)
     if not routes:
         raise NotFoundError(f"tool {tool!r} has no routes in {store.url}")
-    rows = [_probed(route, backend, timeout) for route, backend in sorted(routes.items())]
+    rows = [
+        _row(route, backend, timeout if probe_backends else None) for route, backend in sorted(routes.items())
+    ]
     data = {"tool": tool, "routes": rows, "redirects": store.redirects(tool)}
 
     def human(console: Console) -> None:
         table = Table("route", "backend", "reachable", "connect", title=f"routes of {tool}")
         for row in rows:
-            state = "[green]yes[/]" if row["reachable"] else f"[red]no[/] ({row['error']})"
+            state = {True: "[green]yes[/]", None: "not probed"}.get(
+                row["reachable"], f"[red]no[/] ({row['error']})"
+            )
             ms = f"{row['connect_ms']} ms" if row["connect_ms"] is not None else "-"
-            table.add_row(row["route"], row["backend"], state, ms)
+            table.add_row(output.plain(row["route"]), output.plain(row["backend"]), state, ms)
         console.print(table)
 
     output.emit("routes show", data, as_json=as_json, human=human)
 
 
-def _probed(route: str, backend: str, timeout: float) -> dict[str, Any]:
+def _row(route: str, backend: str, timeout: float | None) -> dict[str, Any]:
+    """A route's row; `reachable` is None when probing was skipped (timeout None)."""
+    if timeout is None:
+        return {"route": route, "backend": backend, "reachable": None, "connect_ms": None, "error": None}
     result = probe.tcp_connect(backend, timeout)
     return {
         "route": route,

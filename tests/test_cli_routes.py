@@ -1,0 +1,128 @@
+"""`toolforgectl routes` as an operator runs it: a real process against a real Redis."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.conftest import RedisServer, run_cli
+
+HOSTILE = [
+    ("routes", "set", "../x", "http://127.0.0.1:8000"),
+    ("routes", "set", "a b", "http://127.0.0.1:8000"),
+    ("routes", "set", "dplbot", "http://u:p@127.0.0.1:1"),
+    ("routes", "set", "dplbot", "ftp://127.0.0.1:21"),
+    ("routes", "set", "dplbot", "http://127.0.0.1:0"),
+    ("routes", "set", "dplbot", "http://127.0.0.1:70000"),
+    ("routes", "set", "x" * 10_000, "http://127.0.0.1:8000"),
+    ("routes", "set", "dplbot", "http://127.0.0.1:8000", "--route", "(" * 10_000),
+    ("routes", "set", "dplbot", "http://" + "9" * 10_000 + ":1"),
+]
+
+
+def test_set_then_show_reports_the_route(redis_server: RedisServer) -> None:
+    set_result = run_cli("--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000")
+    assert set_result.code == 0, set_result.stderr
+    assert "dplbot" in set_result.stdout and "http://127.0.0.1:8000" in set_result.stdout
+    assert redis_server.client().hgetall("prefix:dplbot") == {".*": "http://127.0.0.1:8000"}
+
+    shown = run_cli("--redis", redis_server.url, "routes", "show", "dplbot", "--json")
+    assert shown.code == 0, shown.stderr
+    data = json.loads(shown.stdout)["data"]
+    assert data["routes"][0]["route"] == ".*"
+    assert data["routes"][0]["backend"] == "http://127.0.0.1:8000"
+
+
+def test_show_reports_whether_the_backend_answers(redis_server: RedisServer) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        redis_server.client().hset("prefix:up", ".*", f"http://127.0.0.1:{port}")
+        redis_server.client().hset("prefix:up", "^/down", "http://127.0.0.1:1")
+        result = run_cli("--redis", redis_server.url, "routes", "show", "up", "--json")
+    rows = {row["route"]: row for row in json.loads(result.stdout)["data"]["routes"]}
+    assert rows[".*"]["reachable"] is True
+    assert rows["^/down"]["reachable"] is False and rows["^/down"]["error"]
+
+
+def test_routes_written_with_redis_cli_are_shown(redis_server: RedisServer) -> None:
+    redis_server.client().hset("prefix:foo", ".*", "http://10.0.0.1:5000")
+    result = run_cli("--redis", redis_server.url, "routes", "show", "foo", "--no-probe")
+    assert result.code == 0, result.stderr
+    assert "http://10.0.0.1:5000" in result.stdout
+
+
+def test_show_of_a_tool_without_routes_fails_clearly(redis_server: RedisServer) -> None:
+    result = run_cli("--redis", redis_server.url, "routes", "show", "nosuchtool")
+    assert result.code == 1
+    assert result.stderr.strip().count("\n") == 0 and "no routes" in result.stderr
+
+
+@pytest.mark.parametrize("argv", HOSTILE, ids=lambda argv: " ".join(argv)[:40])
+def test_hostile_input_is_refused_and_changes_nothing(
+    redis_server: RedisServer, argv: tuple[str, ...]
+) -> None:
+    redis_server.client().hset("prefix:dplbot", ".*", "http://127.0.0.1:7000")
+    before = redis_server.client().hgetall("prefix:dplbot")
+    result = run_cli("--redis", redis_server.url, *argv)
+    assert result.code == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("toolforgectl: error:")
+    assert len(result.stderr) < 400  # a 10 kB input is not echoed back whole
+    assert redis_server.client().hgetall("prefix:dplbot") == before
+    assert redis_server.client().dbsize() == 1
+
+
+def test_dry_run_says_what_would_change_and_writes_nothing(redis_server: RedisServer) -> None:
+    result = run_cli(
+        "--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000", "--dry-run"
+    )
+    assert result.code == 0 and "would set" in result.stdout
+    assert redis_server.client().dbsize() == 0
+
+
+def test_delete_removes_one_route_or_all(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    client.hset("prefix:dplbot", mapping={".*": "http://127.0.0.1:1", "^/api": "http://127.0.0.1:2"})
+    one = run_cli("--redis", redis_server.url, "routes", "delete", "dplbot", "--route", "^/api")
+    assert one.code == 0 and client.hgetall("prefix:dplbot") == {".*": "http://127.0.0.1:1"}
+    everything = run_cli("--redis", redis_server.url, "routes", "delete", "dplbot")
+    assert everything.code == 0 and not client.exists("prefix:dplbot")
+    again = run_cli("--redis", redis_server.url, "routes", "delete", "dplbot")
+    assert again.code == 1
+
+
+def test_export_then_import_restores_every_route(
+    redis_server: RedisServer, tmp_path: pytest.TempPathFactory
+) -> None:
+    client = redis_server.client()
+    client.hset("prefix:a", mapping={".*": "http://127.0.0.1:1", "^/x": "http://127.0.0.1:2"})
+    client.hset("prefix:b", ".*", "http://127.0.0.1:3")
+    exported = run_cli("--redis", redis_server.url, "routes", "export")
+    assert exported.code == 0
+    client.flushall()
+    imported = run_cli("--redis", redis_server.url, "routes", "import", "-", stdin=exported.stdout)
+    assert imported.code == 0, imported.stderr
+    assert client.hgetall("prefix:a") == {".*": "http://127.0.0.1:1", "^/x": "http://127.0.0.1:2"}
+    assert client.hgetall("prefix:b") == {".*": "http://127.0.0.1:3"}
+
+
+def test_list_json_has_every_tool(redis_server: RedisServer) -> None:
+    redis_server.client().hset("prefix:a", ".*", "http://127.0.0.1:1")
+    redis_server.client().hset("prefix:b", ".*", "http://127.0.0.1:2")
+    result = run_cli("--redis", redis_server.url, "routes", "list", "--json")
+    envelope = json.loads(result.stdout)
+    assert envelope["data"] == {"a": {".*": "http://127.0.0.1:1"}, "b": {".*": "http://127.0.0.1:2"}}
+
+
+def test_unreachable_redis_is_one_line_and_exit_3() -> None:
+    result = run_cli("--redis", "redis://127.0.0.1:1/0", "routes", "list")
+    assert result.code == 3
+    assert "cannot reach Redis" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_routes_with_markup_characters_are_printed_verbatim(redis_server: RedisServer) -> None:
+    redis_server.client().hset("prefix:a", "^/[a-z]+", "http://127.0.0.1:1")
+    result = run_cli("--redis", redis_server.url, "routes", "list")
+    assert "^/[a-z]+" in result.stdout
