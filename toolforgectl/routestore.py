@@ -9,6 +9,7 @@ Keys toolforgectl adds, each under its own name:
     toolforgectl:routes:version   counter bumped by every write, so caches invalidate at once
     toolforgectl:routes:changes   pub/sub channel; every write publishes the tool's name
     toolforgectl:audit:<tool>     stream of accepted changes (capped), for `debug history`
+    toolforgectl:token:<tool>     generation of the tool's proxylistener token (see tokens.py)
 The Lua side mirrors these names once, in lua/schema.lua; tests/fixtures/schema.json pins both.
 """
 
@@ -34,6 +35,7 @@ VERSION_KEY = "toolforgectl:routes:version"
 CHANGES_CHANNEL = "toolforgectl:routes:changes"
 AUDIT_PREFIX = "toolforgectl:audit:"
 AUDIT_MAXLEN = 1000
+TOKEN_PREFIX = "toolforgectl:token:"
 DEFAULT_TIMEOUT = 2.0
 _SCAN_BATCH = 1000
 
@@ -186,6 +188,12 @@ class RouteStore:
             raw = self._redis.xrevrange(audit_key(tool), count=limit)
         return [_audit_entry(entry_id, fields) for entry_id, fields in reversed(raw)]
 
+    def token_generation(self, tool: str) -> int:
+        """The current generation of `tool`'s registration token (0 until first rotated)."""
+        validate.tool_name(tool)
+        with self._talking():
+            return int(self._redis.get(TOKEN_PREFIX + tool) or 0)
+
     # Writes --------------------------------------------------------------------------------
 
     def set_route(
@@ -252,6 +260,12 @@ class RouteStore:
         tool, route = validate.tool_name(tool), validate.route(route)
         with self._talking():
             self._redis.hset(redirect_key(tool), route, host)
+
+    def rotate_token(self, tool: str) -> int:
+        """Invalidate `tool`'s current token by bumping its generation; returns the new one."""
+        validate.tool_name(tool)
+        with self._talking():
+            return int(self._redis.incr(TOKEN_PREFIX + tool))
 
     def set_k8s_route(self, member: str, tool: str, route: str, backend: str) -> RouteChange:
         """Write a kube2proxy-owned route and record ownership in `k8s_services`, atomically."""
