@@ -74,16 +74,27 @@ class Listener:
         self.inflight.add(task)
         started = time.monotonic()
         peer, peer_port = writer.get_extra_info("peername")[:2]
-        with metrics.CONNECTIONS.track_inprogress():
-            try:
-                request, outcome = await self._serve(reader, writer, peer, peer_port)
-                if outcome.reply:
-                    with contextlib.suppress(ConnectionError, TimeoutError):
-                        await _reply(reader, writer, outcome.reply)
-            finally:
-                writer.close()
-                self.inflight.discard(task)
-        _record(request, outcome, peer, time.monotonic() - started)
+        try:
+            with metrics.CONNECTIONS.track_inprogress():
+                request, outcome = await self._answer(reader, writer, peer, peer_port)
+            _record(request, outcome, peer, time.monotonic() - started)
+        finally:
+            writer.close()
+            self.inflight.discard(task)
+
+    async def _answer(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, peer_port: int
+    ) -> tuple[wire.Request | None, Outcome]:
+        """Serve the one request of a connection and send its one reply."""
+        try:
+            request, outcome = await self._serve(reader, writer, peer, peer_port)
+        except Exception:  # a bug: keep the traceback, but still answer exactly once
+            log.exception("request from %s failed", peer)
+            request, outcome = None, Outcome(None, "internal_error", wire.sentence("Internal error."))
+        if outcome.reply:
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await _reply(reader, writer, outcome.reply)
+        return request, outcome
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, peer_port: int

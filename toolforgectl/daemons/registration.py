@@ -65,7 +65,7 @@ class Registrar:
             tool, _, _ = tokens.claimed(token)
             return tokens.verify(self.key, token, self.store.token_generation(tool))
         except ValidationError as exc:
-            raise RefusedError(f"RefusedError: {exc}.") from None
+            raise RefusedError(f"Refused: {exc}.") from None
 
     def _register(self, request: wire.Request, tool: str, peer: str) -> None:
         assert request.destination is not None  # the parser guarantees it for register commands

@@ -112,7 +112,7 @@ def _request(fields: dict[str, str]) -> Request:
         route = validate.route(fields["route"])
         destination = validate.backend(fields["destination"]) if "destination" in fields else None
     except ValidationError as exc:
-        raise BadRequestError(sentence(f"RefusedError: {exc}.")) from None
+        raise BadRequestError(sentence(f"Refused: {exc}.")) from None
     token = fields.get("token")
     if token is not None and not token:
         raise BadRequestError(sentence("Token line is empty."))
