@@ -39,6 +39,20 @@ TOKEN_PREFIX = "toolforgectl:token:"
 DEFAULT_TIMEOUT = 2.0
 _SCAN_BATCH = 1000
 
+# proxylistener's hot path: the token-generation check and the whole write in one atomic round
+# trip, so a rotated token cannot slip a write in between the check and the HSET.
+_SET_IF_GENERATION = """
+local current = tonumber(redis.call('GET', KEYS[4]) or '0')
+if current ~= tonumber(ARGV[3]) then return {0, ''} end
+local old = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'time', ARGV[4], 'tool', ARGV[5],
+           'action', 'set', 'route', ARGV[1], 'backend', ARGV[2], 'actor', ARGV[6])
+redis.call('PUBLISH', ARGV[8], ARGV[5])
+return {1, old}
+"""
+
 
 def prefix_key(tool: str) -> str:
     """The Redis key holding `tool`'s routes."""
@@ -73,6 +87,7 @@ class RouteStore:
         # client is always built with decode_responses=True, so replies are str, typed as Any here.
         self._redis: Any = client
         self._client = client
+        self._set_if_generation: Any = client.register_script(_SET_IF_GENERATION)
         self.url = redacted(url)
 
     @classmethod
@@ -203,11 +218,21 @@ class RouteStore:
         tool, route = validate.tool_name(tool), validate.route(route)
         backend = validate.backend(backend)
         with self._talking():
-            old = self._redis.hget(prefix_key(tool), route)
-            change = RouteChange(tool, route, "set", old, backend, dry_run)
-            if not dry_run:
-                self._commit(change, actor, lambda p: p.hset(prefix_key(tool), route, backend))
-        return change
+            if dry_run:
+                return RouteChange(
+                    tool, route, "set", self._redis.hget(prefix_key(tool), route), backend, True
+                )
+            return self._set_in_one_trip(tool, route, backend, actor)
+
+    def _set_in_one_trip(self, tool: str, route: str, backend: str, actor: str) -> RouteChange:
+        """Read the old value, write, bump, audit and publish in one MULTI: one round trip, and the
+        old value is exactly what this write replaced (proxylistener's hot path)."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hget(prefix_key(tool), route)
+        pipe.hset(prefix_key(tool), route, backend)
+        self._record(pipe, RouteChange(tool, route, "set", None, backend), actor)
+        pipe.publish(CHANGES_CHANNEL, tool)
+        return RouteChange(tool, route, "set", pipe.execute()[0], backend)
 
     def delete_route(
         self,
@@ -260,6 +285,20 @@ class RouteStore:
         tool, route = validate.tool_name(tool), validate.route(route)
         with self._talking():
             self._redis.hset(redirect_key(tool), route, host)
+
+    def set_route_if_token(
+        self, tool: str, route: str, backend: str, *, generation: int, actor: str
+    ) -> RouteChange:
+        """`set_route`, but only while `tool`'s token generation is still `generation`."""
+        tool, route = validate.tool_name(tool), validate.route(route)
+        backend = validate.backend(backend)
+        keys = [prefix_key(tool), VERSION_KEY, audit_key(tool), TOKEN_PREFIX + tool]
+        args = [route, backend, generation, f"{time.time():.3f}", tool, actor, AUDIT_MAXLEN, CHANGES_CHANNEL]
+        with self._talking():
+            done, old = self._set_if_generation(keys=keys, args=args)
+        if not done:
+            raise ValidationError("token was rotated; fetch the current one")
+        return RouteChange(tool, route, "set", old or None, backend)
 
     def rotate_token(self, tool: str) -> int:
         """Invalidate `tool`'s current token by bumping its generation; returns the new one."""

@@ -40,14 +40,17 @@ class Registrar:
 
     def handle(self, request: wire.Request, peer: str, ident_tool: str | None) -> Outcome:
         """Carry out `request` from `peer` (whose identd named `ident_tool`, if ident was used)."""
-        tool = ident_tool
+        tool, generation = ident_tool, None
         try:
-            tool = ident_tool or self._token_tool(request.token)
+            if tool is None:
+                tool, generation = self._token(request.token)
             authorize.check_tool(self.policy, tool)
             if request.registers:
-                self._register(request, tool, peer)
+                self._register(request, tool, generation, peer)
             else:
-                self._unregister(request, tool, peer)
+                self._unregister(request, tool, generation, peer)
+        except ValidationError as exc:  # the token's generation is checked atomically with the write
+            return Outcome(tool, "unauthenticated", wire.sentence(f"Refused: {exc}."))
         except RefusedError as exc:
             label = "unauthenticated" if tool is None else "refused"
             return Outcome(tool, label, wire.sentence(str(exc)))
@@ -58,25 +61,33 @@ class Registrar:
             return Outcome(tool, "store_error", wire.sentence("The route store is unavailable; try again."))
         return Outcome(tool, "ok", wire.OK)
 
-    def _token_tool(self, token: str | None) -> str:
+    def _token(self, token: str | None) -> tuple[str, int]:
+        """The tool and generation a token proves (its MAC checked; its generation not yet)."""
         if token is None or self.key is None:
             raise RefusedError("This proxy needs your tool's token line.")
         try:
-            tool, _, _ = tokens.claimed(token)
-            return tokens.verify(self.key, token, self.store.token_generation(tool))
+            _, generation, _ = tokens.claimed(token)
+            return tokens.verify(self.key, token, generation), generation
         except ValidationError as exc:
             raise RefusedError(f"Refused: {exc}.") from None
 
-    def _register(self, request: wire.Request, tool: str, peer: str) -> None:
+    def _register(self, request: wire.Request, tool: str, generation: int | None, peer: str) -> None:
         assert request.destination is not None  # the parser guarantees it for register commands
         authorize.check_destination(self.policy, request.destination, peer)
         actor = f"{ACTOR}@{peer}"
-        self.store.set_route(tool, request.route, request.destination, actor=actor)
+        if generation is None:
+            self.store.set_route(tool, request.route, request.destination, actor=actor)
+        else:
+            self.store.set_route_if_token(
+                tool, request.route, request.destination, generation=generation, actor=actor
+            )
         if request.command == wire.REGISTER_CANONICAL:
             host = f"{tool}.{self.canonical_domain}"
             self.store.set_redirect(tool, request.route, host, actor=actor)
 
-    def _unregister(self, request: wire.Request, tool: str, peer: str) -> None:
+    def _unregister(self, request: wire.Request, tool: str, generation: int | None, peer: str) -> None:
+        if generation is not None and generation != self.store.token_generation(tool):
+            raise ValidationError("token was rotated; fetch the current one")
         current = self.store.routes(tool).get(request.route)
         if current is None:
             return  # already gone: an epilog running twice is not an error
