@@ -34,7 +34,7 @@ def test_settings_are_read_and_typed() -> None:
     [
         ("{identity: [kerberos]}", "proxylistener.identity must list 'token' and/or 'ident'"),
         ("{backend_networks: [not-a-net]}", "'not-a-net' is not a network"),
-        ("{port: eighty}", "proxylistener.port must be a int"),
+        ("{port: eighty}", "proxylistener.port must be an integer"),
         ("{max_lines: 0}", "proxylistener.max_lines must be positive"),
         ("{tokens: yes}", "proxylistener: unknown setting(s): tokens"),
     ],

@@ -200,7 +200,8 @@ def _typed(name: str, value: Any, default: Any, source: str) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if type(value) is not type(default):
-        raise ConfigError(f"{source}: proxylistener.{name} must be a {type(default).__name__}")
+        kind = {int: "an integer", float: "a number", str: "a string"}[type(default)]
+        raise ConfigError(f"{source}: proxylistener.{name} must be {kind}")
     return value
 
 

@@ -81,8 +81,12 @@ def unregister(where: Target, route: str) -> None:
         print(f"{PROG}: warning: could not unregister: {exc}", file=sys.stderr)
 
 
-def serve(command: list[str], port: int, port_env: str) -> int:
-    """Run the web server as a child, forwarding termination signals; its exit status."""
+def serve(command: list[str], port: int, port_env: str, early: list[int]) -> int:
+    """Run the web server as a child, forwarding termination signals; its exit status.
+
+    `early` holds signals that arrived while registering; the child gets them at once, so a job
+    stopped during start-up still ends through the normal path (and is unregistered).
+    """
     argv = [part.replace("{port}", str(port)) for part in command]
     try:
         child = subprocess.Popen(argv, env={**os.environ, port_env: str(port)})
@@ -95,6 +99,8 @@ def serve(command: list[str], port: int, port_env: str) -> int:
 
     for sig in FORWARDED:
         signal.signal(sig, forward)
+    for signum in early:
+        child.send_signal(signum)
     code = child.wait()
     return 128 - code if code < 0 else code
 
@@ -102,6 +108,9 @@ def serve(command: list[str], port: int, port_env: str) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry."""
     args = _arguments(argv)
+    early: list[int] = []
+    for sig in FORWARDED:
+        signal.signal(sig, lambda signum, _frame: early.append(signum))
     try:
         where = proxyclient.target(args)
         port = args.port or free_port()
@@ -111,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except RegistrationError as exc:
         proxyclient.fail(PROG, str(exc))
     try:
-        code = serve(args.command, port, args.port_env)
+        code = serve(args.command, port, args.port_env, early)
     finally:
         if where is not None:
             unregister(where, args.route)
