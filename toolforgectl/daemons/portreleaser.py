@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from toolforgectl.daemons import proxyclient, wire
+from toolforgectl.daemons.registration import proxyclient, wire
 from toolforgectl.errors import RegistrationError
 
 PROG = "portreleaser"

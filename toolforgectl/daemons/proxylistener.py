@@ -1,8 +1,8 @@
 """proxylistener: the TCP 8282 registration daemon, one asyncio loop serving every connection.
 
-Each connection gets one request and exactly one reply (wire.py), all within a read deadline and
+Each connection gets one request and exactly one reply (registration/wire.py), all within a read deadline and
 under size limits; concurrent connections are capped. Identity (identity.py) and rules
-(authorize.py) decide, registration.py writes through the route store in a small worker pool.
+(authorize.py) decide, registrar.py writes through the route store in a small worker pool.
 One JSON log line per request (never the token), Prometheus metrics on a local port, and SIGTERM
 stops accepting, then lets requests in flight finish.
 """
@@ -26,9 +26,9 @@ import uvloop
 
 from toolforgectl import config, tokens
 from toolforgectl.config import ProxyListener
-from toolforgectl.daemons import authorize, identity, metrics, wire
-from toolforgectl.daemons.authorize import Policy, RefusedError
-from toolforgectl.daemons.registration import Outcome, Registrar
+from toolforgectl.daemons.registration import authorize, identity, metrics, wire
+from toolforgectl.daemons.registration.authorize import Policy, RefusedError
+from toolforgectl.daemons.registration.registrar import Outcome, Registrar
 from toolforgectl.errors import ToolforgectlError
 from toolforgectl.routestore import RouteStore
 

@@ -21,8 +21,8 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from toolforgectl.daemons import proxyclient, wire
-from toolforgectl.daemons.proxyclient import Target
+from toolforgectl.daemons.registration import proxyclient, wire
+from toolforgectl.daemons.registration.proxyclient import Target
 from toolforgectl.errors import RegistrationError
 
 PROG = "webservice-runner"

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from toolforgectl import tokens
-from toolforgectl.daemons import authorize, wire
-from toolforgectl.daemons.authorize import Policy, RefusedError
+from toolforgectl.daemons.registration import authorize, wire
+from toolforgectl.daemons.registration.authorize import Policy, RefusedError
 from toolforgectl.errors import ReadOnlyReplicaError, RouteStoreError, ValidationError
 from toolforgectl.routestore import RouteStore
 

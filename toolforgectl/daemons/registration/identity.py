@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from toolforgectl import validate
-from toolforgectl.daemons.authorize import RefusedError
+from toolforgectl.daemons.registration.authorize import RefusedError
 from toolforgectl.errors import ValidationError
 
 IDENT_REPLY_MAX = 1000

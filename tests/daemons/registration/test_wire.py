@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolforgectl import validate
-from toolforgectl.daemons import wire
+from toolforgectl.daemons.registration import wire
 
 LIMITS = wire.Limits(max_line=64, max_lines=4)
 MODES: list[wire.TokenLine] = ["required", "optional", "absent"]

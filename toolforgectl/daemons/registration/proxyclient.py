@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolforgectl.daemons import wire
+from toolforgectl.daemons.registration import wire
 from toolforgectl.errors import RegistrationError
 
 ACTIVE_PROXY_FILE = "/etc/active-proxy"
