@@ -1,13 +1,16 @@
 """webservice-runner: register a free port with the active proxy, run the web server on it, unregister.
 
-    webservice-runner [--proxy HOST] [--port N] -- python3 -m http.server {port}
+    webservice-runner [--proxy HOST] [--port N] -- python3 -m http.server
 
-The server command gets the port as `$PORT` (name set by --port-env) and wherever `{port}` appears
-in its arguments. Unlike the original, which exec'd the server and so could never clean up, the
-runner stays as the server's parent: it forwards SIGTERM, SIGINT and SIGHUP to the server, waits
-for it, and then unregisters, so the route disappears with the server. (It cannot unregister after
-SIGKILL or a node crash; the grid epilog's portreleaser covers that.) The exit status is the
-server's. An empty /etc/active-proxy skips registration but still runs the server.
+The server command gets the port as `$PORT` (name set by --port-env), and in its arguments:
+wherever `{port}` appears, else appended as the last argument (portgrabber's convention; turn
+that off with --no-append-port for servers that read only $PORT).
+
+Unlike the original, which exec'd the server and so could never clean up, the runner stays as
+the server's parent: it forwards SIGTERM, SIGINT and SIGHUP to the server, waits for it, and then
+unregisters, so the route disappears with the server. (It cannot unregister after SIGKILL or a
+node crash; the grid epilog's portreleaser covers that.) The exit status is the server's. An
+empty /etc/active-proxy skips registration but still runs the server.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port-env", default="PORT", help="environment variable carrying the port")
     parser.add_argument(
         "--no-canonical", action="store_true", help="send `register`, not `registerCanonical`"
+    )
+    parser.add_argument(
+        "--no-append-port", action="store_true", help="without {port} in the command, do not append the port"
     )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the web server command")
     args = parser.parse_args(argv)
@@ -81,13 +87,19 @@ def unregister(where: Target, route: str) -> None:
         print(f"{PROG}: warning: could not unregister: {exc}", file=sys.stderr)
 
 
-def serve(command: list[str], port: int, port_env: str, early: list[int]) -> int:
+def server_argv(command: list[str], port: int, append: bool) -> list[str]:
+    """The server command with the port filled in at `{port}`, or appended when there is none."""
+    if any("{port}" in part for part in command):
+        return [part.replace("{port}", str(port)) for part in command]
+    return [*command, str(port)] if append else list(command)
+
+
+def serve(argv: list[str], port: int, port_env: str, early: list[int]) -> int:
     """Run the web server as a child, forwarding termination signals; its exit status.
 
     `early` holds signals that arrived while registering; the child gets them at once, so a job
     stopped during start-up still ends through the normal path (and is unregistered).
     """
-    argv = [part.replace("{port}", str(port)) for part in command]
     try:
         child = subprocess.Popen(argv, env={**os.environ, port_env: str(port)})
     except OSError as exc:
@@ -120,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except RegistrationError as exc:
         proxyclient.fail(PROG, str(exc))
     try:
-        code = serve(args.command, port, args.port_env, early)
+        argv = server_argv(args.command, port, append=not args.no_append_port)
+        code = serve(argv, port, args.port_env, early)
     finally:
         if where is not None:
             unregister(where, args.route)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from regstack import BIN, Listener, Stack, exchange, free_port, run_cli, venv_env, wait_until
 
+from toolforgectl.daemons.webservice_runner import server_argv
+
 
 def _token_file(tmp_path: Path, token: str) -> Path:
     path = tmp_path / "token"
@@ -30,7 +32,7 @@ def test_runner_registers_serves_on_the_port_and_unregisters_on_sigterm(stack: S
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "hello.txt").write_text("hello from mytool")
     (tmp_path / "active-proxy").write_text("127.0.0.1")  # as puppet writes it: no newline
-    server = (sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{port}")
+    server = (sys.executable, "-m", "http.server", "--bind", "127.0.0.1")  # the port is appended
     argv = _runner(listener, _token_file(tmp_path, listener.token("mytool")), *server)
     argv[1:1] = ["--active-proxy-file", str(tmp_path / "active-proxy")]
     runner = subprocess.Popen(argv, cwd=tmp_path / "site", env=venv_env(), stderr=subprocess.PIPE, text=True)
@@ -65,7 +67,7 @@ def test_runner_passes_the_port_in_the_environment_and_unregisters_on_exit(
     seen = tmp_path / "seen"
     script = f'echo "$PORT" > {seen}'
     argv = _runner(listener, _token_file(tmp_path, listener.token("mytool")), "sh", "-c", script)
-    argv[1:1] = ["--proxy", "127.0.0.1"]
+    argv[1:1] = ["--proxy", "127.0.0.1", "--no-append-port"]
 
     done = subprocess.run(argv, env=venv_env(), capture_output=True, text=True, timeout=60, check=False)
 
@@ -74,6 +76,12 @@ def test_runner_passes_the_port_in_the_environment_and_unregisters_on_exit(
     assert 1024 <= port <= 65535
     assert f"registered http://127.0.0.1:{port}" in done.stderr
     assert stack.client().exists("prefix:mytool") == 0
+
+
+def test_the_port_fills_a_placeholder_or_is_appended() -> None:
+    assert server_argv(["srv", "--port={port}"], 4000, append=True) == ["srv", "--port=4000"]
+    assert server_argv(["srv"], 4000, append=True) == ["srv", "4000"]
+    assert server_argv(["srv"], 4000, append=False) == ["srv"]
 
 
 def test_runner_refused_by_the_proxy_exits_1_without_starting_the_server(
