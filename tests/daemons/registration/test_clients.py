@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from regstack import BIN, Listener, Stack, exchange, free_port, run_cli, venv_env, wait_until
+from regstack import BIN, Identd, Listener, Stack, exchange, free_port, run_cli, venv_env, wait_until
 
 from toolforgectl.daemons.webservice_runner import server_argv
 
@@ -157,3 +157,18 @@ def test_portreleaser_reports_a_refusal(stack: Stack, tmp_path: Path) -> None:
 
     assert done.returncode == 1
     assert "portreleaser: error:" in done.stderr and "reserved" in done.stderr
+
+
+def test_runner_without_a_token_speaks_the_original_three_lines_to_an_ident_listener(
+    stack: Stack, identd: Identd, tmp_path: Path
+) -> None:
+    listener = stack.listener(identity=["ident"], ident_networks=["127.0.0.0/8"], ident_port=identd.port)
+    argv = _runner(listener, tmp_path / "no-token", "true")
+    argv[1:1] = ["--proxy", "127.0.0.1"]
+
+    done = subprocess.run(argv, env=venv_env(), capture_output=True, text=True, timeout=60, check=False)
+
+    assert done.returncode == 0, done.stderr
+    audit = stack.client().xrange("toolforgectl:audit:mytool")
+    assert [fields["action"] for _, fields in audit] == ["set", "delete"]
+    assert stack.client().exists("prefix:mytool") == 0
