@@ -198,6 +198,7 @@ def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: 
         "route": request.route if request else None,
         "destination": request.destination if request else None,
         "peer": peer,
+        "identity": ("token" if request.token else "ident") if request else None,
         "outcome": outcome.label,
         "reply": outcome.reply.decode("ascii", "replace"),
         "ms": round(seconds * 1000, 2),

@@ -98,6 +98,7 @@ def test_each_request_logs_one_structured_line_without_the_token(stack: Stack) -
     assert first["tool"] == "mytool" and first["command"] == "register" and first["route"] == ".*"
     assert first["destination"] == "http://127.0.0.1:41234" and first["peer"] == "127.0.0.1"
     assert (first["outcome"], second["outcome"]) == ("ok", "fail")
+    assert first["identity"] == "token"
     assert token.rsplit(".", 1)[1] not in listener.log.read_text()
 
 
