@@ -1,8 +1,8 @@
 """proxylistener: the TCP 8282 registration daemon, one asyncio loop serving every connection.
 
-Each connection gets one request and exactly one reply (registration/wire.py), all within a read deadline and
-under size limits; concurrent connections are capped. Identity (identity.py) and rules
-(authorize.py) decide, registrar.py writes through the route store in a small worker pool.
+Each connection gets one request and exactly one reply (registration/wire.py), within a deadline
+and size limits; concurrent connections are capped. Identity (identity.py) and the rules
+(authorize.py) decide; registrar.py writes through the route store in a small worker pool.
 One JSON log line per request (never the token), Prometheus metrics on a local port, and SIGTERM
 stops accepting, then lets requests in flight finish.
 """
@@ -55,7 +55,7 @@ class Listener:
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="routestore")
         self.inflight: set[asyncio.Task[None]] = set()
 
-    async def run(self, ready: asyncio.Event | None = None) -> None:
+    async def run(self) -> None:
         """Serve until SIGTERM or SIGINT, then finish the requests in flight."""
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -107,20 +107,9 @@ class Listener:
     ) -> tuple[wire.Request | None, Outcome]:
         if len(self.inflight) > self.settings.max_connections:
             return None, Outcome(None, "busy", wire.sentence("The proxy is busy; try again shortly."))
-        waiting_for = ["command"]
-        try:
-            async with asyncio.timeout(self.settings.read_timeout):
-                request = await self._read(reader, self._token_line(peer), waiting_for)
-        except TimeoutError:
-            return None, Outcome(
-                None, "timeout", wire.sentence(f"Timed out waiting for the {waiting_for[0]} line.")
-            )
-        except wire.BadRequestError as exc:
-            return None, Outcome(None, "fail" if exc.reply == wire.FAIL else "bad_request", exc.reply)
-        except ConnectionError:
-            return None, Outcome(None, "reset", b"")
-        except _EmptyConnectionError:
-            return None, Outcome(None, "empty", b"")
+        request = await self._receive(reader, peer)
+        if isinstance(request, Outcome):
+            return None, request
         try:
             ident_tool = await self._ident(request, peer, peer_port, writer)
         except RefusedError as exc:
@@ -129,6 +118,23 @@ class Listener:
         return request, await loop.run_in_executor(
             self.pool, self.registrar.handle, request, peer, ident_tool
         )
+
+    async def _receive(self, reader: asyncio.StreamReader, peer: str) -> wire.Request | Outcome:
+        """The request, or the Outcome that ends the connection before there is one."""
+        waiting_for = ["command"]
+        try:
+            async with asyncio.timeout(self.settings.read_timeout):
+                return await self._read(reader, self._token_line(peer), waiting_for)
+        except TimeoutError:
+            return Outcome(
+                None, "timeout", wire.sentence(f"Timed out waiting for the {waiting_for[0]} line.")
+            )
+        except wire.BadRequestError as exc:
+            return Outcome(None, "fail" if exc.reply == wire.FAIL else "bad_request", exc.reply)
+        except ConnectionError:
+            return Outcome(None, "reset", b"")
+        except _EmptyConnectionError:
+            return Outcome(None, "empty", b"")
 
     def _token_line(self, peer: str) -> wire.TokenLine:
         """Whether this caller must, may or need not send a token line."""
