@@ -172,3 +172,16 @@ def test_runner_without_a_token_speaks_the_original_three_lines_to_an_ident_list
     audit = stack.client().xrange("toolforgectl:audit:mytool")
     assert [fields["action"] for _, fields in audit] == ["set", "delete"]
     assert stack.client().exists("prefix:mytool") == 0
+
+
+def test_runner_registers_the_own_ip_it_is_given_and_the_proxy_checks_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    listener = stack.listener()
+    argv = _runner(listener, _token_file(tmp_path, listener.token("mytool")), "true")
+    argv[1:1] = ["--proxy", "127.0.0.1", "--own-ip", "127.0.0.2"]
+
+    done = subprocess.run(argv, env=venv_env(), capture_output=True, text=True, timeout=60, check=False)
+
+    assert done.returncode == 1
+    assert "Destination 127.0.0.2 is not your address 127.0.0.1." in done.stderr
