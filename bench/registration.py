@@ -30,6 +30,7 @@ KEY = b"b" * 32
 def start_listener(tmp: Path, redis_port: int) -> Process:
     """proxylistener in token mode on a free loopback port, metrics off, logging to a file."""
     (tmp / "key").write_bytes(KEY)
+    (tmp / "key").chmod(0o600)
     section = {"listen": "127.0.0.1", "token_key_file": str(tmp / "key"), "metrics_port": 0}
     section["max_connections"] = 1024
     config = {"proxies": [{"name": "bench"}], "proxylistener": section}
@@ -87,7 +88,9 @@ def p(latencies: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import stat
+from pathlib import Path
+
 import pytest
 
 from toolforgectl import tokens
-from toolforgectl.errors import ValidationError
+from toolforgectl.errors import ConfigError, ValidationError
 
 KEY = b"s" * 32
 
@@ -41,3 +46,24 @@ def test_the_mac_binds_the_name_the_generation_and_the_key() -> None:
 def test_an_old_generation_is_refused_as_rotated() -> None:
     with pytest.raises(ValidationError, match="rotated"):
         tokens.verify(KEY, tokens.mint(KEY, "mytool", 0), 1)
+
+
+def test_a_key_others_can_read_is_refused(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_bytes(KEY)
+    key.chmod(0o644)
+
+    with pytest.raises(ConfigError, match="readable by others; chmod 600"):
+        tokens.load_key(key)
+    key.chmod(0o600)
+    assert tokens.load_key(key) == KEY
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_write_secret_gives_the_file_to_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+
+    tokens.write_secret(path, b"secret\n", owner="nobody")
+
+    assert path.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

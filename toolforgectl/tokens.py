@@ -69,18 +69,24 @@ def load_key(path: Path) -> bytes:
         raise ConfigError(f"{path}: cannot read the token key: {exc.strerror}") from None
     if len(key) < KEY_MIN_BYTES:
         raise ConfigError(f"{path}: token key is shorter than {KEY_MIN_BYTES} bytes")
+    if path.stat().st_mode & 0o077:
+        # Whoever reads the key can mint any tool's token: refuse, as sshd refuses an open key.
+        raise ConfigError(f"{path}: token key is readable by others; chmod 600 {path}")
     return key
 
 
 def write_secret(path: Path, content: bytes, owner: str | None = None) -> None:
-    """Write `content` to `path` readable by its owner only (0600), atomically by rename."""
+    """Write `content` to `path` readable by its owner only (0600), atomically by rename.
+
+    With `owner`, the file is given to that user first (a tool's token belongs to the tool).
+    """
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(content)
         if owner is not None:
-            shutil.chown(tmp, user=owner, group=owner)
+            shutil.chown(tmp, user=owner)  # mode 0600: the group does not matter
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -56,6 +56,7 @@ def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
     tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     port, metrics_port = free_port(), free_port()
     section = {"listen": "127.0.0.1", "token_key_file": str(key_file), "read_timeout": 2.0}
     section |= {"active_proxy_file": str(tmp / "active-proxy"), **settings}

@@ -17,6 +17,7 @@ from toolforgectl.daemons.webservice_runner import server_argv
 def _token_file(tmp_path: Path, token: str) -> Path:
     path = tmp_path / "token"
     path.write_text(token + "\n")
+    path.chmod(0o600)
     return path
 
 
@@ -185,3 +186,22 @@ def test_runner_registers_the_own_ip_it_is_given_and_the_proxy_checks_it(
 
     assert done.returncode == 1
     assert "Destination 127.0.0.2 is not your address 127.0.0.1." in done.stderr
+
+
+def test_a_token_file_others_can_read_is_warned_about(stack: Stack, tmp_path: Path) -> None:
+    listener = stack.listener()
+    token_file = _token_file(tmp_path, listener.token("mytool"))
+    token_file.chmod(0o644)
+    argv = [str(BIN / "portreleaser"), "--proxy", "127.0.0.1", "--proxy-port", str(listener.port)]
+
+    done = subprocess.run(
+        [*argv, "--token-file", str(token_file)],
+        env=venv_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert f"warning: {token_file} is readable by others" in done.stderr

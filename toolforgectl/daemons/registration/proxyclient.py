@@ -70,12 +70,18 @@ def target(args: argparse.Namespace) -> Target | None:
 
 
 def _token(path: Path) -> str | None:
+    path = path.expanduser()
     try:
-        return path.expanduser().read_text(encoding="utf-8").strip() or None
+        token = path.read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise RegistrationError(f"cannot read the token file {path}: {exc.strerror}") from None
+    if path.stat().st_mode & 0o077:
+        print(
+            f"warning: {path} is readable by others, who can act as this tool; chmod 600 it", file=sys.stderr
+        )
+    return token
 
 
 def call(where: Target, payload: Callable[[str], bytes]) -> str:
