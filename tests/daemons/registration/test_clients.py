@@ -21,6 +21,13 @@ def _token_file(tmp_path: Path, token: str) -> Path:
     return path
 
 
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a client to completion in `cwd` (a command given a port argument must not litter)."""
+    return subprocess.run(
+        argv, cwd=cwd, env=venv_env(), capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 def _runner(listener: Listener, token_file: Path, *command: str, extra: tuple[str, ...] = ()) -> list[str]:
     return [
         str(BIN / "webservice-runner"), "--proxy-port", str(listener.port), "--token-file", str(token_file),
@@ -70,7 +77,7 @@ def test_runner_passes_the_port_in_the_environment_and_unregisters_on_exit(
     argv = _runner(listener, _token_file(tmp_path, listener.token("mytool")), "sh", "-c", script)
     argv[1:1] = ["--proxy", "127.0.0.1", "--no-append-port"]
 
-    done = subprocess.run(argv, env=venv_env(), capture_output=True, text=True, timeout=60, check=False)
+    done = _run(argv, tmp_path)
 
     assert done.returncode == 0, done.stderr
     port = int(seen.read_text())
@@ -94,7 +101,7 @@ def test_runner_refused_by_the_proxy_exits_1_without_starting_the_server(
     argv = _runner(listener, _token_file(tmp_path, forged), "touch", str(marker))
     argv[1:1] = ["--proxy", "127.0.0.1"]
 
-    done = subprocess.run(argv, env=venv_env(), capture_output=True, text=True, timeout=60, check=False)
+    done = _run(argv, tmp_path)
 
     assert done.returncode == 1
     assert "webservice-runner: error: proxy 127.0.0.1:" in done.stderr
@@ -109,7 +116,7 @@ def test_runner_gives_up_after_bounded_retries_when_the_proxy_is_unreachable(tmp
         "--retries", "2", "--token-file", str(tmp_path / "none"), "--", "touch", str(marker),
     ]  # fmt: skip
 
-    done = subprocess.run(argv, env=venv_env(), capture_output=True, text=True, timeout=60, check=False)
+    done = _run(argv, tmp_path)
 
     assert done.returncode == 1
     assert done.stderr.count("retrying in") == 2
@@ -123,9 +130,9 @@ def test_an_empty_active_proxy_file_skips_registration_but_runs_the_server(
     (tmp_path / "active-proxy").write_text("")
     marker = tmp_path / "started"
     argv = [str(BIN / "webservice-runner"), "--active-proxy-file", str(tmp_path / "active-proxy")]
-    argv += ["--", "touch", str(marker)]
+    argv += ["--no-append-port", "--", "touch", str(marker)]
 
-    done = subprocess.run(argv, env=venv_env(), capture_output=True, text=True, timeout=60, check=False)
+    done = _run(argv, tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert marker.exists()
@@ -137,10 +144,7 @@ def test_portreleaser_unregisters_this_hosts_route(stack: Stack, tmp_path: Path)
     assert exchange(listener.port, f"register\n.*\nhttp://127.0.0.1:41234\n{token}\n".encode()) == b"ok"
     argv = [str(BIN / "portreleaser"), "--proxy", "127.0.0.1", "--proxy-port", str(listener.port)]
 
-    done = subprocess.run(
-        [*argv, "--token-file", str(_token_file(tmp_path, token))],
-        env=venv_env(), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = _run([*argv, "--token-file", str(_token_file(tmp_path, token))], tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert stack.client().exists("prefix:mytool") == 0
@@ -151,10 +155,7 @@ def test_portreleaser_reports_a_refusal(stack: Stack, tmp_path: Path) -> None:
     argv = [str(BIN / "portreleaser"), "--proxy", "127.0.0.1", "--proxy-port", str(listener.port)]
     forged = listener.token("admin")
 
-    done = subprocess.run(
-        [*argv, "--token-file", str(_token_file(tmp_path, forged))],
-        env=venv_env(), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = _run([*argv, "--token-file", str(_token_file(tmp_path, forged))], tmp_path)
 
     assert done.returncode == 1
     assert "portreleaser: error:" in done.stderr and "reserved" in done.stderr
@@ -167,7 +168,7 @@ def test_runner_without_a_token_speaks_the_original_three_lines_to_an_ident_list
     argv = _runner(listener, tmp_path / "no-token", "true")
     argv[1:1] = ["--proxy", "127.0.0.1"]
 
-    done = subprocess.run(argv, env=venv_env(), capture_output=True, text=True, timeout=60, check=False)
+    done = _run(argv, tmp_path)
 
     assert done.returncode == 0, done.stderr
     audit = stack.client().xrange("toolforgectl:audit:mytool")
@@ -182,7 +183,7 @@ def test_runner_registers_the_own_ip_it_is_given_and_the_proxy_checks_it(
     argv = _runner(listener, _token_file(tmp_path, listener.token("mytool")), "true")
     argv[1:1] = ["--proxy", "127.0.0.1", "--own-ip", "127.0.0.2"]
 
-    done = subprocess.run(argv, env=venv_env(), capture_output=True, text=True, timeout=60, check=False)
+    done = _run(argv, tmp_path)
 
     assert done.returncode == 1
     assert "Destination 127.0.0.2 is not your address 127.0.0.1." in done.stderr
@@ -194,14 +195,7 @@ def test_a_token_file_others_can_read_is_warned_about(stack: Stack, tmp_path: Pa
     token_file.chmod(0o644)
     argv = [str(BIN / "portreleaser"), "--proxy", "127.0.0.1", "--proxy-port", str(listener.port)]
 
-    done = subprocess.run(
-        [*argv, "--token-file", str(token_file)],
-        env=venv_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run([*argv, "--token-file", str(token_file)], tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert f"warning: {token_file} is readable by others" in done.stderr
