@@ -218,21 +218,11 @@ class RouteStore:
         tool, route = validate.tool_name(tool), validate.route(route)
         backend = validate.backend(backend)
         with self._talking():
-            if dry_run:
-                return RouteChange(
-                    tool, route, "set", self._redis.hget(prefix_key(tool), route), backend, True
-                )
-            return self._set_in_one_trip(tool, route, backend, actor)
-
-    def _set_in_one_trip(self, tool: str, route: str, backend: str, actor: str) -> RouteChange:
-        """Read the old value, write, bump, audit and publish in one MULTI: one round trip, and the
-        old value is exactly what this write replaced (proxylistener's hot path)."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hget(prefix_key(tool), route)
-        pipe.hset(prefix_key(tool), route, backend)
-        self._record(pipe, RouteChange(tool, route, "set", None, backend), actor)
-        pipe.publish(CHANGES_CHANNEL, tool)
-        return RouteChange(tool, route, "set", pipe.execute()[0], backend)
+            old = self._redis.hget(prefix_key(tool), route)
+            change = RouteChange(tool, route, "set", old, backend, dry_run)
+            if not dry_run:
+                self._commit(change, actor, lambda p: p.hset(prefix_key(tool), route, backend))
+        return change
 
     def delete_route(
         self,
