@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from toolforgectl.daemons.registration import wire
 from toolforgectl.errors import RegistrationError
@@ -107,11 +108,9 @@ class _TransientError(Exception):
 
 
 def _reason(exc: BaseException) -> str:
-    return (
-        str(exc)
-        if isinstance(exc, _TransientError)
-        else (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
-    )
+    if isinstance(exc, _TransientError):
+        return str(exc)
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def _once(where: Target, payload: Callable[[str], bytes]) -> str:
@@ -135,7 +134,7 @@ def _read_reply(sock: socket.socket) -> bytes:
     return reply
 
 
-def fail(program: str, message: str, code: int = 1) -> None:
+def fail(program: str, message: str, code: int = 1) -> NoReturn:
     """Print one error line for `program` and exit with `code`."""
     print(f"{program}: error: {message}", file=sys.stderr)
     sys.exit(code)
