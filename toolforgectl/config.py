@@ -7,6 +7,7 @@
     active_proxy: proxy-01        # holds the floating IP; its Redis takes the writes
     hiera: {backend: file, path: /etc/toolforgectl/hiera.yaml}
     cloud: eqiad1                 # an openstacksdk clouds.yaml entry (optional)
+    proxylistener: {identity: [token], port: 8282}   # optional; see ProxyListener
 
 Where the file is: `--config PATH`, else $TOOLFORGECTL_CONFIG, else
 ~/.config/toolforgectl/config.yaml.
@@ -14,9 +15,10 @@ Where the file is: `--config PATH`, else $TOOLFORGECTL_CONFIG, else
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,32 @@ class Hiera:
 
 
 @dataclass(frozen=True)
+class ProxyListener:
+    """Settings of the proxylistener daemon (TCP 8282) on a proxy VM; docs/security.md explains them."""
+
+    listen: str = "0.0.0.0"
+    port: int = 8282
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = 9282  # 0 turns the Prometheus endpoint off
+    redis: str = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0"
+    identity: tuple[str, ...] = ("token",)  # "token" and/or "ident"
+    token_key_file: str = "/etc/toolforgectl/proxylistener.key"
+    ident_port: int = 113
+    ident_timeout: float = 2.0
+    ident_networks: tuple[str, ...] = ()  # callers whose identd answers are trusted
+    project: str = "tools"  # ident user is <project>.<tool>
+    backend_networks: tuple[str, ...] = ()  # destinations allowed besides the caller's own address
+    reserved: tuple[str, ...] = ()  # names besides `admin` that need a grant
+    granted: tuple[str, ...] = ()  # tools allowed to register a reserved name
+    canonical_domain: str = "toolforge.org"
+    read_timeout: float = 5.0
+    max_line: int = 1024
+    max_lines: int = 4
+    max_connections: int = 512
+    active_proxy_file: str = "/etc/active-proxy"
+
+
+@dataclass(frozen=True)
 class Fleet:
     """The whole fleet as the config file describes it."""
 
@@ -55,6 +83,7 @@ class Fleet:
     hiera: Hiera = field(default_factory=Hiera)
     cloud: str | None = None
     source: str = "<built-in>"
+    proxylistener: ProxyListener = field(default_factory=ProxyListener)
 
     def proxy(self, name: str | None = None) -> Proxy:
         """The proxy called `name`, or the active one when `name` is None."""
@@ -100,7 +129,7 @@ def parse(text: str, source: str) -> Fleet:
 
 
 def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
-    unknown = set(data) - {"proxies", "active_proxy", "hiera", "cloud"}
+    unknown = set(data) - {"proxies", "active_proxy", "hiera", "cloud", "proxylistener"}
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s): {', '.join(sorted(map(str, unknown)))}")
     raw_proxies = data.get("proxies")
@@ -113,7 +142,9 @@ def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
     active = data.get("active_proxy", names[0])
     if active not in names:
         raise ConfigError(f"{source}: active_proxy {active!r} is not one of the proxies")
-    return Fleet(proxies, str(active), _hiera(data.get("hiera"), source), _cloud(data, source), source)
+    listener = proxylistener(data.get("proxylistener"), source)
+    hiera, cloud = _hiera(data.get("hiera"), source), _cloud(data, source)
+    return Fleet(proxies, str(active), hiera, cloud, source, listener)
 
 
 def _proxy(item: Any, source: str) -> Proxy:
@@ -140,3 +171,49 @@ def _cloud(data: Mapping[str, Any], source: str) -> str | None:
     if cloud is not None and not isinstance(cloud, str):
         raise ConfigError(f"{source}: 'cloud' must be the name of a clouds.yaml entry")
     return cloud
+
+
+def proxylistener(item: Any, source: str) -> ProxyListener:
+    """The `proxylistener` section: each key typed like its default; networks must parse."""
+    if item is None:
+        return ProxyListener()
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{source}: 'proxylistener' must be a mapping")
+    known = {f.name: f for f in fields(ProxyListener)}
+    unknown = set(item) - set(known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: proxylistener: unknown setting(s): {', '.join(sorted(map(str, unknown)))}"
+        )
+    defaults = ProxyListener()
+    values = {name: _typed(name, value, getattr(defaults, name), source) for name, value in item.items()}
+    settings = ProxyListener(**values)
+    _check_listener(settings, source)
+    return settings
+
+
+def _typed(name: str, value: Any, default: Any, source: str) -> Any:
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{source}: proxylistener.{name} must be a list of strings")
+        return tuple(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not type(default):
+        kind = {int: "an integer", float: "a number", str: "a string"}[type(default)]
+        raise ConfigError(f"{source}: proxylistener.{name} must be {kind}")
+    return value
+
+
+def _check_listener(settings: ProxyListener, source: str) -> None:
+    bad_modes = set(settings.identity) - {"token", "ident"}
+    if bad_modes or not settings.identity:
+        raise ConfigError(f"{source}: proxylistener.identity must list 'token' and/or 'ident'")
+    for network in (*settings.ident_networks, *settings.backend_networks):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"{source}: proxylistener: {network!r} is not a network") from None
+    for name in ("port", "ident_port", "max_line", "max_lines", "max_connections"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{source}: proxylistener.{name} must be positive")

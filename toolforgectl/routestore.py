@@ -9,6 +9,7 @@ Keys toolforgectl adds, each under its own name:
     toolforgectl:routes:version   counter bumped by every write, so caches invalidate at once
     toolforgectl:routes:changes   pub/sub channel; every write publishes the tool's name
     toolforgectl:audit:<tool>     stream of accepted changes (capped), for `debug history`
+    toolforgectl:token:<tool>     generation of the tool's proxylistener token (see tokens.py)
 The Lua side mirrors these names once, in lua/schema.lua; tests/fixtures/schema.json pins both.
 """
 
@@ -34,8 +35,23 @@ VERSION_KEY = "toolforgectl:routes:version"
 CHANGES_CHANNEL = "toolforgectl:routes:changes"
 AUDIT_PREFIX = "toolforgectl:audit:"
 AUDIT_MAXLEN = 1000
+TOKEN_PREFIX = "toolforgectl:token:"
 DEFAULT_TIMEOUT = 2.0
 _SCAN_BATCH = 1000
+
+# proxylistener's hot path: the token-generation check and the whole write in one atomic round
+# trip, so a rotated token cannot slip a write in between the check and the HSET.
+_SET_IF_GENERATION = """
+local current = tonumber(redis.call('GET', KEYS[4]) or '0')
+if current ~= tonumber(ARGV[3]) then return {0, ''} end
+local old = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'time', ARGV[4], 'tool', ARGV[5],
+           'action', 'set', 'route', ARGV[1], 'backend', ARGV[2], 'actor', ARGV[6])
+redis.call('PUBLISH', ARGV[8], ARGV[5])
+return {1, old}
+"""
 
 
 def prefix_key(tool: str) -> str:
@@ -71,6 +87,7 @@ class RouteStore:
         # client is always built with decode_responses=True, so replies are str, typed as Any here.
         self._redis: Any = client
         self._client = client
+        self._set_if_generation: Any = client.register_script(_SET_IF_GENERATION)
         self.url = redacted(url)
 
     @classmethod
@@ -186,6 +203,12 @@ class RouteStore:
             raw = self._redis.xrevrange(audit_key(tool), count=limit)
         return [_audit_entry(entry_id, fields) for entry_id, fields in reversed(raw)]
 
+    def token_generation(self, tool: str) -> int:
+        """The current generation of `tool`'s registration token (0 until first rotated)."""
+        validate.tool_name(tool)
+        with self._talking():
+            return int(self._redis.get(TOKEN_PREFIX + tool) or 0)
+
     # Writes --------------------------------------------------------------------------------
 
     def set_route(
@@ -252,6 +275,26 @@ class RouteStore:
         tool, route = validate.tool_name(tool), validate.route(route)
         with self._talking():
             self._redis.hset(redirect_key(tool), route, host)
+
+    def set_route_if_token(
+        self, tool: str, route: str, backend: str, *, generation: int, actor: str
+    ) -> RouteChange:
+        """`set_route`, but only while `tool`'s token generation is still `generation`."""
+        tool, route = validate.tool_name(tool), validate.route(route)
+        backend = validate.backend(backend)
+        keys = [prefix_key(tool), VERSION_KEY, audit_key(tool), TOKEN_PREFIX + tool]
+        args = [route, backend, generation, f"{time.time():.3f}", tool, actor, AUDIT_MAXLEN, CHANGES_CHANNEL]
+        with self._talking():
+            done, old = self._set_if_generation(keys=keys, args=args)
+        if not done:
+            raise ValidationError("token was rotated; fetch the current one")
+        return RouteChange(tool, route, "set", old or None, backend)
+
+    def rotate_token(self, tool: str) -> int:
+        """Invalidate `tool`'s current token by bumping its generation; returns the new one."""
+        validate.tool_name(tool)
+        with self._talking():
+            return int(self._redis.incr(TOKEN_PREFIX + tool))
 
     def set_k8s_route(self, member: str, tool: str, route: str, backend: str) -> RouteChange:
         """Write a kube2proxy-owned route and record ownership in `k8s_services`, atomically."""

@@ -52,7 +52,8 @@ def route(value: str) -> str:
         raise ValidationError(f"route {_shown(value)} contains control or non-printable characters")
     try:
         re.compile(value)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:
+        # OverflowError: `a{4294967296}`; RecursionError: absurd nesting. Both are caller input.
         raise ValidationError(f"route {_shown(value)} is not a valid regex: {exc}") from None
     return value
 

@@ -1,0 +1,97 @@
+"""`toolforgectl tools`: provision what a tool needs to register with proxylistener (its token)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from toolforgectl import output, tokens
+from toolforgectl.cli.context import settings
+from toolforgectl.errors import ToolforgectlError, UsageError
+
+app = typer.Typer(
+    help="Mint and rotate tools' proxylistener tokens, and the server key.", no_args_is_help=True
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stable JSON envelope.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="Server key (default: proxylistener.token_key_file of the config)."),
+]
+
+
+@app.command("token")
+def token(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="The tool whose token to mint.")],
+    rotate: Annotated[bool, typer.Option("--rotate", help="Invalidate the current token first.")] = False,
+    write: Annotated[
+        Path | None, typer.Option("--write", help="Write the token to this file (mode 0600), not stdout.")
+    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Give the written file to this user.")] = None,
+    key_file: KeyOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print (or write) TOOL's registration token; with --rotate, make a new one.
+
+    The token is an HMAC of the tool name and a per-tool generation under the server key;
+    rotating bumps the generation in the route store, so the old token stops working at once.
+    """
+    key = tokens.load_key(key_file or Path(settings(ctx).fleet.proxylistener.token_key_file))
+    store = settings(ctx).store()
+    generation = store.token_generation(tool)
+    if rotate:
+        generation = generation + 1 if dry_run else store.rotate_token(tool)
+    value = tokens.mint(key, tool, generation)
+    data: dict[str, Any] = {"tool": tool, "generation": generation, "rotated": rotate, "dry_run": dry_run}
+    if write is not None:
+        data["path"] = str(write)
+        if not dry_run:
+            _write(write, value, owner)
+    elif not dry_run:
+        data["token"] = value
+
+    def human(console: Console) -> None:
+        verb = "would write" if dry_run else "wrote"
+        if write is not None:
+            console.print(f"{verb} {tool}'s token (generation {generation}) to {write}", markup=False)
+        elif dry_run:
+            console.print(f"would print {tool}'s token (generation {generation})", markup=False)
+        else:
+            console.print(value, markup=False, highlight=False)
+
+    output.emit("tools token", data, as_json=as_json, human=human)
+
+
+def _write(path: Path, value: str, owner: str | None) -> None:
+    try:
+        tokens.write_secret(path, (value + "\n").encode(), owner)
+    except (OSError, LookupError) as exc:
+        raise ToolforgectlError(f"{path}: cannot write the token: {exc}") from None
+
+
+@app.command("keygen")
+def keygen(
+    path: Annotated[Path, typer.Argument(help="Where to write the new server key (mode 0600).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing key (invalidates every token).")
+    ] = False,
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Create the proxylistener's server key: 32 random bytes that every token is derived from."""
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; replacing it invalidates every token (use --force)")
+    if dry_run:
+        output.progress(f"would write a new {tokens.KEY_MIN_BYTES}-byte key to {path}")
+        return
+    try:
+        tokens.write_secret(path, secrets.token_bytes(tokens.KEY_MIN_BYTES))
+    except OSError as exc:
+        raise ToolforgectlError(f"{path}: cannot write the key: {exc.strerror}") from None
+    output.progress(f"wrote a new server key to {path}")

@@ -1,0 +1,28 @@
+"""The proxylistener's Prometheus metrics: requests by command and outcome, latency, open connections."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+REQUESTS = Counter(
+    "proxylistener_requests_total", "Registration requests by command and outcome", ["command", "outcome"]
+)
+LATENCY = Histogram(
+    "proxylistener_request_seconds",
+    "Time from accepting a connection to sending its reply",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+CONNECTIONS = Gauge("proxylistener_connections", "Connections being served right now")
+
+
+def observe(command: str, outcome: str, seconds: float) -> None:
+    """Count one finished request and its latency."""
+    REQUESTS.labels(command=command, outcome=outcome).inc()
+    if outcome != "empty":  # port probes would only drag the latency figures down
+        LATENCY.observe(seconds)
+
+
+def serve(address: str, port: int) -> None:
+    """Expose /metrics on `address:port` (a local address); port 0 turns it off."""
+    if port:
+        start_http_server(port, addr=address)
