@@ -69,7 +69,10 @@ def backend(value: str) -> str:
         raise ValidationError(f"backend URL is longer than {BACKEND_MAX} characters")
     if not value.isprintable() or any(c.isspace() for c in value):
         raise ValidationError(f"backend URL {_shown(value)} contains whitespace or control characters")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        raise ValidationError(f"backend URL {_shown(value)} is not a URL") from None
     if parts.scheme not in ("http", "https"):
         raise ValidationError(f"backend URL {_shown(value)} must use http or https")
     if "@" in parts.netloc:
