@@ -43,6 +43,7 @@ HOSTILE_BACKENDS = [
     "http://127.0.0.1:8000\r\nX: y",
     "http://" + "1" * 10_000 + ":80",
     "javascript:alert(1)",
+    "http://[::1:80",
     "",
 ]
 
