@@ -7,6 +7,7 @@
     active_proxy: proxy-01        # holds the floating IP; its Redis takes the writes
     hiera: {backend: file, path: /etc/toolforgectl/hiera.yaml}
     cloud: eqiad1                 # an openstacksdk clouds.yaml entry (optional)
+    kube2proxy: {kubeconfig: /etc/kube2proxy/kubeconfig}   # optional; see Kube2proxy
 
 Where the file is: `--config PATH`, else $TOOLFORGECTL_CONFIG, else
 ~/.config/toolforgectl/config.yaml.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,25 @@ class Hiera:
 
 
 @dataclass(frozen=True)
+class Kube2proxy:
+    """Settings of the kube2proxy daemon (the `kube2proxy:` section); every key is optional."""
+
+    kubeconfig: str | None = None  # None: the in-cluster service account
+    context: str | None = None
+    label_selector: str = "tools.wmflabs.org/webservice=true"
+    tool_namespace: str = "tool-{tool}"  # how a tool's namespace is named; "{tool}" = the original
+    port_name: str = "http"
+    path_label: str = "toollabs-proxy-path"
+    active_proxy_file: str = "/etc/active-proxy"
+    watch_timeout: int = 240  # server-side timeoutSeconds of each watch
+    resync_interval: float = 1800.0  # full relist and diff even when the watch is healthy
+    active_check_interval: float = 10.0
+    backoff_max: float = 30.0
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = 9617  # 0 disables the Prometheus endpoint
+
+
+@dataclass(frozen=True)
 class Fleet:
     """The whole fleet as the config file describes it."""
 
@@ -55,6 +75,7 @@ class Fleet:
     hiera: Hiera = field(default_factory=Hiera)
     cloud: str | None = None
     source: str = "<built-in>"
+    kube2proxy: Kube2proxy = field(default_factory=Kube2proxy)
 
     def proxy(self, name: str | None = None) -> Proxy:
         """The proxy called `name`, or the active one when `name` is None."""
@@ -100,7 +121,7 @@ def parse(text: str, source: str) -> Fleet:
 
 
 def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
-    unknown = set(data) - {"proxies", "active_proxy", "hiera", "cloud"}
+    unknown = set(data) - {"proxies", "active_proxy", "hiera", "cloud", "kube2proxy"}
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s): {', '.join(sorted(map(str, unknown)))}")
     raw_proxies = data.get("proxies")
@@ -113,7 +134,14 @@ def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
     active = data.get("active_proxy", names[0])
     if active not in names:
         raise ConfigError(f"{source}: active_proxy {active!r} is not one of the proxies")
-    return Fleet(proxies, str(active), _hiera(data.get("hiera"), source), _cloud(data, source), source)
+    return Fleet(
+        proxies,
+        str(active),
+        _hiera(data.get("hiera"), source),
+        _cloud(data, source),
+        source,
+        kube2proxy=_kube2proxy(data.get("kube2proxy"), source),
+    )
 
 
 def _proxy(item: Any, source: str) -> Proxy:
@@ -140,3 +168,31 @@ def _cloud(data: Mapping[str, Any], source: str) -> str | None:
     if cloud is not None and not isinstance(cloud, str):
         raise ConfigError(f"{source}: 'cloud' must be the name of a clouds.yaml entry")
     return cloud
+
+
+def _kube2proxy(item: Any, source: str) -> Kube2proxy:
+    """The `kube2proxy:` section: each key must have its default's type (ints pass as floats)."""
+    if item is None:
+        return Kube2proxy()
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{source}: 'kube2proxy' must be a mapping")
+    defaults = {f.name: getattr(Kube2proxy(), f.name) for f in fields(Kube2proxy)}
+    unknown = set(item) - set(defaults)
+    if unknown:
+        raise ConfigError(f"{source}: kube2proxy: unknown setting(s): {', '.join(sorted(map(str, unknown)))}")
+    checked = {key: _setting(key, value, defaults[key], source) for key, value in item.items()}
+    if "{tool}" not in item.get("tool_namespace", "{tool}"):
+        raise ConfigError(f"{source}: kube2proxy: 'tool_namespace' must contain {{tool}}")
+    return Kube2proxy(**checked)
+
+
+def _setting(key: str, value: Any, default: Any, source: str) -> Any:
+    """`value` if it has the type of `default` (an int is fine where a float is wanted)."""
+    if value is None and default is None:
+        return None
+    wanted = str if default is None else type(default)
+    if isinstance(value, int) and not isinstance(value, bool) and wanted is float:
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        raise ConfigError(f"{source}: kube2proxy: {key!r} must be a {wanted.__name__}")
+    return value

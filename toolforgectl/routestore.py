@@ -283,6 +283,11 @@ class RouteStore:
             self._commit(change, "kube2proxy", write)
         return change
 
+    def forget_k8s_member(self, member: str) -> None:
+        """Drop a `k8s_services` member that names no route we may delete (routes untouched)."""
+        with self._talking():
+            self._redis.srem(K8S_SERVICES, member)
+
     def import_routes(
         self, data: Mapping[str, Mapping[str, str]], *, actor: str, dry_run: bool = False
     ) -> list[RouteChange]:

@@ -1,0 +1,182 @@
+"""The reflector: list Services, diff against the routes kube2proxy owns, apply, then watch.
+
+relist:  list (remember resourceVersion) -> routes owned but no longer asked for are deleted,
+         routes asked for but missing or different are written
+watch:   from that resourceVersion, with bookmarks and a server-side timeout; a clean end of
+         the stream resumes from the last version seen
+410 Gone (status or ERROR event), a broken stream, or the resync interval -> relist
+any other API or Redis error -> backoff with jitter, then relist
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager, closing
+
+from toolforgectl.config import Kube2proxy
+from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper
+from toolforgectl.daemons.kube2proxy.metrics import Metrics
+from toolforgectl.errors import KubeError, RouteStoreError, ValidationError
+from toolforgectl.kube import GoneError, Service, ServiceApi, StreamBrokenError, WatchEvent
+from toolforgectl.routestore import RouteStore
+
+log = logging.getLogger("kube2proxy")
+
+BACKOFF_FIRST = 0.5
+
+
+class Reflector:
+    """Keeps the `k8s_services` routes equal to what the listed Services ask for."""
+
+    def __init__(
+        self,
+        api: ServiceApi,
+        store: RouteStore,
+        settings: Kube2proxy,
+        metrics: Metrics,
+        *,
+        is_active: Callable[[], bool] = lambda: True,
+        interruptible: Callable[[], AbstractContextManager[None]],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api, self.store, self.settings, self.metrics = api, store, settings, metrics
+        self.mapper = ServiceMapper(settings)
+        self.is_active, self.interruptible, self.sleep = is_active, interruptible, sleep
+        self.owned: dict[tuple[str, str], set[str]] = {}  # Service -> registry members it wrote
+        self.skipped: dict[tuple[str, str], str] = {}  # Service -> why it has no route (logged once)
+        self.failures = 0
+
+    def run_while_active(self) -> None:
+        """Relist and watch, recovering from every failure, until this proxy is no longer active."""
+        reason = "start"
+        while self.is_active():
+            try:
+                self.watch(self.relist(reason))
+                reason = "resync"
+            except GoneError as exc:
+                log.info("relisting: %s", exc)
+                reason = "gone"
+            except StreamBrokenError as exc:
+                log.warning("relisting: %s", exc)
+                reason, _ = "stream_broken", self.back_off()
+            except (KubeError, RouteStoreError) as exc:
+                store_failed = isinstance(exc, RouteStoreError)
+                (self.metrics.store_errors if store_failed else self.metrics.api_errors).inc()
+                log.warning("%s; retrying", exc)
+                reason, _ = "error", self.back_off()
+
+    def relist(self, reason: str) -> str:
+        """List every Service, make the owned routes match, and return the version to watch from."""
+        started = time.monotonic()
+        with self.interruptible():
+            services, version = self.api.list(self.settings.label_selector)
+        self.metrics.relists.labels(reason).inc()
+        self.metrics.synced()
+        wanted = self.wanted(services)
+        members = self.store.k8s_members()
+        for stale in sorted(members - wanted.keys()):
+            self.remove(stale)
+        current = self.store.all_routes()  # pipelined: a resync that changes nothing stays cheap
+        for route in wanted.values():
+            if current.get(route.tool, {}).get(route.route) != route.backend or route.member not in members:
+                self.write(route)
+        self.metrics.services.set(len(wanted))
+        self.metrics.relist_seconds.set(time.monotonic() - started)
+        log.info("listed %d Services (%s): %d routed", len(services), reason, len(wanted))
+        return version
+
+    def watch(self, version: str) -> None:
+        """Apply events from `version` on; return when a resync is due or this proxy went standby."""
+        resync_at = time.monotonic() + self.settings.resync_interval
+        while time.monotonic() < resync_at:
+            with closing(self._events(version)) as events:
+                for event in events:
+                    if not self.is_active():
+                        return
+                    self.apply(event)
+                    version = event.resource_version or version
+            # The server ended the stream (timeoutSeconds): resume from the last version seen.
+
+    def _events(self, version: str) -> Generator[WatchEvent, None, None]:
+        """The watch, read with SIGTERM allowed to interrupt the wait (never a write)."""
+        stream = self.api.watch(self.settings.label_selector, version, self.settings.watch_timeout)
+        while True:
+            with self.interruptible():
+                event = next(stream, None)
+            if event is None:
+                return
+            self.metrics.synced()
+            yield event
+
+    def apply(self, event: WatchEvent) -> None:
+        """Write or remove the route of the Service in one watch event."""
+        started = time.monotonic()
+        self.metrics.events.labels(event.type).inc()
+        self.failures = 0  # the API is talking again
+        if event.service is None:  # BOOKMARK: only the version moves
+            return
+        service = event.service
+        route = self.route_for(service) if event.type != "DELETED" else None
+        keep = {route.member} if route else set()
+        for stale in self.owned.pop(service.key, set()) - keep:
+            self.remove(stale)
+        if route is not None:
+            self.write(route)
+            self.owned[service.key] = keep
+        self.metrics.apply_seconds.observe(time.monotonic() - started)
+
+    def wanted(self, services: list[Service]) -> dict[str, Route]:
+        """The routes the listed Services ask for, by registry member; rebuilds `owned`."""
+        self.owned = {}
+        wanted: dict[str, Route] = {}
+        for service in services:
+            route = self.route_for(service)
+            if route is not None:
+                wanted[route.member] = route
+                self.owned[service.key] = {route.member}
+        return wanted
+
+    def route_for(self, service: Service) -> Route | None:
+        """`service`'s route, or None with a warning logged once per Service and reason."""
+        found = self.mapper.route_for(service)
+        if isinstance(found, Route):
+            self.skipped.pop(service.key, None)
+            return found
+        if self.skipped.get(service.key) != found.reason:
+            log.warning("ignoring Service %s/%s: %s", service.namespace, service.name, found.reason)
+            self.metrics.skipped.labels(found.kind).inc()
+        self.skipped[service.key] = found.reason
+        return None
+
+    def write(self, route: Route) -> None:
+        """Point the route at its backend and record ownership."""
+        change = self.store.set_k8s_route(route.member, route.tool, route.route, route.backend)
+        if change.changed:
+            self.metrics.routes_written.labels("set").inc()
+            log.info("%s %s -> %s", route.tool, route.route, route.backend)
+
+    def remove(self, member: str) -> None:
+        """Delete the route a registry member stands for, and the member."""
+        owned = self.mapper.parse_member(member)
+        try:
+            if owned is None:
+                raise ValidationError("it names no tool's Service")
+            change = self.store.delete_k8s_route(member, owned.tool, owned.route)
+        except ValidationError as exc:
+            log.warning("forgetting registry member %r: %s", member, exc)
+            self.store.forget_k8s_member(member)
+            return
+        if change.old is not None:
+            self.metrics.routes_written.labels("delete").inc()
+            log.info("%s %s removed (was %s)", owned.tool, owned.route, change.old)
+
+    def back_off(self) -> float:
+        """Sleep a jittered, doubling delay (capped) after consecutive failures; returns it."""
+        self.failures += 1
+        ceiling = min(self.settings.backoff_max, BACKOFF_FIRST * 2 ** (self.failures - 1))
+        delay = random.uniform(ceiling / 2, ceiling)
+        self.sleep(delay)
+        return delay

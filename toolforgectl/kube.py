@@ -1,0 +1,204 @@
+"""The Kubernetes adapter: the only module that imports the `kubernetes` client; Services as plain data.
+
+The client library is imported lazily, inside the functions that need it, so commands that never
+talk to Kubernetes (`toolforgectl --help`) do not pay for importing it. Lists and watch events are
+parsed from the raw JSON rather than into the client's models: kube2proxy needs five fields, and
+10,000 Services deserialize several times faster this way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolforgectl.errors import KubeError
+
+CONNECT_TIMEOUT = 5.0
+LIST_TIMEOUT = 60.0
+WATCH_READ_SLACK = 30.0  # a watch may be silent for timeoutSeconds; only then is the socket dead
+PAGE_SIZE = 500
+
+
+class GoneError(KubeError):
+    """410 Gone: the resourceVersion is too old to watch from (etcd compacted); relist."""
+
+
+class StreamBrokenError(KubeError):
+    """The watch stream broke off mid-way (connection reset, truncated chunk, garbled line)."""
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """One entry of a Service's `spec.ports`."""
+
+    name: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Service:
+    """The parts of a Kubernetes Service that decide its route."""
+
+    namespace: str
+    name: str
+    cluster_ip: str
+    ports: tuple[ServicePort, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, name): what identifies the Service across events."""
+        return (self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """ADDED, MODIFIED or DELETED with its Service, or a BOOKMARK (service None)."""
+
+    type: str
+    resource_version: str
+    service: Service | None
+
+
+def service_from(obj: Mapping[str, Any]) -> Service:
+    """A Service from its JSON form; missing or odd fields become empty values, never errors."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    ports = tuple(
+        ServicePort(str(p.get("name") or ""), p["port"])
+        for p in spec.get("ports") or []
+        if isinstance(p, Mapping) and isinstance(p.get("port"), int)
+    )
+    labels = meta.get("labels") or {}
+    return Service(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        cluster_ip=str(spec.get("clusterIP") or ""),
+        ports=ports,
+        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
+    )
+
+
+class ServiceApi:
+    """Lists and watches Services cluster-wide through the official client."""
+
+    def __init__(self, core_v1: Any) -> None:
+        self._core = core_v1
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None, context: str | None = None) -> ServiceApi:
+        """Credentials from `kubeconfig`, or the in-cluster service account when it is None."""
+        from kubernetes import client, config
+
+        try:
+            if kubeconfig:
+                api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+            else:
+                configuration = client.Configuration()
+                config.load_incluster_config(client_configuration=configuration)
+                api_client = client.ApiClient(configuration)
+        except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+            where = kubeconfig or "the in-cluster service account"
+            raise KubeError(f"cannot load Kubernetes credentials from {where}: {exc}") from None
+        if not api_client.configuration.verify_ssl:
+            import urllib3
+
+            # The operator chose insecure-skip-tls-verify; one warning per request is only noise.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        return cls(client.CoreV1Api(api_client))
+
+    def list(self, selector: str) -> tuple[list[Service], str]:
+        """Every Service matching `selector` (paged), and the resourceVersion to watch from."""
+        services: list[Service] = []
+        token: str | None = None
+        while True:
+            body = self._json(
+                self._core.list_service_for_all_namespaces,
+                label_selector=selector,
+                limit=PAGE_SIZE,
+                _continue=token,
+                _request_timeout=(CONNECT_TIMEOUT, LIST_TIMEOUT),
+            )
+            services += [service_from(item) for item in body.get("items") or []]
+            meta = body.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                return services, str(meta.get("resourceVersion", ""))
+
+    def watch(self, selector: str, resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
+        """Events after `resource_version` until the server ends the stream after `timeout_seconds`.
+
+        Raises GoneError on 410 (as an HTTP status or an ERROR event) and StreamBrokenError when the
+        stream breaks off; a clean end simply ends the iteration.
+        """
+        from kubernetes.watch.watch import iter_resp_lines
+
+        response = self._call(
+            self._core.list_service_for_all_namespaces,
+            label_selector=selector,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_seconds,
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT, timeout_seconds + WATCH_READ_SLACK),
+        )
+        try:
+            with _translated(StreamBrokenError, "the watch stream broke off"):
+                for line in iter_resp_lines(response):
+                    if line.strip():
+                        yield _event(line)
+        finally:
+            response.close()
+            response.release_conn()
+
+    def _json(self, method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+        response = self._call(method, _preload_content=False, **kwargs)
+        try:
+            body = json.loads(response.data)
+        except ValueError:
+            raise KubeError("the Kubernetes API answered something that is not JSON") from None
+        if not isinstance(body, dict):
+            raise KubeError("the Kubernetes API answered JSON that is not an object")
+        return body
+
+    @staticmethod
+    def _call(method: Callable[..., Any], **kwargs: Any) -> Any:
+        with _translated(KubeError, "cannot reach the Kubernetes API"):
+            return method(**kwargs)
+
+
+@contextmanager
+def _translated(kind: type[KubeError], what: str) -> Iterator[None]:
+    """Turn client and transport errors into our KubeError tree (410 always becomes GoneError)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 410:
+            raise GoneError(f"410 Gone: {exc.reason}") from None
+        # Only status and reason: the body and headers may echo credentials.
+        raise KubeError(f"the Kubernetes API answered {exc.status} {exc.reason}") from None
+    except (HTTPError, OSError) as exc:
+        raise kind(f"{what}: {type(exc).__name__}: {exc}") from None
+
+
+def _event(line: str) -> WatchEvent:
+    """One watch line as an event; an ERROR event becomes GoneError or KubeError."""
+    try:
+        data = json.loads(line)
+        kind, obj = data["type"], data["object"]
+    except (ValueError, KeyError, TypeError):
+        raise StreamBrokenError("the watch stream sent a line that is not a watch event") from None
+    if kind == "ERROR":
+        code, message = obj.get("code"), obj.get("message", "")
+        if code == 410:
+            raise GoneError(f"410 Gone: {message}")
+        raise KubeError(f"the watch ended with an error: {code} {obj.get('reason', '')}: {message}")
+    version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    return WatchEvent(kind, version, None if kind == "BOOKMARK" else service_from(obj))
