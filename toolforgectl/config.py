@@ -194,5 +194,6 @@ def _setting(key: str, value: Any, default: Any, source: str) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and wanted is float:
         return float(value)
     if isinstance(value, bool) or not isinstance(value, wanted):
-        raise ConfigError(f"{source}: kube2proxy: {key!r} must be a {wanted.__name__}")
+        kinds = {int: "a whole number", float: "a number", str: "a string"}
+        raise ConfigError(f"{source}: kube2proxy: {key!r} must be {kinds.get(wanted, wanted.__name__)}")
     return value
