@@ -15,7 +15,7 @@ The Lua side mirrors these names once, in lua/schema.lua; tests/fixtures/schema.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -282,6 +282,39 @@ class RouteStore:
 
             self._commit(change, "kube2proxy", write)
         return change
+
+    def set_k8s_routes(self, routes: Sequence[tuple[str, str, str, str]]) -> list[RouteChange]:
+        """Many `set_k8s_route` calls, as (member, tool, route, backend), in batched transactions.
+
+        For kube2proxy's relist: 10,000 routes in 3 round trips per thousand instead of 4 each.
+        """
+        checked = [
+            (member, validate.tool_name(tool), validate.route(route), validate.backend(backend))
+            for member, tool, route, backend in routes
+        ]
+        changes: list[RouteChange] = []
+        with self._talking():
+            for start in range(0, len(checked), _SCAN_BATCH):
+                changes += self._set_k8s_batch(checked[start : start + _SCAN_BATCH])
+        return changes
+
+    def _set_k8s_batch(self, batch: list[tuple[str, str, str, str]]) -> list[RouteChange]:
+        reads = self._redis.pipeline(transaction=False)
+        for _, tool, route, _ in batch:
+            reads.hget(prefix_key(tool), route)
+        olds = reads.execute()
+        changes = [RouteChange(t, r, "set", old, b) for (_, t, r, b), old in zip(batch, olds, strict=True)]
+        pipe = self._redis.pipeline(transaction=True)
+        for (member, tool, route, backend), change in zip(batch, changes, strict=True):
+            pipe.hset(prefix_key(tool), route, backend)
+            pipe.sadd(K8S_SERVICES, member)
+            self._record(pipe, change, "kube2proxy")
+        pipe.execute()
+        notify = self._redis.pipeline(transaction=False)
+        for tool in dict.fromkeys(change.tool for change in changes):
+            notify.publish(CHANGES_CHANNEL, tool)
+        notify.execute()
+        return changes
 
     def forget_k8s_member(self, member: str) -> None:
         """Drop a `k8s_services` member that names no route we may delete (routes untouched)."""

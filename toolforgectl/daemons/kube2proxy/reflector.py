@@ -80,9 +80,8 @@ class Reflector:
         for stale in sorted(members - wanted.keys()):
             self.remove(stale)
         current = self.store.all_routes()  # pipelined: a resync that changes nothing stays cheap
-        for route in wanted.values():
-            if current.get(route.tool, {}).get(route.route) != route.backend or route.member not in members:
-                self.write(route)
+        self.write_many([r for r in wanted.values() if current.get(r.tool, {}).get(r.route) != r.backend
+                         or r.member not in members])  # fmt: skip
         self.metrics.services.set(len(wanted))
         self.metrics.relist_seconds.set(time.monotonic() - started)
         log.info("listed %d Services (%s): %d routed", len(services), reason, len(wanted))
@@ -157,6 +156,14 @@ class Reflector:
         if change.changed:
             self.metrics.routes_written.labels("set").inc()
             log.info("%s %s -> %s", route.tool, route.route, route.backend)
+
+    def write_many(self, routes: list[Route]) -> None:
+        """Write the routes a relist found missing or different, in batched transactions."""
+        changes = self.store.set_k8s_routes([(r.member, r.tool, r.route, r.backend) for r in routes])
+        for change in changes:
+            if change.changed:
+                self.metrics.routes_written.labels("set").inc()
+                log.info("%s %s -> %s", change.tool, change.route, change.new)
 
     def remove(self, member: str) -> None:
         """Delete the route a registry member stands for, and the member."""
