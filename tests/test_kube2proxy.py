@@ -217,3 +217,26 @@ def test_a_standby_proxy_writes_nothing_until_it_becomes_active(
     api.put(service("tool-beta", "beta", "127.96.0.12"))
     time.sleep(1)
     assert store.routes("beta") == {}, "a proxy that went standby writes nothing"
+
+
+def test_api_errors_are_retried_with_backoff_until_the_sync_succeeds(
+    launch: Any, api: FakeKubeApi, store: RouteStore
+) -> None:
+    api.put(service("tool-alpha", "alpha", "127.96.0.11"))
+    api.fail_next(3)
+    daemon = launch()
+    wait_until(lambda: store.routes("alpha"), "the sync after the errors")
+    assert daemon.metric("kube2proxy_api_errors_total") == 3
+    assert daemon.log_text().count("the Kubernetes API answered 500") == 3
+    assert daemon.popen.poll() is None, "errors are retried, not fatal"
+
+
+def test_the_periodic_resync_repairs_a_route_changed_behind_its_back(
+    launch: Any, api: FakeKubeApi, store: RouteStore
+) -> None:
+    api.put(service("tool-alpha", "alpha", "127.96.0.11"))
+    daemon = launch(watch_timeout=1, resync_interval=1)
+    wait_until(lambda: store.routes("alpha"), "the first sync")
+    store.delete_route("alpha", ".*", actor="someone")  # drift no watch event will report
+    wait_until(lambda: store.routes("alpha") == {".*": "http://127.96.0.11:8000"}, "the resync to repair it")
+    assert daemon.metric("kube2proxy_relists_total", reason="resync") >= 1

@@ -44,6 +44,7 @@ class _State:
     compacted: int = 0  # a watch from an older version gets 410
     expire_round: int = 0  # bumping it ends every open watch with ERROR 410
     cut_round: int = 0  # bumping it breaks every open watch mid-stream
+    failures: int = 0  # answer this many more requests with 500
     closing: bool = False
 
 
@@ -166,6 +167,19 @@ class FakeKubeApi:
         with self.lock:
             self.state.cut_round += 1
             self.lock.notify_all()
+
+    def fail_next(self, count: int) -> None:
+        """Answer the next `count` requests with 500 Internal Server Error."""
+        with self.lock:
+            self.state.failures = count
+
+    def take_failure(self) -> bool:
+        """Whether this request is one of those told to fail."""
+        with self.lock:
+            if self.state.failures <= 0:
+                return False
+            self.state.failures -= 1
+            return True
 
     def watches(self) -> list[dict[str, str]]:
         """The watch requests so far, oldest first."""
@@ -310,6 +324,8 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
             elif parts.path != "/api/v1/services":
                 self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+            elif api.take_failure():
+                self._json(500, {"kind": "Status", "code": 500, "reason": "InternalError"})
             else:
                 api.requests.append(query)
                 if query.get("watch") == "true":
