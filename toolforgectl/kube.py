@@ -9,7 +9,7 @@ parsed from the raw JSON rather than into the client's models: kube2proxy needs 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +128,9 @@ class ServiceApi:
             if not token:
                 return services, str(meta.get("resourceVersion", ""))
 
-    def watch(self, selector: str, resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
+    def watch(
+        self, selector: str, resource_version: str, timeout_seconds: int
+    ) -> Generator[WatchEvent, None, None]:
         """Events after `resource_version` until the server ends the stream after `timeout_seconds`.
 
         Raises GoneError on 410 (as an HTTP status or an ERROR event) and StreamBrokenError when the

@@ -61,12 +61,14 @@ class Reflector:
                 reason = "gone"
             except StreamBrokenError as exc:
                 log.warning("relisting: %s", exc)
-                reason, _ = "stream_broken", self.back_off()
-            except (KubeError, RouteStoreError) as exc:
-                store_failed = isinstance(exc, RouteStoreError)
-                (self.metrics.store_errors if store_failed else self.metrics.api_errors).inc()
-                log.warning("%s; retrying", exc)
-                reason, _ = "error", self.back_off()
+                reason = "stream_broken"
+                self.back_off()
+            except RouteStoreError as exc:
+                self.metrics.store_errors.inc()
+                reason = self.retry_later(exc)
+            except KubeError as exc:
+                self.metrics.api_errors.inc()
+                reason = self.retry_later(exc)
 
     def relist(self, reason: str) -> str:
         """List every Service, make the owned routes match, and return the version to watch from."""
@@ -80,8 +82,7 @@ class Reflector:
         for stale in sorted(members - wanted.keys()):
             self.remove(stale)
         current = self.store.all_routes()  # pipelined: a resync that changes nothing stays cheap
-        self.write_many([r for r in wanted.values() if current.get(r.tool, {}).get(r.route) != r.backend
-                         or r.member not in members])  # fmt: skip
+        self.write_many([r for r in wanted.values() if _differs(r, current, members)])
         self.metrics.services.set(len(wanted))
         self.metrics.relist_seconds.set(time.monotonic() - started)
         log.info("listed %d Services (%s): %d routed", len(services), reason, len(wanted))
@@ -101,14 +102,15 @@ class Reflector:
 
     def _events(self, version: str) -> Generator[WatchEvent, None, None]:
         """The watch, read with SIGTERM allowed to interrupt the wait (never a write)."""
-        stream = self.api.watch(self.settings.label_selector, version, self.settings.watch_timeout)
-        while True:
-            with self.interruptible():
-                event = next(stream, None)
-            if event is None:
-                return
-            self.metrics.synced()
-            yield event
+        watch = self.api.watch(self.settings.label_selector, version, self.settings.watch_timeout)
+        with closing(watch) as stream:
+            while True:
+                with self.interruptible():
+                    event = next(stream, None)
+                if event is None:
+                    return
+                self.metrics.synced()
+                yield event
 
     def apply(self, event: WatchEvent) -> None:
         """Write or remove the route of the Service in one watch event."""
@@ -180,6 +182,12 @@ class Reflector:
             self.metrics.routes_written.labels("delete").inc()
             log.info("%s %s removed (was %s)", owned.tool, owned.route, change.old)
 
+    def retry_later(self, exc: Exception) -> str:
+        """Log a failed API or Redis call and back off; the relist reason that follows."""
+        log.warning("%s; retrying", exc)
+        self.back_off()
+        return "error"
+
     def back_off(self) -> float:
         """Sleep a jittered, doubling delay (capped) after consecutive failures; returns it."""
         self.failures += 1
@@ -187,3 +195,8 @@ class Reflector:
         delay = random.uniform(ceiling / 2, ceiling)
         self.sleep(delay)
         return delay
+
+
+def _differs(route: Route, current: dict[str, dict[str, str]], members: set[str]) -> bool:
+    """Whether the store lacks `route`, points it elsewhere, or does not record it as ours."""
+    return current.get(route.tool, {}).get(route.route) != route.backend or route.member not in members
