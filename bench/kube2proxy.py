@@ -7,7 +7,9 @@ The daemon runs as its own process against the fake Kubernetes API (toolforgectl
 in this process) and a real redis-server. Sync = from an empty Redis to every route written;
 it is reported as the daemon's own list-diff-apply time and as the wall time from process start
 (Python start-up and imports included). Latency = from the API accepting a Service change to the
-route store publishing that tool's change. Baselines, same run, same Redis: the same routes
+route store publishing that tool's change: one change at a time ("sequential"), a paced stream
+(--rate changes/s, not waiting for each other) and all changes fired back to back ("burst": they
+queue, so this shows throughput). Baselines, same run, same Redis: the same routes
 written with raw HSET, one round trip each and pipelined.
 """
 
@@ -18,6 +20,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -114,6 +117,42 @@ def latency(api: FakeKubeApi, client: redis.Redis, n: int, changes: int) -> list
     return samples
 
 
+def stream_latency(
+    api: FakeKubeApi, client: redis.Redis, n: int, changes: int, rate: float, salt: int
+) -> list[float]:
+    """Fire changes at `rate` per second (0: as fast as the API takes them, a burst) without
+    waiting for each other; each one's time until its tool's change is published."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(CHANGES_CHANNEL)
+    while pubsub.get_message(timeout=0.1) is not None:
+        pass
+    received: dict[str, float] = {}
+
+    def listen() -> None:
+        while len(received) < changes:
+            message = pubsub.get_message(timeout=10)
+            if message is None:
+                return
+            received.setdefault(message["data"], time.perf_counter())
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    sent: dict[str, float] = {}
+    start = time.perf_counter()
+    for j in range(changes):
+        if rate:
+            time.sleep(max(0.0, start + j / rate - time.perf_counter()))
+        i = (j * 37) % n
+        sent[f"b{i}"] = time.perf_counter()
+        api.put(service(f"tool-b{i}", f"b{i}", cluster_ip(i, salt=salt + j)))
+    listener.join(timeout=60)
+    pubsub.close()
+    missing = set(sent) - set(received)
+    if missing:
+        raise SystemExit(f"{len(missing)} changes never reached the route store")
+    return [received[tool] - sent[tool] for tool in sent]
+
+
 def raw_latency(client: redis.Redis, n: int, changes: int) -> list[float]:
     samples = []
     for j in range(changes):
@@ -130,6 +169,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--changes", type=int, default=1_000)
     parser.add_argument("--syncs", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=500, help="changes per second of the paced stream")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-kube2proxy-"))
     redis_process = start_redis(workdir / "redis")
@@ -164,6 +204,8 @@ def run(
             process.stop()
         syncs.append(found)
     daemon_latency = latency(api, client, n, args.changes)
+    paced = stream_latency(api, client, n, args.changes, args.rate, salt=args.changes + 1)
+    burst = stream_latency(api, client, n, args.changes, 0, salt=2 * args.changes + 1)
     process.stop()
     base_latency = raw_latency(client, n, args.changes)
     med = statistics.median
@@ -176,6 +218,11 @@ def run(
         "baseline_hset_pipelined_s_median": med(b["pipelined_s"] for b in baseline),
         "latency_ms_p50": 1000 * percentile(daemon_latency, 0.5),
         "latency_ms_p99": 1000 * percentile(daemon_latency, 0.99),
+        "paced_rate_per_s": args.rate,
+        "paced_latency_ms_p50": 1000 * percentile(paced, 0.5),
+        "paced_latency_ms_p99": 1000 * percentile(paced, 0.99),
+        "burst_latency_ms_p50": 1000 * percentile(burst, 0.5),
+        "burst_latency_ms_p99": 1000 * percentile(burst, 0.99),
         "baseline_hset_ms_p50": 1000 * percentile(base_latency, 0.5),
         "baseline_hset_ms_p99": 1000 * percentile(base_latency, 0.99),
         "syncs": syncs,
