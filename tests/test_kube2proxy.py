@@ -13,6 +13,7 @@ from kube2proxy_harness import Daemon, start_daemon, wait_until, write_config
 
 from tests.conftest import RedisServer, run_cli
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
+from toolforgectl.lab.processes import start_redis
 from toolforgectl.routestore import RouteStore
 
 
@@ -217,6 +218,7 @@ def test_a_standby_proxy_writes_nothing_until_it_becomes_active(
     api.put(service("tool-beta", "beta", "127.96.0.12"))
     time.sleep(1)
     assert store.routes("beta") == {}, "a proxy that went standby writes nothing"
+    assert daemon.stop() == 0, "an idle daemon stops cleanly too"
 
 
 def test_api_errors_are_retried_with_backoff_until_the_sync_succeeds(
@@ -240,3 +242,28 @@ def test_the_periodic_resync_repairs_a_route_changed_behind_its_back(
     store.delete_route("alpha", ".*", actor="someone")  # drift no watch event will report
     wait_until(lambda: store.routes("alpha") == {".*": "http://127.96.0.11:8000"}, "the resync to repair it")
     assert daemon.metric("kube2proxy_relists_total", reason="resync") >= 1
+
+
+def test_a_redis_outage_is_retried_and_the_missed_change_written_after(
+    launch: Any, api: FakeKubeApi, store: RouteStore, redis_server: RedisServer
+) -> None:
+    api.put(service("tool-alpha", "alpha", "127.96.0.11"))
+    daemon = launch()
+    wait_until(lambda: store.routes("alpha"), "the first sync")
+    redis_server.process.stop()
+    api.put(service("tool-alpha", "alpha", "127.96.0.12"))
+    wait_until(lambda: daemon.metric("kube2proxy_store_errors_total") >= 1, "the failed write")
+    process = redis_server.process
+    redis_server.process = start_redis(redis_server.directory, process.host, process.port)
+    wait_until(lambda: store.routes("alpha") == {".*": "http://127.96.0.12:8000"}, "the change, after")
+    assert daemon.popen.poll() is None
+
+
+def test_missing_credentials_are_one_error_line_and_exit_code_3(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    config = write_config(tmp_path, redis_server.url, tmp_path / "no-such-kubeconfig")
+    daemon = start_daemon(config, tmp_path / "kube2proxy.log")
+    assert daemon.popen.wait(timeout=30) == 3
+    log = daemon.log_text()
+    assert "ERROR cannot load Kubernetes credentials from" in log and "Traceback" not in log
