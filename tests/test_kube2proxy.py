@@ -138,6 +138,18 @@ def test_410_mid_watch_relists_and_removes_a_deletion_made_in_the_gap(
     wait_until(lambda: store.routes("gamma"), "watching again after the relist")
 
 
+def test_a_410_status_on_the_watch_request_also_relists(
+    launch: Any, api: FakeKubeApi, store: RouteStore
+) -> None:
+    api.put(service("tool-alpha", "alpha", "127.96.0.11"))
+    api.fail_next(1, status=410, watch_only=True)
+    daemon = launch()
+    wait_until(lambda: daemon.metric("kube2proxy_relists_total", reason="gone") == 1, "a relist on 410")
+    api.put(service("tool-beta", "beta", "127.96.0.12"))
+    wait_until(lambda: store.routes("beta"), "watching after the relist")
+    assert len(api.lists()) == 2
+
+
 def test_a_cut_stream_recovers_without_rewriting_unchanged_routes(
     launch: Any, api: FakeKubeApi, store: RouteStore
 ) -> None:

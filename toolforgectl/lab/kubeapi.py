@@ -44,7 +44,9 @@ class _State:
     compacted: int = 0  # a watch from an older version gets 410
     expire_round: int = 0  # bumping it ends every open watch with ERROR 410
     cut_round: int = 0  # bumping it breaks every open watch mid-stream
-    failures: int = 0  # answer this many more requests with 500
+    failures: int = 0  # answer this many more requests with `failure_status`
+    failure_status: int = 500
+    failure_watch_only: bool = False
     closing: bool = False
 
 
@@ -168,18 +170,20 @@ class FakeKubeApi:
             self.state.cut_round += 1
             self.lock.notify_all()
 
-    def fail_next(self, count: int) -> None:
-        """Answer the next `count` requests with 500 Internal Server Error."""
+    def fail_next(self, count: int, status: int = 500, watch_only: bool = False) -> None:
+        """Answer the next `count` requests (or watch requests) with HTTP `status`."""
         with self.lock:
-            self.state.failures = count
+            self.state.failures, self.state.failure_status = count, status
+            self.state.failure_watch_only = watch_only
 
-    def take_failure(self) -> bool:
-        """Whether this request is one of those told to fail."""
+    def take_failure(self, query: dict[str, str]) -> int | None:
+        """The status this request must fail with, if it is one of those told to fail."""
         with self.lock:
-            if self.state.failures <= 0:
-                return False
+            watch = query.get("watch") == "true"
+            if self.state.failures <= 0 or (self.state.failure_watch_only and not watch):
+                return None
             self.state.failures -= 1
-            return True
+            return self.state.failure_status
 
     def watches(self) -> list[dict[str, str]]:
         """The watch requests so far, oldest first."""
@@ -324,8 +328,8 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
             elif parts.path != "/api/v1/services":
                 self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
-            elif api.take_failure():
-                self._json(500, {"kind": "Status", "code": 500, "reason": "InternalError"})
+            elif status := api.take_failure(query):
+                self._json(status, {"kind": "Status", "code": status, "message": "failing as told"})
             else:
                 api.requests.append(query)
                 if query.get("watch") == "true":
