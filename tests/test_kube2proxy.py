@@ -67,6 +67,17 @@ def test_initial_sync_routes_every_labelled_service(launch: Any, api: FakeKubeAp
     assert store.k8s_members() == {"tool-alpha/alpha/.*", "tool-beta/beta/.*", "tool-gamma/gamma/api.*"}
 
 
+def test_a_list_longer_than_one_page_is_read_to_the_end(
+    launch: Any, api: FakeKubeApi, store: RouteStore
+) -> None:
+    for i in range(1200):
+        api.put(service(f"tool-p{i}", f"p{i}", f"127.96.{i // 250}.{i % 250 + 1}"))
+    launch()
+    wait_until(lambda: len(store.k8s_members()) == 1200, "every page routed")
+    assert [bool(q.get("continue")) for q in api.lists()] == [False, True, True], "three pages of 500"
+    assert store.routes("p1199") == {".*": "http://127.96.4.200:8000"}
+
+
 def test_cli_shows_the_route_kube2proxy_wrote(
     launch: Any, api: FakeKubeApi, store: RouteStore, redis_server: RedisServer
 ) -> None:
