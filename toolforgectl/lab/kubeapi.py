@@ -198,6 +198,7 @@ class FakeKubeApi:
     def list_body(self, query: dict[str, str]) -> dict[str, Any]:
         """A ServiceList page for `query` (labelSelector, limit, continue)."""
         with self.lock:
+            self.requests.append(query)
             version = self.state.version
             items = [o for _, o in sorted(self.state.services.items()) if _selected(o, query)]
         start, version = _decode_continue(query.get("continue"), version)
@@ -214,6 +215,7 @@ class FakeKubeApi:
         deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
         bookmarks = query.get("allowWatchBookmarks") == "true"
         with self.lock:
+            self.requests.append(query)  # logged only once cut_watches() and gap() can reach it
             if since and since < self.state.compacted:
                 yield _line(_gone())
                 return
@@ -330,12 +332,10 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
             elif status := api.take_failure(query):
                 self._json(status, {"kind": "Status", "code": status, "message": "failing as told"})
+            elif query.get("watch") == "true":
+                self._stream(api.watch_lines(query))
             else:
-                api.requests.append(query)
-                if query.get("watch") == "true":
-                    self._stream(api.watch_lines(query))
-                else:
-                    self._json(200, api.list_body(query))
+                self._json(200, api.list_body(query))
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
