@@ -98,7 +98,8 @@ class Reflector:
                         return
                     self.apply(event)
                     version = event.resource_version or version
-            # The server ended the stream (timeoutSeconds): resume from the last version seen.
+            # The server ended the stream (timeoutSeconds): all caught up; resume where we were.
+            self.metrics.synced()
 
     def _events(self, version: str) -> Generator[WatchEvent, None, None]:
         """The watch, read with SIGTERM allowed to interrupt the wait (never a write)."""
