@@ -9,8 +9,10 @@ parsed from the raw JSON rather than into the client's models: kube2proxy needs 
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ CONNECT_TIMEOUT = 5.0
 LIST_TIMEOUT = 60.0
 WATCH_READ_SLACK = 30.0  # a watch may be silent for timeoutSeconds; only then is the socket dead
 PAGE_SIZE = 500
+BATCH_MAX = 1000
 
 
 class GoneError(KubeError):
@@ -61,6 +64,9 @@ class WatchEvent:
     type: str
     resource_version: str
     service: Service | None
+
+
+Batch = list[WatchEvent]  # events that arrived together
 
 
 def service_from(obj: Mapping[str, Any]) -> Service:
@@ -130,14 +136,15 @@ class ServiceApi:
 
     def watch(
         self, selector: str, resource_version: str, timeout_seconds: int
-    ) -> Generator[WatchEvent, None, None]:
-        """Events after `resource_version` until the server ends the stream after `timeout_seconds`.
+    ) -> Generator[Batch, None, None]:
+        """Events after `resource_version`, in batches, until the server ends the stream after
+        `timeout_seconds`.
 
-        Raises GoneError on 410 (as an HTTP status or an ERROR event) and StreamBrokenError when the
-        stream breaks off; a clean end simply ends the iteration.
+        A thread reads the stream; each batch is every event that arrived while the caller was
+        busy with the previous one, so a burst of changes costs one Redis transaction per batch
+        instead of one per event. Raises GoneError on 410 (an HTTP status or an ERROR event) and
+        StreamBrokenError when the stream breaks off, after yielding what came before.
         """
-        from kubernetes.watch.watch import iter_resp_lines
-
         response = self._call(
             self._core.list_service_for_all_namespaces,
             label_selector=selector,
@@ -148,13 +155,16 @@ class ServiceApi:
             _preload_content=False,
             _request_timeout=(CONNECT_TIMEOUT, timeout_seconds + WATCH_READ_SLACK),
         )
+        lines: queue.SimpleQueue[str | BaseException | None] = queue.SimpleQueue()
+        reader = threading.Thread(target=_read_lines, args=(response, lines), name="watch", daemon=True)
+        reader.start()
         try:
-            with _translated(StreamBrokenError, "the watch stream broke off"):
-                for line in iter_resp_lines(response):
-                    if line.strip():
-                        yield _event(line)
+            yield from _batches(lines)
         finally:
+            with suppress(ValueError, RuntimeError, OSError):
+                response.shutdown()  # unblocks the reader if we stop early (SIGTERM, standby)
             response.close()
+            reader.join(timeout=5)
             response.release_conn()
 
     def _json(self, method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
@@ -188,6 +198,43 @@ def _translated(kind: type[KubeError], what: str) -> Iterator[None]:
         raise KubeError(f"the Kubernetes API answered {exc.status} {exc.reason}") from None
     except (HTTPError, OSError) as exc:
         raise kind(f"{what}: {type(exc).__name__}: {exc}") from None
+
+
+def _read_lines(response: Any, out: queue.SimpleQueue[str | BaseException | None]) -> None:
+    """The reader thread: every non-empty line, then None at a clean end or the exception."""
+    from kubernetes.watch.watch import iter_resp_lines
+
+    try:
+        for line in iter_resp_lines(response):
+            if line.strip():
+                out.put(line)
+        out.put(None)
+    except BaseException as exc:  # handed to the consumer, which decides what it means
+        out.put(exc)
+
+
+def _batches(lines: queue.SimpleQueue[str | BaseException | None]) -> Iterator[Batch]:
+    """Parse what the reader queued: wait for one line, then take all that is there already."""
+    while True:
+        items = [lines.get()]
+        while len(items) < BATCH_MAX and not lines.empty():
+            items.append(lines.get())
+        events: list[WatchEvent] = []
+        for item in items:
+            if not isinstance(item, str):
+                if events:
+                    yield events
+                if item is None:
+                    return
+                with _translated(StreamBrokenError, "the watch stream broke off"):
+                    raise item
+            try:
+                events.append(_event(item))
+            except KubeError:
+                if events:
+                    yield events  # what came before the error still counts
+                raise
+        yield events
 
 
 def _event(line: str) -> WatchEvent:

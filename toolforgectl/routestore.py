@@ -286,7 +286,8 @@ class RouteStore:
     def set_k8s_routes(self, routes: Sequence[tuple[str, str, str, str]]) -> list[RouteChange]:
         """Many `set_k8s_route` calls, as (member, tool, route, backend), in batched transactions.
 
-        For kube2proxy's relist: 10,000 routes in 3 round trips per thousand instead of 4 each.
+        Like `set_k8s_route`, a route already in place and owned is not written again. For
+        kube2proxy's relists and event bursts: 3 round trips per thousand routes, not 4 each.
         """
         checked = [
             (member, validate.tool_name(tool), validate.route(route), validate.backend(backend))
@@ -300,18 +301,23 @@ class RouteStore:
 
     def _set_k8s_batch(self, batch: list[tuple[str, str, str, str]]) -> list[RouteChange]:
         reads = self._redis.pipeline(transaction=False)
-        for _, tool, route, _ in batch:
+        for member, tool, route, _ in batch:
             reads.hget(prefix_key(tool), route)
-        olds = reads.execute()
+            reads.sismember(K8S_SERVICES, member)
+        found = reads.execute()
+        olds, owned = found[0::2], found[1::2]
         changes = [RouteChange(t, r, "set", old, b) for (_, t, r, b), old in zip(batch, olds, strict=True)]
+        todo = [(w, c) for w, c, o in zip(batch, changes, owned, strict=True) if c.changed or not o]
+        if not todo:
+            return changes
         pipe = self._redis.pipeline(transaction=True)
-        for (member, tool, route, backend), change in zip(batch, changes, strict=True):
+        for (member, tool, route, backend), change in todo:
             pipe.hset(prefix_key(tool), route, backend)
             pipe.sadd(K8S_SERVICES, member)
             self._record(pipe, change, "kube2proxy")
         pipe.execute()
         notify = self._redis.pipeline(transaction=False)
-        for tool in dict.fromkeys(change.tool for change in changes):
+        for tool in dict.fromkeys(change.tool for _, change in todo):
             notify.publish(CHANGES_CHANNEL, tool)
         notify.execute()
         return changes

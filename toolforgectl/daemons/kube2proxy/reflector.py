@@ -92,43 +92,47 @@ class Reflector:
         """Apply events from `version` on; return when a resync is due or this proxy went standby."""
         resync_at = time.monotonic() + self.settings.resync_interval
         while time.monotonic() < resync_at:
-            with closing(self._events(version)) as events:
-                for event in events:
+            with closing(self._batches(version)) as batches:
+                for events in batches:
                     if not self.is_active():
                         return
-                    self.apply(event)
-                    version = event.resource_version or version
+                    self.apply(events)
+                    version = events[-1].resource_version or version
             # The server ended the stream (timeoutSeconds): all caught up; resume where we were.
             self.metrics.synced()
 
-    def _events(self, version: str) -> Generator[WatchEvent, None, None]:
+    def _batches(self, version: str) -> Generator[list[WatchEvent], None, None]:
         """The watch, read with SIGTERM allowed to interrupt the wait (never a write)."""
         watch = self.api.watch(self.settings.label_selector, version, self.settings.watch_timeout)
         with closing(watch) as stream:
             while True:
                 with self.interruptible():
-                    event = next(stream, None)
-                if event is None:
+                    events = next(stream, None)
+                if events is None:
                     return
                 self.metrics.synced()
-                yield event
+                yield events
 
-    def apply(self, event: WatchEvent) -> None:
-        """Write or remove the route of the Service in one watch event."""
+    def apply(self, events: list[WatchEvent]) -> None:
+        """Write or remove the routes of the Services in a batch of watch events; for a Service
+        changed several times in one batch, its last event wins."""
         started = time.monotonic()
-        self.metrics.events.labels(event.type).inc()
+        for event in events:
+            self.metrics.events.labels(event.type).inc()
         self.failures = 0  # the API is talking again
-        if event.service is None:  # BOOKMARK: only the version moves
-            return
-        service = event.service
-        route = self.route_for(service) if event.type != "DELETED" else None
-        keep = {route.member} if route else set()
-        for stale in self.owned.pop(service.key, set()) - keep:
-            self.remove(stale)
-        if route is not None:
-            self.write(route)
-            self.owned[service.key] = keep
-        self.metrics.apply_seconds.observe(time.monotonic() - started)
+        latest = {e.service.key: e for e in events if e.service is not None}  # BOOKMARKs only move on
+        writes: list[Route] = []
+        for key, event in latest.items():
+            route = self.route_for(event.service) if event.service and event.type != "DELETED" else None
+            keep = {route.member} if route else set()
+            for stale in self.owned.pop(key, set()) - keep:
+                self.remove(stale)
+            if route is not None:
+                writes.append(route)
+                self.owned[key] = keep
+        self.write_many(writes)
+        for _ in latest:
+            self.metrics.apply_seconds.observe(time.monotonic() - started)
 
     def wanted(self, services: list[Service]) -> dict[str, Route]:
         """The routes the listed Services ask for, by registry member; rebuilds `owned`."""
@@ -153,15 +157,8 @@ class Reflector:
         self.skipped[service.key] = found.reason
         return None
 
-    def write(self, route: Route) -> None:
-        """Point the route at its backend and record ownership."""
-        change = self.store.set_k8s_route(route.member, route.tool, route.route, route.backend)
-        if change.changed:
-            self.metrics.routes_written.labels("set").inc()
-            log.info("%s %s -> %s", route.tool, route.route, route.backend)
-
     def write_many(self, routes: list[Route]) -> None:
-        """Write the routes a relist found missing or different, in batched transactions."""
+        """Point routes at their backends and record ownership, in batched transactions."""
         changes = self.store.set_k8s_routes([(r.member, r.tool, r.route, r.backend) for r in routes])
         for change in changes:
             if change.changed:
