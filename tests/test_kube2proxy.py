@@ -111,6 +111,22 @@ def test_added_modified_and_deleted_services_follow_the_watch(
     assert daemon.metric("kube2proxy_relists_total", reason="start") == 1, "events, not relists, did this"
 
 
+def test_a_burst_of_changes_ends_in_the_last_state_of_each_service(
+    launch: Any, api: FakeKubeApi, store: RouteStore
+) -> None:
+    daemon = launch()
+    wait_until(lambda: synced(daemon), "the first list")
+    with api.lock:  # the watch sends nothing until all of these are in: they arrive together
+        for i in range(50):
+            api.put(service(f"tool-s{i}", f"s{i}", "127.96.1.1"))
+            api.put(service(f"tool-s{i}", f"s{i}", f"127.96.2.{i + 1}"))
+        api.delete("tool-s0", "s0")
+    wait_until(lambda: len(store.k8s_members()) == 49, "the burst applied")
+    assert store.routes("s0") == {}
+    assert all(store.routes(f"s{i}") == {".*": f"http://127.96.2.{i + 1}:8000"} for i in range(1, 50))
+    assert daemon.metric("kube2proxy_events_total", type="MODIFIED") == 50, "every event was read"
+
+
 def test_deletions_while_the_daemon_was_down_are_cleaned_up_on_start(
     launch: Any, api: FakeKubeApi, store: RouteStore
 ) -> None:
