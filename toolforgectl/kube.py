@@ -170,9 +170,12 @@ class ServiceApi:
     def _json(self, method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
         response = self._call(method, _preload_content=False, **kwargs)
         try:
-            body = json.loads(response.data)
+            with _translated(KubeError, "the Kubernetes API's answer broke off"):
+                body = json.loads(response.data)
         except ValueError:
             raise KubeError("the Kubernetes API answered something that is not JSON") from None
+        finally:
+            response.release_conn()  # back to the pool: raw responses are not released by the client
         if not isinstance(body, dict):
             raise KubeError("the Kubernetes API answered JSON that is not an object")
         return body
@@ -243,7 +246,9 @@ def _event(line: str) -> WatchEvent:
         data = json.loads(line)
         kind, obj = data["type"], data["object"]
     except (ValueError, KeyError, TypeError):
-        raise StreamBrokenError("the watch stream sent a line that is not a watch event") from None
+        obj = None
+    if not isinstance(obj, dict):
+        raise StreamBrokenError("the watch stream sent a line that is not a watch event")
     if kind == "ERROR":
         code, message = obj.get("code"), obj.get("message", "")
         if code == 410:
