@@ -306,3 +306,14 @@ def test_missing_credentials_are_one_error_line_and_exit_code_3(
     assert daemon.popen.wait(timeout=30) == 3
     log = daemon.log_text()
     assert "ERROR cannot load Kubernetes credentials from" in log and "Traceback" not in log
+
+
+def test_registry_members_naming_no_tool_service_are_forgotten_not_deleted(
+    launch: Any, api: FakeKubeApi, store: RouteStore
+) -> None:
+    store.set_k8s_route("legacy/web/.*", "web", ".*", "http://127.0.0.1:5000")  # e.g. the original's
+    api.put(service("tool-alpha", "alpha", "127.96.0.11"))
+    daemon = launch()
+    wait_until(lambda: store.k8s_members() == {"tool-alpha/alpha/.*"}, "the registry cleaned")
+    assert store.routes("web") == {".*": "http://127.0.0.1:5000"}, "not ours to delete"
+    assert "forgetting registry member 'legacy/web/.*'" in daemon.log_text()

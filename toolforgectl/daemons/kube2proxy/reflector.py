@@ -2,8 +2,8 @@
 
 relist:  list (remember resourceVersion) -> routes owned but no longer asked for are deleted,
          routes asked for but missing or different are written
-watch:   from that resourceVersion, with bookmarks and a server-side timeout; a clean end of
-         the stream resumes from the last version seen
+watch:   from that resourceVersion, with bookmarks and a server-side timeout; events that
+         arrived together are applied as one batch; a clean end resumes from the last version
 410 Gone (status or ERROR event), a broken stream, or the resync interval -> relist
 any other API or Redis error -> backoff with jitter, then relist
 """
@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, closing
 from toolforgectl.config import Kube2proxy
 from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
-from toolforgectl.errors import KubeError, RouteStoreError, ValidationError
+from toolforgectl.errors import KubeError, RouteStoreError
 from toolforgectl.kube import GoneError, Service, ServiceApi, StreamBrokenError, WatchEvent
 from toolforgectl.routestore import RouteStore
 
@@ -168,14 +168,11 @@ class Reflector:
     def remove(self, member: str) -> None:
         """Delete the route a registry member stands for, and the member."""
         owned = self.mapper.parse_member(member)
-        try:
-            if owned is None:
-                raise ValidationError("it names no tool's Service")
-            change = self.store.delete_k8s_route(member, owned.tool, owned.route)
-        except ValidationError as exc:
-            log.warning("forgetting registry member %r: %s", member, exc)
+        if owned is None:
+            log.warning("forgetting registry member %r: it names no tool's own Service", member)
             self.store.forget_k8s_member(member)
             return
+        change = self.store.delete_k8s_route(member, owned.tool, owned.route)
         if change.old is not None:
             self.metrics.routes_written.labels("delete").inc()
             log.info("%s %s removed (was %s)", owned.tool, owned.route, change.old)
