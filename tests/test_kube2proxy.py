@@ -292,10 +292,13 @@ def test_a_redis_outage_is_retried_and_the_missed_change_written_after(
     redis_server.process.stop()
     api.put(service("tool-alpha", "alpha", "127.96.0.12"))
     wait_until(lambda: daemon.metric("kube2proxy_store_errors_total") >= 1, "the failed write")
-    process = redis_server.process
-    redis_server.process = start_redis(redis_server.directory, process.host, process.port)
-    wait_until(lambda: store.routes("alpha") == {".*": "http://127.96.0.12:8000"}, "the change, after")
-    assert daemon.popen.poll() is None
+    old = redis_server.process
+    restarted = start_redis(redis_server.directory, old.host, old.port)
+    try:  # the fixture only stops the Redis it started
+        wait_until(lambda: store.routes("alpha") == {".*": "http://127.96.0.12:8000"}, "the change, after")
+        assert daemon.popen.poll() is None
+    finally:
+        restarted.stop()
 
 
 def test_missing_credentials_are_one_error_line_and_exit_code_3(
