@@ -9,6 +9,7 @@ APT_PACKAGES=(
   redis-server
   nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-resty-lrucache lua-nginx-redis
   lua-check wrk
+  etcd-server
 )
 VENV=${VENV:-.venv}
 
@@ -23,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 # Debian starts the packaged services; toolforgectl runs its own instances, so stop those.
-for svc in nginx redis-server; do
+for svc in nginx redis-server etcd; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     ${sudo:-} systemctl stop "$svc" || true
   fi

@@ -8,6 +8,7 @@
     hiera: {backend: file, path: /etc/toolforgectl/hiera.yaml}
     cloud: eqiad1                 # an openstacksdk clouds.yaml entry (optional)
     proxylistener: {identity: [token], port: 8282}   # optional; see ProxyListener
+    kube2proxy: {kubeconfig: /etc/kube2proxy/kubeconfig}   # optional; see Kube2proxy
 
 Where the file is: `--config PATH`, else $TOOLFORGECTL_CONFIG, else
 ~/.config/toolforgectl/config.yaml.
@@ -20,7 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -29,6 +30,7 @@ from toolforgectl.errors import ConfigError
 ENV_VAR = "TOOLFORGECTL_CONFIG"
 DEFAULT_PATH = Path("~/.config/toolforgectl/config.yaml")
 DEFAULT_REDIS_PORT = 6379
+_S = TypeVar("_S")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,25 @@ class ProxyListener:
 
 
 @dataclass(frozen=True)
+class Kube2proxy:
+    """Settings of the kube2proxy daemon (the `kube2proxy:` section); every key is optional."""
+
+    kubeconfig: str | None = None  # None: the in-cluster service account
+    context: str | None = None
+    label_selector: str = "tools.wmflabs.org/webservice=true"
+    tool_namespace: str = "tool-{tool}"  # how a tool's namespace is named; "{tool}" = the original
+    port_name: str = "http"
+    path_label: str = "toollabs-proxy-path"
+    active_proxy_file: str = "/etc/active-proxy"
+    watch_timeout: int = 240  # server-side timeoutSeconds of each watch
+    resync_interval: float = 1800.0  # full relist and diff even when the watch is healthy
+    active_check_interval: float = 10.0
+    backoff_max: float = 30.0
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = 9617  # 0 disables the Prometheus endpoint
+
+
+@dataclass(frozen=True)
 class Fleet:
     """The whole fleet as the config file describes it."""
 
@@ -84,6 +105,7 @@ class Fleet:
     cloud: str | None = None
     source: str = "<built-in>"
     proxylistener: ProxyListener = field(default_factory=ProxyListener)
+    kube2proxy: Kube2proxy = field(default_factory=Kube2proxy)
 
     def proxy(self, name: str | None = None) -> Proxy:
         """The proxy called `name`, or the active one when `name` is None."""
@@ -129,7 +151,7 @@ def parse(text: str, source: str) -> Fleet:
 
 
 def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
-    unknown = set(data) - {"proxies", "active_proxy", "hiera", "cloud", "proxylistener"}
+    unknown = set(data) - {"proxies", "active_proxy", "hiera", "cloud", "proxylistener", "kube2proxy"}
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s): {', '.join(sorted(map(str, unknown)))}")
     raw_proxies = data.get("proxies")
@@ -142,9 +164,15 @@ def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
     active = data.get("active_proxy", names[0])
     if active not in names:
         raise ConfigError(f"{source}: active_proxy {active!r} is not one of the proxies")
-    listener = proxylistener(data.get("proxylistener"), source)
-    hiera, cloud = _hiera(data.get("hiera"), source), _cloud(data, source)
-    return Fleet(proxies, str(active), hiera, cloud, source, listener)
+    return Fleet(
+        proxies,
+        str(active),
+        _hiera(data.get("hiera"), source),
+        _cloud(data, source),
+        source,
+        proxylistener=proxylistener(data.get("proxylistener"), source),
+        kube2proxy=_kube2proxy(data.get("kube2proxy"), source),
+    )
 
 
 def _proxy(item: Any, source: str) -> Proxy:
@@ -175,37 +203,7 @@ def _cloud(data: Mapping[str, Any], source: str) -> str | None:
 
 def proxylistener(item: Any, source: str) -> ProxyListener:
     """The `proxylistener` section: each key typed like its default; networks must parse."""
-    if item is None:
-        return ProxyListener()
-    if not isinstance(item, Mapping):
-        raise ConfigError(f"{source}: 'proxylistener' must be a mapping")
-    known = {f.name: f for f in fields(ProxyListener)}
-    unknown = set(item) - set(known)
-    if unknown:
-        raise ConfigError(
-            f"{source}: proxylistener: unknown setting(s): {', '.join(sorted(map(str, unknown)))}"
-        )
-    defaults = ProxyListener()
-    values = {name: _typed(name, value, getattr(defaults, name), source) for name, value in item.items()}
-    settings = ProxyListener(**values)
-    _check_listener(settings, source)
-    return settings
-
-
-def _typed(name: str, value: Any, default: Any, source: str) -> Any:
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{source}: proxylistener.{name} must be a list of strings")
-        return tuple(value)
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if type(value) is not type(default):
-        kind = {int: "an integer", float: "a number", str: "a string"}[type(default)]
-        raise ConfigError(f"{source}: proxylistener.{name} must be {kind}")
-    return value
-
-
-def _check_listener(settings: ProxyListener, source: str) -> None:
+    settings = _section(ProxyListener, "proxylistener", item, source)
     bad_modes = set(settings.identity) - {"token", "ident"}
     if bad_modes or not settings.identity:
         raise ConfigError(f"{source}: proxylistener.identity must list 'token' and/or 'ident'")
@@ -217,3 +215,46 @@ def _check_listener(settings: ProxyListener, source: str) -> None:
     for name in ("port", "ident_port", "max_line", "max_lines", "max_connections"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{source}: proxylistener.{name} must be positive")
+    return settings
+
+
+def _kube2proxy(item: Any, source: str) -> Kube2proxy:
+    """The `kube2proxy:` section; `tool_namespace` must say where the tool name goes."""
+    settings = _section(Kube2proxy, "kube2proxy", item, source)
+    if "{tool}" not in settings.tool_namespace:
+        raise ConfigError(f"{source}: kube2proxy.tool_namespace must contain {{tool}}")
+    return settings
+
+
+def _section(cls: type[_S], name: str, item: Any, source: str) -> _S:
+    """A daemon's settings section: unknown keys refused, each value typed like its default."""
+    if item is None:
+        return cls()
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{source}: '{name}' must be a mapping")
+    defaults = cls()
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(item) - known
+    if unknown:
+        raise ConfigError(f"{source}: {name}: unknown setting(s): {', '.join(sorted(map(str, unknown)))}")
+    values = {
+        key: _typed(f"{name}.{key}", value, getattr(defaults, key), source) for key, value in item.items()
+    }
+    return cls(**values)
+
+
+def _typed(name: str, value: Any, default: Any, source: str) -> Any:
+    """`value` if it has the type of `default`: an int passes as a float, a list as a tuple of str."""
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{source}: {name} must be a list of strings")
+        return tuple(value)
+    if value is None and default is None:
+        return None
+    wanted = str if default is None else type(default)
+    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, bool) != (wanted is bool) or not isinstance(value, wanted):
+        kinds = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+        raise ConfigError(f"{source}: {name} must be {kinds.get(wanted, wanted.__name__)}")
+    return value

@@ -16,7 +16,7 @@ The Lua side mirrors these names once, in lua/schema.lua; tests/fixtures/schema.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -325,6 +325,50 @@ class RouteStore:
 
             self._commit(change, "kube2proxy", write)
         return change
+
+    def set_k8s_routes(self, routes: Sequence[tuple[str, str, str, str]]) -> list[RouteChange]:
+        """Many `set_k8s_route` calls, as (member, tool, route, backend), in batched transactions.
+
+        Like `set_k8s_route`, a route already in place and owned is not written again. For
+        kube2proxy's relists and event bursts: 3 round trips per thousand routes, not 4 each.
+        """
+        checked = [
+            (member, validate.tool_name(tool), validate.route(route), validate.backend(backend))
+            for member, tool, route, backend in routes
+        ]
+        changes: list[RouteChange] = []
+        with self._talking():
+            for start in range(0, len(checked), _SCAN_BATCH):
+                changes += self._set_k8s_batch(checked[start : start + _SCAN_BATCH])
+        return changes
+
+    def _set_k8s_batch(self, batch: list[tuple[str, str, str, str]]) -> list[RouteChange]:
+        reads = self._redis.pipeline(transaction=False)
+        for member, tool, route, _ in batch:
+            reads.hget(prefix_key(tool), route)
+            reads.sismember(K8S_SERVICES, member)
+        found = reads.execute()
+        olds, owned = found[0::2], found[1::2]
+        changes = [RouteChange(t, r, "set", old, b) for (_, t, r, b), old in zip(batch, olds, strict=True)]
+        todo = [(w, c) for w, c, o in zip(batch, changes, owned, strict=True) if c.changed or not o]
+        if not todo:
+            return changes
+        pipe = self._redis.pipeline(transaction=True)
+        for (member, tool, route, backend), change in todo:
+            pipe.hset(prefix_key(tool), route, backend)
+            pipe.sadd(K8S_SERVICES, member)
+            self._record(pipe, change, "kube2proxy")
+        pipe.execute()
+        notify = self._redis.pipeline(transaction=False)
+        for tool in dict.fromkeys(change.tool for _, change in todo):
+            notify.publish(CHANGES_CHANNEL, tool)
+        notify.execute()
+        return changes
+
+    def forget_k8s_member(self, member: str) -> None:
+        """Drop a `k8s_services` member that names no route we may delete (routes untouched)."""
+        with self._talking():
+            self._redis.srem(K8S_SERVICES, member)
 
     def import_routes(
         self, data: Mapping[str, Mapping[str, str]], *, actor: str, dry_run: bool = False

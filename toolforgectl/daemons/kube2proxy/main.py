@@ -1,0 +1,168 @@
+"""The `kube2proxy` entry point: settings, the active-proxy gate, a clean stop on SIGTERM, the outer loop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from toolforgectl import config
+from toolforgectl.config import Fleet, Proxy
+from toolforgectl.daemons.kube2proxy.metrics import Metrics
+from toolforgectl.daemons.kube2proxy.reflector import Reflector
+from toolforgectl.errors import ConfigError, ToolforgectlError
+from toolforgectl.kube import ServiceApi
+from toolforgectl.routestore import RouteStore
+
+log = logging.getLogger("kube2proxy")
+
+
+class Stopped(BaseException):  # like SystemExit: no library `except Exception` swallows it
+    """SIGTERM or SIGINT arrived: unwind and exit 0."""
+
+
+class Stopper:
+    """Turns SIGTERM/SIGINT into Stopped, but only while waiting, never in the middle of a write."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._waiting = 0
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT from now on."""
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self._waiting:
+            raise Stopped
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A region (a blocking read, a sleep) that a stop request may cut short."""
+        if self.requested:
+            raise Stopped
+        self._waiting += 1
+        try:
+            yield
+        finally:
+            self._waiting -= 1
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, unless asked to stop."""
+        with self.interruptible():
+            time.sleep(seconds)
+
+
+class ActiveGate:
+    """Whether this host is the active proxy: `/etc/active-proxy` if present, else the fleet config.
+
+    Re-read at most every `active_check_interval` seconds, so a failover needs no restart.
+    """
+
+    def __init__(self, proxy: Proxy, config_file: Path, fleet: Fleet, metrics: Metrics) -> None:
+        self.proxy, self.config_file, self.metrics = proxy, config_file, metrics
+        self.settings = fleet.kube2proxy
+        self._active: bool | None = None
+        self._next_check = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if self._active is not None and now < self._next_check:
+            return self._active
+        self._next_check = now + self.settings.active_check_interval
+        active, holder = self._check()
+        if active != self._active:
+            state = "active: syncing routes" if active else f"standby ({holder} is active): writing nothing"
+            log.info("this proxy (%s) is %s", self.proxy.name, state)
+        self._active = active
+        self.metrics.active.set(int(active))
+        return active
+
+    def _check(self) -> tuple[bool, str]:
+        try:
+            holder = self._holder()
+        except (OSError, ToolforgectlError) as exc:
+            log.error("cannot tell which proxy is active, so acting as standby: %s", exc)
+            return False, "unknown"
+        names = {self.proxy.name, self.proxy.address}
+        return holder in names or holder.split(".")[0] == self.proxy.name, holder
+
+    def _holder(self) -> str:
+        """The active proxy's name (or host name) as the file or the config states it."""
+        try:
+            text = Path(self.settings.active_proxy_file).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            text = ""
+        return text or config.load(self.config_file).active_proxy
+
+
+def serve(reflector: Reflector, gate: ActiveGate, stopper: Stopper) -> None:
+    """Forever: reflect while active, idle while standby."""
+    while True:
+        if gate():
+            reflector.run_while_active()
+        else:
+            stopper.sleep(gate.settings.active_check_interval)
+
+
+def build(args: argparse.Namespace, stopper: Stopper) -> tuple[Reflector, ActiveGate]:
+    """Wire the config, the route store, the API client, the gate and the metrics together."""
+    config_file = config.config_path(args.config)
+    fleet = config.load(config_file)
+    proxy = fleet.proxy(args.proxy)
+    settings = fleet.kube2proxy
+    metrics = Metrics()
+    store = RouteStore.from_url(args.redis or proxy.redis)
+    api = ServiceApi.connect(settings.kubeconfig, settings.context)
+    gate = ActiveGate(proxy, config_file, fleet, metrics)
+    reflector = Reflector(api, store, settings, metrics, is_active=gate, **_waits(stopper))
+    try:
+        metrics.serve(settings.metrics_address, settings.metrics_port)
+    except OSError as exc:
+        where = f"{settings.metrics_address}:{settings.metrics_port}"
+        raise ConfigError(f"cannot serve metrics on {where}: {exc.strerror}") from None
+    return reflector, gate
+
+
+def _waits(stopper: Stopper) -> dict[str, Any]:
+    return {"interruptible": stopper.interruptible, "sleep": stopper.sleep}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line: where the config is and which proxy this host is."""
+    parser = argparse.ArgumentParser(
+        prog="kube2proxy", description="Keep the routes of Kubernetes Services in the proxy's route store."
+    )
+    parser.add_argument("--config", help="fleet config (default: $TOOLFORGECTL_CONFIG or ~/.config/...)")
+    hostname = socket.gethostname().split(".")[0]
+    parser.add_argument("--proxy", default=hostname, help="this host's proxy name (default: its hostname)")
+    parser.add_argument("--redis", help="write to this Redis instead of this proxy's")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run until SIGTERM (exit 0) or a fatal configuration error."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s kube2proxy %(levelname)s %(message)s", stream=sys.stderr
+    )
+    stopper = Stopper()
+    stopper.install()
+    try:
+        serve(*build(args, stopper), stopper)
+    except Stopped:
+        log.info("stopped")
+    except ToolforgectlError as exc:
+        log.error("%s", exc)
+        sys.exit(exc.exit_code)

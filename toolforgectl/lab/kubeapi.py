@@ -1,0 +1,365 @@
+"""A small Kubernetes API for Services, on loopback HTTP, so the real client library can be tested.
+
+It speaks what kube2proxy uses: `GET /api/v1/services` (label selector, limit/continue) and the
+same with `watch=true` (chunked JSON lines from a resourceVersion, BOOKMARKs, timeoutSeconds,
+ERROR 410 for a compacted version, as kube-apiserver 1.20 sends it). Tests drive it in-process:
+`put`/`delete` Services, `gap()` to change things no open watch will see, then expire open
+watches with 410, and `cut_watches()` to break streams mid-chunk. Requests are logged in
+`requests` so a test can see who listed and from which version a watch resumed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+WEBSERVICE_LABEL = "tools.wmflabs.org/webservice"
+TOKEN = "lab-kube-token"
+
+
+@dataclass
+class _Event:
+    version: int
+    type: str
+    obj: dict[str, Any]
+
+
+@dataclass
+class _State:
+    """Everything behind the lock: objects, history, and what open watches must do next."""
+
+    version: int = 100
+    services: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    history: list[_Event] = field(default_factory=list)
+    compacted: int = 0  # a watch from an older version gets 410
+    expire_round: int = 0  # bumping it ends every open watch with ERROR 410
+    cut_round: int = 0  # bumping it breaks every open watch mid-stream
+    failures: int = 0  # answer this many more requests with `failure_status`
+    failure_status: int = 500
+    failure_watch_only: bool = False
+    closing: bool = False
+
+
+def service(
+    namespace: str,
+    name: str,
+    cluster_ip: str = "127.96.0.10",
+    ports: list[tuple[str, int]] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Service object as the API serves it (labelled as a webservice unless `labels` says else)."""
+    return {
+        "kind": "Service",
+        "apiVersion": "v1",
+        "metadata": {
+            "namespace": namespace,
+            "name": name,
+            "labels": {WEBSERVICE_LABEL: "true"} if labels is None else labels,
+        },
+        "spec": {
+            "clusterIP": cluster_ip,
+            "ports": [{"name": n, "port": p, "protocol": "TCP"} for n, p in (ports or [("http", 8000)])],
+        },
+    }
+
+
+class FakeKubeApi:
+    """The Services part of a Kubernetes API, in a background thread on a free loopback port."""
+
+    def __init__(self, host: str = "127.0.0.1", bookmark_interval: float = 1.0) -> None:
+        self.state = _State()
+        self.lock = threading.Condition()
+        self.bookmark_interval = bookmark_interval
+        self.requests: list[dict[str, str]] = []
+        self.server = ThreadingHTTPServer((host, 0), _handler_for(self))
+        self.server.daemon_threads = True
+        self.host, self.port = host, int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Where the API answers."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> FakeKubeApi:
+        """Serve in the background."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End every watch and stop serving."""
+        with self.lock:
+            self.state.closing = True
+            self.lock.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig for this API with a bearer token (which the API insists on)."""
+        cluster = {"name": "lab", "cluster": {"server": self.url}}
+        context = {"name": "lab", "context": {"cluster": "lab", "user": "lab"}}
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [cluster],
+            "users": [{"name": "lab", "user": {"token": TOKEN}}],
+            "contexts": [context],
+            "current-context": "lab",
+        }
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        return path
+
+    # Changes -------------------------------------------------------------------------------
+
+    def put(self, obj: dict[str, Any]) -> int:
+        """Create or replace a Service; returns its new resourceVersion."""
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        with self.lock:
+            kind = "MODIFIED" if key in self.state.services else "ADDED"
+            return self._record(kind, key, obj)
+
+    def delete(self, namespace: str, name: str) -> int:
+        """Delete a Service; returns the resourceVersion of the deletion."""
+        with self.lock:
+            obj = self.state.services[(namespace, name)]
+            return self._record("DELETED", (namespace, name), obj)
+
+    def _record(self, kind: str, key: tuple[str, str], obj: dict[str, Any]) -> int:
+        self.state.version += 1
+        obj = json.loads(json.dumps(obj))
+        obj["metadata"]["resourceVersion"] = str(self.state.version)
+        if kind == "DELETED":
+            del self.state.services[key]
+        else:
+            self.state.services[key] = obj
+        self.state.history.append(_Event(self.state.version, kind, obj))
+        self.lock.notify_all()
+        return self.state.version
+
+    @contextmanager
+    def gap(self) -> Iterator[None]:
+        """Changes made inside reach no open watch: on exit history is compacted and every open
+        watch ends with ERROR 410, as when etcd compacts under a slow watcher."""
+        with self.lock:
+            yield
+            self.state.compacted = self.state.version
+            self.state.history.clear()
+            self.state.expire_round += 1
+            self.lock.notify_all()
+
+    def compact(self) -> None:
+        """Forget history: a watch from any version seen so far gets 410."""
+        with self.lock:
+            self.state.compacted = self.state.version
+            self.state.history.clear()
+
+    def cut_watches(self) -> None:
+        """Break every open watch mid-stream (no final chunk), as a dropped connection does."""
+        with self.lock:
+            self.state.cut_round += 1
+            self.lock.notify_all()
+
+    def fail_next(self, count: int, status: int = 500, watch_only: bool = False) -> None:
+        """Answer the next `count` requests (or watch requests) with HTTP `status`."""
+        with self.lock:
+            self.state.failures, self.state.failure_status = count, status
+            self.state.failure_watch_only = watch_only
+
+    def take_failure(self, query: dict[str, str]) -> int | None:
+        """The status this request must fail with, if it is one of those told to fail."""
+        with self.lock:
+            watch = query.get("watch") == "true"
+            if self.state.failures <= 0 or (self.state.failure_watch_only and not watch):
+                return None
+            self.state.failures -= 1
+            return self.state.failure_status
+
+    def watches(self) -> list[dict[str, str]]:
+        """The watch requests so far, oldest first."""
+        return [r for r in list(self.requests) if r.get("watch") == "true"]
+
+    def lists(self) -> list[dict[str, str]]:
+        """The list requests so far, oldest first."""
+        return [r for r in list(self.requests) if r.get("watch") != "true"]
+
+    # Serving -------------------------------------------------------------------------------
+
+    def list_body(self, query: dict[str, str]) -> dict[str, Any]:
+        """A ServiceList page for `query` (labelSelector, limit, continue)."""
+        with self.lock:
+            self.requests.append(query)
+            version = self.state.version
+            items = [o for _, o in sorted(self.state.services.items()) if _selected(o, query)]
+        start, version = _decode_continue(query.get("continue"), version)
+        limit = int(query.get("limit") or 0) or len(items) or 1
+        page = items[start : start + limit]
+        meta: dict[str, Any] = {"resourceVersion": str(version)}
+        if start + limit < len(items):
+            meta["continue"] = _encode_continue(start + limit, version)
+        return {"kind": "ServiceList", "apiVersion": "v1", "metadata": meta, "items": page}
+
+    def watch_lines(self, query: dict[str, str]) -> Iterator[bytes | None]:
+        """The lines of one watch; None means: break the connection now."""
+        since = int(query.get("resourceVersion") or 0)
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        bookmarks = query.get("allowWatchBookmarks") == "true"
+        with self.lock:
+            self.requests.append(query)  # logged only once cut_watches() and gap() can reach it
+            if since and since < self.state.compacted:
+                yield _line(_gone())
+                return
+            rounds = (self.state.expire_round, self.state.cut_round)
+            pending = self._initial(since, query)
+        next_bookmark = time.monotonic() + self.bookmark_interval
+        while True:
+            for event in pending:
+                yield _line({"type": event.type, "object": event.obj})
+                since = event.version
+            with self.lock:
+                pending, verdict = self._wait(since, query, rounds, min(deadline, next_bookmark))
+                version = self.state.version
+            if verdict == "cut":
+                yield None
+                return
+            if verdict == "gone":
+                yield _line(_gone())
+                return
+            if verdict == "end" or time.monotonic() >= deadline:
+                return
+            if bookmarks and not pending and time.monotonic() >= next_bookmark:
+                yield _line({"type": "BOOKMARK", "object": _bookmark(version)})
+                next_bookmark = time.monotonic() + self.bookmark_interval
+
+    def _initial(self, since: int, query: dict[str, str]) -> list[_Event]:
+        if not since:  # resourceVersion "" or "0": the current state as ADDED events
+            current = [o for o in self.state.services.values() if _selected(o, query)]
+            return [_Event(int(o["metadata"]["resourceVersion"]), "ADDED", o) for o in current]
+        return self._after(since, query)
+
+    def _after(self, since: int, query: dict[str, str]) -> list[_Event]:
+        return [e for e in self.state.history if e.version > since and _selected(e.obj, query)]
+
+    def _wait(
+        self, since: int, query: dict[str, str], rounds: tuple[int, int], until: float
+    ) -> tuple[list[_Event], str]:
+        """Under the lock: wait for news until `until`; what to send and what to do next."""
+        while True:
+            if self.state.closing:
+                return [], "end"
+            if self.state.cut_round != rounds[1]:
+                return [], "cut"
+            if self.state.expire_round != rounds[0]:
+                return [], "gone"
+            pending = self._after(since, query)
+            left = until - time.monotonic()
+            if pending or left <= 0:
+                return pending, "go"
+            self.lock.wait(left)
+
+
+def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
+    """Whether `obj`'s labels satisfy the equality/existence terms of labelSelector."""
+    labels = obj["metadata"].get("labels") or {}
+    for term in filter(None, (query.get("labelSelector") or "").split(",")):
+        key, eq, value = term.partition("=")
+        if (key not in labels) if not eq else (labels.get(key) != value.lstrip("=")):
+            return False
+    return True
+
+
+def _gone() -> dict[str, Any]:
+    return {
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "The resourceVersion for the provided watch is too old.",
+            "reason": "Expired",
+            "code": 410,
+        },
+    }
+
+
+def _bookmark(version: int) -> dict[str, Any]:
+    return {"kind": "Service", "apiVersion": "v1", "metadata": {"resourceVersion": str(version)}}
+
+
+def _line(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode() + b"\n"
+
+
+def _encode_continue(start: int, version: int) -> str:
+    return base64.urlsafe_b64encode(f"{version}:{start}".encode()).decode()
+
+
+def _decode_continue(token: str | None, version: int) -> tuple[int, int]:
+    """(offset, version of the first page) from a continue token; (0, now) without one."""
+    if not token:
+        return 0, version
+    snapshot, _, start = base64.urlsafe_b64decode(token).decode().partition(":")
+    return int(start), int(snapshot)
+
+
+def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            for flag in ("watch", "allowWatchBookmarks"):  # Go's ParseBool: "true", "True", "1", ...
+                if flag in query:
+                    query[flag] = "true" if query[flag].lower() in ("true", "1", "t") else "false"
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
+            elif parts.path != "/api/v1/services":
+                self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+            elif status := api.take_failure(query):
+                self._json(status, {"kind": "Status", "code": status, "message": "failing as told"})
+            elif query.get("watch") == "true":
+                self._stream(api.watch_lines(query))
+            else:
+                self._json(200, api.list_body(query))
+
+        def _json(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _stream(self, lines: Iterator[bytes | None]) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for line in lines:
+                    if line is None:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                self.close_connection = True
+
+    return Handler
