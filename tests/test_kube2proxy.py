@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube2proxy_harness import Daemon, start_daemon, wait_until, write_config
 
 from tests.conftest import RedisServer, run_cli
+from tests.kube2proxy_harness import Daemon, start_daemon, wait_until, write_config
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
 from toolforgectl.lab.processes import start_redis
 from toolforgectl.routestore import RouteStore

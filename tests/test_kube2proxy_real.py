@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube2proxy_harness import Daemon, start_daemon, wait_until, write_config
-from kube_cluster import Cluster
 from kubernetes import client, config
 
 from tests.conftest import RedisServer, run_cli
+from tests.kube2proxy_harness import Daemon, start_daemon, wait_until, write_config
+from tests.kube_cluster import Cluster
 from toolforgectl.routestore import RouteStore
 
 pytestmark = [

@@ -255,6 +255,6 @@ def _typed(name: str, value: Any, default: Any, source: str) -> Any:
     if wanted is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, bool) != (wanted is bool) or not isinstance(value, wanted):
-        kinds = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+        kinds = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
         raise ConfigError(f"{source}: {name} must be {kinds.get(wanted, wanted.__name__)}")
     return value

@@ -107,12 +107,15 @@ def test_metrics_count_requests_by_outcome(stack: Stack) -> None:
     exchange(listener.port, ORIGINAL_REGISTER + listener.token("mytool").encode() + b"\n")
     exchange(listener.port, b"hijack\n")
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{listener.metrics_port}/metrics", timeout=10) as page:
-        text = page.read().decode()
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{listener.metrics_port}/metrics", timeout=10) as page:
+            return str(page.read().decode())
 
+    # The reply goes out before the request is counted, so a scrape may briefly lag the replies.
+    assert wait_until(lambda: "proxylistener_request_seconds_count 2.0" in scrape(), timeout=10)
+    text = scrape()
     assert 'proxylistener_requests_total{command="register",outcome="ok"} 1.0' in text
     assert 'proxylistener_requests_total{command="none",outcome="fail"} 1.0' in text
-    assert "proxylistener_request_seconds_count 2.0" in text
 
 
 def test_sigterm_stops_accepting_but_finishes_the_request_in_flight(stack: Stack) -> None:
