@@ -81,7 +81,7 @@ def test_the_kube2proxy_section_is_optional_and_typed() -> None:
     assert (fleet.kube2proxy.watch_timeout, fleet.kube2proxy.resync_interval) == (60, 300.0)
     with pytest.raises(ConfigError, match="kube2proxy: unknown setting"):
         config.parse(base + "kube2proxy: {watch_timout: 60}", "t")
-    with pytest.raises(ConfigError, match="kube2proxy.watch_timeout must be an integer"):
+    with pytest.raises(ConfigError, match=r"kube2proxy\.watch_timeout must be an integer"):
         config.parse(base + "kube2proxy: {watch_timeout: soon}", "t")
     with pytest.raises(ConfigError, match="must contain"):
         config.parse(base + "kube2proxy: {tool_namespace: tools}", "t")
