@@ -7,6 +7,7 @@
     active_proxy: proxy-01        # holds the floating IP; its Redis takes the writes
     hiera: {backend: file, path: /etc/toolforgectl/hiera.yaml}
     cloud: eqiad1                 # an openstacksdk clouds.yaml entry (optional)
+    dataplane: {routing: path}    # nginx + urlproxy.lua settings (optional; see siteconfig.py)
 
 Where the file is: `--config PATH`, else $TOOLFORGECTL_CONFIG, else
 ~/.config/toolforgectl/config.yaml.
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from toolforgectl.errors import ConfigError
+from toolforgectl.siteconfig import DataPlane, parse_dataplane
 
 ENV_VAR = "TOOLFORGECTL_CONFIG"
 DEFAULT_PATH = Path("~/.config/toolforgectl/config.yaml")
@@ -55,6 +57,7 @@ class Fleet:
     hiera: Hiera = field(default_factory=Hiera)
     cloud: str | None = None
     source: str = "<built-in>"
+    dataplane: DataPlane = field(default_factory=DataPlane)
 
     def proxy(self, name: str | None = None) -> Proxy:
         """The proxy called `name`, or the active one when `name` is None."""
@@ -100,7 +103,7 @@ def parse(text: str, source: str) -> Fleet:
 
 
 def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
-    unknown = set(data) - {"proxies", "active_proxy", "hiera", "cloud"}
+    unknown = set(data) - {"proxies", "active_proxy", "hiera", "cloud", "dataplane"}
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s): {', '.join(sorted(map(str, unknown)))}")
     raw_proxies = data.get("proxies")
@@ -113,7 +116,9 @@ def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
     active = data.get("active_proxy", names[0])
     if active not in names:
         raise ConfigError(f"{source}: active_proxy {active!r} is not one of the proxies")
-    return Fleet(proxies, str(active), _hiera(data.get("hiera"), source), _cloud(data, source), source)
+    hiera, cloud = _hiera(data.get("hiera"), source), _cloud(data, source)
+    dataplane = parse_dataplane(data.get("dataplane"), source)
+    return Fleet(proxies, str(active), hiera, cloud, source, dataplane)
 
 
 def _proxy(item: Any, source: str) -> Proxy:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from toolforgectl import __version__, output
-from toolforgectl.cli import debug, routes
+from toolforgectl.cli import debug, lab, lint, render, routes
 from toolforgectl.cli.context import Settings
 from toolforgectl.errors import ToolforgectlError
 
@@ -22,6 +22,9 @@ app = typer.Typer(
 )
 app.add_typer(routes.app, name="routes")
 app.add_typer(debug.app, name="debug")
+app.add_typer(lab.app, name="lab")
+app.command("render")(render.render)
+app.command("lint")(lint.lint)
 
 
 def _version(value: bool) -> None:
