@@ -139,8 +139,20 @@ def _in_template(problem: str, layout: Layout, templates: Path) -> str:
 
 def _start_once(layout: Layout, fleet: config.Fleet) -> None:
     address = fleet.proxies[0].address
-    process = frontproxy.start_nginx(layout, address, fleet.dataplane.https_port)
+    try:
+        process = frontproxy.start_nginx(layout, address, fleet.dataplane.https_port)
+    except NginxError as exc:
+        raise LintError(_full_lua_path(str(exc), layout.lua_dir)) from None
     process.stop()
+
+
+def _full_lua_path(problem: str, lua: Path) -> str:
+    """Lua shortens long chunk names to `...tail.lua`; put the whole path back."""
+    if not problem.startswith("..."):
+        return problem
+    tail, _, rest = problem[3:].partition(":")
+    matches = [path for path in lua.rglob("*.lua") if str(path).endswith(tail)]
+    return f"{matches[0]}:{rest}" if len(matches) == 1 else problem
 
 
 def _luacheck(lua: Path) -> None:

@@ -45,6 +45,7 @@ class DataPlane:
     websocket_timeout: int = 3600
     connect_timeout: int = 5
     proxy_buffering: bool = True
+    user: str = "www-data"  # workers' user when nginx starts as root; empty: nginx's default
     worker_processes: str = "auto"
     worker_connections: int = 8192
     upstream_keepalive: int = 256

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -46,7 +47,7 @@ def down(directory: Path) -> list[ProcessRecord]:
     stopped = []
     for record in reversed(state.processes):
         if record.alive():
-            record.process().stop()
+            record.stop()
             stopped.append(record)
     remove(directory)
     return stopped
@@ -115,6 +116,9 @@ def _write_fleet(directory: Path, redis_url: str, dataplane: Mapping[str, Any]) 
         "https_port": free_port(LAB_HOST),
         "internal_port": free_port(LAB_HOST),
         "worker_processes": "1",
+        # As root, nginx would run workers as www-data, who cannot read a private lab dir; unprivileged,
+        # nginx ignores `user` anyway.
+        "user": "root" if os.geteuid() == 0 else "",
         "access_log_buffer": "",
         **dataplane,
     }

@@ -12,8 +12,12 @@ from toolforgectl.errors import NginxError
 from toolforgectl.lab.processes import LabError, Process, binary, spawn
 from toolforgectl.render import Layout, render_proxy, write_files
 
-# `nginx: [emerg] unknown directive "x" in /path/urlproxy.conf:12`
-_NGINX_PROBLEM = re.compile(r"\[(?:emerg|alert|crit|error)\] (?P<message>.*?) in (?P<file>\S+):(?P<line>\d+)")
+# `nginx: [emerg] unknown directive "x" in /path/urlproxy.conf:12`, and a Lua error at start:
+# `nginx: [error] init_by_lua_file error: /path/lua/x.lua:12: module 'y' not found:`
+_NGINX_PROBLEMS = (
+    re.compile(r"_by_lua\w* error: (?P<file>[^:\s]+):(?P<line>\d+): (?P<message>.*)"),
+    re.compile(r"\[(?:emerg|alert|crit|error)\] (?P<message>.*?) in (?P<file>\S+):(?P<line>\d+)"),
+)
 
 
 def self_signed(directory: Path, name: str = "proxy") -> tuple[Path, Path]:
@@ -81,9 +85,10 @@ def _read(path: Path) -> str:
 
 def _first_problem(output: str, conf: Path) -> str:
     """`file:line: message` for the first problem nginx reported (else its last line)."""
-    found = _NGINX_PROBLEM.search(output)
-    if found:
-        return f"{found['file']}:{found['line']}: {found['message']}"
+    for pattern in _NGINX_PROBLEMS:
+        found = pattern.search(output)
+        if found:
+            return f"{found['file']}:{found['line']}: {found['message'].rstrip(':')}"
     lines = [line for line in output.splitlines() if "[emerg]" in line or "[error]" in line]
     last = (lines or output.strip().splitlines() or ["nginx failed without a message"])[-1]
     return f"{conf}:0: {last.strip()}"

@@ -12,13 +12,16 @@ Schema (version 1), designed so that later work can add roles without changing i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.lab.processes import LabError, Process
+from toolforgectl.lab.processes import LabError, Process, signal_process
 
 STATE_VERSION = 1
 STATE_FILE = "lab.json"
@@ -47,16 +50,35 @@ class ProcessRecord:
         )
 
     def process(self) -> Process:
-        """A Process handle for stopping this one."""
+        """A Process handle for this one (its pid, address and log)."""
         return Process(self.name, self.pid, self.host, self.port, Path(self.log))
 
     def alive(self) -> bool:
-        """Whether this pid still runs the program the lab started (pids get reused)."""
+        """Whether this pid still runs the program the lab started (pids get reused; zombies are gone)."""
         try:
             cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
         except OSError:
             return False
         return self.argv0.encode() in cmdline
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, wait, then SIGKILL; gone when this returns. Never signals a reused pid."""
+        if not self._running():
+            return
+        signal_process(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self._running() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._running():
+            signal_process(self.pid, signal.SIGKILL)
+            while self._running():
+                time.sleep(0.02)
+
+    def _running(self) -> bool:
+        # When the caller started it (tests), reap it: an unreaped zombie still looks alive to kill(0).
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, os.WNOHANG)
+        return self.alive()
 
 
 @dataclass
