@@ -13,12 +13,17 @@ local settings = require "settings"
 local _M = {}
 
 local ngx_now = ngx.now
+local re_find = ngx.re.find
 local table_sort = table.sort
 
 local shared = ngx.shared.urlproxy_routes
 local state = ngx.shared.urlproxy_state
 
 local lru -- per worker, created on first use so that lru_size comes from the settings
+
+-- Only names the route store could hold reach Redis (checked on a cache miss, not per request).
+local TOOL_NAME = [[^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$]]
+local NO_ROUTES = {}
 
 local function worker_cache()
     if not lru then
@@ -110,6 +115,9 @@ function _M.routes(tool)
     local entry = cache:get(tool)
     if entry and fresh(entry, token) then
         return entry.routes
+    end
+    if not entry and not re_find(tool, TOOL_NAME, "jo") then
+        return NO_ROUTES
     end
     local text = shared:get(tool)
     local shared_entry = text and decode(text)

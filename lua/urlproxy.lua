@@ -4,7 +4,8 @@
 -- matched against the rest of the path ("/" when empty), longest pattern first. On a miss,
 -- `prefix:admin` is matched against the full URI, then the default backend applies, else 503.
 -- Host mode: the left-most Host label is the tool and the routes see the full URI.
--- The chosen peer goes to balancer.lua through ngx.ctx; the URI is never rewritten.
+-- The chosen backend goes to balancer.lua as $urlproxy_backend; the URI is never rewritten.
+-- $urlproxy_tool and $urlproxy_backend carry the choice to the access log.
 local backend = require "backend"
 local routecache = require "routecache"
 local schema = require "schema"
@@ -18,13 +19,12 @@ local re_find = ngx.re.find
 local ngx_var = ngx.var
 local exit = ngx.exit
 
-local TOOL_NAME = [[^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$]]
-
 local default_peer -- parsed once per worker
 
 -- The tool named by the request and the part of the URI its routes are matched against.
-local function split(uri, host)
+local function split(uri)
     if settings.current.routing == "host" then
+        local host = ngx_var.host
         local dot = find(host, ".", 1, true)
         return dot and sub(host, 1, dot - 1) or host, uri
     end
@@ -43,7 +43,8 @@ local function match(tool, subject)
     end
     for i = 1, #routes do
         local route = routes[i]
-        if re_find(subject, route.pattern, "jo") then
+        -- ".*" (what every client registers) matches anything: skip the regex engine for it.
+        if route.pattern == ".*" or re_find(subject, route.pattern, "jo") then
             return route
         end
     end
@@ -61,13 +62,13 @@ end
 -- Choose the peer, or finish the request with 503 (maintenance, or nothing to send it to).
 function _M.access()
     if settings.current.maintenance then
-        ngx_var.urlproxy_error_page = "-maintenance"
+        ngx_var.urlproxy_backend = "maintenance" -- selects the maintenance page (see the map)
         return exit(503)
     end
     local uri = ngx_var.uri
-    local tool, rest = split(uri, ngx_var.host)
+    local tool, rest = split(uri)
     local peer, err = false, nil
-    if re_find(tool, TOOL_NAME, "jo") then
+    if tool ~= "" then
         peer, err = match(tool, rest)
     end
     if peer == false then
@@ -79,11 +80,10 @@ function _M.access()
         ngx_var.urlproxy_backend = err and "unavailable" or "none"
         return exit(503)
     end
-    ngx.ctx.urlproxy_peer = peer
     ngx_var.urlproxy_tool = tool
     ngx_var.urlproxy_backend = peer.url
     if peer.scheme == "https" then
-        ngx_var.urlproxy_scheme = "https"
+        return ngx.exec("@urlproxy_tls") -- keeps the URI; the hot http path stays variable-free
     end
 end
 

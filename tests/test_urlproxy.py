@@ -56,6 +56,29 @@ def test_tool_prefix_reaches_its_backend(lab: Proxy) -> None:
     assert lab.backend_of("/echo/some/page") == "echo"
 
 
+def test_https_backend_is_reached_over_tls(lab: Proxy, tmp_path: Path) -> None:
+    port = free_port()
+    pair = [lab.info["certificate"], lab.info["certificate"].replace(".crt", ".key")]
+    argv = [
+        "python3",
+        "-m",
+        "toolforgectl.lab.sampletool",
+        "--name",
+        "secure",
+        "--port",
+        str(port),
+        "--tls",
+        *pair,
+    ]
+    tool = spawn("tls tool", argv, tmp_path / "tls-tool.log", "127.0.0.1", port)
+    try:
+        store(lab).set_route("secure", ".*", f"https://127.0.0.1:{port}", actor=ACTOR)
+        until(lambda: lab.backend_of("/secure/x?y=1") == "secure", timeout=5)
+        assert lab.get("/secure/x?y=1").json()["uri"] == "/secure/x?y=1"
+    finally:
+        tool.stop()
+
+
 def test_uri_reaches_the_tool_unchanged(lab: Proxy) -> None:
     reply = lab.get("/hello/a/b%20c/?x=1&y=%2F")
     assert reply.json()["uri"] == "/hello/a/b%20c/?x=1&y=%2F"

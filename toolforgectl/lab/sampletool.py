@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import signal
+import ssl
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
 _MAX_HEADER_LINES = 100
@@ -78,8 +79,8 @@ async def _serve(name: str, reader: asyncio.StreamReader, writer: asyncio.Stream
         writer.close()
 
 
-async def _main(name: str, host: str, port: int) -> None:
-    server = await asyncio.start_server(lambda r, w: _serve(name, r, w), host, port)
+async def _main(name: str, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+    server = await asyncio.start_server(lambda r, w: _serve(name, r, w), host, port, ssl=tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -94,8 +95,13 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="Serve https with this pair.")
     args = parser.parse_args()
-    asyncio.run(_main(args.name, args.host, args.port))
+    tls = None
+    if args.tls:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(*args.tls)
+    asyncio.run(_main(args.name, args.host, args.port, tls))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,240 @@
+"""Data plane benchmark: (a) static proxy_pass with keepalive, (b) the original per-request Redis lookup,
+(c) toolforgectl's urlproxy.lua; 1 tool and 5,000 tools; interleaved A B C A B C in one run.
+
+    .venv/bin/python bench/dataplane.py --rounds 5 --duration 8 --write docs/benchmarks.md
+
+Every variant terminates TLS on one nginx worker and proxies to the same backend nginx over loopback,
+with the same buffered access log; wrk keeps its connections open, as browsers and clients do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolforgectl import config
+from toolforgectl.lab import frontproxy
+from toolforgectl.lab.processes import Process, free_port, spawn, start_redis
+from toolforgectl.routestore import RouteStore
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VARIANTS = ("a", "b", "c")
+NAMES = {
+    "a": "(a) static proxy_pass + upstream keepalive",
+    "b": "(b) per-request Redis lookup + proxy_pass $backend (original)",
+    "c": "(c) toolforgectl urlproxy.lua (cache + balancer keepalive)",
+}
+
+
+@dataclass
+class Sample:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float  # front nginx CPU (user + system) per request
+    errors: int
+
+
+def fill(template: Path, out: Path, **values: object) -> Path:
+    text = template.read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", str(value))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return out
+
+
+def start_nginx(conf: Path, run: Path, port: int) -> Process:
+    run.mkdir(parents=True, exist_ok=True)
+    argv = ["nginx", "-p", str(run), "-e", "stderr", "-c", str(conf), "-g", "daemon off;"]
+    return spawn(f"nginx {conf.name}", argv, run / "nginx.out", "127.0.0.1", port)
+
+
+def cpu_seconds(master: int) -> float:
+    """User + system CPU of an nginx master's workers so far."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    ticks = 0
+    for pid in [master, *map(int, children)]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def to_ms(value: str) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if not found:
+        raise SystemExit(f"bench: cannot read wrk latency {value!r}")
+    return float(found[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[found[2]]
+
+
+def run_wrk(port: int, tools: int, seconds: int, connections: int, master: int) -> Sample:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(BENCH / "paths.lua"),
+            f"https://127.0.0.1:{port}/"]  # fmt: skip
+    before = cpu_seconds(master)
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "BENCH_TOOLS": str(tools)})
+    used = cpu_seconds(master) - before
+    out = done.stdout
+    if done.returncode != 0 or "Requests/sec" not in out:
+        raise SystemExit(f"bench: wrk failed: {done.stderr.strip()[-300:]}")
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return Sample(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=to_ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        p99_ms=to_ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        cpu_us=used / max(total, 1) * 1e6,
+        errors=errors,
+    )
+
+
+def propagation_ms(store: RouteStore, port: int, cert: Path, backends: tuple[str, str], times: int) -> list[float]:
+    """How long after a route write the proxy serves the new backend, polled over one keepalive connection."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ssl.create_default_context(cafile=str(cert)))
+    results = []
+    for i in range(times + 1):
+        target = backends[i % 2]
+        start = time.monotonic()
+        store.set_route("moving", ".*", target, actor="bench")
+        while True:
+            conn.request("GET", "/moving/")
+            body = conn.getresponse().read().decode()
+            if body.strip().endswith(target.rsplit(":", 1)[1]):
+                break
+        if i:  # the first write creates the tool; only changes count
+            results.append((time.monotonic() - start) * 1000)
+        time.sleep(0.2)
+    return results
+
+
+def setup(work: Path, tools: int) -> tuple[dict[str, int], dict[str, Process], RouteStore, Path, tuple[str, str]]:
+    procs: dict[str, Process] = {}
+    backend_port, backend_port2 = free_port(), free_port()
+    conf = fill(BENCH / "backend.conf.tmpl", work / "backend" / "nginx.conf", RUN=work / "backend",
+                PORT=backend_port, PORT2=backend_port2)  # fmt: skip
+    procs["backend"] = start_nginx(conf, work / "backend", backend_port)
+    procs["redis"] = start_redis(work / "redis")
+    store = RouteStore.from_url(f"redis://127.0.0.1:{procs['redis'].port}/0")
+    pipe = store.client.pipeline(transaction=False)
+    backend = f"http://127.0.0.1:{backend_port}"
+    for n in range(tools):  # bulk load: set_route's audit trail would dominate 5,000 writes
+        pipe.hset(f"prefix:tool{n}", ".*", backend)
+    pipe.execute()
+    cert, key = frontproxy.self_signed(work / "tls")
+    ports = {v: free_port() for v in VARIANTS}
+    static = "proxy_pass http://static_backend;"
+    lookup = "access_by_lua_file " + str(BENCH / "original_urlproxy.lua") + ";\n            proxy_pass $backend;"
+    for variant, location in (("a", static), ("b", lookup)):
+        run = work / variant
+        conf = fill(BENCH / "baseline.conf.tmpl", run / "nginx.conf", RUN=run, BENCH=BENCH, PORT=ports[variant],
+                    REDIS_PORT=procs["redis"].port, BACKEND_PORT=backend_port, CERT=cert, KEY=key,
+                    LOCATION=location)  # fmt: skip
+        procs[variant] = start_nginx(conf, run, ports[variant])
+    procs["c"] = start_ours(work, store, ports["c"], cert, key)
+    return ports, procs, store, cert, (backend, f"http://127.0.0.1:{backend_port2}")
+
+
+def start_ours(work: Path, store: RouteStore, port: int, cert: Path, key: Path) -> Process:
+    redis_port = store.client.connection_pool.connection_kwargs["port"]
+    text = (
+        f"proxies: [{{name: bench, address: 127.0.0.1, redis: 'redis://127.0.0.1:{redis_port}/0'}}]\n"
+        f"dataplane: {{https_port: {port}, http_port: {free_port()}, internal_port: {free_port()},"
+        f" worker_processes: '1', user: '{'root' if os.geteuid() == 0 else ''}'}}\n"
+    )
+    fleet = frontproxy.with_tls(config.parse(text, "bench"), cert, key)
+    layout = frontproxy.render_into(fleet, "bench", work / "c")
+    return frontproxy.start_nginx(layout, "127.0.0.1", port)
+
+
+def median(samples: list[Sample], field: str) -> float:
+    return statistics.median(getattr(s, field) for s in samples)
+
+
+def report(results: dict[int, dict[str, list[Sample]]], args: argparse.Namespace, prop: list[float], load: str) -> str:
+    lines = [
+        "## Data plane",
+        "",
+        f"Command: `.venv/bin/python bench/dataplane.py --rounds {args.rounds} --duration {args.duration}"
+        f" --connections {args.connections} --write docs/benchmarks.md`",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} shared cores;"
+        f" wrk 1 thread, {args.connections} keepalive connections, HTTPS; {args.rounds} rounds of"
+        f" {args.duration} s per variant, interleaved a b c a b c. Medians over rounds. Load average before"
+        f" the run: {load}.",
+        "",
+        "| tools | variant | req/s | p50 ms | p99 ms | front CPU us/req | errors | req/s per round |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for tools, by_variant in results.items():
+        for v in VARIANTS:
+            s = by_variant[v]
+            rounds = ", ".join(f"{x.rps:.0f}" for x in s)
+            lines.append(
+                f"| {tools} | {NAMES[v]} | {median(s, 'rps'):.0f} | {median(s, 'p50_ms'):.2f} |"
+                f" {median(s, 'p99_ms'):.2f} | {median(s, 'cpu_us'):.1f} | {sum(x.errors for x in s)} | {rounds} |"
+            )
+    lines += ["", "| tools | c / a req/s | c / b req/s | p99 c vs a | CPU/req c / a |", "|---:|---:|---:|---:|---:|"]
+    for tools, r in results.items():
+        ca = median(r["c"], "rps") / median(r["a"], "rps")
+        cb = median(r["c"], "rps") / median(r["b"], "rps")
+        p99 = f"{median(r['c'], 'p99_ms'):.2f} vs {median(r['a'], 'p99_ms'):.2f} ms"
+        cpu = median(r["c"], "cpu_us") / median(r["a"], "cpu_us")
+        lines.append(f"| {tools} | {ca:.2f}x | {cb:.2f}x | {p99} | {cpu:.2f}x |")
+    if prop:
+        lines += ["", f"Route change to first request served by the new backend, over {len(prop)} changes"
+                  f" (poll interval 50 ms): median {statistics.median(prop):.0f} ms, max {max(prop):.0f} ms."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def write_section(doc: Path, section: str) -> None:
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(r"^## Data plane\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    doc.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--tools", type=int, nargs="+", default=[1, 5000])
+    parser.add_argument("--write", type=Path, help="Replace the '## Data plane' section of this file.")
+    args = parser.parse_args()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    results: dict[int, dict[str, list[Sample]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as tmp:
+        ports, procs, store, cert, backends = setup(Path(tmp), max(args.tools))
+        try:
+            for tools in args.tools:
+                results[tools] = {v: [] for v in VARIANTS}
+                for v in VARIANTS:  # warm-up: caches, TLS sessions, keepalive pools
+                    run_wrk(ports[v], tools, 1, args.connections, procs[v].pid)
+                for rnd in range(args.rounds):
+                    for v in VARIANTS:
+                        sample = run_wrk(ports[v], tools, args.duration, args.connections, procs[v].pid)
+                        results[tools][v].append(sample)
+                        print(f"tools={tools} round={rnd} {v}: {sample}", file=sys.stderr)
+            prop = propagation_ms(store, ports["c"], cert, backends, 20)
+        finally:
+            for process in procs.values():
+                process.stop()
+    section = report(results, args, prop, load)
+    print(section)
+    if args.write:
+        write_section(args.write, section)
+
+
+if __name__ == "__main__":
+    main()
