@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
+import random
 import re
 import ssl
 import statistics
@@ -82,7 +84,8 @@ def run_wrk(port: int, tools: int, seconds: int, connections: int, master: int) 
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(BENCH / "paths.lua"),
             f"https://127.0.0.1:{port}/"]  # fmt: skip
     before = cpu_seconds(master)
-    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "BENCH_TOOLS": str(tools)})
+    env = {**os.environ, "BENCH_TOOLS": str(tools)}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     used = cpu_seconds(master) - before
     out = done.stdout
     if done.returncode != 0 or "Requests/sec" not in out:
@@ -99,9 +102,13 @@ def run_wrk(port: int, tools: int, seconds: int, connections: int, master: int) 
     )
 
 
-def propagation_ms(store: RouteStore, port: int, cert: Path, backends: tuple[str, str], times: int) -> list[float]:
+def propagation_ms(
+    store: RouteStore, port: int, cert: Path, backends: tuple[str, str], times: int
+) -> list[float]:
     """How long after a route write the proxy serves the new backend, polled over one keepalive connection."""
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ssl.create_default_context(cafile=str(cert)))
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", port, context=ssl.create_default_context(cafile=str(cert))
+    )
     results = []
     for i in range(times + 1):
         target = backends[i % 2]
@@ -114,11 +121,38 @@ def propagation_ms(store: RouteStore, port: int, cert: Path, backends: tuple[str
                 break
         if i:  # the first write creates the tool; only changes count
             results.append((time.monotonic() - start) * 1000)
-        time.sleep(0.2)
+        time.sleep(random.uniform(0.1, 0.3))  # random phase against the watcher's 50 ms poll
     return results
 
 
-def setup(work: Path, tools: int) -> tuple[dict[str, int], dict[str, Process], RouteStore, Path, tuple[str, str]]:
+def list_ms(store: RouteStore, port: int, tools: int, times: int = 5) -> tuple[float, float, int]:
+    """/list at `tools` tools: median ms right after a route change (SCAN), and when unchanged (cached)."""
+    pipe = store.client.pipeline(transaction=False)
+    for n in range(tools):
+        pipe.hset(f"prefix:tool{n}", ".*", "http://127.0.0.1:9")
+    pipe.execute()
+
+    def fetch() -> tuple[float, int]:
+        start = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/list")
+        body = conn.getresponse().read()
+        conn.close()
+        return (time.monotonic() - start) * 1000, len(json.loads(body))
+
+    cold, warm, count = [], [], 0
+    for _ in range(times):
+        store.set_route("listbench", ".*", "http://127.0.0.1:9", actor="bench")  # bumps the version
+        time.sleep(0.2)  # let the watcher see it
+        took, count = fetch()
+        cold.append(took)
+        warm.append(fetch()[0])
+    return statistics.median(cold), statistics.median(warm), count
+
+
+def setup(
+    work: Path, tools: int
+) -> tuple[dict[str, int], dict[str, Process], RouteStore, Path, tuple[str, str]]:
     procs: dict[str, Process] = {}
     backend_port, backend_port2 = free_port(), free_port()
     conf = fill(BENCH / "backend.conf.tmpl", work / "backend" / "nginx.conf", RUN=work / "backend",
@@ -134,22 +168,25 @@ def setup(work: Path, tools: int) -> tuple[dict[str, int], dict[str, Process], R
     cert, key = frontproxy.self_signed(work / "tls")
     ports = {v: free_port() for v in VARIANTS}
     static = "proxy_pass http://static_backend;"
-    lookup = "access_by_lua_file " + str(BENCH / "original_urlproxy.lua") + ";\n            proxy_pass $backend;"
+    lookup = (
+        "access_by_lua_file " + str(BENCH / "original_urlproxy.lua") + ";\n            proxy_pass $backend;"
+    )
     for variant, location in (("a", static), ("b", lookup)):
         run = work / variant
-        conf = fill(BENCH / "baseline.conf.tmpl", run / "nginx.conf", RUN=run, BENCH=BENCH, PORT=ports[variant],
-                    REDIS_PORT=procs["redis"].port, BACKEND_PORT=backend_port, CERT=cert, KEY=key,
-                    LOCATION=location)  # fmt: skip
+        conf = fill(BENCH / "baseline.conf.tmpl", run / "nginx.conf", RUN=run, BENCH=BENCH,
+                    PORT=ports[variant], REDIS_PORT=procs["redis"].port, BACKEND_PORT=backend_port,
+                    CERT=cert, KEY=key, LOCATION=location)  # fmt: skip
         procs[variant] = start_nginx(conf, run, ports[variant])
-    procs["c"] = start_ours(work, store, ports["c"], cert, key)
+    ports["list"] = free_port()
+    procs["c"] = start_ours(work, store, ports["c"], ports["list"], cert, key)
     return ports, procs, store, cert, (backend, f"http://127.0.0.1:{backend_port2}")
 
 
-def start_ours(work: Path, store: RouteStore, port: int, cert: Path, key: Path) -> Process:
+def start_ours(work: Path, store: RouteStore, port: int, internal: int, cert: Path, key: Path) -> Process:
     redis_port = store.client.connection_pool.connection_kwargs["port"]
     text = (
         f"proxies: [{{name: bench, address: 127.0.0.1, redis: 'redis://127.0.0.1:{redis_port}/0'}}]\n"
-        f"dataplane: {{https_port: {port}, http_port: {free_port()}, internal_port: {free_port()},"
+        f"dataplane: {{https_port: {port}, http_port: {free_port()}, internal_port: {internal},"
         f" worker_processes: '1', user: '{'root' if os.geteuid() == 0 else ''}'}}\n"
     )
     fleet = frontproxy.with_tls(config.parse(text, "bench"), cert, key)
@@ -161,7 +198,13 @@ def median(samples: list[Sample], field: str) -> float:
     return statistics.median(getattr(s, field) for s in samples)
 
 
-def report(results: dict[int, dict[str, list[Sample]]], args: argparse.Namespace, prop: list[float], load: str) -> str:
+def report(
+    results: dict[int, dict[str, list[Sample]]],
+    args: argparse.Namespace,
+    prop: list[float],
+    listing: tuple[float, float, int],
+    load: str,
+) -> str:
     lines = [
         "## Data plane",
         "",
@@ -180,11 +223,16 @@ def report(results: dict[int, dict[str, list[Sample]]], args: argparse.Namespace
         for v in VARIANTS:
             s = by_variant[v]
             rounds = ", ".join(f"{x.rps:.0f}" for x in s)
+            errors = sum(x.errors for x in s)
             lines.append(
                 f"| {tools} | {NAMES[v]} | {median(s, 'rps'):.0f} | {median(s, 'p50_ms'):.2f} |"
-                f" {median(s, 'p99_ms'):.2f} | {median(s, 'cpu_us'):.1f} | {sum(x.errors for x in s)} | {rounds} |"
+                f" {median(s, 'p99_ms'):.2f} | {median(s, 'cpu_us'):.1f} | {errors} | {rounds} |"
             )
-    lines += ["", "| tools | c / a req/s | c / b req/s | p99 c vs a | CPU/req c / a |", "|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| tools | c / a req/s | c / b req/s | p99 c vs a | CPU/req c / a |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for tools, r in results.items():
         ca = median(r["c"], "rps") / median(r["a"], "rps")
         cb = median(r["c"], "rps") / median(r["b"], "rps")
@@ -192,15 +240,27 @@ def report(results: dict[int, dict[str, list[Sample]]], args: argparse.Namespace
         cpu = median(r["c"], "cpu_us") / median(r["a"], "cpu_us")
         lines.append(f"| {tools} | {ca:.2f}x | {cb:.2f}x | {p99} | {cpu:.2f}x |")
     if prop:
-        lines += ["", f"Route change to first request served by the new backend, over {len(prop)} changes"
-                  f" (poll interval 50 ms): median {statistics.median(prop):.0f} ms, max {max(prop):.0f} ms."]  # fmt: skip
+        lines += [
+            "",
+            f"Route change to the first request served by the new backend, over {len(prop)} changes"
+            f" (watcher poll 50 ms): median {statistics.median(prop):.0f} ms, max {max(prop):.0f} ms.",
+        ]
+    lines += [
+        "",
+        f"`/list` with {listing[2]} tools: median {listing[0]:.1f} ms right after a route change (SCAN"
+        f" in batches of 1,000), {listing[1]:.1f} ms while routes are unchanged (cached per version).",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def write_section(doc: Path, section: str) -> None:
     text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
     pattern = re.compile(r"^## Data plane\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    text = (
+        pattern.sub(lambda _: section + "\n", text)
+        if pattern.search(text)
+        else text.rstrip("\n") + "\n\n" + section
+    )
     doc.write_text(text)
 
 
@@ -210,6 +270,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tools", type=int, nargs="+", default=[1, 5000])
+    parser.add_argument("--list-tools", type=int, default=10000, help="Tools in Redis when timing /list.")
     parser.add_argument("--write", type=Path, help="Replace the '## Data plane' section of this file.")
     args = parser.parse_args()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -227,10 +288,11 @@ def main() -> None:
                         results[tools][v].append(sample)
                         print(f"tools={tools} round={rnd} {v}: {sample}", file=sys.stderr)
             prop = propagation_ms(store, ports["c"], cert, backends, 20)
+            listing = list_ms(store, ports["list"], args.list_tools)
         finally:
             for process in procs.values():
                 process.stop()
-    section = report(results, args, prop, load)
+    section = report(results, args, prop, listing, load)
     print(section)
     if args.write:
         write_section(args.write, section)

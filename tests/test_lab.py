@@ -35,6 +35,10 @@ def test_lab_up_serves_a_sample_tool_and_down_leaves_nothing(tmp_path: Path) -> 
         assert data["running"] is True
         assert {p["role"] for p in data["processes"]} == {"redis", "nginx", "tool"}
         pids = [p["pid"] for p in data["processes"]]
+        nginx = next(p["pid"] for p in data["processes"] if p["role"] == "nginx")
+        workers = Path(f"/proc/{nginx}/task/{nginx}/children").read_text().split()
+        assert workers, "nginx runs workers"
+        pids += [int(pid) for pid in workers]
 
         routes = run_cli("--config", state["config"], "routes", "list", "--json")
         assert routes.code == 0 and "hello" in routes.stdout

@@ -254,3 +254,11 @@ def test_redis_restart_brings_fresh_routes_back(own_lab: Callable[..., Proxy]) -
         assert store(proxy).routes("hello") == {".*": backend(proxy, "echo")}
     finally:
         restarted.stop()
+
+
+def test_host_mode_routes_by_the_left_most_host_label(own_lab: Callable[..., Proxy]) -> None:
+    proxy = own_lab(routing="host")
+    reply = proxy.get("/any/path?q=1", headers={"Host": "echo.tools.example.org"})
+    assert reply.json()["tool"] == "echo" and reply.json()["uri"] == "/any/path?q=1"
+    assert proxy.get("/", headers={"Host": "hello.tools.example.org"}).json()["tool"] == "hello"
+    assert proxy.get("/echo/", headers={"Host": "nobody.tools.example.org"}).status == 503

@@ -73,7 +73,7 @@ def _start_all(
 ) -> None:
     progress("lab: starting redis-server")
     redis = start_redis(directory / "redis", LAB_HOST)
-    _record(state, ProcessRecord.of("redis", redis, "redis-server"))
+    _record(state, ProcessRecord.of("redis", redis, ["redis-server", f"{LAB_HOST}:{redis.port}"]))
     redis_url = f"redis://{LAB_HOST}:{redis.port}/0"
     fleet = _write_fleet(directory, redis_url, dataplane)
     progress(f"lab: starting nginx for {PROXY_NAME} (rendered from templates/)")
@@ -83,7 +83,7 @@ def _start_all(
     layout = frontproxy.render_into(fleet, PROXY_NAME, directory / PROXY_NAME)
     frontproxy.check_config(layout)
     nginx = frontproxy.start_nginx(layout, LAB_HOST, plane.https_port)
-    _record(state, ProcessRecord.of("nginx", nginx, "nginx", proxy=PROXY_NAME))
+    _record(state, ProcessRecord.of("nginx", nginx, ["nginx", str(layout.nginx_conf)], proxy=PROXY_NAME))
     base = f"https://{LAB_HOST}:{plane.https_port}"
     state.proxies[PROXY_NAME] = {
         "address": LAB_HOST,
@@ -148,5 +148,6 @@ def _start_tool(state: LabState, directory: Path, tool: str) -> str:
         str(port),
     ]
     process: Process = spawn(f"tool {tool}", argv, directory / "tools" / f"{tool}.log", LAB_HOST, port)
-    _record(state, ProcessRecord.of("tool", process, "toolforgectl.lab.sampletool", tool=tool))
+    marks = ["toolforgectl.lab.sampletool", f"--port {port}"]
+    _record(state, ProcessRecord.of("tool", process, marks, tool=tool))
     return f"http://{LAB_HOST}:{port}"

@@ -4,7 +4,7 @@ Schema (version 1), designed so that later work can add roles without changing i
 
     {"version": 1, "dir": "...", "config": "<dir>/fleet.yaml",
      "processes": [{"role": "redis"|"nginx"|"tool"|..., "name": "...", "pid": 123,
-                    "host": "127.0.0.1", "port": 6379, "log": "...", "argv0": "redis-server",
+                    "host": "127.0.0.1", "port": 6379, "log": "...", "marks": ["redis-server", "127.0.0.1:6379"],
                     "proxy": "proxy-01" (or null), "tool": "hello" (or null)}],
      "proxies": {"proxy-01": {"address": ..., "redis": ..., "http": ..., "https": ..., "internal": ...}},
      "tools": {"hello": {"backend": "http://127.0.0.1:PORT", "url": "https://.../hello/"}}}
@@ -38,15 +38,15 @@ class ProcessRecord:
     host: str
     port: int
     log: str
-    argv0: str
+    marks: list[str]  # every one appears in /proc/<pid>/cmdline while it is ours
     proxy: str | None = None
     tool: str | None = None
 
     @classmethod
-    def of(cls, role: str, process: Process, argv0: str, **labels: str) -> ProcessRecord:
-        """Record `process`, which was started from the program `argv0`."""
+    def of(cls, role: str, process: Process, marks: list[str], **labels: str) -> ProcessRecord:
+        """Record `process`, recognisable by `marks` (strings of its command line)."""
         return cls(
-            role, process.name, process.pid, process.host, process.port, str(process.log), argv0, **labels
+            role, process.name, process.pid, process.host, process.port, str(process.log), marks, **labels
         )
 
     def process(self) -> Process:
@@ -59,7 +59,8 @@ class ProcessRecord:
             cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
         except OSError:
             return False
-        return self.argv0.encode() in cmdline
+        text = cmdline.replace(b"\0", b" ").decode("utf-8", "replace")
+        return bool(text) and all(mark in text for mark in self.marks)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, wait, then SIGKILL; gone when this returns. Never signals a reused pid."""
