@@ -4,7 +4,8 @@ Schema (version 1), designed so that later work can add roles without changing i
 
     {"version": 1, "dir": "...", "config": "<dir>/fleet.yaml",
      "processes": [{"role": "redis"|"nginx"|"tool"|..., "name": "...", "pid": 123,
-                    "host": "127.0.0.1", "port": 6379, "log": "...", "marks": ["redis-server", "127.0.0.1:6379"],
+                    "host": "127.0.0.1", "port": 6379, "log": "...",
+                    "marks": ["redis-server", "127.0.0.1:6379"],  # must all be in its cmdline
                     "proxy": "proxy-01" (or null), "tool": "hello" (or null)}],
      "proxies": {"proxy-01": {"address": ..., "redis": ..., "http": ..., "https": ..., "internal": ...}},
      "tools": {"hello": {"backend": "http://127.0.0.1:PORT", "url": "https://.../hello/"}}}
