@@ -2,7 +2,7 @@
 --
 -- The original ran `KEYS prefix:*`, which blocks Redis. This walks the keys with SCAN (Redis stays
 -- responsive between batches) and keeps the encoded answer per version token, so repeated calls
--- cost nothing until a route changes; when Redis fails, the last answer is served, marked stale.
+-- cost nothing until a route changes; while Redis fails, the last answer is served, marked stale.
 local cjson = require "cjson.safe"
 local redisconn = require "redisconn"
 local routecache = require "routecache"
@@ -48,7 +48,7 @@ function _M.serve()
     local token = routecache.token()
     local body = state:get("list_body")
     if body and token and state:get("list_token") == token then
-        return send(body)
+        return send(body, redisconn.marked_down())
     end
     local tools, err
     if redisconn.available() then

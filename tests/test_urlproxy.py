@@ -179,7 +179,8 @@ def test_healthz_answers_locally(lab: Proxy) -> None:
 def test_access_log_names_tool_and_backend(lab: Proxy) -> None:
     lab.get("/hello/logged")
     log = Path(lab.state.dir) / fleet.PROXY_NAME / "logs" / "access.log"
-    line = next(line for line in reversed(log.read_text().splitlines()) if "/hello/logged" in line)
+    until(lambda: "/hello/logged" in log.read_text(), timeout=5)  # written just after the answer
+    line = next(line for line in log.read_text().splitlines() if "/hello/logged" in line)
     assert f"tool=hello backend={backend(lab, 'hello')}" in line
 
 
