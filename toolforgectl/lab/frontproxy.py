@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,11 +21,14 @@ _NGINX_PROBLEMS = (
 )
 
 
+_REUSE_SECONDS = 7 * 86400  # well inside the 30 days the pair is valid
+
+
 def self_signed(directory: Path, name: str = "proxy") -> tuple[Path, Path]:
     """A throwaway certificate and key for 127.0.0.1 and localhost (lab and lint only)."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    if cert.exists() and key.exists():
+    if cert.exists() and key.exists() and time.time() - cert.stat().st_mtime < _REUSE_SECONDS:
         return cert, key
     argv = [
         binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
