@@ -63,6 +63,12 @@ local function fetch(tool)
     end
     local flat
     flat, err = red:hgetall(schema.PREFIX .. tool)
+    if flat == false then
+        -- Redis answered with an error (e.g. WRONGTYPE): this key is unusable, Redis is fine.
+        redisconn.release(red)
+        redisconn.log_error("HGETALL " .. schema.PREFIX .. tool .. " answered " .. tostring(err))
+        return {}
+    end
     if not flat then
         red:close()
         return nil, "HGETALL " .. schema.PREFIX .. tool .. ": " .. tostring(err)

@@ -112,6 +112,15 @@ def test_unknown_tool_falls_back_to_admin_with_the_full_uri(lab: Proxy) -> None:
     until(lambda: lab.get("/no-such-tool/x").status == 503, timeout=5)
 
 
+def test_a_broken_key_only_breaks_its_own_tool(lab: Proxy) -> None:
+    RouteStore.from_url(lab.info["redis"]).client.set("prefix:wrongtype", "not a hash")
+    assert lab.get("/wrongtype/").status == 503
+    assert lab.backend_of("/hello/") == "hello"
+    # A tool never seen before is read from Redis at once: the error did not mark Redis down.
+    store(lab).set_route("after-wrongtype", ".*", backend(lab, "hello"), actor=ACTOR)
+    assert lab.backend_of("/after-wrongtype/") == "hello"
+
+
 def test_unknown_tool_gets_a_branded_503_without_nginx_version(lab: Proxy) -> None:
     reply = lab.get("/does-not-exist/")
     assert reply.status == 503
