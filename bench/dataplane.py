@@ -213,8 +213,8 @@ def report(
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} shared cores;"
         f" wrk 1 thread, {args.connections} keepalive connections, HTTPS; {args.rounds} rounds of"
-        f" {args.duration} s per variant, interleaved a b c a b c. Medians over rounds. Load average before"
-        f" the run: {load}.",
+        f" {args.duration} s per variant, interleaved a b c a b c. Medians over rounds. Load average"
+        f" (1/5/15 min) {load}.",
         "",
         "| tools | variant | req/s | p50 ms | p99 ms | front CPU us/req | errors | req/s per round |",
         "|---:|---|---:|---:|---:|---:|---:|---|",
@@ -273,7 +273,7 @@ def main() -> None:
     parser.add_argument("--list-tools", type=int, default=10000, help="Tools in Redis when timing /list.")
     parser.add_argument("--write", type=Path, help="Replace the '## Data plane' section of this file.")
     args = parser.parse_args()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = "before: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     results: dict[int, dict[str, list[Sample]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as tmp:
         ports, procs, store, cert, backends = setup(Path(tmp), max(args.tools))
@@ -292,6 +292,7 @@ def main() -> None:
         finally:
             for process in procs.values():
                 process.stop()
+    load += "; after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     section = report(results, args, prop, listing, load)
     print(section)
     if args.write:
