@@ -105,23 +105,32 @@ def run_wrk(port: int, tools: int, seconds: int, connections: int, master: int) 
 def propagation_ms(
     store: RouteStore, port: int, cert: Path, backends: tuple[str, str], times: int
 ) -> list[float]:
-    """How long after a route write the proxy serves the new backend, polled over one keepalive connection."""
+    """How long after a route write the proxy serves the new backend, polled over one keepalive connection.
+
+    Before each write the tool is requested until its cached entry carries the current version, so
+    the write meets a fresh cache entry (the worst case) rather than one an earlier change made stale.
+    """
     conn = http.client.HTTPSConnection(
         "127.0.0.1", port, context=ssl.create_default_context(cafile=str(cert))
     )
+
+    def served() -> str:
+        conn.request("GET", "/moving/")
+        return conn.getresponse().read().decode().strip().rsplit(" ", 1)[-1]
+
     results = []
     for i in range(times + 1):
-        target = backends[i % 2]
+        old, new = backends[(i + 1) % 2].rsplit(":", 1)[1], backends[i % 2].rsplit(":", 1)[1]
+        time.sleep(random.uniform(0.1, 0.3))  # the watcher has seen the last write; random phase
+        served()  # re-reads the entry under the current version
+        if i and served() != old:
+            raise SystemExit("bench: the cache did not hold the previous route")
         start = time.monotonic()
-        store.set_route("moving", ".*", target, actor="bench")
-        while True:
-            conn.request("GET", "/moving/")
-            body = conn.getresponse().read().decode()
-            if body.strip().endswith(target.rsplit(":", 1)[1]):
-                break
+        store.set_route("moving", ".*", backends[i % 2], actor="bench")
+        while served() != new:
+            pass
         if i:  # the first write creates the tool; only changes count
             results.append((time.monotonic() - start) * 1000)
-        time.sleep(random.uniform(0.1, 0.3))  # random phase against the watcher's 50 ms poll
     return results
 
 
