@@ -28,6 +28,7 @@ from toolforgectl import config
 from toolforgectl.lab import frontproxy
 from toolforgectl.lab.processes import Process, free_port, spawn, start_redis
 from toolforgectl.routestore import RouteStore
+from toolforgectl.siteconfig import DataPlane
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -252,7 +253,8 @@ def report(
         lines += [
             "",
             f"Route change to the first request served by the new backend, over {len(prop)} changes"
-            f" (watcher poll 50 ms): median {statistics.median(prop):.0f} ms, max {max(prop):.0f} ms.",
+            f" (watcher poll {DataPlane().invalidation_poll_ms} ms): median {statistics.median(prop):.0f} ms,"
+            f" max {max(prop):.0f} ms.",
         ]
     lines += [
         "",

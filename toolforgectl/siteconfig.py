@@ -54,7 +54,7 @@ class DataPlane:
     route_cache_size: str = "32m"
     state_cache_size: str = "8m"
     redis_timeout_ms: int = 100
-    invalidation_poll_ms: int = 50
+    invalidation_poll_ms: int = 25  # a route change is live within about one poll
     cache_ttl: int = 60
 
 
