@@ -4,7 +4,6 @@
 -- published by watcher.lua) and is younger than `cache_ttl`. Stale entries are kept: when Redis
 -- fails they are served as they are (stale-if-error), so known tools keep working.
 local cjson = require "cjson.safe"
-local lrucache = require "resty.lrucache"
 local backend = require "backend"
 local redisconn = require "redisconn"
 local schema = require "schema"
@@ -15,44 +14,56 @@ local _M = {}
 local ngx_now = ngx.now
 local re_find = ngx.re.find
 local table_sort = table.sort
+local unpack = unpack
 
 local shared = ngx.shared.urlproxy_routes
 local state = ngx.shared.urlproxy_state
 
-local lru -- per worker, created on first use so that lru_size comes from the settings
+-- Per worker: tool -> parsed entry. A plain table, not an LRU: a hit must touch as little memory
+-- as possible (an LRU reorders a queue on every hit, which measurably cost CPU at 5,000 tools).
+-- Bounded by emptying it when full; the shared dict still holds every entry, so nothing is lost.
+local entries, count = {}, 0
 
 -- Only names the route store could hold reach Redis (checked on a cache miss, not per request).
 local TOOL_NAME = [[^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$]]
 local NO_ROUTES = {}
 
-local function worker_cache()
-    if not lru then
-        lru = assert(lrucache.new(settings.current.lru_size))
+local function keep(tool, entry)
+    if entries[tool] == nil then
+        count = count + 1
+        if count > settings.current.lru_size then
+            entries, count = {}, 1
+        end
     end
-    return lru
+    entries[tool] = entry
 end
 
 -- Longest pattern first, then lexical: a deterministic order, unlike the original's `pairs()`.
 local function before(a, b)
-    if #a.pattern ~= #b.pattern then
-        return #a.pattern > #b.pattern
+    if #a[1] ~= #b[1] then
+        return #a[1] > #b[1]
     end
-    return a.pattern < b.pattern
+    return a[1] < b[1]
 end
 
--- The ordered route list from HGETALL's flat reply; unusable backends are logged and skipped.
+-- HGETALL's flat reply as an ordered flat list {pattern1, url1, pattern2, url2, ...}: one table
+-- per tool keeps the Lua heap (and the garbage collector's work) small at thousands of tools.
+-- Unusable backends are logged and skipped.
 local function build(flat)
-    local routes = {}
+    local pairs_ = {}
     for i = 1, #flat, 2 do
         local peer, err = backend.parse(flat[i + 1])
         if peer then
-            peer.pattern = flat[i]
-            routes[#routes + 1] = peer
+            pairs_[#pairs_ + 1] = { flat[i], flat[i + 1] }
         else
             redisconn.log_error("ignoring a stored route: " .. err)
         end
     end
-    table_sort(routes, before)
+    table_sort(pairs_, before)
+    local routes = {}
+    for i, pair in ipairs(pairs_) do
+        routes[2 * i - 1], routes[2 * i] = pair[1], pair[2]
+    end
     return routes
 end
 
@@ -77,12 +88,14 @@ local function fetch(tool)
     return build(flat)
 end
 
+-- The entry is the route list itself, stamped with the version token and time it was read.
+local function stamp(routes, token, at)
+    routes.token, routes.at = token, at
+    return routes
+end
+
 local function encode(entry)
-    local pairs_ = {}
-    for i, route in ipairs(entry.routes) do
-        pairs_[i] = { route.pattern, route.url }
-    end
-    return cjson.encode({ token = entry.token, at = entry.at, routes = pairs_ })
+    return cjson.encode({ token = entry.token, at = entry.at, routes = { unpack(entry, 1, #entry) } })
 end
 
 local function decode(text)
@@ -90,12 +103,7 @@ local function decode(text)
     if type(data) ~= "table" or type(data.routes) ~= "table" then
         return nil
     end
-    local flat = {}
-    for _, pair in ipairs(data.routes) do
-        flat[#flat + 1] = pair[1]
-        flat[#flat + 1] = pair[2]
-    end
-    return { token = data.token, at = data.at, routes = build(flat) }
+    return stamp(data.routes, data.token, data.at)
 end
 
 local function fresh(entry, token)
@@ -103,7 +111,7 @@ local function fresh(entry, token)
 end
 
 local function remember(tool, entry)
-    worker_cache():set(tool, entry)
+    keep(tool, entry)
     -- `set` evicts the least recently used tools when the dict is full, which is what we want.
     shared:set(tool, encode(entry))
 end
@@ -113,14 +121,13 @@ function _M.token()
     return state:get("token")
 end
 
--- `tool`'s ordered routes (possibly empty), and "stale" when served despite a Redis failure;
--- nil and an error when they are unknown and Redis cannot tell.
+-- `tool`'s routes as {pattern1, url1, ...} in match order (possibly empty), and "stale" when
+-- served despite a Redis failure; nil and an error when they are unknown and Redis cannot tell.
 function _M.routes(tool)
     local token = state:get("token")
-    local cache = worker_cache()
-    local entry = cache:get(tool)
+    local entry = entries[tool]
     if entry and fresh(entry, token) then
-        return entry.routes
+        return entry
     end
     if not entry and not re_find(tool, TOOL_NAME, "jo") then
         return NO_ROUTES
@@ -129,14 +136,14 @@ function _M.routes(tool)
     local shared_entry = text and decode(text)
     if shared_entry then
         entry = shared_entry
-        cache:set(tool, entry)
+        keep(tool, entry)
         if fresh(entry, token) then
-            return entry.routes
+            return entry
         end
     end
     if not redisconn.available() then
         if entry then
-            return entry.routes, "stale"
+            return entry, "stale"
         end
         return nil, "route store unavailable"
     end
@@ -144,11 +151,11 @@ function _M.routes(tool)
     if not routes then
         redisconn.mark_down(err)
         if entry then
-            return entry.routes, "stale"
+            return entry, "stale"
         end
         return nil, err
     end
-    remember(tool, { token = token, at = ngx_now(), routes = routes })
+    remember(tool, stamp(routes, token, ngx_now()))
     return routes
 end
 

@@ -15,11 +15,13 @@ local _M = {}
 
 local find = string.find
 local sub = string.sub
+local byte = string.byte
+local S = string.byte("s")
 local re_find = ngx.re.find
 local ngx_var = ngx.var
 local exit = ngx.exit
 
-local default_peer -- parsed once per worker
+local default_url -- checked once per worker
 
 -- The tool named by the request and the part of the URI its routes are matched against.
 local function split(uri)
@@ -35,28 +37,29 @@ local function split(uri)
     return sub(uri, 2, slash - 1), sub(uri, slash)
 end
 
--- The first of `tool`'s routes matching `subject`; nil, err when the routes cannot be known.
+-- The backend URL of `tool`'s first route matching `subject`; false for none; nil, err when the
+-- routes cannot be known.
 local function match(tool, subject)
     local routes, err = routecache.routes(tool)
     if not routes then
         return nil, err
     end
-    for i = 1, #routes do
-        local route = routes[i]
+    for i = 1, #routes, 2 do
+        local pattern = routes[i]
         -- ".*" (what every client registers) matches anything: skip the regex engine for it.
-        if route.pattern == ".*" or re_find(subject, route.pattern, "jo") then
-            return route
+        if pattern == ".*" or re_find(subject, pattern, "jo") then
+            return routes[i + 1]
         end
     end
     return false
 end
 
 local function fallback()
-    if default_peer == nil then
-        default_peer = settings.current.default_backend and backend.parse(settings.current.default_backend)
-            or false
+    if default_url == nil then
+        local url = settings.current.default_backend
+        default_url = url and backend.parse(url) and url or false
     end
-    return default_peer
+    return default_url
 end
 
 -- Choose the peer, or finish the request with 503 (maintenance, or nothing to send it to).
@@ -67,22 +70,22 @@ function _M.access()
     end
     local uri = ngx_var.uri
     local tool, rest = split(uri)
-    local peer, err = false, nil
+    local url, err = false, nil
     if tool ~= "" then
-        peer, err = match(tool, rest)
+        url, err = match(tool, rest)
     end
-    if peer == false then
-        peer, err = match(schema.ADMIN_TOOL, uri)
-        peer = peer or (peer == false and fallback())
+    if url == false then
+        url, err = match(schema.ADMIN_TOOL, uri)
+        url = url or (url == false and fallback())
     end
-    if not peer then
+    if not url then
         ngx_var.urlproxy_tool = tool
         ngx_var.urlproxy_backend = err and "unavailable" or "none"
         return exit(503)
     end
     ngx_var.urlproxy_tool = tool
-    ngx_var.urlproxy_backend = peer.url
-    if peer.scheme == "https" then
+    ngx_var.urlproxy_backend = url
+    if byte(url, 5) == S then -- "https://..."
         return ngx.exec("@urlproxy_tls") -- keeps the URI; the hot http path stays variable-free
     end
 end
