@@ -1,4 +1,4 @@
--- Each tool's routes, cached per worker (parsed) and per server (shared dict), from Redis on a miss.
+-- Each tool's routes, cached per worker and per server (shared dict), from Redis on a miss.
 --
 -- An entry is fresh while it carries the current version token (the route store's write counter,
 -- published by watcher.lua) and is younger than `cache_ttl`. Stale entries are kept: when Redis
@@ -19,9 +19,8 @@ local unpack = unpack
 local shared = ngx.shared.urlproxy_routes
 local state = ngx.shared.urlproxy_state
 
--- Per worker: tool -> parsed entry. A plain table, not an LRU: a hit must touch as little memory
--- as possible (an LRU reorders a queue on every hit, which measurably cost CPU at 5,000 tools).
--- Bounded by emptying it when full; the shared dict still holds every entry, so nothing is lost.
+-- Per worker: tool -> entry. A plain table (a hit is one lookup), bounded by emptying it when it
+-- holds `worker_cache_size` tools; the shared dict still holds every entry, so nothing is lost.
 local entries, count = {}, 0
 
 -- Only names the route store could hold reach Redis (checked on a cache miss, not per request).
@@ -31,7 +30,7 @@ local NO_ROUTES = {}
 local function keep(tool, entry)
     if entries[tool] == nil then
         count = count + 1
-        if count > settings.current.lru_size then
+        if count > settings.current.worker_cache_size then
             entries, count = {}, 1
         end
     end

@@ -19,7 +19,7 @@ local DEFAULTS = {
     redis_pool_size = 32,
     invalidation_poll_ms = 25,
     cache_ttl = 60,
-    lru_size = 20000,
+    worker_cache_size = 20000,
     backoff_max = 5,
     log_interval = 10,
 }
