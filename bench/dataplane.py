@@ -209,13 +209,17 @@ def median(samples: list[Sample], field: str) -> float:
     return statistics.median(getattr(s, field) for s in samples)
 
 
+Results = dict[int, dict[str, list[Sample]]]
+
+
 def report(
-    results: dict[int, dict[str, list[Sample]]],
+    results: Results,
     args: argparse.Namespace,
     prop: list[float],
     listing: tuple[float, float, int],
     load: str,
 ) -> str:
+    """The '## Data plane' section of docs/benchmarks.md."""
     lines = [
         "## Data plane",
         "",
@@ -234,6 +238,23 @@ def report(
         " nginx. Front CPU is user + system time of the proxy's nginx over the run, per request. Other"
         " engineers' test suites shared the 2 cores during the run: the per-round column shows the spread.",
         "",
+        *_variant_table(results),
+        "",
+        *_ratio_table(results),
+        *_verdict(results),
+        "",
+        f"Route change to the first request served by the new backend, over {len(prop)} changes"
+        f" (watcher poll {DataPlane().invalidation_poll_ms} ms): median {statistics.median(prop):.0f} ms,"
+        f" max {max(prop):.0f} ms.",
+        "",
+        f"`/list` with {listing[2]} tools: median {listing[0]:.1f} ms right after a route change (SCAN"
+        f" in batches of 1,000), {listing[1]:.1f} ms while routes are unchanged (cached per version).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _variant_table(results: Results) -> list[str]:
+    lines = [
         "| tools | variant | req/s | p50 ms | p99 ms | front CPU us/req | errors | req/s per round |",
         "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
@@ -246,8 +267,11 @@ def report(
                 f"| {tools} | {NAMES[v]} | {median(s, 'rps'):.0f} | {median(s, 'p50_ms'):.2f} |"
                 f" {median(s, 'p99_ms'):.2f} | {median(s, 'cpu_us'):.1f} | {errors} | {rounds} |"
             )
-    lines += [
-        "",
+    return lines
+
+
+def _ratio_table(results: Results) -> list[str]:
+    lines = [
         "| tools | c / a req/s | c / b req/s | p99 c vs a | CPU/req c / a |",
         "|---:|---:|---:|---:|---:|",
     ]
@@ -257,28 +281,20 @@ def report(
         p99 = f"{median(r['c'], 'p99_ms'):.2f} vs {median(r['a'], 'p99_ms'):.2f} ms"
         cpu = median(r["c"], "cpu_us") / median(r["a"], "cpu_us")
         lines.append(f"| {tools} | {ca:.2f}x | {cb:.2f}x | {p99} | {cpu:.2f}x |")
-    if TARGET_TOOLS in results:
-        r = results[TARGET_TOOLS]
-        checks = [
-            ("c/a req/s >= 0.85x", median(r["c"], "rps") >= 0.85 * median(r["a"], "rps")),
-            ("p99 of c <= p99 of a", median(r["c"], "p99_ms") <= median(r["a"], "p99_ms")),
-            ("c/b req/s >= 3x", median(r["c"], "rps") >= 3 * median(r["b"], "rps")),
-        ]
-        verdict = "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks)
-        lines += ["", f"Targets at {TARGET_TOOLS} tools: {verdict}."]
-    if prop:
-        lines += [
-            "",
-            f"Route change to the first request served by the new backend, over {len(prop)} changes"
-            f" (watcher poll {DataPlane().invalidation_poll_ms} ms): median {statistics.median(prop):.0f} ms,"
-            f" max {max(prop):.0f} ms.",
-        ]
-    lines += [
-        "",
-        f"`/list` with {listing[2]} tools: median {listing[0]:.1f} ms right after a route change (SCAN"
-        f" in batches of 1,000), {listing[1]:.1f} ms while routes are unchanged (cached per version).",
+    return lines
+
+
+def _verdict(results: Results) -> list[str]:
+    if TARGET_TOOLS not in results:
+        return []
+    r = results[TARGET_TOOLS]
+    checks = [
+        ("c/a req/s >= 0.85x", median(r["c"], "rps") >= 0.85 * median(r["a"], "rps")),
+        ("p99 of c <= p99 of a", median(r["c"], "p99_ms") <= median(r["a"], "p99_ms")),
+        ("c/b req/s >= 3x", median(r["c"], "rps") >= 3 * median(r["b"], "rps")),
     ]
-    return "\n".join(lines) + "\n"
+    verdict = "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks)
+    return ["", f"Targets at {TARGET_TOOLS} tools: {verdict}."]
 
 
 def write_section(doc: Path, section: str) -> None:
@@ -302,7 +318,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="Replace the '## Data plane' section of this file.")
     args = parser.parse_args()
     load = "before: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    results: dict[int, dict[str, list[Sample]]] = {}
+    results: Results = {}
     with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as tmp:
         ports, procs, store, cert, backends = setup(Path(tmp), max(args.tools))
         try:

@@ -6,7 +6,7 @@ import ipaddress
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -134,7 +134,6 @@ def _context(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, Any]:
         "listen_address": _listen(proxy.address),
         "internal_address": _listen(plane.internal_address or proxy.address),
         "https_port_suffix": "" if plane.https_port == 443 else f":{plane.https_port}",
-        "settings": asdict(plane),
     }
 
 

@@ -77,10 +77,21 @@ def _start_all(
     redis_url = f"redis://{LAB_HOST}:{redis.port}/0"
     fleet = _write_fleet(directory, redis_url, dataplane)
     progress(f"lab: starting nginx for {PROXY_NAME} (rendered from templates/)")
+    base = _start_proxy(state, directory, fleet, redis_url)
+    store = RouteStore.from_url(redis_url)
+    for tool in tools:
+        progress(f"lab: starting sample tool {tool} and registering it")
+        backend = _start_tool(state, directory, tool)
+        store.set_route(tool, ".*", backend, actor="lab")
+        state.tools[tool] = {"backend": backend, "url": f"{base}/{tool}/"}
+    state.save()
+
+
+def _start_proxy(state: LabState, directory: Path, fleet: config.Fleet, redis_url: str) -> str:
+    """Render, check and start the proxy's nginx; returns its https base URL."""
     plane = fleet.dataplane
     cert, key = frontproxy.self_signed(directory / "tls")
-    fleet = frontproxy.with_tls(fleet, cert, key)
-    layout = frontproxy.render_into(fleet, PROXY_NAME, directory / PROXY_NAME)
+    layout = frontproxy.render_into(frontproxy.with_tls(fleet, cert, key), PROXY_NAME, directory / PROXY_NAME)
     frontproxy.check_config(layout)
     nginx = frontproxy.start_nginx(layout, LAB_HOST, plane.https_port)
     _record(state, ProcessRecord.of("nginx", nginx, ["nginx", str(layout.nginx_conf)], proxy=PROXY_NAME))
@@ -94,13 +105,7 @@ def _start_all(
         "certificate": str(cert),
         "conf_dir": str(layout.conf_dir),
     }
-    store = RouteStore.from_url(redis_url)
-    for tool in tools:
-        progress(f"lab: starting sample tool {tool} and registering it")
-        backend = _start_tool(state, directory, tool)
-        store.set_route(tool, ".*", backend, actor="lab")
-        state.tools[tool] = {"backend": backend, "url": f"{base}/{tool}/"}
-    state.save()
+    return base
 
 
 def _record(state: LabState, record: ProcessRecord) -> None:
