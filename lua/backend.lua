@@ -20,7 +20,9 @@ function _M.parse(url)
     if port < 1 or port > 65535 then
         return nil, "backend " .. url .. " has no valid port"
     end
-    return { url = url, scheme = m[1], host = m[2] or m[3], port = port }
+    -- set_current_peer wants IPv6 literals in brackets, as in the URL ("::1" alone: "invalid port").
+    local host = m[2] and ("[" .. m[2] .. "]") or m[3]
+    return { url = url, scheme = m[1], host = host, port = port }
 end
 
 return _M

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -77,6 +78,32 @@ def test_https_backend_is_reached_over_tls(lab: Proxy, tmp_path: Path) -> None:
         store(lab).set_route("secure", ".*", f"https://127.0.0.1:{port}", actor=ACTOR)
         until(lambda: lab.backend_of("/secure/x?y=1") == "secure", timeout=5)
         assert lab.get("/secure/x?y=1").json()["uri"] == "/secure/x?y=1"
+    finally:
+        tool.stop()
+
+
+def test_ipv6_loopback_backend_is_reached(lab: Proxy, tmp_path: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+            port = probe.getsockname()[1]
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    argv = [
+        "python3",
+        "-m",
+        "toolforgectl.lab.sampletool",
+        "--name",
+        "six",
+        "--host",
+        "::1",
+        "--port",
+        str(port),
+    ]
+    tool = spawn("ipv6 tool", argv, tmp_path / "ipv6-tool.log", "::1", port)
+    try:
+        store(lab).set_route("six", ".*", f"http://[::1]:{port}", actor=ACTOR)
+        until(lambda: lab.backend_of("/six/") == "six", timeout=5)
     finally:
         tool.stop()
 

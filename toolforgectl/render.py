@@ -28,6 +28,7 @@ ERROR_PAGES = {
     "503": ("Tool unavailable", "No web service answers for this tool right now."),
     "503-maintenance": ("Down for maintenance", "The proxy is in maintenance. Please come back soon."),
     "504": ("Tool timed out", "The tool took too long to answer. Try again later."),
+    "500": ("Proxy error", "The proxy failed to handle this request. Please try again later."),
 }
 TEMPLATES = ("nginx/nginx.conf.j2", "nginx/urlproxy.conf.j2", "nginx/errors/page.html.j2")
 
