@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 setup:
 	bash scripts/setup.sh
 
-## Bring up the lab and show how to use it.
+## Bring up the lab and show how to use it (stop it with `.venv/bin/toolforgectl lab down`).
 lab: setup
-	$(BIN)/toolforgectl routes --help
+	$(BIN)/toolforgectl lab up
 
 ## Everything CI runs: static checks, the fast tier, then the slow tier.
 test: setup check fast slow
@@ -19,6 +19,7 @@ check:
 	$(BIN)/ruff format --check toolforgectl tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/toolforgectl lint
 
 fast:
 	$(BIN)/pytest -q

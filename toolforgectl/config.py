@@ -9,6 +9,7 @@
     cloud: eqiad1                 # an openstacksdk clouds.yaml entry (optional)
     proxylistener: {identity: [token], port: 8282}   # optional; see ProxyListener
     kube2proxy: {kubeconfig: /etc/kube2proxy/kubeconfig}   # optional; see Kube2proxy
+    dataplane: {routing: path}    # nginx + urlproxy.lua settings (optional; see siteconfig.py)
 
 Where the file is: `--config PATH`, else $TOOLFORGECTL_CONFIG, else
 ~/.config/toolforgectl/config.yaml.
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 import yaml
 
 from toolforgectl.errors import ConfigError
+from toolforgectl.siteconfig import DataPlane, parse_dataplane
 
 ENV_VAR = "TOOLFORGECTL_CONFIG"
 DEFAULT_PATH = Path("~/.config/toolforgectl/config.yaml")
@@ -106,6 +108,7 @@ class Fleet:
     source: str = "<built-in>"
     proxylistener: ProxyListener = field(default_factory=ProxyListener)
     kube2proxy: Kube2proxy = field(default_factory=Kube2proxy)
+    dataplane: DataPlane = field(default_factory=DataPlane)
 
     def proxy(self, name: str | None = None) -> Proxy:
         """The proxy called `name`, or the active one when `name` is None."""
@@ -151,7 +154,8 @@ def parse(text: str, source: str) -> Fleet:
 
 
 def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
-    unknown = set(data) - {"proxies", "active_proxy", "hiera", "cloud", "proxylistener", "kube2proxy"}
+    sections = {"proxies", "active_proxy", "hiera", "cloud", "proxylistener", "kube2proxy", "dataplane"}
+    unknown = set(data) - sections
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s): {', '.join(sorted(map(str, unknown)))}")
     raw_proxies = data.get("proxies")
@@ -172,6 +176,7 @@ def _fleet(data: Mapping[str, Any], source: str) -> Fleet:
         source,
         proxylistener=proxylistener(data.get("proxylistener"), source),
         kube2proxy=_kube2proxy(data.get("kube2proxy"), source),
+        dataplane=parse_dataplane(data.get("dataplane"), source),
     )
 
 

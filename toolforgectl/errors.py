@@ -7,7 +7,10 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 ├── NotFoundError                 exit 1: the thing asked about does not exist
 ├── RouteStoreError               exit 3: Redis unreachable, read-only, or answered an error
 ├── RegistrationError             exit 1: the proxy refused a registration (client side)
-└── KubeError                     exit 3: the Kubernetes API failed us
+├── KubeError                     exit 3: the Kubernetes API failed us
+├── RenderError                   exit 1: a template did not render (the message names file:line)
+├── NginxError                    exit 1: nginx refused a rendered config, or would not start
+└── LintError                     exit 1: `toolforgectl lint` found a problem (file:line: message)
 """
 
 from __future__ import annotations
@@ -60,3 +63,15 @@ class KubeError(ToolforgectlError):
     """The Kubernetes API failed us."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class RenderError(ToolforgectlError):
+    """A template did not render; the message starts with `file:line:`."""
+
+
+class NginxError(ToolforgectlError):
+    """nginx refused a rendered config or would not start; the message starts with `file:line:`."""
+
+
+class LintError(ToolforgectlError):
+    """`toolforgectl lint` found a problem; the message starts with `file:line:`."""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from toolforgectl import __version__, output
-from toolforgectl.cli import debug, routes, tools
+from toolforgectl.cli import debug, lab, lint, render, routes, tools
 from toolforgectl.cli.context import Settings
 from toolforgectl.errors import ToolforgectlError
 
@@ -23,6 +23,9 @@ app = typer.Typer(
 app.add_typer(routes.app, name="routes")
 app.add_typer(debug.app, name="debug")
 app.add_typer(tools.app, name="tools")
+app.add_typer(lab.app, name="lab")
+app.command("render")(render.render)
+app.command("lint")(lint.lint)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,1 @@
+require("urlproxy_init").init()

@@ -1,0 +1,93 @@
+-- The access phase of every proxied request: which tool, which route, which backend.
+--
+-- Path mode (as the original): the first path segment is the tool and its route regexes are
+-- matched against the rest of the path ("/" when empty), longest pattern first. On a miss,
+-- `prefix:admin` is matched against the full URI, then the default backend applies, else 503.
+-- Host mode: the left-most Host label is the tool and the routes see the full URI.
+-- The chosen backend goes to balancer.lua as $urlproxy_backend; the URI is never rewritten.
+-- $urlproxy_tool and $urlproxy_backend carry the choice to the access log.
+local backend = require "backend"
+local routecache = require "routecache"
+local schema = require "schema"
+local settings = require "settings"
+
+local _M = {}
+
+local find = string.find
+local sub = string.sub
+local byte = string.byte
+local S = string.byte("s")
+local re_find = ngx.re.find
+local ngx_var = ngx.var
+local exit = ngx.exit
+
+local default_url -- checked once per worker
+
+-- The tool named by the request and the part of the URI its routes are matched against.
+local function split(uri)
+    if settings.current.routing == "host" then
+        local host = ngx_var.host
+        local dot = find(host, ".", 1, true)
+        return dot and sub(host, 1, dot - 1) or host, uri
+    end
+    local slash = find(uri, "/", 2, true)
+    if not slash then
+        return sub(uri, 2), "/"
+    end
+    return sub(uri, 2, slash - 1), sub(uri, slash)
+end
+
+-- The backend URL of `tool`'s first route matching `subject`; false for none; nil, err when the
+-- routes cannot be known.
+local function match(tool, subject)
+    local routes, err = routecache.routes(tool)
+    if not routes then
+        return nil, err
+    end
+    for i = 1, #routes, 2 do
+        local pattern = routes[i]
+        -- ".*" (what every client registers) matches anything: skip the regex engine for it.
+        if pattern == ".*" or re_find(subject, pattern, "jo") then
+            return routes[i + 1]
+        end
+    end
+    return false
+end
+
+local function fallback()
+    if default_url == nil then
+        local url = settings.current.default_backend
+        default_url = url and backend.parse(url) and url or false
+    end
+    return default_url
+end
+
+-- Choose the peer, or finish the request with 503 (maintenance, or nothing to send it to).
+function _M.access()
+    if settings.current.maintenance then
+        ngx_var.urlproxy_backend = "maintenance" -- selects the maintenance page (see the map)
+        return exit(503)
+    end
+    local uri = ngx_var.uri
+    local tool, rest = split(uri)
+    local url, err = false, nil
+    if tool ~= "" then
+        url, err = match(tool, rest)
+    end
+    if url == false then
+        url, err = match(schema.ADMIN_TOOL, uri)
+        url = url or (url == false and fallback())
+    end
+    if not url then
+        ngx_var.urlproxy_tool = tool
+        ngx_var.urlproxy_backend = err and "unavailable" or "none"
+        return exit(503)
+    end
+    ngx_var.urlproxy_tool = tool
+    ngx_var.urlproxy_backend = url
+    if byte(url, 5) == S then -- "https://..."
+        return ngx.exec("@urlproxy_tls") -- keeps the URI; the hot http path stays variable-free
+    end
+end
+
+return _M

@@ -1,0 +1,110 @@
+"""Talking to a lab proxy from tests: HTTPS with the lab's own CA, plain HTTP, and a WebSocket handshake."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from toolforgectl.lab import fleet
+from toolforgectl.lab.state import LabState
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Proxy:
+    """URLs and the CA of a running lab proxy."""
+
+    state: LabState
+
+    @property
+    def info(self) -> dict[str, str]:
+        return self.state.proxies[fleet.PROXY_NAME]
+
+    def port(self, kind: str) -> int:
+        return int(self.info[kind].rsplit(":", 1)[1])
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.info["certificate"])
+
+    def get(self, path: str, headers: dict[str, str] | None = None, kind: str = "https") -> Reply:
+        """One request on a fresh connection (https, http or internal)."""
+        if kind == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port("https"), context=self.tls(), timeout=10
+            )
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port(kind), timeout=10)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            response = conn.getresponse()
+            body = response.read().decode("utf-8", "replace")
+            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+        finally:
+            conn.close()
+
+    def backend_of(self, path: str) -> str | None:
+        """Which sample tool answered `path` (None if it was not a sample tool's answer)."""
+        reply = self.get(path)
+        if reply.status != 200:
+            return None
+        return str(reply.json()["tool"])
+
+    @contextmanager
+    def websocket(self, path: str) -> Iterator[tuple[ssl.SSLSocket, str]]:
+        """A raw TLS socket after the Upgrade request, and the status line nginx answered."""
+        raw = socket.create_connection(("127.0.0.1", self.port("https")), timeout=10)
+        sock = self.tls().wrap_socket(raw, server_hostname="localhost")
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        try:
+            yield sock, head.decode().split("\r\n", 1)[0]
+        finally:
+            sock.close()
+
+
+def ws_send_text(sock: ssl.SSLSocket, text: str) -> None:
+    """Send one masked text frame (clients must mask)."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+
+
+def ws_receive_text(sock: ssl.SSLSocket) -> str:
+    """Read one short unmasked text frame."""
+    header = sock.recv(2)
+    return sock.recv(header[1] & 0x7F).decode()
+
+
+def until(check: Callable[[], bool], timeout: float) -> float:
+    """Poll `check` until it is true; return how long that took, or raise after `timeout` seconds."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.005)
+    raise AssertionError(f"not true within {timeout}s")

@@ -1,0 +1,50 @@
+"""`toolforgectl render`: the rendered config of a proxy, on stdout or as files nginx accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import run_cli
+
+
+def write_fleet(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "proxies:\n"
+        "  - {name: proxy-01, address: 127.0.0.1, redis: 'redis://127.0.0.1:6390/3'}\n"
+        "  - {name: proxy-02, address: 127.0.0.2, redis: 'redis://127.0.0.2:6390/0'}\n" + extra
+    )
+    return path
+
+
+def test_render_prints_every_file_of_the_active_proxy(tmp_path: Path) -> None:
+    done = run_cli("--config", str(write_fleet(tmp_path)), "render")
+    assert done.code == 0, done.stderr
+    assert "# ===== nginx.conf =====" in done.stdout and "# ===== errors/503.html =====" in done.stdout
+    assert "listen 127.0.0.1:443 ssl" in done.stdout and "listen 127.0.0.1:8081;" in done.stdout
+    assert "server_tokens off;" in done.stdout
+
+
+def test_render_for_another_proxy_uses_its_address_and_redis(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run_cli("--config", str(write_fleet(tmp_path)), "--proxy", "proxy-02", "render", "--out", str(out))
+    assert done.code == 0, done.stderr
+    assert "listen 127.0.0.2:443 ssl" in (out / "conf" / "urlproxy.conf").read_text()
+    settings = json.loads((out / "conf" / "urlproxy.json").read_text())
+    assert (settings["redis_host"], settings["redis_port"], settings["redis_db"]) == ("127.0.0.2", 6390, 0)
+
+
+def test_rate_limit_is_rendered_only_when_configured(tmp_path: Path) -> None:
+    plain = run_cli("--config", str(write_fleet(tmp_path)), "render").stdout
+    limited = run_cli("--config", str(write_fleet(tmp_path, "dataplane: {rate_limit: 7}\n")), "render").stdout
+    assert "limit_req" not in plain
+    assert "rate=7r/s" in limited and "limit_req_status 429;" in limited
+
+
+def test_render_refuses_a_redis_password(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text("proxies: [{name: p, address: 127.0.0.1, redis: 'redis://:secret@127.0.0.1:6379/0'}]\n")
+    done = run_cli("--config", str(path), "render")
+    assert done.code == 1
+    assert "password" in done.stderr and "secret" not in done.stderr

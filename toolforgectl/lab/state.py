@@ -1,0 +1,133 @@
+"""The lab's state file: every process it started (by role) and every proxy's URLs, in one JSON file.
+
+Schema (version 1), designed so that later work can add roles without changing it:
+
+    {"version": 1, "dir": "...", "config": "<dir>/fleet.yaml",
+     "processes": [{"role": "redis"|"nginx"|"tool"|..., "name": "...", "pid": 123,
+                    "host": "127.0.0.1", "port": 6379, "log": "...",
+                    "marks": ["redis-server", "127.0.0.1:6379"],  # must all be in its cmdline
+                    "proxy": "proxy-01" (or null), "tool": "hello" (or null)}],
+     "proxies": {"proxy-01": {"address": ..., "redis": ..., "http": ..., "https": ..., "internal": ...}},
+     "tools": {"hello": {"backend": "http://127.0.0.1:PORT", "url": "https://.../hello/"}}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolforgectl.lab.processes import LabError, Process, signal_process
+
+STATE_VERSION = 1
+STATE_FILE = "lab.json"
+DEFAULT_DIR = Path("~/.local/state/toolforgectl/lab")
+
+
+@dataclass
+class ProcessRecord:
+    """One process the lab started, enough to find and stop it later by pid."""
+
+    role: str
+    name: str
+    pid: int
+    host: str
+    port: int
+    log: str
+    marks: list[str]  # every one appears in /proc/<pid>/cmdline while it is ours
+    proxy: str | None = None
+    tool: str | None = None
+
+    @classmethod
+    def of(cls, role: str, process: Process, marks: list[str], **labels: str) -> ProcessRecord:
+        """Record `process`, recognisable by `marks` (strings of its command line)."""
+        return cls(
+            role, process.name, process.pid, process.host, process.port, str(process.log), marks, **labels
+        )
+
+    def process(self) -> Process:
+        """A Process handle for this one (its pid, address and log)."""
+        return Process(self.name, self.pid, self.host, self.port, Path(self.log))
+
+    def alive(self) -> bool:
+        """Whether this pid still runs the program the lab started (pids get reused; zombies are gone)."""
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        text = cmdline.replace(b"\0", b" ").decode("utf-8", "replace")
+        return bool(text) and all(mark in text for mark in self.marks)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, wait, then SIGKILL; gone when this returns. Never signals a reused pid."""
+        if not self._running():
+            return
+        signal_process(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self._running() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._running():
+            signal_process(self.pid, signal.SIGKILL)
+            while self._running():
+                time.sleep(0.02)
+
+    def _running(self) -> bool:
+        # When the caller started it (tests), reap it: an unreaped zombie still looks alive to kill(0).
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, os.WNOHANG)
+        return self.alive()
+
+
+@dataclass
+class LabState:
+    """Everything `lab status` and `lab down` need to know."""
+
+    dir: str
+    config: str
+    processes: list[ProcessRecord] = field(default_factory=list)
+    proxies: dict[str, dict[str, str]] = field(default_factory=dict)
+    tools: dict[str, dict[str, str]] = field(default_factory=dict)
+    version: int = STATE_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (also what `lab status --json` shows)."""
+        return asdict(self)
+
+    def save(self) -> None:
+        """Write atomically, so a crash mid-write never leaves half a state file."""
+        path = Path(self.dir) / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def state_dir(option: Path | None) -> Path:
+    """The lab directory from `--dir`, else the default under ~/.local/state."""
+    return (option or DEFAULT_DIR).expanduser().resolve()
+
+
+def load(directory: Path) -> LabState | None:
+    """The saved state in `directory`, or None when no lab was started there."""
+    path = directory / STATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise LabError(
+            f"{path}: unreadable lab state ({exc}); remove it after checking for processes"
+        ) from None
+    if data.get("version") != STATE_VERSION:
+        raise LabError(f"{path}: lab state version {data.get('version')} is not {STATE_VERSION}")
+    processes = [ProcessRecord(**item) for item in data.get("processes", [])]
+    return LabState(data["dir"], data["config"], processes, data.get("proxies", {}), data.get("tools", {}))
+
+
+def remove(directory: Path) -> None:
+    """Forget the lab in `directory` (its logs and data stay for reading)."""
+    (directory / STATE_FILE).unlink(missing_ok=True)
