@@ -9,7 +9,7 @@ import ssl
 import urllib.request
 from pathlib import Path
 
-from conftest import run_cli
+from tests.conftest import run_cli
 
 
 def pid_exists(pid: int) -> bool:

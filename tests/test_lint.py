@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

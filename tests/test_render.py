@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_cli
+from tests.conftest import run_cli
 
 
 def write_fleet(tmp_path: Path, extra: str = "") -> Path:

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from proxyclient import Proxy, until, ws_receive_text, ws_send_text
 
+from tests.proxyclient import Proxy, until, ws_receive_text, ws_send_text
 from toolforgectl.lab import fleet
 from toolforgectl.lab.processes import free_port, spawn, start_redis
 from toolforgectl.routestore import RouteStore
