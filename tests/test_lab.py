@@ -33,20 +33,49 @@ def test_lab_up_serves_a_sample_tool_and_down_leaves_nothing(tmp_path: Path) -> 
         assert status.code == 0, status.stderr
         data = json.loads(status.stdout)["data"]
         assert data["running"] is True
-        assert {p["role"] for p in data["processes"]} == {"redis", "nginx", "tool"}
+        assert {p["role"] for p in data["processes"]} == {"redis", "nginx", "proxylistener", "tool"}
         pids = [p["pid"] for p in data["processes"]]
         nginx = next(p["pid"] for p in data["processes"] if p["role"] == "nginx")
-        workers = Path(f"/proc/{nginx}/task/{nginx}/children").read_text().split()
+        workers = _children(nginx)
         assert workers, "nginx runs workers"
-        pids += [int(pid) for pid in workers]
+        servers = [child for p in data["processes"] if p["role"] == "tool" for child in _children(p["pid"])]
+        assert len(servers) == 2, "each webservice-runner runs its tool's server as a child"
+        pids += workers + servers
 
         routes = run_cli("--config", state["config"], "routes", "list", "--json")
         assert routes.code == 0 and "hello" in routes.stdout
+        history = run_cli("--config", state["config"], "debug", "history", "hello", "--json")
+        actors = [entry["actor"] for entry in json.loads(history.stdout)["data"]["audit"]]
+        assert actors == ["proxylistener@127.0.0.1"], "the sample tool registered over TCP 8282"
     finally:
         down = run_cli("lab", "down", "--dir", str(lab))
     assert down.code == 0, down.stderr
     assert not [pid for pid in pids if pid_exists(pid)]
     assert run_cli("lab", "status", "--dir", str(lab)).code == 1
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_lab_down_unregisters_the_tools_through_their_runners(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    up = run_cli("lab", "up", "--dir", str(lab), "--json")
+    assert up.code == 0, up.stderr
+    state = json.loads(up.stdout)["data"]
+    redis_url = state["proxies"]["proxy-01"]["redis"]
+    hello = next(p for p in state["processes"] if p.get("tool") == "hello")
+    os.kill(hello["pid"], signal.SIGTERM)  # what the job scheduler does when a webservice stops
+    try:
+        gone = run_cli("--redis", redis_url, "routes", "show", "hello")
+        for _ in range(100):
+            if gone.code == 1:
+                break
+            gone = run_cli("--redis", redis_url, "routes", "show", "hello")
+        assert gone.code == 1 and "no routes" in gone.stderr
+        assert run_cli("--redis", redis_url, "routes", "show", "echo").code == 0
+    finally:
+        assert run_cli("lab", "down", "--dir", str(lab)).code == 0
 
 
 def test_lab_up_twice_is_refused_with_a_hint(tmp_path: Path) -> None:

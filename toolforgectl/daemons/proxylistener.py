@@ -275,3 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         print(f"proxylistener: error: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -138,3 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if where is not None:
             unregister(where, args.route)
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

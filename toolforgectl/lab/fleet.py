@@ -1,16 +1,23 @@
-"""`toolforgectl lab up|down`: a Redis, one front proxy (nginx + Lua) and sample tools on loopback."""
+"""`toolforgectl lab up|down`: a Redis, one front proxy (nginx + Lua), proxylistener and sample tools.
+
+Sample tools come up the way grid webservices do: each runs under `webservice-runner`, which
+registers it with the lab's proxylistener over the real 8282 protocol (token identity) and
+unregisters it when the lab stops it.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from toolforgectl import config
+from toolforgectl import config, tokens
 from toolforgectl.lab import frontproxy
 from toolforgectl.lab.processes import LabError, Process, free_port, spawn, start_redis
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
@@ -75,14 +82,18 @@ def _start_all(
     redis = start_redis(directory / "redis", LAB_HOST)
     _record(state, ProcessRecord.of("redis", redis, ["redis-server", f"{LAB_HOST}:{redis.port}"]))
     redis_url = f"redis://{LAB_HOST}:{redis.port}/0"
-    fleet = _write_fleet(directory, redis_url, dataplane)
+    key = directory / "proxylistener" / "key"
+    fleet = _write_fleet(directory, redis_url, key, dataplane)
     progress(f"lab: starting nginx for {PROXY_NAME} (rendered from templates/)")
     base = _start_proxy(state, directory, fleet, redis_url)
+    progress(f"lab: starting proxylistener on {LAB_HOST}:{fleet.proxylistener.port}")
+    _start_listener(state, directory, key)
     store = RouteStore.from_url(redis_url)
     for tool in tools:
-        progress(f"lab: starting sample tool {tool} and registering it")
-        backend = _start_tool(state, directory, tool)
-        store.set_route(tool, ".*", backend, actor="lab")
+        progress(f"lab: starting sample tool {tool} under webservice-runner (registers over 8282)")
+        token = _tool_token(directory, key, tool)
+        backend = _start_tool(state, directory, tool, fleet.proxylistener.port, token)
+        _wait_for_route(store, tool, backend)
         state.tools[tool] = {"backend": backend, "url": f"{base}/{tool}/"}
     state.save()
 
@@ -114,7 +125,45 @@ def _record(state: LabState, record: ProcessRecord) -> None:
     state.save()
 
 
-def _write_fleet(directory: Path, redis_url: str, dataplane: Mapping[str, Any]) -> config.Fleet:
+def _start_listener(state: LabState, directory: Path, key: Path) -> None:
+    """proxylistener for the lab's proxy, configured from the lab's fleet.yaml."""
+    fleet = config.load(directory / "fleet.yaml")
+    listener = fleet.proxylistener
+    argv = [
+        sys.executable,
+        "-m",
+        "toolforgectl.daemons.proxylistener",
+        "--config",
+        str(directory / "fleet.yaml"),
+    ]
+    process = spawn(
+        "proxylistener", argv, directory / "proxylistener" / "proxylistener.log", LAB_HOST, listener.port
+    )
+    marks = ["toolforgectl.daemons.proxylistener", str(directory / "fleet.yaml")]
+    _record(state, ProcessRecord.of("proxylistener", process, marks, proxy=PROXY_NAME))
+    state.proxies[PROXY_NAME]["proxylistener"] = f"{LAB_HOST}:{listener.port}"
+
+
+def _tool_token(directory: Path, key: Path, tool: str) -> Path:
+    """The tool's registration token, in a file only its owner reads, as on a real grid node."""
+    path = directory / "tools" / f"{tool}.token"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tokens.write_secret(path, tokens.mint(tokens.load_key(key), tool, 0).encode())
+    return path
+
+
+def _wait_for_route(store: RouteStore, tool: str, backend: str, timeout: float = 10.0) -> None:
+    """Return once the runner's registration reached the route store."""
+    deadline = time.monotonic() + timeout
+    while store.routes(tool).get(".*") != backend:
+        if time.monotonic() > deadline:
+            raise LabError(
+                f"{tool} did not register {backend} within {timeout:.0f}s; see the lab's tools/ logs"
+            )
+        time.sleep(0.05)
+
+
+def _write_fleet(directory: Path, redis_url: str, key: Path, dataplane: Mapping[str, Any]) -> config.Fleet:
     """The lab's fleet config, written where `--config` can find it, with free ports."""
     settings = {
         "http_port": free_port(LAB_HOST),
@@ -127,10 +176,25 @@ def _write_fleet(directory: Path, redis_url: str, dataplane: Mapping[str, Any]) 
         "access_log_buffer": "",
         **dataplane,
     }
+    key.parent.mkdir(parents=True, exist_ok=True)
+    if not key.exists():
+        tokens.write_secret(key, secrets.token_bytes(32))
+    listener = {
+        "listen": LAB_HOST,
+        "port": free_port(LAB_HOST),
+        "metrics_address": LAB_HOST,
+        "metrics_port": free_port(LAB_HOST),
+        "redis": redis_url,
+        "identity": ["token"],
+        "token_key_file": str(key),
+        "active_proxy_file": str(directory / "active-proxy"),
+    }
+    (directory / "active-proxy").write_text(PROXY_NAME, encoding="utf-8")
     data = {
         "proxies": [{"name": PROXY_NAME, "address": LAB_HOST, "redis": redis_url}],
         "active_proxy": PROXY_NAME,
         "dataplane": settings,
+        "proxylistener": listener,
     }
     path = directory / "fleet.yaml"
     path.write_text(
@@ -139,20 +203,17 @@ def _write_fleet(directory: Path, redis_url: str, dataplane: Mapping[str, Any]) 
     return config.load(path)
 
 
-def _start_tool(state: LabState, directory: Path, tool: str) -> str:
+def _start_tool(state: LabState, directory: Path, tool: str, listener_port: int, token: Path) -> str:
+    """A sample tool under webservice-runner; the recorded pid is the runner's (it stops the tool)."""
     port = free_port(LAB_HOST)
-    argv = [
-        sys.executable,
-        "-m",
-        "toolforgectl.lab.sampletool",
-        "--name",
-        tool,
-        "--host",
-        LAB_HOST,
-        "--port",
-        str(port),
-    ]
+    runner = [
+        sys.executable, "-m", "toolforgectl.daemons.webservice_runner",
+        "--proxy", LAB_HOST, "--proxy-port", str(listener_port), "--own-ip", LAB_HOST,
+        "--token-file", str(token), "--port", str(port), "--no-append-port", "--",
+    ]  # fmt: skip
+    tool_argv = [sys.executable, "-m", "toolforgectl.lab.sampletool", "--name", tool, "--host", LAB_HOST]
+    argv = [*runner, *tool_argv, "--port", str(port)]
     process: Process = spawn(f"tool {tool}", argv, directory / "tools" / f"{tool}.log", LAB_HOST, port)
-    marks = ["toolforgectl.lab.sampletool", f"--port {port}"]
+    marks = ["toolforgectl.daemons.webservice_runner", f"--port {port}"]
     _record(state, ProcessRecord.of("tool", process, marks, tool=tool))
     return f"http://{LAB_HOST}:{port}"
