@@ -36,6 +36,15 @@ def up(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
         console.print(f"  tool list: curl {proxy['internal']}/list", markup=False)
         console.print(f"  http->https: curl -i {proxy['http']}/hello/", markup=False)
         console.print(f"  routes:    toolforgectl --config {state.config} routes list", markup=False)
+        console.print(f"  history:   toolforgectl --config {state.config} debug history hello", markup=False)
+        host, port = proxy["proxylistener"].rsplit(":", 1)
+        token = f"{where}/mytool.token"
+        console.print(
+            f"  your tool: toolforgectl --config {state.config} tools token mytool --write {token}"
+            f" && webservice-runner --proxy {host} --proxy-port {port} --own-ip {host}"
+            f" --token-file {token} -- python3 -m http.server --bind {host}",
+            markup=False,
+        )
         console.print(f"  stop:      toolforgectl lab down --dir {where}", markup=False)
 
     output.emit("lab up", state.as_dict(), as_json=as_json, human=human)
