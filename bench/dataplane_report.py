@@ -123,7 +123,7 @@ def _verdict(results: Results) -> list[str]:
         ("c/b req/s >= 3x", median(r["c"], "rps") >= 3 * median(r["b"], "rps")),
     ]
     verdict = "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks)
-    return ["", f"Targets at {TARGET_TOOLS} tools: {verdict}."]
+    return ["", f"Targets at {TARGET_TOOLS} tools (the issue states them for this saturated run): {verdict}."]
 
 
 def _paced(paced: Paced, args: argparse.Namespace) -> list[str]:
@@ -152,12 +152,18 @@ def _paced(paced: Paced, args: argparse.Namespace) -> list[str]:
         f" ({'c no worse' if median(r['c'], 'p99_ms') <= median(r['a'], 'p99_ms') else 'c worse'})"
         for rate, r in paced.items()
     ]
-    return [*lines, "", f"p99 of c vs a at the same offered rate: {'; '.join(checks)}."]
+    return [
+        *lines,
+        "",
+        f"p99 of c vs a at the same offered rate (context, not the issue's target): {'; '.join(checks)}.",
+    ]
 
 
 def write_section(doc: Path, section: str) -> None:
+    """Replace the section of `doc` headed by `section`'s first line (or append it)."""
     text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Data plane\n.*?(?=^## |\Z)", re.S | re.M)
+    heading = re.escape(section.split("\n", 1)[0])
+    pattern = re.compile(rf"^{heading}\n.*?(?=^## |\Z)", re.S | re.M)
     text = (
         pattern.sub(lambda _: section + "\n", text)
         if pattern.search(text)
