@@ -1,7 +1,8 @@
 """Data plane benchmark: (a) static proxy_pass with keepalive, (b) the original per-request Redis lookup,
 (c) toolforgectl's urlproxy.lua; 1 tool and 5,000 tools; interleaved A B C A B C in one run.
+Then every variant at the same offered rates (paced.lua), since saturated latency mixes in throughput.
 
-    .venv/bin/python bench/dataplane.py --rounds 5 --duration 8 --write docs/benchmarks.md
+    .venv/bin/python bench/dataplane.py --rounds 5 --duration 6 --write docs/benchmarks.md
 
 Every variant terminates TLS on one nginx worker and proxies to the same backend nginx over loopback,
 with the same buffered access log; wrk keeps its connections open, as browsers and clients do.
