@@ -62,8 +62,9 @@ def report(
         " (b) is the original design: a Redis round trip per request and a new backend connection per"
         " request. (c) is ours: cached routes, a backend keepalive pool through balancer_by_lua. The"
         " requests spread over the given number of tools; every tool routes `.*` to the same backend"
-        " nginx. Front CPU is user + system time of the proxy's nginx over the run, per request. Other"
-        " engineers' test suites shared the 2 cores during the run: the per-round column shows the spread.",
+        " nginx. Front CPU is user + system time of the proxy's nginx over the run, per request."
+        " The 2 cores are shared with other engineers' work (see the load average): the per-round column"
+        " shows the spread.",
         "",
         *_variant_table(results),
         "",
