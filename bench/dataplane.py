@@ -1,7 +1,8 @@
 """Data plane benchmark: (a) static proxy_pass with keepalive, (b) the original per-request Redis lookup,
 (c) toolforgectl's urlproxy.lua; 1 tool and 5,000 tools; interleaved A B C A B C in one run.
+Then every variant at the same offered rates (paced.lua), since saturated latency mixes in throughput.
 
-    .venv/bin/python bench/dataplane.py --rounds 5 --duration 8 --write docs/benchmarks.md
+    .venv/bin/python bench/dataplane.py --rounds 5 --duration 6 --write docs/benchmarks.md
 
 Every variant terminates TLS on one nginx worker and proxies to the same backend nginx over loopback,
 with the same buffered access log; wrk keeps its connections open, as browsers and clients do.
@@ -21,33 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from dataplane_report import VARIANTS, Paced, Results, Sample, median, report, write_section
 
 from toolforgectl import config
 from toolforgectl.lab import frontproxy
 from toolforgectl.lab.processes import Process, free_port, spawn, start_redis
 from toolforgectl.routestore import RouteStore
-from toolforgectl.siteconfig import DataPlane
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-VARIANTS = ("a", "b", "c")
-TARGET_TOOLS = 5000  # the issue's targets are stated at 5,000 tools
-NAMES = {
-    "a": "(a) static proxy_pass + upstream keepalive",
-    "b": "(b) per-request Redis lookup + proxy_pass $backend (original)",
-    "c": "(c) toolforgectl urlproxy.lua (cache + balancer keepalive)",
-}
-
-
-@dataclass
-class Sample:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us: float  # front nginx CPU (user + system) per request
-    errors: int
 
 
 def fill(template: Path, out: Path, **values: object) -> Path:
@@ -82,11 +67,15 @@ def to_ms(value: str) -> float:
     return float(found[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[found[2]]
 
 
-def run_wrk(port: int, tools: int, seconds: int, connections: int, master: int) -> Sample:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(BENCH / "paths.lua"),
+def run_wrk(
+    port: int, tools: int, seconds: int, connections: int, master: int, rate: int | None = None
+) -> Sample:
+    """One wrk run: as fast as responses come back, or at `rate` requests/s offered (paced.lua)."""
+    script = BENCH / ("paced.lua" if rate else "paths.lua")
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
             f"https://127.0.0.1:{port}/"]  # fmt: skip
     before = cpu_seconds(master)
-    env = {**os.environ, "BENCH_TOOLS": str(tools)}
+    env = {**os.environ, "BENCH_TOOLS": str(tools), "BENCH_RATE": str(rate or 0)}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     used = cpu_seconds(master) - before
     out = done.stdout
@@ -205,115 +194,44 @@ def start_ours(work: Path, store: RouteStore, port: int, internal: int, cert: Pa
     return frontproxy.start_nginx(layout, "127.0.0.1", port)
 
 
-def median(samples: list[Sample], field: str) -> float:
-    return statistics.median(getattr(s, field) for s in samples)
-
-
-Results = dict[int, dict[str, list[Sample]]]
-
-
-def report(
-    results: Results,
+def paced_rounds(
+    ports: dict[str, int], procs: dict[str, Process], saturated: dict[str, list[Sample]],
     args: argparse.Namespace,
-    prop: list[float],
-    listing: tuple[float, float, int],
-    load: str,
-) -> str:
-    """The '## Data plane' section of docs/benchmarks.md."""
-    lines = [
-        "## Data plane",
-        "",
-        f"Command: `.venv/bin/python bench/dataplane.py --rounds {args.rounds} --duration {args.duration}"
-        f" --connections {args.connections} --write docs/benchmarks.md`",
-        "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} shared cores;"
-        f" wrk 1 thread, {args.connections} keepalive connections, HTTPS; {args.rounds} rounds of"
-        f" {args.duration} s per variant, interleaved a b c a b c. Medians over rounds. Load average"
-        f" (1/5/15 min) {load}.",
-        "",
-        "(a) is the limit of this machine: the same TLS, request headers and access log, no routing."
-        " (b) is the original design: a Redis round trip per request and a new backend connection per"
-        " request. (c) is ours: cached routes, a backend keepalive pool through balancer_by_lua. The"
-        " requests spread over the given number of tools; every tool routes `.*` to the same backend"
-        " nginx. Front CPU is user + system time of the proxy's nginx over the run, per request. Other"
-        " engineers' test suites shared the 2 cores during the run: the per-round column shows the spread.",
-        "",
-        *_variant_table(results),
-        "",
-        *_ratio_table(results),
-        *_verdict(results),
-        "",
-        f"Route change to the first request served by the new backend, over {len(prop)} changes"
-        f" (watcher poll {DataPlane().invalidation_poll_ms} ms): median {statistics.median(prop):.0f} ms,"
-        f" max {max(prop):.0f} ms.",
-        "",
-        f"`/list` with {listing[2]} tools: median {listing[0]:.1f} ms right after a route change (SCAN"
-        f" in batches of 1,000), {listing[1]:.1f} ms while routes are unchanged (cached per version).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _variant_table(results: Results) -> list[str]:
-    lines = [
-        "| tools | variant | req/s | p50 ms | p99 ms | front CPU us/req | errors | req/s per round |",
-        "|---:|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for tools, by_variant in results.items():
-        for v in VARIANTS:
-            s = by_variant[v]
-            rounds = ", ".join(f"{x.rps:.0f}" for x in s)
-            errors = sum(x.errors for x in s)
-            lines.append(
-                f"| {tools} | {NAMES[v]} | {median(s, 'rps'):.0f} | {median(s, 'p50_ms'):.2f} |"
-                f" {median(s, 'p99_ms'):.2f} | {median(s, 'cpu_us'):.1f} | {errors} | {rounds} |"
-            )
-    return lines
-
-
-def _ratio_table(results: Results) -> list[str]:
-    lines = [
-        "| tools | c / a req/s | c / b req/s | p99 c vs a | CPU/req c / a |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for tools, r in results.items():
-        ca = median(r["c"], "rps") / median(r["a"], "rps")
-        cb = median(r["c"], "rps") / median(r["b"], "rps")
-        p99 = f"{median(r['c'], 'p99_ms'):.2f} vs {median(r['a'], 'p99_ms'):.2f} ms"
-        cpu = median(r["c"], "cpu_us") / median(r["a"], "cpu_us")
-        lines.append(f"| {tools} | {ca:.2f}x | {cb:.2f}x | {p99} | {cpu:.2f}x |")
-    return lines
-
-
-def _verdict(results: Results) -> list[str]:
-    if TARGET_TOOLS not in results:
-        return []
-    r = results[TARGET_TOOLS]
-    checks = [
-        ("c/a req/s >= 0.85x", median(r["c"], "rps") >= 0.85 * median(r["a"], "rps")),
-        ("p99 of c <= p99 of a", median(r["c"], "p99_ms") <= median(r["a"], "p99_ms")),
-        ("c/b req/s >= 3x", median(r["c"], "rps") >= 3 * median(r["b"], "rps")),
-    ]
-    verdict = "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks)
-    return ["", f"Targets at {TARGET_TOOLS} tools: {verdict}."]
-
-
-def write_section(doc: Path, section: str) -> None:
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Data plane\n.*?(?=^## |\Z)", re.S | re.M)
-    text = (
-        pattern.sub(lambda _: section + "\n", text)
-        if pattern.search(text)
-        else text.rstrip("\n") + "\n\n" + section
-    )
-    doc.write_text(text)
+) -> Paced:  # fmt: skip
+    """Every variant at the same offered rates (fractions of (a)'s saturated req/s), interleaved."""
+    peak = median(saturated["a"], "rps")
+    rates = [int(peak * fraction / 100) for fraction in args.paced]
+    paced: Paced = {rate: {v: [] for v in VARIANTS} for rate in rates}
+    tools = max(args.tools)
+    for rnd in range(args.rounds):
+        for rate in rates:
+            for v in VARIANTS:
+                sample = run_wrk(ports[v], tools, args.duration, args.paced_connections, procs[v].pid, rate)
+                paced[rate][v].append(sample)
+                print(f"paced {rate}/s round={rnd} {v}: {sample}", file=sys.stderr)
+    return paced
 
 
 def main() -> None:
+    """Run the interleaved rounds and print (or --write) the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tools", type=int, nargs="+", default=[1, 5000])
+    parser.add_argument(
+        "--paced",
+        type=int,
+        nargs="*",
+        default=[50, 80],
+        help="Offered loads, in percent of (a)'s saturated req/s at the most tools.",
+    )
+    parser.add_argument(
+        "--paced-connections",
+        type=int,
+        default=32,
+        help="Connections for the paced runs (more adds wrk-side tail latency).",
+    )
     parser.add_argument("--list-tools", type=int, default=10000, help="Tools in Redis when timing /list.")
     parser.add_argument("--write", type=Path, help="Replace the '## Data plane' section of this file.")
     args = parser.parse_args()
@@ -331,13 +249,14 @@ def main() -> None:
                         sample = run_wrk(ports[v], tools, args.duration, args.connections, procs[v].pid)
                         results[tools][v].append(sample)
                         print(f"tools={tools} round={rnd} {v}: {sample}", file=sys.stderr)
+            paced = paced_rounds(ports, procs, results[max(args.tools)], args)
             prop = propagation_ms(store, ports["c"], cert, backends, 20)
             listing = list_ms(store, ports["list"], args.list_tools)
         finally:
             for process in procs.values():
                 process.stop()
     load += "; after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    section = report(results, args, prop, listing, load)
+    section = report(results, paced, args, prop, listing, load)
     print(section)
     if args.write:
         write_section(args.write, section)

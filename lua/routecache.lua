@@ -23,6 +23,18 @@ local state = ngx.shared.urlproxy_state
 -- holds `worker_cache_size` tools; the shared dict still holds every entry, so nothing is lost.
 local entries, count = {}, 0
 
+-- The version token as this worker last read it, and nginx's cached clock at that read. The shared
+-- dict (a lock and a tree walk) is read at most once per clock tick (1 ms), not once per request:
+-- an invalidation reaches this worker at most one tick later than the watcher published it.
+local seen_token, seen_at = nil, -1
+
+local function current_token(now)
+    if now ~= seen_at then
+        seen_token, seen_at = state:get("token"), now
+    end
+    return seen_token
+end
+
 -- Only names the route store could hold reach Redis (checked on a cache miss, not per request).
 local TOOL_NAME = [[^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$]]
 local NO_ROUTES = {}
@@ -105,8 +117,8 @@ local function decode(text)
     return stamp(data.routes, data.token, data.at)
 end
 
-local function fresh(entry, token)
-    return token ~= nil and entry.token == token and ngx_now() - entry.at < settings.current.cache_ttl
+local function fresh(entry, now, version)
+    return version ~= nil and entry.token == version and now - entry.at < settings.current.cache_ttl
 end
 
 local function remember(tool, entry)
@@ -123,9 +135,10 @@ end
 -- `tool`'s routes as {pattern1, url1, ...} in match order (possibly empty), and "stale" when
 -- served despite a Redis failure; nil and an error when they are unknown and Redis cannot tell.
 function _M.routes(tool)
-    local token = state:get("token")
+    local now = ngx_now()
+    local version = current_token(now)
     local entry = entries[tool]
-    if entry and fresh(entry, token) then
+    if entry and fresh(entry, now, version) then
         return entry
     end
     if not entry and not re_find(tool, TOOL_NAME, "jo") then
@@ -136,7 +149,7 @@ function _M.routes(tool)
     if shared_entry then
         entry = shared_entry
         keep(tool, entry)
-        if fresh(entry, token) then
+        if fresh(entry, now, version) then
             return entry
         end
     end
@@ -154,7 +167,7 @@ function _M.routes(tool)
         end
         return nil, err
     end
-    remember(tool, stamp(routes, token, ngx_now()))
+    remember(tool, stamp(routes, version, now))
     return routes
 end
 

@@ -8,7 +8,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip make openssl
   redis-server
   nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-resty-lrucache lua-nginx-redis
-  lua-check lua-cjson wrk
+  lua-check lua-cjson wrk valgrind
   etcd-server
 )
 VENV=${VENV:-.venv}

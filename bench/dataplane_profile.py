@@ -1,0 +1,197 @@
+"""Where (c)'s extra CPU per request goes: instructions per request under callgrind, config by config.
+
+    .venv/bin/python bench/dataplane_profile.py --write docs/benchmarks.md
+
+Each variant is (c)'s rendered config with one part of the hot path put back to plain nginx, so
+the differences between neighbours are the cost of that part. Instruction counts (user space:
+nginx, OpenSSL, LuaJIT and the JIT's code; not the kernel) are deterministic where wall-clock CPU
+on a shared machine is not. Needs valgrind (scripts/setup.sh installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dataplane import BENCH, setup
+from dataplane_report import TARGET_TOOLS, write_section
+
+from toolforgectl.lab.processes import Process, free_port, spawn
+
+LUA = (BENCH.parent / "lua").resolve()
+Edit = Callable[[str, str], str]  # (urlproxy.conf text, backend URL) -> text
+
+
+def _set_vars(text: str, backend: str) -> str:
+    sets = f'set $urlproxy_tool "t"; set $urlproxy_backend "{backend}";'
+    return text.replace("access_by_lua_file", sets + " # access_by_lua_file", 1)
+
+
+def _static(text: str, backend: str) -> str:
+    upstream = f"upstream profile_static {{ server {backend.split('//')[1]}; keepalive 256; }}\n"
+    routed = "proxy_pass http://urlproxy_backend;"
+    return upstream + _set_vars(text, backend).replace(routed, "proxy_pass http://profile_static;", 1)
+
+
+def _access_chunk(body: str) -> Edit:
+    def edit(text: str, backend: str) -> str:
+        sets = f'set $urlproxy_tool "t"; set $urlproxy_backend "{backend}";' if not body else ""
+        entry = re.search(r"access_by_lua_file (\S+);", text)
+        assert entry, "urlproxy.conf has no access_by_lua_file"
+        Path(entry[1]).write_text(body.replace("@BACKEND@", backend) or "local _ = 1\n")
+        return text.replace("access_by_lua_file", sets + " access_by_lua_file", 1)
+
+    return edit
+
+
+# (name, what it is, edit of (c)'s urlproxy.conf; None: the baseline (a) config)
+VARIANTS: list[tuple[str, str, Edit | None]] = [
+    ("a", "baseline (a): static proxy_pass, same TLS, headers, log fields", None),
+    ("static", "(c)'s config, routing by `set` + a static keepalive upstream: no Lua", _static),
+    ("balancer", "+ balancer_by_lua (balancer.lua) picking the peer", _set_vars),
+    ("access-empty", "+ access_by_lua running an empty chunk", _access_chunk("")),
+    (
+        "access-set",
+        "+ that chunk writing $urlproxy_tool and $urlproxy_backend",
+        _access_chunk('ngx.var.urlproxy_tool = "t"\nngx.var.urlproxy_backend = "@BACKEND@"\n'),
+    ),
+    ("c", "(c): urlproxy.lua's routing (URI split, cached route lookup, version check)", lambda t, b: t),
+]
+
+
+def prepare(work: Path, name: str, edit: Edit | None, backend: str) -> tuple[Path, int]:
+    """A copy of (a)'s or (c)'s config (and of lua/) for `name`; its nginx.conf and https port."""
+    root, port = work / f"profile-{name}", free_port()
+    if edit is None:
+        (root / "run").mkdir(parents=True)
+        conf = root / "nginx.conf"
+        text = (work / "a" / "nginx.conf").read_text().replace(f"{work / 'a'}/", f"{root / 'run'}/")
+        conf.write_text(re.sub(r"listen 127\.0\.0\.1:\d+ ssl", f"listen 127.0.0.1:{port} ssl", text))
+        return conf, port
+    shutil.copytree(work / "c", root, ignore=shutil.ignore_patterns("*.log", "*.pid"))
+    shutil.copytree(LUA, root / "lua", ignore=shutil.ignore_patterns(".luacheckrc"))
+    for conf in (root / "conf" / "nginx.conf", root / "conf" / "urlproxy.conf"):
+        text = conf.read_text().replace(f"{work / 'c'}/", f"{root}/").replace(str(LUA), str(root / "lua"))
+        text = re.sub(
+            r"listen 127\.0\.0\.1:\d+( default_server)?;",
+            lambda m: f"listen 127.0.0.1:{free_port()}{m[1] or ''};",
+            text,
+        )
+        text = re.sub(r"listen 127\.0\.0\.1:\d+ ssl", f"listen 127.0.0.1:{port} ssl", text)
+        conf.write_text(edit(text, backend) if conf.name == "urlproxy.conf" else text)
+    # The watcher's timer would count against the requests: poll once a second here, not every 25 ms.
+    settings = root / "conf" / "urlproxy.json"
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "invalidation_poll_ms": 1000}))
+    return root / "conf" / "nginx.conf", port
+
+
+def wrk(port: int, seconds: int) -> str:
+    argv = [
+        "wrk",
+        "-t1",
+        "-c8",
+        f"-d{seconds}s",
+        "-s",
+        str(BENCH / "paths.lua"),
+        f"https://127.0.0.1:{port}/",
+    ]
+    env = {"PATH": "/usr/bin:/bin", "BENCH_TOOLS": str(TARGET_TOOLS)}
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+
+
+def instructions_per_request(name: str, conf: Path, port: int, seconds: int, out: Path) -> float:
+    """Run nginx (one process) under callgrind; count only a `seconds` wrk run after a warm-up."""
+    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+            "nginx", "-p", str(conf.parent), "-e", "stderr", "-c", str(conf),
+            "-g", "daemon off; master_process off;"]  # fmt: skip
+    proc: Process = spawn(name, argv, out.with_suffix(".log"), "127.0.0.1", port)
+    try:
+        wrk(port, 3)  # TLS sessions, keepalive pools, route caches, and LuaJIT's traces
+        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True, check=True)
+        done = wrk(port, seconds)
+        subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], capture_output=True, check=True)
+    finally:
+        proc.stop(timeout=30)
+    if "Non-2xx" in done:
+        raise SystemExit(f"profile: {name} answered errors:\n{done}")
+    requests = int(re.search(r"(\d+) requests in", done)[1])  # type: ignore[index]
+    total = int(re.search(r"^totals: (\d+)", out.read_text(), re.M)[1])  # type: ignore[index]
+    return total / requests
+
+
+def section(counts: dict[str, float], args: argparse.Namespace) -> str:
+    """The '## Data plane CPU breakdown' section of docs/benchmarks.md."""
+    lines = [
+        "## Data plane CPU breakdown",
+        "",
+        f"Command: `.venv/bin/python bench/dataplane_profile.py --seconds {args.seconds}"
+        f" --repeat {args.repeat} --write docs/benchmarks.md`",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Instructions per request of the"
+        f" front nginx under callgrind (user space only; a warm-up excluded), wrk 8 connections over"
+        f" {TARGET_TOOLS} tools, HTTPS; median of {args.repeat} runs of {args.seconds} s per variant. Each"
+        " row adds one part of (c)'s hot path to the row above; the difference is what that part costs."
+        " A single run can be 1,000 off (LuaJIT's traces and garbage-collector cycles), so read the"
+        " differences to about that.",
+        "",
+        "| variant | instructions/request | vs row above | what it adds |",
+        "|---|---:|---:|---|",
+    ]
+    previous = None
+    for name, what, _edit in VARIANTS:
+        delta = "" if previous is None else f"{counts[name] - previous:+,.0f}"
+        lines.append(f"| {name} | {counts[name]:,.0f} | {delta} | {what} |")
+        previous = counts[name] if name != "a" else None
+    gap = counts["c"] - counts["static"]
+    lua = counts["access-empty"] - counts["static"]
+    lines += [
+        "",
+        f"(c) over its own config with static routing: {gap:+,.0f} instructions/request, of which"
+        f" {lua:,.0f} ({lua / gap:.0%}) are the two Lua phases themselves, before urlproxy's code"
+        " does anything.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Profile every variant in turn and print (or --write) the section."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per variant; the median is reported.")
+    parser.add_argument("--write", type=Path, help="Replace the section of this file.")
+    args = parser.parse_args()
+    counts: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        work = Path(tmp)
+        _ports, procs, _store, _cert, backends = setup(work, TARGET_TOOLS)
+        try:
+            for name in ("a", "b", "c"):  # only the backend and Redis are needed
+                procs.pop(name).stop()
+            for name, _what, edit in VARIANTS:
+                conf, port = prepare(work, name, edit, backends[0])
+                runs = [
+                    instructions_per_request(name, conf, port, args.seconds, work / f"{name}-{n}.cg")
+                    for n in range(args.repeat)
+                ]
+                counts[name] = statistics.median(runs)
+                print(f"{name}: {', '.join(f'{r:,.0f}' for r in runs)}", file=sys.stderr)
+        finally:
+            for process in procs.values():
+                process.stop()
+    text = section(counts, args)
+    print(text)
+    if args.write:
+        write_section(args.write, text)
+
+
+if __name__ == "__main__":
+    main()

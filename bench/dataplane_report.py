@@ -1,0 +1,173 @@
+"""The '## Data plane' section of docs/benchmarks.md from bench/dataplane.py's samples."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolforgectl.siteconfig import DataPlane
+
+VARIANTS = ("a", "b", "c")
+TARGET_TOOLS = 5000  # the issue's targets are stated at 5,000 tools
+NAMES = {
+    "a": "(a) static proxy_pass + upstream keepalive",
+    "b": "(b) per-request Redis lookup + proxy_pass $backend (original)",
+    "c": "(c) toolforgectl urlproxy.lua (cache + balancer keepalive)",
+}
+
+
+@dataclass
+class Sample:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float  # front nginx CPU (user + system) per request
+    errors: int
+
+
+Results = dict[int, dict[str, list[Sample]]]  # tools -> variant -> rounds
+Paced = dict[int, dict[str, list[Sample]]]  # offered req/s -> variant -> rounds
+
+
+def median(samples: list[Sample], field: str) -> float:
+    return float(statistics.median(getattr(s, field) for s in samples))
+
+
+def report(
+    results: Results,
+    paced: Paced,
+    args: argparse.Namespace,
+    prop: list[float],
+    listing: tuple[float, float, int],
+    load: str,
+) -> str:
+    """The '## Data plane' section of docs/benchmarks.md."""
+    lines = [
+        "## Data plane",
+        "",
+        f"Command: `.venv/bin/python bench/dataplane.py --rounds {args.rounds} --duration {args.duration}"
+        f" --connections {args.connections} --write docs/benchmarks.md`",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} shared cores;"
+        f" wrk 1 thread, {args.connections} keepalive connections, HTTPS; {args.rounds} rounds of"
+        f" {args.duration} s per variant, interleaved a b c a b c. Medians over rounds. Load average"
+        f" (1/5/15 min) {load}.",
+        "",
+        "(a) is the limit of this machine: the same TLS, request headers and access log, no routing."
+        " (b) is the original design: a Redis round trip per request and a new backend connection per"
+        " request. (c) is ours: cached routes, a backend keepalive pool through balancer_by_lua. The"
+        " requests spread over the given number of tools; every tool routes `.*` to the same backend"
+        " nginx. Front CPU is user + system time of the proxy's nginx over the run, per request."
+        " The 2 cores are shared with other engineers' work (see the load average): the per-round column"
+        " shows the spread.",
+        "",
+        *_variant_table(results),
+        "",
+        *_ratio_table(results),
+        *_verdict(results),
+        "",
+        *_paced(paced, args),
+        "",
+        f"Route change to the first request served by the new backend, over {len(prop)} changes"
+        f" (watcher poll {DataPlane().invalidation_poll_ms} ms): median {statistics.median(prop):.0f} ms,"
+        f" max {max(prop):.0f} ms.",
+        "",
+        f"`/list` with {listing[2]} tools: median {listing[0]:.1f} ms right after a route change (SCAN"
+        f" in batches of 1,000), {listing[1]:.1f} ms while routes are unchanged (cached per version).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _variant_table(results: Results) -> list[str]:
+    lines = [
+        "| tools | variant | req/s | p50 ms | p99 ms | front CPU us/req | errors | req/s per round |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for tools, by_variant in results.items():
+        for v in VARIANTS:
+            s = by_variant[v]
+            rounds = ", ".join(f"{x.rps:.0f}" for x in s)
+            errors = sum(x.errors for x in s)
+            lines.append(
+                f"| {tools} | {NAMES[v]} | {median(s, 'rps'):.0f} | {median(s, 'p50_ms'):.2f} |"
+                f" {median(s, 'p99_ms'):.2f} | {median(s, 'cpu_us'):.1f} | {errors} | {rounds} |"
+            )
+    return lines
+
+
+def _ratio_table(results: Results) -> list[str]:
+    lines = [
+        "| tools | c / a req/s | c / b req/s | p99 c vs a | CPU/req c / a |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for tools, r in results.items():
+        ca = median(r["c"], "rps") / median(r["a"], "rps")
+        cb = median(r["c"], "rps") / median(r["b"], "rps")
+        p99 = f"{median(r['c'], 'p99_ms'):.2f} vs {median(r['a'], 'p99_ms'):.2f} ms"
+        cpu = median(r["c"], "cpu_us") / median(r["a"], "cpu_us")
+        lines.append(f"| {tools} | {ca:.2f}x | {cb:.2f}x | {p99} | {cpu:.2f}x |")
+    return lines
+
+
+def _verdict(results: Results) -> list[str]:
+    if TARGET_TOOLS not in results:
+        return []
+    r = results[TARGET_TOOLS]
+    checks = [
+        ("c/a req/s >= 0.85x", median(r["c"], "rps") >= 0.85 * median(r["a"], "rps")),
+        ("p99 of c <= p99 of a", median(r["c"], "p99_ms") <= median(r["a"], "p99_ms")),
+        ("c/b req/s >= 3x", median(r["c"], "rps") >= 3 * median(r["b"], "rps")),
+    ]
+    verdict = "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks)
+    return ["", f"Targets at {TARGET_TOOLS} tools (the issue states them for this saturated run): {verdict}."]
+
+
+def _paced(paced: Paced, args: argparse.Namespace) -> list[str]:
+    lines = [
+        f"Paced load at {max(args.tools)} tools: every variant gets the same offered rate,"
+        f" {', '.join(map(str, args.paced))}%"
+        f" of (a)'s saturated req/s above, from `bench/paced.lua` (one schedule; wrk sends each request"
+        f" at its slot, with wrk's 1 ms timer resolution, so about rate/1000 requests leave at each"
+        f" millisecond tick), over {args.paced_connections} keepalive connections; {args.rounds} rounds"
+        f" of {args.duration} s per variant and rate, interleaved. Latency is from sending to the full"
+        " response. An achieved rate below the offered one means the variant could not keep up, and its"
+        " latencies are then those of a saturated server.",
+        "",
+        "| offered req/s | variant | achieved req/s | p50 ms | p99 ms | front CPU us/req | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for rate, by_variant in paced.items():
+        for v in VARIANTS:
+            s = by_variant[v]
+            lines.append(
+                f"| {rate} | {NAMES[v]} | {median(s, 'rps'):.0f} | {median(s, 'p50_ms'):.2f} |"
+                f" {median(s, 'p99_ms'):.2f} | {median(s, 'cpu_us'):.1f} | {sum(x.errors for x in s)} |"
+            )
+    checks = [
+        f"{rate}/s: {median(r['c'], 'p99_ms'):.2f} vs {median(r['a'], 'p99_ms'):.2f} ms"
+        f" ({'c no worse' if median(r['c'], 'p99_ms') <= median(r['a'], 'p99_ms') else 'c worse'})"
+        for rate, r in paced.items()
+    ]
+    return [
+        *lines,
+        "",
+        f"p99 of c vs a at the same offered rate (context, not the issue's target): {'; '.join(checks)}.",
+    ]
+
+
+def write_section(doc: Path, section: str) -> None:
+    """Replace the section of `doc` headed by `section`'s first line (or append it)."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
+    heading = re.escape(section.split("\n", 1)[0])
+    pattern = re.compile(rf"^{heading}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = (
+        pattern.sub(lambda _: section + "\n", text)
+        if pattern.search(text)
+        else text.rstrip("\n") + "\n\n" + section
+    )
+    doc.write_text(text)
