@@ -298,19 +298,7 @@ class RouteStore:
 
     def set_k8s_route(self, member: str, tool: str, route: str, backend: str) -> RouteChange:
         """Write a kube2proxy-owned route and record ownership in `k8s_services`, atomically."""
-        tool, route = validate.tool_name(tool), validate.route(route)
-        backend = validate.backend(backend)
-        with self._talking():
-            old = self._redis.hget(prefix_key(tool), route)
-            change = RouteChange(tool, route, "set", old, backend)
-
-            def write(pipe: Any) -> None:
-                pipe.hset(prefix_key(tool), route, backend)
-                pipe.sadd(K8S_SERVICES, member)
-
-            if change.changed or not self._redis.sismember(K8S_SERVICES, member):
-                self._commit(change, "kube2proxy", write)
-        return change
+        return self.set_k8s_routes([(member, tool, route, backend)])[0]
 
     def delete_k8s_route(self, member: str, tool: str, route: str) -> RouteChange:
         """Remove a kube2proxy-owned route and its `k8s_services` member, atomically."""
@@ -327,9 +315,9 @@ class RouteStore:
         return change
 
     def set_k8s_routes(self, routes: Sequence[tuple[str, str, str, str]]) -> list[RouteChange]:
-        """Many `set_k8s_route` calls, as (member, tool, route, backend), in batched transactions.
+        """Write kube2proxy-owned routes, as (member, tool, route, backend), in batched transactions.
 
-        Like `set_k8s_route`, a route already in place and owned is not written again. For
+        A route already in place and owned is not written again. For
         kube2proxy's relists and event bursts: 3 round trips per thousand routes, not 4 each.
         """
         checked = [
