@@ -87,7 +87,7 @@ def _start_all(
     progress(f"lab: starting nginx for {PROXY_NAME} (rendered from templates/)")
     base = _start_proxy(state, directory, fleet, redis_url)
     progress(f"lab: starting proxylistener on {LAB_HOST}:{fleet.proxylistener.port}")
-    _start_listener(state, directory, key)
+    _start_listener(state, directory, fleet.proxylistener)
     store = RouteStore.from_url(redis_url)
     for tool in tools:
         progress(f"lab: starting sample tool {tool} under webservice-runner (registers over 8282)")
@@ -125,10 +125,8 @@ def _record(state: LabState, record: ProcessRecord) -> None:
     state.save()
 
 
-def _start_listener(state: LabState, directory: Path, key: Path) -> None:
+def _start_listener(state: LabState, directory: Path, listener: config.ProxyListener) -> None:
     """proxylistener for the lab's proxy, configured from the lab's fleet.yaml."""
-    fleet = config.load(directory / "fleet.yaml")
-    listener = fleet.proxylistener
     argv = [
         sys.executable,
         "-m",

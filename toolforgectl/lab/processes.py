@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,14 +47,23 @@ class Process:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, wait, then SIGKILL: the process is gone when this returns."""
-        signal_process(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.alive():
-            signal_process(self.pid, signal.SIGKILL)
+        terminate(self.pid, self.alive, timeout)
         if self.popen is not None:
             self.popen.wait(timeout=timeout)
+
+
+def terminate(pid: int, running: Callable[[], bool], timeout: float = 10.0) -> None:
+    """SIGTERM `pid`, wait up to `timeout` while `running()`, then SIGKILL and wait for it to go."""
+    if not running():
+        return
+    signal_process(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if running():
+        signal_process(pid, signal.SIGKILL)
+        while running():
+            time.sleep(0.02)
 
 
 def signal_process(pid: int, sig: signal.Signals) -> None:

@@ -16,13 +16,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.lab.processes import LabError, Process, signal_process
+from toolforgectl.lab.processes import LabError, Process, terminate
 
 STATE_VERSION = 1
 STATE_FILE = "lab.json"
@@ -50,10 +48,6 @@ class ProcessRecord:
             role, process.name, process.pid, process.host, process.port, str(process.log), marks, **labels
         )
 
-    def process(self) -> Process:
-        """A Process handle for this one (its pid, address and log)."""
-        return Process(self.name, self.pid, self.host, self.port, Path(self.log))
-
     def alive(self) -> bool:
         """Whether this pid still runs the program the lab started (pids get reused; zombies are gone)."""
         try:
@@ -65,16 +59,7 @@ class ProcessRecord:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, wait, then SIGKILL; gone when this returns. Never signals a reused pid."""
-        if not self._running():
-            return
-        signal_process(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self._running() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if self._running():
-            signal_process(self.pid, signal.SIGKILL)
-            while self._running():
-                time.sleep(0.02)
+        terminate(self.pid, self._running, timeout)
 
     def _running(self) -> bool:
         # When the caller started it (tests), reap it: an unreaped zombie still looks alive to kill(0).
