@@ -14,6 +14,7 @@ from rich.table import Table
 from toolforgectl import output, probe
 from toolforgectl.cli.context import settings
 from toolforgectl.errors import NotFoundError, ToolforgectlError, UsageError
+from toolforgectl.models import RouteChange
 from toolforgectl.routestore import RouteStore
 
 app = typer.Typer(
@@ -109,8 +110,7 @@ def set_route(
     """Point a tool's route at a backend (the route defaults to `.*`)."""
     store = settings(ctx).store()
     change = store.set_route(tool, route, backend, actor=ACTOR, dry_run=dry_run)
-    if not dry_run:
-        _verify(store, tool, route, change.new)
+    _verify(store, [change])
     output.changes("routes set", [change], as_json=as_json)
 
 
@@ -133,9 +133,7 @@ def delete(
         changes = [store.delete_route(tool, route, actor=ACTOR, dry_run=dry_run)]
     if not any(change.old is not None for change in changes):
         raise NotFoundError(f"tool {tool!r} has no such route in {store.url}")
-    if not dry_run:
-        for change in changes:
-            _verify(store, tool, change.route, None)
+    _verify(store, changes)
     output.changes("routes delete", changes, as_json=as_json)
 
 
@@ -155,7 +153,9 @@ def import_routes(
 ) -> None:
     """Write every route of an export file; all are validated before any is written."""
     routes = _read_export(file)
-    changes = settings(ctx).store().import_routes(routes, actor=ACTOR, dry_run=dry_run)
+    store = settings(ctx).store()
+    changes = store.import_routes(routes, actor=ACTOR, dry_run=dry_run)
+    _verify(store, changes)
     output.changes("routes import", changes, as_json=as_json)
 
 
@@ -175,8 +175,14 @@ def _read_export(file: str) -> dict[str, dict[str, str]]:
     return routes
 
 
-def _verify(store: RouteStore, tool: str, route: str, expected: str | None) -> None:
-    """Re-read after a write: the store must now say what we wrote."""
-    found = store.routes(tool).get(route)
-    if found != expected:
-        raise ToolforgectlError(f"verify failed: {tool} {route!r} is {found!r}, expected {expected!r}")
+def _verify(store: RouteStore, changes: list[RouteChange]) -> None:
+    """Re-read after a write (each tool once): the store must now say what we wrote."""
+    written = [change for change in changes if not change.dry_run]
+    for tool in dict.fromkeys(change.tool for change in written):
+        now = store.routes(tool)
+        for change in (c for c in written if c.tool == tool):
+            if now.get(change.route) != change.new:
+                found, expected = now.get(change.route), change.new
+                raise ToolforgectlError(
+                    f"verify failed: {tool} {change.route!r} is {found!r}, expected {expected!r}"
+                )
