@@ -37,7 +37,8 @@ AUDIT_PREFIX = "toolforgectl:audit:"
 AUDIT_MAXLEN = 1000
 TOKEN_PREFIX = "toolforgectl:token:"
 DEFAULT_TIMEOUT = 2.0
-_SCAN_BATCH = 1000
+# Keys per SCAN step and commands per pipeline: bounded work per Redis round trip at 10k+ tools.
+_BATCH = 1000
 
 # proxylistener's hot path: the token-generation check and the whole write in one atomic round
 # trip, so a rotated token cannot slip a write in between the check and the HSET.
@@ -130,7 +131,7 @@ class RouteStore:
     def tools(self) -> list[str]:
         """Every tool with a `prefix:` key, sorted; uses SCAN so Redis is never blocked."""
         with self._talking():
-            keys = self._redis.scan_iter(match=PREFIX + "*", count=_SCAN_BATCH, _type="hash")
+            keys = self._redis.scan_iter(match=PREFIX + "*", count=_BATCH, _type="hash")
             return sorted({key[len(PREFIX) :] for key in keys})
 
     def routes(self, tool: str) -> dict[str, str]:
@@ -150,8 +151,8 @@ class RouteStore:
         tools = self.tools()
         result: dict[str, dict[str, str]] = {}
         with self._talking():
-            for start in range(0, len(tools), _SCAN_BATCH):
-                batch = tools[start : start + _SCAN_BATCH]
+            for start in range(0, len(tools), _BATCH):
+                batch = tools[start : start + _BATCH]
                 pipe = self._redis.pipeline(transaction=False)
                 for tool in batch:
                     pipe.hgetall(PREFIX + tool)
@@ -190,7 +191,7 @@ class RouteStore:
         """How many keys of each schema family there are (SCAN, never KEYS)."""
         with self._talking():
             counts = {
-                family: sum(1 for _ in self._redis.scan_iter(match=pattern, count=_SCAN_BATCH))
+                family: sum(1 for _ in self._redis.scan_iter(match=pattern, count=_BATCH))
                 for family, pattern in (("prefix", PREFIX + "*"), ("redirect", REDIRECT + "*"))
             }
             counts["k8s_services"] = int(self._redis.scard(K8S_SERVICES))
@@ -326,8 +327,8 @@ class RouteStore:
         ]
         changes: list[RouteChange] = []
         with self._talking():
-            for start in range(0, len(checked), _SCAN_BATCH):
-                changes += self._set_k8s_batch(checked[start : start + _SCAN_BATCH])
+            for start in range(0, len(checked), _BATCH):
+                changes += self._set_k8s_batch(checked[start : start + _BATCH])
         return changes
 
     def _set_k8s_batch(self, batch: list[tuple[str, str, str, str]]) -> list[RouteChange]:
