@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from tests.conftest import RedisServer, run_cli
+from tests.conftest import RedisServer, run_cli, wait_until
 from toolforgectl.lab.processes import start_redis
 
 
@@ -18,13 +17,13 @@ def _resp(*args: str) -> bytes:
 
 
 def _wait_for_aof(redis_server: RedisServer, expected: int) -> list[dict[str, object]]:
-    deadline = time.monotonic() + 5
-    while True:
+    def history() -> list[dict[str, object]]:
         result = run_cli("--redis", redis_server.url, "debug", "history", "dplbot", "--json")
-        changes = json.loads(result.stdout)["data"]["changes"]
-        if len(changes) >= expected or time.monotonic() > deadline:
-            return list(changes)
-        time.sleep(0.2)
+        changes: list[dict[str, object]] = json.loads(result.stdout)["data"]["changes"]
+        return changes if len(changes) >= expected else []
+
+    # appendfsync everysec: the AOF catches up within about a second.
+    return wait_until(history, f"{expected} changes in the AOF", timeout=5, interval=0.2)
 
 
 def test_history_shows_the_set_and_delete_sequence_from_the_aof(redis_server: RedisServer) -> None:
@@ -76,15 +75,14 @@ def test_debug_redis_shows_replication_from_both_sides(redis_server: RedisServer
     primary = redis_server.process
     replica = start_redis(redis_server.directory.parent / "replica", replica_of=(primary.host, primary.port))
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            result = run_cli(
-                "--redis", f"redis://{replica.host}:{replica.port}/0", "debug", "redis", "--json"
-            )
-            replication = json.loads(result.stdout)["data"]["replication"]
-            if replication.get("master_link_status") == "up" or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+
+        def linked() -> dict[str, object]:
+            url = f"redis://{replica.host}:{replica.port}/0"
+            result = run_cli("--redis", url, "debug", "redis", "--json")
+            found: dict[str, object] = json.loads(result.stdout)["data"]["replication"]
+            return found if found.get("master_link_status") == "up" else {}
+
+        replication = wait_until(linked, "the replica's link to come up", timeout=10, interval=0.2)
         assert replication["role"] == "slave" and replication["master_link_status"] == "up"
         on_primary = json.loads(run_cli("--redis", redis_server.url, "debug", "redis", "--json").stdout)[
             "data"

@@ -9,7 +9,7 @@ import ssl
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import CliResult, run_cli, wait_until
 
 
 def pid_exists(pid: int) -> bool:
@@ -67,12 +67,13 @@ def test_lab_down_unregisters_the_tools_through_their_runners(tmp_path: Path) ->
     hello = next(p for p in state["processes"] if p.get("tool") == "hello")
     os.kill(hello["pid"], signal.SIGTERM)  # what the job scheduler does when a webservice stops
     try:
-        gone = run_cli("--redis", redis_url, "routes", "show", "hello")
-        for _ in range(100):
-            if gone.code == 1:
-                break
-            gone = run_cli("--redis", redis_url, "routes", "show", "hello")
-        assert gone.code == 1 and "no routes" in gone.stderr
+
+        def unregistered() -> CliResult | None:
+            shown = run_cli("--redis", redis_url, "routes", "show", "hello")
+            return shown if shown.code == 1 else None
+
+        gone = wait_until(unregistered, "the runner to unregister hello", timeout=15, interval=0.1)
+        assert "no routes" in gone.stderr
         assert run_cli("--redis", redis_url, "routes", "show", "echo").code == 0
     finally:
         assert run_cli("lab", "down", "--dir", str(lab)).code == 0
