@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import socketserver
-import subprocess
 import sys
 import threading
 import time
@@ -160,10 +159,3 @@ def route_keys(client: redis.Redis) -> dict[str, Any]:
 def venv_env() -> dict[str, str]:
     """The environment for child processes, with the venv's console scripts on PATH."""
     return {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The real `toolforgectl` CLI as a child process."""
-    env = {**venv_env(), "TOOLFORGECTL_CONFIG": "/nonexistent/toolforgectl.yaml"}
-    command = [sys.executable, "-m", "toolforgectl", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
