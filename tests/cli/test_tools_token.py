@@ -7,17 +7,23 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import run_cli as _cli
 from toolforgectl import tokens
+from toolforgectl.errors import ValidationError
+from toolforgectl.routestore import RouteStore
 
 
 def test_keygen_writes_a_private_key_and_will_not_overwrite_it(tmp_path: Path) -> None:
     key = tmp_path / "key"
 
     assert _cli("tools", "keygen", str(key)).code == 0
+    first = key.read_bytes()
     again = _cli("tools", "keygen", str(key))
 
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
+    assert key.read_bytes() == first
     assert again.code == 2 and "invalidates every token" in again.stderr
 
 
@@ -44,14 +50,11 @@ def test_rotate_invalidates_the_old_token(tmp_path: Path, redis_server: Any) -> 
 
     rotated = json.loads(_cli(*base, "--rotate").stdout)["data"]
 
-    assert rotated["generation"] == 1
-    assert (
-        tokens.verify(
-            key.read_bytes(), rotated["token"], redis_server.client().get("toolforgectl:token:mytool") and 1
-        )
-        == "mytool"
-    )
-    assert old != rotated["token"]
+    stored = RouteStore.from_url(redis_server.url).token_generation("mytool")
+    assert rotated["generation"] == stored == 1
+    assert tokens.verify(key.read_bytes(), rotated["token"], stored) == "mytool"
+    with pytest.raises(ValidationError, match="rotated"):
+        tokens.verify(key.read_bytes(), old, stored)
 
 
 def test_dry_run_rotates_and_writes_nothing(tmp_path: Path, redis_server: Any) -> None:
