@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         settings, fleet_active = _settings(_arguments(argv))
         listener = build(settings, fleet_active)
         metrics.serve(settings.metrics_address, settings.metrics_port)
-        uvloop.run(listener.run())  # libuv's loop: about twice the connections per CPU second
+        uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
     except ToolforgectlError as exc:
         print(f"proxylistener: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
