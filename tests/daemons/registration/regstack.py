@@ -17,6 +17,7 @@ from typing import Any
 import redis
 import yaml
 
+from tests.conftest import RedisServer
 from toolforgectl import tokens
 from toolforgectl.lab.processes import Process, free_port, spawn
 
@@ -71,18 +72,18 @@ def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
 
 @dataclass
 class Stack:
-    """A Redis and a way to start listeners against it; listeners stop at teardown."""
+    """The test's Redis and a way to start listeners against it; listeners stop at teardown."""
 
-    redis_process: Process
+    redis: RedisServer
     tmp: Path
     started: list[Listener] = field(default_factory=list)
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_process.port}/0"
+        return self.redis.url
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.redis_process.port, decode_responses=True)
+        return self.redis.client()
 
     def listener(self, redis_url: str | None = None, **settings: Any) -> Listener:
         where = self.tmp / f"listener{len(self.started)}"
@@ -93,7 +94,6 @@ class Stack:
     def stop(self) -> None:
         for listener in self.started:
             listener.process.stop()
-        self.redis_process.stop()
 
 
 def exchange(port: int, payload: bytes, source: str = "127.0.0.1", timeout: float = 15.0) -> bytes:

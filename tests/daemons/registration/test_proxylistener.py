@@ -156,7 +156,7 @@ def test_connections_over_the_cap_are_told_to_retry(stack: Stack) -> None:
 
 
 def test_a_standby_names_the_active_proxy_instead_of_crashing(stack: Stack) -> None:
-    replica = start_redis(stack.tmp / "replica", replica_of=("127.0.0.1", stack.redis_process.port))
+    replica = start_redis(stack.tmp / "replica", replica_of=("127.0.0.1", stack.redis.process.port))
     try:
         (stack.tmp / "active-proxy").write_text("proxy-02")
         listener = stack.listener(
