@@ -3,7 +3,8 @@
 Baseline in the same run: a bare redis-py HSET loop against the same Redis, which is the floor
 cost of the write itself. Each registration is one TCP connection carrying the four-line token
 request, answered `ok` after the listener verified the token, applied the rules, and written the
-route through RouteStore (HSET + version + audit XADD in one MULTI, then PUBLISH).
+route through RouteStore (one Lua script: token generation check, HSET, version INCR, audit
+XADD and PUBLISH).
 
     .venv/bin/python bench/registration.py [--requests 5000] [--clients 50] [--rounds 3]
 """

@@ -43,13 +43,19 @@ def claimed(token: str) -> tuple[str, int, str]:
 
 def verify(key: bytes, token: str, generation: int) -> str:
     """The tool `token` proves, if its MAC is right and it is of the current `generation`."""
-    tool, claimed_generation, mac = claimed(token)
-    expected = _mac(key, tool, claimed_generation)
-    if not hmac.compare_digest(mac.encode(), expected.encode()):
-        raise ValidationError("token is not valid")
+    tool, claimed_generation = prove(key, token)
     if claimed_generation != generation:
         raise ValidationError("token was rotated; fetch the current one")
     return tool
+
+
+def prove(key: bytes, token: str) -> tuple[str, int]:
+    """The (tool, generation) `token` proves if its MAC is right; whether that generation is
+    still current is the caller's to check (proxylistener does it atomically with its write)."""
+    tool, generation, mac = claimed(token)
+    if not hmac.compare_digest(mac.encode(), _mac(key, tool, generation).encode()):
+        raise ValidationError("token is not valid")
+    return tool, generation
 
 
 def _mac(key: bytes, tool: str, generation: int) -> str:

@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conftest import run_cli as _cli
 from toolforgectl import tokens
-
-CLI = [sys.executable, "-m", "toolforgectl"]
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"TOOLFORGECTL_CONFIG": "/nonexistent/toolforgectl.yaml", "PATH": "/usr/bin:/bin"}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+from toolforgectl.errors import ValidationError
+from toolforgectl.routestore import RouteStore
 
 
 def test_keygen_writes_a_private_key_and_will_not_overwrite_it(tmp_path: Path) -> None:
     key = tmp_path / "key"
 
-    assert _cli("tools", "keygen", str(key)).returncode == 0
+    assert _cli("tools", "keygen", str(key)).code == 0
+    first = key.read_bytes()
     again = _cli("tools", "keygen", str(key))
 
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
-    assert again.returncode == 2 and "invalidates every token" in again.stderr
+    assert key.read_bytes() == first
+    assert again.code == 2 and "invalidates every token" in again.stderr
 
 
 def test_token_write_creates_a_0600_file_holding_a_valid_token(tmp_path: Path, redis_server: Any) -> None:
@@ -38,7 +36,7 @@ def test_token_write_creates_a_0600_file_holding_a_valid_token(tmp_path: Path, r
         "--redis", redis_server.url, "tools", "token", "mytool", "--key-file", str(key), "--write", str(out)
     )
 
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert tokens.verify(key.read_bytes(), out.read_text().strip(), 0) == "mytool"
     assert out.read_text().strip() not in done.stdout + done.stderr
@@ -52,14 +50,11 @@ def test_rotate_invalidates_the_old_token(tmp_path: Path, redis_server: Any) -> 
 
     rotated = json.loads(_cli(*base, "--rotate").stdout)["data"]
 
-    assert rotated["generation"] == 1
-    assert (
-        tokens.verify(
-            key.read_bytes(), rotated["token"], redis_server.client().get("toolforgectl:token:mytool") and 1
-        )
-        == "mytool"
-    )
-    assert old != rotated["token"]
+    stored = RouteStore.from_url(redis_server.url).token_generation("mytool")
+    assert rotated["generation"] == stored == 1
+    assert tokens.verify(key.read_bytes(), rotated["token"], stored) == "mytool"
+    with pytest.raises(ValidationError, match="rotated"):
+        tokens.verify(key.read_bytes(), old, stored)
 
 
 def test_dry_run_rotates_and_writes_nothing(tmp_path: Path, redis_server: Any) -> None:
@@ -72,7 +67,7 @@ def test_dry_run_rotates_and_writes_nothing(tmp_path: Path, redis_server: Any) -
         "--rotate", "--write", str(out), "--dry-run",
     )  # fmt: skip
 
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     assert "would write mytool's token (generation 1)" in done.stdout
     assert not out.exists() and redis_server.client().get("toolforgectl:token:mytool") is None
 
@@ -83,4 +78,4 @@ def test_a_bad_tool_name_is_one_error_line(tmp_path: Path, redis_server: Any) ->
 
     done = _cli("--redis", redis_server.url, "tools", "token", "Not_A_Tool", "--key-file", str(key))
 
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "lowercase DNS label" in done.stderr
+    assert done.code == 2 and done.stderr.count("\n") == 1 and "lowercase DNS label" in done.stderr

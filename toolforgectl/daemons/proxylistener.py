@@ -52,6 +52,8 @@ class Listener:
         self.settings = settings
         self.registrar = registrar
         self.limits = wire.Limits(settings.max_line, settings.max_lines)
+        self.token_mode = "token" in settings.identity  # fixed at start: not worked out per request
+        self.ident_mode = "ident" in settings.identity
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="routestore")
         self.inflight: set[asyncio.Task[None]] = set()
 
@@ -138,10 +140,9 @@ class Listener:
 
     def _token_line(self, peer: str) -> wire.TokenLine:
         """Whether this caller must, may or need not send a token line."""
-        modes = set(self.settings.identity)
-        if "ident" not in modes:
+        if not self.ident_mode:
             return "required"
-        if "token" not in modes:
+        if not self.token_mode:
             return "absent"
         try:
             authorize.check_ident_source(self.registrar.policy, peer)
@@ -170,7 +171,7 @@ class Listener:
     ) -> str | None:
         if request.token is not None:
             return None
-        if "ident" not in self.settings.identity:
+        if not self.ident_mode:
             raise RefusedError("This proxy needs your tool's token line.")
         authorize.check_ident_source(self.registrar.policy, peer)
         local_port = writer.get_extra_info("sockname")[1]
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         settings, fleet_active = _settings(_arguments(argv))
         listener = build(settings, fleet_active)
         metrics.serve(settings.metrics_address, settings.metrics_port)
-        uvloop.run(listener.run())  # libuv's loop: about twice the connections per CPU second
+        uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
     except ToolforgectlError as exc:
         print(f"proxylistener: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 from toolforgectl.daemons.registration import proxyclient, wire
+from toolforgectl.daemons.registration.authorize import PORT_MAX, PORT_MIN
 from toolforgectl.daemons.registration.proxyclient import Target
 from toolforgectl.errors import RegistrationError
 
 PROG = "webservice-runner"
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-PORT_MIN = 1024
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -56,14 +56,14 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def free_port() -> int:
-    """A port in 1024-65535 that nothing listens on now (the kernel's choice; racy, as the original)."""
+    """A port the listener accepts that nothing listens on now (the kernel's choice; racy as the original)."""
     for _ in range(20):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("", 0))
             port = int(sock.getsockname()[1])
         if port >= PORT_MIN:
             return port
-    raise RegistrationError("no free port in 1024-65535")
+    raise RegistrationError(f"no free port in {PORT_MIN}-{PORT_MAX}")
 
 
 def register(where: Target, args: argparse.Namespace, port: int) -> str:

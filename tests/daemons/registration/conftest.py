@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from regstack import Identd, Stack
 
-from toolforgectl.lab.processes import start_redis
+from tests.conftest import RedisServer
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    """A fresh real redis-server; call `.listener(...)` for proxylisteners against it."""
-    found = Stack(start_redis(tmp_path / "redis"), tmp_path)
+def stack(redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
+    """The test's real redis-server; call `.listener(...)` for proxylisteners against it."""
+    found = Stack(redis_server, tmp_path)
     try:
         yield found
     finally:

@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import socketserver
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import redis
 import yaml
 
+from tests.conftest import RedisServer
 from toolforgectl import tokens
 from toolforgectl.lab.processes import Process, free_port, spawn
 
@@ -72,18 +72,18 @@ def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
 
 @dataclass
 class Stack:
-    """A Redis and a way to start listeners against it; listeners stop at teardown."""
+    """The test's Redis and a way to start listeners against it; listeners stop at teardown."""
 
-    redis_process: Process
+    redis: RedisServer
     tmp: Path
     started: list[Listener] = field(default_factory=list)
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_process.port}/0"
+        return self.redis.url
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.redis_process.port, decode_responses=True)
+        return self.redis.client()
 
     def listener(self, redis_url: str | None = None, **settings: Any) -> Listener:
         where = self.tmp / f"listener{len(self.started)}"
@@ -94,7 +94,6 @@ class Stack:
     def stop(self) -> None:
         for listener in self.started:
             listener.process.stop()
-        self.redis_process.stop()
 
 
 def exchange(port: int, payload: bytes, source: str = "127.0.0.1", timeout: float = 15.0) -> bytes:
@@ -160,10 +159,3 @@ def route_keys(client: redis.Redis) -> dict[str, Any]:
 def venv_env() -> dict[str, str]:
     """The environment for child processes, with the venv's console scripts on PATH."""
     return {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The real `toolforgectl` CLI as a child process."""
-    env = {**venv_env(), "TOOLFORGECTL_CONFIG": "/nonexistent/toolforgectl.yaml"}
-    command = [sys.executable, "-m", "toolforgectl", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)

@@ -9,8 +9,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from regstack import BIN, Identd, Listener, Stack, exchange, free_port, run_cli, venv_env, wait_until
+from regstack import BIN, Identd, Listener, Stack, exchange, free_port, venv_env, wait_until
 
+from tests.conftest import run_cli
 from toolforgectl.daemons.webservice_runner import server_argv
 
 

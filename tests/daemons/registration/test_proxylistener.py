@@ -8,8 +8,9 @@ import socket
 import time
 import urllib.request
 
-from regstack import Identd, Stack, exchange, read_all, run_cli, wait_until
+from regstack import Identd, Stack, exchange, read_all, wait_until
 
+from tests.conftest import run_cli
 from toolforgectl.lab.processes import start_redis
 
 ORIGINAL_REGISTER = b"register\n.*\nhttp://127.0.0.1:41234\n"
@@ -24,7 +25,7 @@ def test_original_three_line_client_registers_and_routes_show_reports_it(
 
     assert reply == b"ok"  # exactly once, no newline: the original sent `okok` on some paths
     shown = run_cli("--redis", stack.redis_url, "routes", "show", "mytool", "--json")
-    assert shown.returncode == 0, shown.stderr
+    assert shown.code == 0, shown.stderr
     assert json.loads(shown.stdout)["data"]["routes"][0]["backend"] == "http://127.0.0.1:41234"
 
 
@@ -80,7 +81,7 @@ def test_accepted_changes_appear_in_debug_history_with_the_peer(stack: Stack) ->
 
     shown = run_cli("--redis", stack.redis_url, "debug", "history", "mytool", "--json")
 
-    assert shown.returncode == 0, shown.stderr
+    assert shown.code == 0, shown.stderr
     audit = json.loads(shown.stdout)["data"]["audit"]
     assert [(a["action"], a["backend"], a["actor"]) for a in audit] == [
         ("set", "http://127.0.0.1:41234", "proxylistener@127.0.0.1")
@@ -155,7 +156,7 @@ def test_connections_over_the_cap_are_told_to_retry(stack: Stack) -> None:
 
 
 def test_a_standby_names_the_active_proxy_instead_of_crashing(stack: Stack) -> None:
-    replica = start_redis(stack.tmp / "replica", replica_of=("127.0.0.1", stack.redis_process.port))
+    replica = start_redis(stack.tmp / "replica", replica_of=("127.0.0.1", stack.redis.process.port))
     try:
         (stack.tmp / "active-proxy").write_text("proxy-02")
         listener = stack.listener(

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from toolforgectl.config import ProxyListener
 from toolforgectl.daemons.registration import wire
 from toolforgectl.errors import RegistrationError
 
-ACTIVE_PROXY_FILE = "/etc/active-proxy"
+# The client's defaults are the server's: a grid node has no fleet config to read them from.
+ACTIVE_PROXY_FILE = ProxyListener.active_proxy_file
+PROXY_PORT = ProxyListener.port
 TOKEN_FILE_ENV = "TOOLFORGE_PROXY_TOKEN_FILE"
 DEFAULT_TOKEN_FILE = "~/.proxylistener-token"
 REPLY_MAX = 1024
@@ -44,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--active-proxy-file", default=ACTIVE_PROXY_FILE, help="where the active proxy is named"
     )
-    parser.add_argument("--proxy-port", type=int, default=8282, help="proxylistener port (default 8282)")
+    parser.add_argument(
+        "--proxy-port", type=int, default=PROXY_PORT, help=f"proxylistener port (default {PROXY_PORT})"
+    )
     parser.add_argument("--route", default=".*", help="route regex (default .*)")
     parser.add_argument(
         "--token-file",

@@ -66,8 +66,7 @@ class Registrar:
         if token is None or self.key is None:
             raise RefusedError("This proxy needs your tool's token line.")
         try:
-            _, generation, _ = tokens.claimed(token)
-            return tokens.verify(self.key, token, generation), generation
+            return tokens.prove(self.key, token)
         except ValidationError as exc:
             raise RefusedError(f"Refused: {exc}.") from None
 
