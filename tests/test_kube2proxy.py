@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RedisServer, run_cli
-from tests.kube2proxy_harness import Daemon, start_daemon, wait_until, write_config
+from tests.kube2proxy_harness import Daemon, launcher, start_daemon, wait_until, write_config
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
 from toolforgectl.lab.processes import start_redis
 from toolforgectl.routestore import RouteStore
@@ -34,18 +34,9 @@ def store(redis_server: RedisServer) -> RouteStore:
 @pytest.fixture
 def launch(tmp_path: Path, api: FakeKubeApi, redis_server: RedisServer) -> Iterator[Any]:
     """Start kube2proxy with extra kube2proxy settings; every daemon started is stopped after."""
-    started: list[Daemon] = []
     kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-
-    def launch(active: str = "proxy-01", **settings: Any) -> Daemon:
-        config = write_config(tmp_path, redis_server.url, kubeconfig, active=active, **settings)
-        daemon = start_daemon(config, tmp_path / "kube2proxy.log")
-        started.append(daemon)
-        return daemon
-
-    yield launch
-    for daemon in started:
-        daemon.kill()
+    with launcher(tmp_path, redis_server.url, kubeconfig) as start:
+        yield start
 
 
 def synced(daemon: Daemon, count: int = 1) -> bool:

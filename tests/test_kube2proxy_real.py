@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.conftest import RedisServer, run_cli
-from tests.kube2proxy_harness import Daemon, start_daemon, wait_until, write_config
+from tests.kube2proxy_harness import Daemon, launcher, wait_until
 from tests.kube_cluster import Cluster
 from toolforgectl.routestore import RouteStore
 
@@ -49,18 +49,10 @@ def store(redis_server: RedisServer) -> RouteStore:
 
 @pytest.fixture
 def launch(tmp_path: Path, cluster: Cluster, redis_server: RedisServer) -> Iterator[Any]:
-    started: list[Daemon] = []
+    """Start kube2proxy with extra kube2proxy settings; every daemon started is stopped after."""
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-
-    def launch(active: str = "proxy-01", **settings: Any) -> Daemon:
-        path = write_config(tmp_path, redis_server.url, kubeconfig, active=active, **settings)
-        daemon = start_daemon(path, tmp_path / "kube2proxy.log")
-        started.append(daemon)
-        return daemon
-
-    yield launch
-    for daemon in started:
-        daemon.kill()
+    with launcher(tmp_path, redis_server.url, kubeconfig) as start:
+        yield start
 
 
 def create(kube: client.CoreV1Api, tool: str, name: str | None = None, **spec: Any) -> client.V1Service:
