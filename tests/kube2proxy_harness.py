@@ -19,8 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from toolforgectl.lab.processes import free_port
 
-SELECTOR = "tools.wmflabs.org/webservice=true"
-
 
 def write_config(
     directory: Path, redis_url: str, kubeconfig: Path, *, active: str = "proxy-01", **settings: Any
