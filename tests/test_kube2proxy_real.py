@@ -147,7 +147,8 @@ def test_hostile_services_are_ignored_with_a_log_line(
     create(kube, "rports", ports=[{"name": "a", "port": 1}, {"name": "b", "port": 2}])
     create(kube, "rheadless", clusterIP="None")
     daemon = launch()
-    wait_until(lambda: daemon.metric("kube2proxy_relists_total", reason="start"), "the first list")
+    # The relist counter goes up as soon as the list is read, before routes are written.
+    wait_until(lambda: store.routes("rvictim"), "the first sync")
     log = daemon.log_text()
     assert store.routes("rvictim") == {".*": backend(victim)}
     assert store.routes("revil") == {} and store.routes("rports") == {} and store.routes("rheadless") == {}
