@@ -183,13 +183,11 @@ class Reflector:
         self.back_off()
         return "error"
 
-    def back_off(self) -> float:
-        """Sleep a jittered, doubling delay (capped) after consecutive failures; returns it."""
+    def back_off(self) -> None:
+        """Sleep a jittered, doubling delay (capped) after consecutive failures."""
         self.failures += 1
         ceiling = min(self.settings.backoff_max, BACKOFF_FIRST * 2 ** (self.failures - 1))
-        delay = random.uniform(ceiling / 2, ceiling)
-        self.sleep(delay)
-        return delay
+        self.sleep(random.uniform(ceiling / 2, ceiling))
 
 
 def _differs(route: Route, current: dict[str, dict[str, str]], members: set[str]) -> bool:
