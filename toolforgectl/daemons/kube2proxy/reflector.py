@@ -120,10 +120,11 @@ class Reflector:
         for event in events:
             self.metrics.events.labels(event.type).inc()
         self.failures = 0  # the API is talking again
-        latest = {e.service.key: e for e in events if e.service is not None}  # BOOKMARKs only move on
+        # Each Service's last state in the batch, None once deleted; BOOKMARKs carry no Service.
+        latest = {e.service.key: None if e.type == "DELETED" else e.service for e in events if e.service}
         writes: list[Route] = []
-        for key, event in latest.items():
-            route = self.route_for(event.service) if event.service and event.type != "DELETED" else None
+        for key, service in latest.items():
+            route = self.route_for(service) if service else None
             keep = {route.member} if route else set()
             for stale in self.owned.pop(key, set()) - keep:
                 self.remove(stale)
