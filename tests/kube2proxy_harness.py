@@ -75,6 +75,11 @@ class Daemon:
             return 0.0
         return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
+    def listed(self) -> bool:
+        """Whether the first list is done (counted before its routes are written: to see a
+        route of the first sync, wait for the route itself)."""
+        return self.metric("kube2proxy_relists_total", reason="start") >= 1
+
     def stop(self) -> int:
         """SIGTERM; the exit code."""
         self.popen.send_signal(signal.SIGTERM)

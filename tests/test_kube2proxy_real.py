@@ -82,7 +82,7 @@ def test_a_created_service_is_routed_within_a_second_and_deleting_it_removes_the
     launch: Any, kube: client.CoreV1Api, store: RouteStore, redis_server: RedisServer
 ) -> None:
     daemon = launch()
-    wait_until(lambda: daemon.metric("kube2proxy_relists_total", reason="start"), "the first list")
+    wait_until(daemon.listed, "the first list")
     svc = create(kube, "rone")
     wait_until(lambda: store.routes("rone"), "the route", timeout=1.0)  # the promise
     assert store.routes("rone") == {".*": backend(svc)}
