@@ -84,6 +84,8 @@ def sync_once(
     started = time.perf_counter()
     process = spawn("kube2proxy", argv, workdir / f"kube2proxy-{run}.log", "127.0.0.1", port)
     while client.scard(K8S_SERVICES) < n:
+        if not process.alive():
+            raise SystemExit(f"kube2proxy exited during the sync; see {process.log}")
         time.sleep(0.01)
     wall = time.perf_counter() - started
     relist = None

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from toolforgectl.lab.processes import free_port
-
-SELECTOR = "tools.wmflabs.org/webservice=true"
 
 
 def write_config(
@@ -76,6 +75,11 @@ class Daemon:
             return 0.0
         return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
+    def listed(self) -> bool:
+        """Whether the first list is done (counted before its routes are written: to see a
+        route of the first sync, wait for the route itself)."""
+        return self.metric("kube2proxy_relists_total", reason="start") >= 1
+
     def stop(self) -> int:
         """SIGTERM; the exit code."""
         self.popen.send_signal(signal.SIGTERM)
@@ -106,6 +110,24 @@ def start_daemon(config: Path, log: Path, proxy: str = "proxy-01") -> Daemon:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     return Daemon(popen, log, port)
+
+
+@contextmanager
+def launcher(directory: Path, redis_url: str, kubeconfig: Path) -> Iterator[Callable[..., Daemon]]:
+    """A `launch(active=..., **settings)` that writes the config and starts kube2proxy against
+    `redis_url` and `kubeconfig`; every daemon it started is killed on exit."""
+    started: list[Daemon] = []
+
+    def launch(active: str = "proxy-01", **settings: Any) -> Daemon:
+        config = write_config(directory, redis_url, kubeconfig, active=active, **settings)
+        started.append(start_daemon(config, directory / "kube2proxy.log"))
+        return started[-1]
+
+    try:
+        yield launch
+    finally:
+        for daemon in started:
+            daemon.kill()
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:

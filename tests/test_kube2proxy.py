@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RedisServer, run_cli
-from tests.kube2proxy_harness import Daemon, start_daemon, wait_until, write_config
+from tests.kube2proxy_harness import launcher, start_daemon, wait_until, write_config
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
 from toolforgectl.lab.processes import start_redis
 from toolforgectl.routestore import RouteStore
@@ -34,22 +34,9 @@ def store(redis_server: RedisServer) -> RouteStore:
 @pytest.fixture
 def launch(tmp_path: Path, api: FakeKubeApi, redis_server: RedisServer) -> Iterator[Any]:
     """Start kube2proxy with extra kube2proxy settings; every daemon started is stopped after."""
-    started: list[Daemon] = []
     kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-
-    def launch(active: str = "proxy-01", **settings: Any) -> Daemon:
-        config = write_config(tmp_path, redis_server.url, kubeconfig, active=active, **settings)
-        daemon = start_daemon(config, tmp_path / "kube2proxy.log")
-        started.append(daemon)
-        return daemon
-
-    yield launch
-    for daemon in started:
-        daemon.kill()
-
-
-def synced(daemon: Daemon, count: int = 1) -> bool:
-    return daemon.metric("kube2proxy_relists_total", reason="start") >= count
+    with launcher(tmp_path, redis_server.url, kubeconfig) as start:
+        yield start
 
 
 def test_initial_sync_routes_every_labelled_service(launch: Any, api: FakeKubeApi, store: RouteStore) -> None:
@@ -94,7 +81,7 @@ def test_added_modified_and_deleted_services_follow_the_watch(
     launch: Any, api: FakeKubeApi, store: RouteStore
 ) -> None:
     daemon = launch()
-    wait_until(lambda: synced(daemon), "the first list")
+    wait_until(daemon.listed, "the first list")
     api.put(service("tool-alpha", "alpha", "127.96.0.11"))
     wait_until(lambda: store.routes("alpha") == {".*": "http://127.96.0.11:8000"}, "ADDED applied")
     api.put(service("tool-alpha", "alpha", "127.96.0.11", ports=[("http", 8080)]))
@@ -115,7 +102,7 @@ def test_a_burst_of_changes_ends_in_the_last_state_of_each_service(
     launch: Any, api: FakeKubeApi, store: RouteStore
 ) -> None:
     daemon = launch()
-    wait_until(lambda: synced(daemon), "the first list")
+    wait_until(daemon.listed, "the first list")
     with api.lock:  # the watch sends nothing until all of these are in: they arrive together
         for i in range(50):
             api.put(service(f"tool-s{i}", f"s{i}", "127.96.1.1"))
@@ -202,7 +189,7 @@ def test_a_watch_that_times_out_resumes_from_the_last_version_without_relisting(
     launch: Any, api: FakeKubeApi, store: RouteStore
 ) -> None:
     daemon = launch(watch_timeout=1)
-    wait_until(lambda: synced(daemon), "the first list")
+    wait_until(daemon.listed, "the first list")
     version = api.put(service("tool-alpha", "alpha", "127.96.0.11"))
     wait_until(lambda: store.routes("alpha"), "alpha's route")
     wait_until(lambda: len(api.watches()) >= 3, "two watch restarts")

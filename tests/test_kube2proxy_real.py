@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.conftest import RedisServer, run_cli
-from tests.kube2proxy_harness import Daemon, start_daemon, wait_until, write_config
+from tests.kube2proxy_harness import Daemon, launcher, wait_until
 from tests.kube_cluster import Cluster
 from toolforgectl.routestore import RouteStore
 
@@ -49,18 +49,10 @@ def store(redis_server: RedisServer) -> RouteStore:
 
 @pytest.fixture
 def launch(tmp_path: Path, cluster: Cluster, redis_server: RedisServer) -> Iterator[Any]:
-    started: list[Daemon] = []
+    """Start kube2proxy with extra kube2proxy settings; every daemon started is stopped after."""
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-
-    def launch(active: str = "proxy-01", **settings: Any) -> Daemon:
-        path = write_config(tmp_path, redis_server.url, kubeconfig, active=active, **settings)
-        daemon = start_daemon(path, tmp_path / "kube2proxy.log")
-        started.append(daemon)
-        return daemon
-
-    yield launch
-    for daemon in started:
-        daemon.kill()
+    with launcher(tmp_path, redis_server.url, kubeconfig) as start:
+        yield start
 
 
 def create(kube: client.CoreV1Api, tool: str, name: str | None = None, **spec: Any) -> client.V1Service:
@@ -90,7 +82,7 @@ def test_a_created_service_is_routed_within_a_second_and_deleting_it_removes_the
     launch: Any, kube: client.CoreV1Api, store: RouteStore, redis_server: RedisServer
 ) -> None:
     daemon = launch()
-    wait_until(lambda: daemon.metric("kube2proxy_relists_total", reason="start"), "the first list")
+    wait_until(daemon.listed, "the first list")
     svc = create(kube, "rone")
     wait_until(lambda: store.routes("rone"), "the route", timeout=1.0)  # the issue's promise
     assert store.routes("rone") == {".*": backend(svc)}
@@ -155,7 +147,8 @@ def test_hostile_services_are_ignored_with_a_log_line(
     create(kube, "rports", ports=[{"name": "a", "port": 1}, {"name": "b", "port": 2}])
     create(kube, "rheadless", clusterIP="None")
     daemon = launch()
-    wait_until(lambda: daemon.metric("kube2proxy_relists_total", reason="start"), "the first list")
+    # The relist counter goes up as soon as the list is read, before routes are written.
+    wait_until(lambda: store.routes("rvictim"), "the first sync")
     log = daemon.log_text()
     assert store.routes("rvictim") == {".*": backend(victim)}
     assert store.routes("revil") == {} and store.routes("rports") == {} and store.routes("rheadless") == {}

@@ -158,12 +158,6 @@ class FakeKubeApi:
             self.state.expire_round += 1
             self.lock.notify_all()
 
-    def compact(self) -> None:
-        """Forget history: a watch from any version seen so far gets 410."""
-        with self.lock:
-            self.state.compacted = self.state.version
-            self.state.history.clear()
-
     def cut_watches(self) -> None:
         """Break every open watch mid-stream (no final chunk), as a dropped connection does."""
         with self.lock:

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from toolforgectl import config
 from toolforgectl.config import Fleet, Proxy
@@ -125,17 +124,21 @@ def build(args: argparse.Namespace, stopper: Stopper) -> tuple[Reflector, Active
     store = RouteStore.from_url(args.redis or proxy.redis)
     api = ServiceApi.connect(settings.kubeconfig, settings.context)
     gate = ActiveGate(proxy, config_file, fleet, metrics)
-    reflector = Reflector(api, store, settings, metrics, is_active=gate, **_waits(stopper))
+    reflector = Reflector(
+        api,
+        store,
+        settings,
+        metrics,
+        is_active=gate,
+        interruptible=stopper.interruptible,
+        sleep=stopper.sleep,
+    )
     try:
         metrics.serve(settings.metrics_address, settings.metrics_port)
     except OSError as exc:
         where = f"{settings.metrics_address}:{settings.metrics_port}"
         raise ConfigError(f"cannot serve metrics on {where}: {exc.strerror}") from None
     return reflector, gate
-
-
-def _waits(stopper: Stopper) -> dict[str, Any]:
-    return {"interruptible": stopper.interruptible, "sleep": stopper.sleep}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

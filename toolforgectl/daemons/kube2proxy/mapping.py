@@ -38,9 +38,8 @@ class Skip:
 
 @dataclass(frozen=True)
 class Owned:
-    """A `k8s_services` registry member taken apart: which Service wrote which route."""
+    """A `k8s_services` registry member taken apart: the tool and route it stands for."""
 
-    key: tuple[str, str]
     tool: str
     route: str
 
@@ -111,6 +110,6 @@ class ServiceMapper:
             return None
         route = route if route.startswith(ROOT_ROUTE) else "/" + route
         try:
-            return Owned((namespace, name), tool, validate.route(route))
+            return Owned(tool, validate.route(route))
         except ValidationError:
             return None

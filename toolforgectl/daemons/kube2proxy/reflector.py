@@ -120,10 +120,11 @@ class Reflector:
         for event in events:
             self.metrics.events.labels(event.type).inc()
         self.failures = 0  # the API is talking again
-        latest = {e.service.key: e for e in events if e.service is not None}  # BOOKMARKs only move on
+        # Each Service's last state in the batch, None once deleted; BOOKMARKs carry no Service.
+        latest = {e.service.key: None if e.type == "DELETED" else e.service for e in events if e.service}
         writes: list[Route] = []
-        for key, event in latest.items():
-            route = self.route_for(event.service) if event.service and event.type != "DELETED" else None
+        for key, service in latest.items():
+            route = self.route_for(service) if service else None
             keep = {route.member} if route else set()
             for stale in self.owned.pop(key, set()) - keep:
                 self.remove(stale)
@@ -183,13 +184,11 @@ class Reflector:
         self.back_off()
         return "error"
 
-    def back_off(self) -> float:
-        """Sleep a jittered, doubling delay (capped) after consecutive failures; returns it."""
+    def back_off(self) -> None:
+        """Sleep a jittered, doubling delay (capped) after consecutive failures."""
         self.failures += 1
         ceiling = min(self.settings.backoff_max, BACKOFF_FIRST * 2 ** (self.failures - 1))
-        delay = random.uniform(ceiling / 2, ceiling)
-        self.sleep(delay)
-        return delay
+        self.sleep(random.uniform(ceiling / 2, ceiling))
 
 
 def _differs(route: Route, current: dict[str, dict[str, str]], members: set[str]) -> bool:
