@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,15 +127,3 @@ def launcher(directory: Path, redis_url: str, kubeconfig: Path) -> Iterator[Call
     finally:
         for daemon in started:
             daemon.kill()
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)

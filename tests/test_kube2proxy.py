@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RedisServer, run_cli
-from tests.kube2proxy_harness import launcher, start_daemon, wait_until, write_config
+from tests.conftest import RedisServer, run_cli, wait_until
+from tests.kube2proxy_harness import launcher, start_daemon, write_config
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
 from toolforgectl.lab.processes import start_redis
 from toolforgectl.routestore import RouteStore

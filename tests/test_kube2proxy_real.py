@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from tests.conftest import RedisServer, run_cli
-from tests.kube2proxy_harness import Daemon, launcher, wait_until
+from tests.conftest import RedisServer, run_cli, wait_until
+from tests.kube2proxy_harness import Daemon, launcher
 from tests.kube_cluster import Cluster
 from toolforgectl.routestore import RouteStore
 

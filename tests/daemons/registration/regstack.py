@@ -8,8 +8,6 @@ import socket
 import socketserver
 import sys
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,16 +133,6 @@ class Identd:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    """Poll `condition` until it holds or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def route_keys(client: redis.Redis) -> dict[str, Any]:

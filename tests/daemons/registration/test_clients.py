@@ -9,9 +9,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from regstack import BIN, Identd, Listener, Stack, exchange, free_port, venv_env, wait_until
+from regstack import BIN, Identd, Listener, Stack, exchange, free_port, venv_env
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_until
 from toolforgectl.daemons.webservice_runner import server_argv
 
 
@@ -46,10 +46,10 @@ def test_runner_registers_serves_on_the_port_and_unregisters_on_sigterm(stack: S
     argv[1:1] = ["--active-proxy-file", str(tmp_path / "active-proxy")]
     runner = subprocess.Popen(argv, cwd=tmp_path / "site", env=venv_env(), stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_until(lambda: stack.client().exists("prefix:mytool") == 1)
+        wait_until(lambda: stack.client().exists("prefix:mytool") == 1, "mytool's route")
         backend = stack.client().hget("prefix:mytool", ".*")
         assert backend is not None and backend.startswith("http://127.0.0.1:")
-        assert wait_until(lambda: _get(f"{backend}/hello.txt") == "hello from mytool")
+        wait_until(lambda: _get(f"{backend}/hello.txt") == "hello from mytool", "the server to answer")
         shown = run_cli("--redis", stack.redis_url, "routes", "show", "mytool", "--json")
         assert json.loads(shown.stdout)["data"]["routes"][0]["reachable"] is True
         assert stack.client().hget("redirect:mytool", ".*") == "mytool.toolforge.org"  # registerCanonical

@@ -8,9 +8,9 @@ import socket
 import time
 import urllib.request
 
-from regstack import Identd, Stack, exchange, read_all, wait_until
+from regstack import Identd, Stack, exchange, read_all
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_until
 from toolforgectl.lab.processes import start_redis
 
 ORIGINAL_REGISTER = b"register\n.*\nhttp://127.0.0.1:41234\n"
@@ -94,7 +94,7 @@ def test_each_request_logs_one_structured_line_without_the_token(stack: Stack) -
     exchange(listener.port, ORIGINAL_REGISTER + token.encode() + b"\n")
     exchange(listener.port, b"hijack\n")
 
-    assert wait_until(lambda: len(listener.log_entries()) == 2)
+    wait_until(lambda: len(listener.log_entries()) == 2, "two log lines")
     first, second = listener.log_entries()
     assert first["tool"] == "mytool" and first["command"] == "register" and first["route"] == ".*"
     assert first["destination"] == "http://127.0.0.1:41234" and first["peer"] == "127.0.0.1"
@@ -113,7 +113,7 @@ def test_metrics_count_requests_by_outcome(stack: Stack) -> None:
             return str(page.read().decode())
 
     # The reply goes out before the request is counted, so a scrape may briefly lag the replies.
-    assert wait_until(lambda: "proxylistener_request_seconds_count 2.0" in scrape(), timeout=10)
+    wait_until(lambda: "proxylistener_request_seconds_count 2.0" in scrape(), "both requests counted", 10)
     text = scrape()
     assert 'proxylistener_requests_total{command="register",outcome="ok"} 1.0' in text
     assert 'proxylistener_requests_total{command="none",outcome="fail"} 1.0' in text
@@ -126,7 +126,7 @@ def test_sigterm_stops_accepting_but_finishes_the_request_in_flight(stack: Stack
         sock.sendall(b"register\n.*\n")
         time.sleep(0.3)  # the listener has accepted this connection
         listener.process.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-        assert wait_until(lambda: _refused(listener.port), timeout=10)
+        wait_until(lambda: _refused(listener.port), "the listener to stop accepting", 10)
         sock.sendall(b"http://127.0.0.1:41234\n" + token + b"\n")
         assert read_all(sock) == b"ok"
 
