@@ -15,7 +15,7 @@ import pytest
 from tests.proxyclient import Proxy, until, ws_receive_text, ws_send_text
 from toolforgectl.lab import fleet
 from toolforgectl.lab.processes import free_port, spawn, start_redis
-from toolforgectl.routestore import RouteStore
+from toolforgectl.routestore import RouteStore, prefix_key
 
 ACTOR = "test"
 
@@ -141,7 +141,7 @@ def test_unknown_tool_falls_back_to_admin_with_the_full_uri(lab: Proxy) -> None:
 
 
 def test_a_broken_key_only_breaks_its_own_tool(lab: Proxy) -> None:
-    RouteStore.from_url(lab.info["redis"]).client.set("prefix:wrongtype", "not a hash")
+    store(lab).client.set(prefix_key("wrongtype"), "not a hash")
     assert lab.get("/wrongtype/").status == 503
     assert lab.backend_of("/hello/") == "hello"
     # A tool never seen before is read from Redis at once: the error did not mark Redis down.
