@@ -99,7 +99,8 @@ local function fetch(tool)
     return build(flat)
 end
 
--- The entry is the route list itself, stamped with the version token and time it was read.
+-- The entry is the route list itself, stamped with the version token and time it was read, and
+-- with its shared dict text (`text`) once it has one.
 local function stamp(routes, token, at)
     routes.token, routes.at = token, at
     return routes
@@ -114,7 +115,9 @@ local function decode(text)
     if type(data) ~= "table" or type(data.routes) ~= "table" then
         return nil
     end
-    return stamp(data.routes, data.token, data.at)
+    local entry = stamp(data.routes, data.token, data.at)
+    entry.text = text
+    return entry
 end
 
 local function fresh(entry, now, version)
@@ -123,8 +126,9 @@ end
 
 local function remember(tool, entry)
     keep(tool, entry)
+    entry.text = encode(entry)
     -- `set` evicts the least recently used tools when the dict is full, which is what we want.
-    shared:set(tool, encode(entry))
+    shared:set(tool, entry.text)
 end
 
 -- The version token every fresh entry must carry; nil until the watcher first reached Redis.
@@ -145,7 +149,9 @@ function _M.routes(tool)
         return NO_ROUTES
     end
     local text = shared:get(tool)
-    local shared_entry = text and decode(text)
+    -- The text this worker's entry came from (interned: one pointer compare) decodes to that same
+    -- stale entry: skip it, or a Redis outage longer than `cache_ttl` costs a JSON decode per request.
+    local shared_entry = text and not (entry and entry.text == text) and decode(text)
     if shared_entry then
         entry = shared_entry
         keep(tool, entry)

@@ -78,12 +78,11 @@ function _M.access()
         url, err = match(schema.ADMIN_TOOL, uri)
         url = url or (url == false and fallback())
     end
+    ngx_var.urlproxy_tool = tool
     if not url then
-        ngx_var.urlproxy_tool = tool
         ngx_var.urlproxy_backend = err and "unavailable" or "none"
         return exit(503)
     end
-    ngx_var.urlproxy_tool = tool
     ngx_var.urlproxy_backend = url
     if byte(url, 5) == S then -- "https://..."
         return ngx.exec("@urlproxy_tls") -- keeps the URI; the hot http path stays variable-free

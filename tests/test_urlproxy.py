@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,8 +15,9 @@ import pytest
 
 from tests.proxyclient import Proxy, until, ws_receive_text, ws_send_text
 from toolforgectl.lab import fleet
-from toolforgectl.lab.processes import free_port, spawn, start_redis
-from toolforgectl.routestore import RouteStore
+from toolforgectl.lab.processes import Process, free_port, spawn, start_redis
+from toolforgectl.lab.state import ProcessRecord
+from toolforgectl.routestore import RouteStore, prefix_key
 
 ACTOR = "test"
 
@@ -46,6 +48,21 @@ def own_lab(tmp_path: Path) -> Iterator[Callable[..., Proxy]]:
         fleet.down(directory)
 
 
+def sample_tool(
+    name: str, log: Path, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None
+) -> Process:
+    """A sample tool of our own (not registered by the lab), on `port` or a free one; https with `tls`."""
+    port = port or free_port(host)
+    argv = [sys.executable, "-m", "toolforgectl.lab.sampletool", "--name", name, "--host", host]
+    argv += ["--port", str(port), *(["--tls", *tls] if tls else [])]
+    return spawn(f"{name} tool", argv, log, host, port)
+
+
+def lab_redis(proxy: Proxy) -> ProcessRecord:
+    """The lab's redis-server, to stop, pause or restart."""
+    return next(p for p in proxy.state.processes if p.role == "redis")
+
+
 def store(proxy: Proxy) -> RouteStore:
     return RouteStore.from_url(proxy.info["redis"])
 
@@ -60,22 +77,10 @@ def test_tool_prefix_reaches_its_backend(lab: Proxy) -> None:
 
 
 def test_https_backend_is_reached_over_tls(lab: Proxy, tmp_path: Path) -> None:
-    port = free_port()
-    pair = [lab.info["certificate"], lab.info["certificate"].replace(".crt", ".key")]
-    argv = [
-        "python3",
-        "-m",
-        "toolforgectl.lab.sampletool",
-        "--name",
-        "secure",
-        "--port",
-        str(port),
-        "--tls",
-        *pair,
-    ]
-    tool = spawn("tls tool", argv, tmp_path / "tls-tool.log", "127.0.0.1", port)
+    pair = (lab.info["certificate"], lab.info["certificate"].replace(".crt", ".key"))
+    tool = sample_tool("secure", tmp_path / "tls-tool.log", tls=pair)
     try:
-        store(lab).set_route("secure", ".*", f"https://127.0.0.1:{port}", actor=ACTOR)
+        store(lab).set_route("secure", ".*", f"https://127.0.0.1:{tool.port}", actor=ACTOR)
         until(lambda: lab.backend_of("/secure/x?y=1") == "secure", timeout=5)
         assert lab.get("/secure/x?y=1").json()["uri"] == "/secure/x?y=1"
     finally:
@@ -89,18 +94,7 @@ def test_ipv6_loopback_backend_is_reached(lab: Proxy, tmp_path: Path) -> None:
             port = probe.getsockname()[1]
     except OSError:
         pytest.skip("no IPv6 loopback here")
-    argv = [
-        "python3",
-        "-m",
-        "toolforgectl.lab.sampletool",
-        "--name",
-        "six",
-        "--host",
-        "::1",
-        "--port",
-        str(port),
-    ]
-    tool = spawn("ipv6 tool", argv, tmp_path / "ipv6-tool.log", "::1", port)
+    tool = sample_tool("six", tmp_path / "ipv6-tool.log", "::1", port)
     try:
         store(lab).set_route("six", ".*", f"http://[::1]:{port}", actor=ACTOR)
         until(lambda: lab.backend_of("/six/") == "six", timeout=5)
@@ -141,7 +135,7 @@ def test_unknown_tool_falls_back_to_admin_with_the_full_uri(lab: Proxy) -> None:
 
 
 def test_a_broken_key_only_breaks_its_own_tool(lab: Proxy) -> None:
-    RouteStore.from_url(lab.info["redis"]).client.set("prefix:wrongtype", "not a hash")
+    store(lab).client.set(prefix_key("wrongtype"), "not a hash")
     assert lab.get("/wrongtype/").status == 503
     assert lab.backend_of("/hello/") == "hello"
     # A tool never seen before is read from Redis at once: the error did not mark Redis down.
@@ -234,11 +228,9 @@ def test_route_change_is_live_at_once(lab: Proxy) -> None:
 
 
 def test_default_backend_serves_unknown_tools(own_lab: Callable[..., Proxy], tmp_path: Path) -> None:
-    port = free_port()
-    argv = ["python3", "-m", "toolforgectl.lab.sampletool", "--name", "default", "--port", str(port)]
-    default = spawn("default tool", argv, tmp_path / "default.log", "127.0.0.1", port)
+    default = sample_tool("default", tmp_path / "default.log")
     try:
-        proxy = own_lab(default_backend=f"http://127.0.0.1:{port}")
+        proxy = own_lab(default_backend=f"http://127.0.0.1:{default.port}")
         assert proxy.backend_of("/not-a-tool/x") == "default"
         assert proxy.backend_of("/hello/") == "hello"
     finally:
@@ -276,7 +268,7 @@ def test_redis_killed_mid_traffic_keeps_known_routes_and_503s_unknown(own_lab: C
     worker.start()
     try:
         until(lambda: len(answers) >= 10, timeout=10)
-        next(p for p in proxy.state.processes if p.role == "redis").stop()
+        lab_redis(proxy).stop()
         seen = len(answers)
         until(lambda: len(answers) >= seen + 20, timeout=10)
     finally:
@@ -292,7 +284,7 @@ def test_redis_killed_mid_traffic_keeps_known_routes_and_503s_unknown(own_lab: C
 def test_redis_hung_keeps_known_routes(own_lab: Callable[..., Proxy]) -> None:
     proxy = own_lab()
     assert proxy.backend_of("/hello/") == "hello"
-    redis = next(p for p in proxy.state.processes if p.role == "redis")
+    redis = lab_redis(proxy)
     os.kill(redis.pid, signal.SIGSTOP)  # hung, not down: connections hang until our short timeout
     try:
         for _ in range(10):
@@ -305,7 +297,7 @@ def test_redis_hung_keeps_known_routes(own_lab: Callable[..., Proxy]) -> None:
 def test_redis_restart_brings_fresh_routes_back(own_lab: Callable[..., Proxy]) -> None:
     proxy = own_lab()
     assert proxy.backend_of("/hello/") == "hello"
-    redis = next(p for p in proxy.state.processes if p.role == "redis")
+    redis = lab_redis(proxy)
     redis.stop()
     assert proxy.backend_of("/hello/") == "hello"
     restarted = start_redis(Path(proxy.state.dir) / "redis", "127.0.0.1", redis.port)

@@ -88,7 +88,9 @@ def _check_yaml(sources: Sources) -> list[tuple[Path, config.Fleet]]:
             fleets.append((path, config.load(path)))
         except ConfigError as exc:
             message = str(exc)
-            raise LintError(message if re.match(r"^\S+:\d+:", message) else f"{path}:0: {message}") from None
+            if not re.match(r"^\S+:\d+:", message):  # config names the file but no line
+                message = f"{path}:0: {message.removeprefix(f'{path}: ')}"
+            raise LintError(message) from None
     return fleets
 
 

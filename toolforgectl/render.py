@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from toolforgectl.config import Fleet, Proxy
+from toolforgectl.config import DEFAULT_REDIS_PORT, Fleet, Proxy
 from toolforgectl.errors import RenderError
 from toolforgectl.resources import resource_dir
 from toolforgectl.siteconfig import DataPlane
@@ -124,7 +124,7 @@ def _redis_address(proxy: Proxy) -> tuple[str, int, int]:
         raise RenderError(
             f"proxy {proxy.name}: Redis URL {proxy.redis!r} needs an IP address and a numeric db"
         ) from None
-    return host, parts.port or 6379, db
+    return host, parts.port or DEFAULT_REDIS_PORT, db
 
 
 def _context(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, Any]:

@@ -30,7 +30,8 @@ def lint(
     """Check templates/, lua/, playbooks/ and sample configs as CI does; exit 1 with file:line."""
     sources = lint_workflow.Sources.default()
     if templates:
-        sources = replace(sources, templates=templates.resolve(), samples=lint_workflow.samples_in(templates))
+        templates = templates.resolve()
+        sources = replace(sources, templates=templates, samples=lint_workflow.samples_in(templates))
     sources = replace(
         sources,
         lua=(lua or sources.lua).resolve(),
