@@ -32,7 +32,7 @@ def test_settings_are_read() -> None:
     [
         ("{routing: sideways}", "dataplane.routing must be one of path, host"),
         ("{internal_port: 70000}", "dataplane.internal_port must be a port number"),
-        ("{rate_limit: true}", "dataplane.rate_limit must be a int"),
+        ("{rate_limit: true}", "dataplane.rate_limit must be an integer"),
         ("{rate_limt: 5}", "unknown setting(s): rate_limt"),
         ("{default_backend: 'http://example.org:80'}", "dataplane.default_backend"),
         ("[1, 2]", "'dataplane' must be a mapping"),

@@ -20,19 +20,19 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from toolforgectl.errors import ConfigError
+from toolforgectl.sections import parse_section
 from toolforgectl.siteconfig import DataPlane, parse_dataplane
 
 ENV_VAR = "TOOLFORGECTL_CONFIG"
 DEFAULT_PATH = Path("~/.config/toolforgectl/config.yaml")
 DEFAULT_REDIS_PORT = 6379
-_S = TypeVar("_S")
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def _cloud(data: Mapping[str, Any], source: str) -> str | None:
 
 def proxylistener(item: Any, source: str) -> ProxyListener:
     """The `proxylistener` section: each key typed like its default; networks must parse."""
-    settings = _section(ProxyListener, "proxylistener", item, source)
+    settings = parse_section(ProxyListener, "proxylistener", item, source)
     bad_modes = set(settings.identity) - {"token", "ident"}
     if bad_modes or not settings.identity:
         raise ConfigError(f"{source}: proxylistener.identity must list 'token' and/or 'ident'")
@@ -225,41 +225,7 @@ def proxylistener(item: Any, source: str) -> ProxyListener:
 
 def _kube2proxy(item: Any, source: str) -> Kube2proxy:
     """The `kube2proxy:` section; `tool_namespace` must say where the tool name goes."""
-    settings = _section(Kube2proxy, "kube2proxy", item, source)
+    settings = parse_section(Kube2proxy, "kube2proxy", item, source)
     if "{tool}" not in settings.tool_namespace:
         raise ConfigError(f"{source}: kube2proxy.tool_namespace must contain {{tool}}")
     return settings
-
-
-def _section(cls: type[_S], name: str, item: Any, source: str) -> _S:
-    """A daemon's settings section: unknown keys refused, each value typed like its default."""
-    if item is None:
-        return cls()
-    if not isinstance(item, Mapping):
-        raise ConfigError(f"{source}: '{name}' must be a mapping")
-    defaults = cls()
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = set(item) - known
-    if unknown:
-        raise ConfigError(f"{source}: {name}: unknown setting(s): {', '.join(sorted(map(str, unknown)))}")
-    values = {
-        key: _typed(f"{name}.{key}", value, getattr(defaults, key), source) for key, value in item.items()
-    }
-    return cls(**values)
-
-
-def _typed(name: str, value: Any, default: Any, source: str) -> Any:
-    """`value` if it has the type of `default`: an int passes as a float, a list as a tuple of str."""
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{source}: {name} must be a list of strings")
-        return tuple(value)
-    if value is None and default is None:
-        return None
-    wanted = str if default is None else type(default)
-    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, bool) != (wanted is bool) or not isinstance(value, wanted):
-        kinds = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-        raise ConfigError(f"{source}: {name} must be {kinds.get(wanted, wanted.__name__)}")
-    return value

@@ -13,12 +13,12 @@ Every key is optional; unknown keys are rejected so a typo never silently does n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from toolforgectl import validate
 from toolforgectl.errors import ConfigError, ValidationError
+from toolforgectl.sections import parse_section
 
 ROUTING_MODES = ("path", "host")
 
@@ -65,27 +65,7 @@ _POSITIVE_MS = ("redis_timeout_ms", "invalidation_poll_ms", "cache_ttl")
 
 def parse_dataplane(item: Any, source: str) -> DataPlane:
     """Build DataPlane from the YAML mapping `item` (None: all defaults); `source` names the file."""
-    if item is None:
-        return DataPlane()
-    if not isinstance(item, Mapping):
-        raise ConfigError(f"{source}: 'dataplane' must be a mapping")
-    known = {f.name: f for f in fields(DataPlane)}
-    unknown = set(item) - set(known)
-    if unknown:
-        raise ConfigError(f"{source}: dataplane: unknown setting(s): {', '.join(sorted(map(str, unknown)))}")
-    values = {
-        name: _typed(name, value, type(getattr(DataPlane, name)), source) for name, value in item.items()
-    }
-    return _checked(DataPlane(**values), source)
-
-
-def _typed(name: str, value: Any, wanted: type, source: str) -> Any:
-    # bool is an int in Python: keep `rate_limit: true` from meaning 1 request per second.
-    if wanted is str and isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if type(value) is not wanted:
-        raise ConfigError(f"{source}: dataplane.{name} must be a {wanted.__name__}, not {value!r}")
-    return value
+    return _checked(parse_section(DataPlane, "dataplane", item, source), source)
 
 
 def _checked(plane: DataPlane, source: str) -> DataPlane:
