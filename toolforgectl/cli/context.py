@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Annotated
 
 import typer
 
 from toolforgectl import config
 from toolforgectl.routestore import RouteStore
+
+# The options every read (--json) and every write (--dry-run) command shares, spelled once.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stable JSON envelope (docs/cli.md).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")]
 
 
 @dataclass

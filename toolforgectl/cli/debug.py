@@ -11,14 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from toolforgectl import aof, output, redisinfo, validate
-from toolforgectl.cli.context import settings
+from toolforgectl.cli.context import JsonOpt, settings
 from toolforgectl.routestore import prefix_key
 
 app = typer.Typer(
     help="Inspect Redis replication and persistence, and a tool's route history.", no_args_is_help=True
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stable JSON envelope instead of a table.")]
 
 
 @app.command("redis")

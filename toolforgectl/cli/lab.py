@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from toolforgectl import output
+from toolforgectl.cli.context import JsonOpt
 from toolforgectl.lab import fleet
 from toolforgectl.lab.processes import LabError
 from toolforgectl.lab.state import load, state_dir
@@ -19,7 +20,6 @@ DirOpt = Annotated[
     Path | None,
     typer.Option("--dir", help="Lab state directory (default: ~/.local/state/toolforgectl/lab)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stable JSON envelope.")]
 
 
 @app.command("up")

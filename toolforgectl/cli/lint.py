@@ -11,6 +11,7 @@ from rich.console import Console
 
 from toolforgectl import lint as lint_workflow
 from toolforgectl import output
+from toolforgectl.cli.context import JsonOpt
 
 DirOption = Annotated[Path | None, typer.Option(help="Lint this directory instead of the installed one.")]
 
@@ -25,7 +26,7 @@ def lint(
             "--sample", help="A fleet config to render (repeatable; default: templates/samples/*.yaml)."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the stable JSON envelope.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check templates/, lua/, playbooks/ and sample configs as CI does; exit 1 with file:line."""
     sources = lint_workflow.Sources.default()

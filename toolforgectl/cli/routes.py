@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from toolforgectl import output, probe
-from toolforgectl.cli.context import settings
+from toolforgectl.cli.context import DryRunOpt, JsonOpt, settings
 from toolforgectl.errors import NotFoundError, ToolforgectlError, UsageError
 from toolforgectl.models import RouteChange
 from toolforgectl.routestore import RouteStore
@@ -25,8 +25,6 @@ app = typer.Typer(
 EXPORT_FORMAT = "toolforgectl-routes/1"
 ACTOR = "toolforgectl"
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stable JSON envelope instead of a table.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")]
 RouteOpt = Annotated[
     str, typer.Option("--route", help="Route regex, matched against the path after /<tool>.")
 ]

@@ -10,15 +10,13 @@ import typer
 from rich.console import Console
 
 from toolforgectl import output, tokens
-from toolforgectl.cli.context import settings
+from toolforgectl.cli.context import DryRunOpt, JsonOpt, settings
 from toolforgectl.errors import ToolforgectlError, UsageError
 
 app = typer.Typer(
     help="Mint and rotate tools' proxylistener tokens, and the server key.", no_args_is_help=True
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stable JSON envelope.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")]
 KeyOpt = Annotated[
     Path | None,
     typer.Option("--key-file", help="Server key (default: proxylistener.token_key_file of the config)."),
