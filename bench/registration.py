@@ -24,6 +24,7 @@ import yaml
 
 from toolforgectl import tokens
 from toolforgectl.lab.processes import Process, free_port, spawn, start_redis
+from toolforgectl.routestore import prefix_key
 
 KEY = b"b" * 32
 
@@ -49,7 +50,7 @@ def hset_baseline(port: int, count: int) -> tuple[float, list[float]]:
     started = time.perf_counter()
     for i in range(count):
         t0 = time.perf_counter()
-        client.hset(f"prefix:base{i % 50}", ".*", f"http://127.0.0.1:{20000 + i % 40000}")
+        client.hset(prefix_key(f"base{i % 50}"), ".*", f"http://127.0.0.1:{20000 + i % 40000}")
         latencies.append(time.perf_counter() - t0)
     return count / (time.perf_counter() - started), latencies
 

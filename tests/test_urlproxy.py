@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.proxyclient import Proxy, until, ws_receive_text, ws_send_text
-from toolforgectl.lab import fleet
+from toolforgectl.lab import fleet, sampletool
 from toolforgectl.lab.processes import Process, free_port, spawn, start_redis
 from toolforgectl.lab.state import ProcessRecord
 from toolforgectl.routestore import RouteStore, prefix_key
@@ -53,9 +52,7 @@ def sample_tool(
 ) -> Process:
     """A sample tool of our own (not registered by the lab), on `port` or a free one; https with `tls`."""
     port = port or free_port(host)
-    argv = [sys.executable, "-m", "toolforgectl.lab.sampletool", "--name", name, "--host", host]
-    argv += ["--port", str(port), *(["--tls", *tls] if tls else [])]
-    return spawn(f"{name} tool", argv, log, host, port)
+    return spawn(f"{name} tool", sampletool.command(name, host, port, tls), log, host, port)
 
 
 def lab_redis(proxy: Proxy) -> ProcessRecord:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from toolforgectl import config, tokens
-from toolforgectl.lab import frontproxy
+from toolforgectl.lab import frontproxy, sampletool
 from toolforgectl.lab.processes import LabError, Process, free_port, spawn, start_redis
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 from toolforgectl.routestore import RouteStore
@@ -209,8 +209,7 @@ def _start_tool(state: LabState, directory: Path, tool: str, listener_port: int,
         "--proxy", LAB_HOST, "--proxy-port", str(listener_port), "--own-ip", LAB_HOST,
         "--token-file", str(token), "--port", str(port), "--no-append-port", "--",
     ]  # fmt: skip
-    tool_argv = [sys.executable, "-m", "toolforgectl.lab.sampletool", "--name", tool, "--host", LAB_HOST]
-    argv = [*runner, *tool_argv, "--port", str(port)]
+    argv = [*runner, *sampletool.command(tool, LAB_HOST, port)]
     process: Process = spawn(f"tool {tool}", argv, directory / "tools" / f"{tool}.log", LAB_HOST, port)
     marks = ["toolforgectl.daemons.webservice_runner", f"--port {port}"]
     _record(state, ProcessRecord.of("tool", process, marks, tool=tool))

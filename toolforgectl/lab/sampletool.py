@@ -13,6 +13,7 @@ import hashlib
 import json
 import signal
 import ssl
+import sys
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
 _MAX_HEADER_LINES = 100
@@ -87,6 +88,12 @@ async def _main(name: str, host: str, port: int, tls: ssl.SSLContext | None) -> 
         loop.add_signal_handler(sig, stop.set)
     async with server:
         await stop.wait()
+
+
+def command(name: str, host: str, port: int, tls: tuple[str, str] | None = None) -> list[str]:
+    """The command line that runs sample tool `name` on `host:port` (https with the `tls` pair)."""
+    argv = [sys.executable, "-m", "toolforgectl.lab.sampletool", "--name", name, "--host", host]
+    return [*argv, "--port", str(port), *(["--tls", *tls] if tls else [])]
 
 
 def main() -> None:
