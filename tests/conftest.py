@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import pytest
 import redis
+from hypothesis import settings
 
 from toolforgectl.lab.processes import Process, start_redis
 
@@ -52,6 +53,11 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     finally:
         process.stop()
 
+
+# Examples that talk to real servers on 2 shared cores can exceed hypothesis' 200 ms deadline
+# without anything being wrong; a slow example is not a failure here, a wrong one is.
+settings.register_profile("real-servers", deadline=None)
+settings.load_profile("real-servers")
 
 T = TypeVar("T")
 

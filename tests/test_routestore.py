@@ -103,7 +103,7 @@ def test_passwords_never_appear_in_errors() -> None:
     assert "s3cret" not in str(raised.value)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     tool=st.one_of(st.text(max_size=70), st.sampled_from(["ok", "../x", "a b", "A"])),
     route=st.one_of(st.text(max_size=40), st.just(".*")),
@@ -121,3 +121,14 @@ def test_no_input_makes_the_store_hold_an_invalid_key_or_value(
         for stored_route, stored_backend in client.hgetall(key).items():
             assert validate.route(stored_route) == stored_route
             assert validate.backend(stored_backend) == stored_backend
+
+
+def test_delete_with_a_rotated_token_generation_changes_nothing(redis_server: RedisServer) -> None:
+    store = RouteStore.from_url(redis_server.url)
+    store.set_route("dplbot", ".*", "http://127.0.0.1:9000", actor="job")
+    store.rotate_token("dplbot")
+    with pytest.raises(ValidationError, match="token was rotated"):
+        store.delete_route("dplbot", ".*", actor="old-token", token_generation=0)
+    assert store.routes("dplbot") == {".*": "http://127.0.0.1:9000"}
+    store.delete_route("dplbot", ".*", actor="new-token", token_generation=1)
+    assert store.routes("dplbot") == {}

@@ -232,25 +232,36 @@ class RouteStore:
         *,
         actor: str,
         only_if_backend: str | None = None,
+        token_generation: int | None = None,
         dry_run: bool = False,
     ) -> RouteChange:
         """Remove `tool`'s `route` (and its redirect).
 
         With `only_if_backend`, remove it only while it still points there: a late unregister
-        from an old job must not drop a newer job's registration.
+        from an old job must not drop a newer job's registration. With `token_generation`, only
+        while the tool's token is still of that generation (checked in the same transaction).
         """
         tool, route = validate.tool_name(tool), validate.route(route)
         with self._talking():
-            return self._delete_watched(tool, route, actor, only_if_backend, dry_run)
+            return self._delete_watched(tool, route, actor, only_if_backend, token_generation, dry_run)
 
     def _delete_watched(
-        self, tool: str, route: str, actor: str, only_if_backend: str | None, dry_run: bool
+        self,
+        tool: str,
+        route: str,
+        actor: str,
+        only_if_backend: str | None,
+        token_generation: int | None,
+        dry_run: bool,
     ) -> RouteChange:
-        key = prefix_key(tool)
+        key, token_key = prefix_key(tool), TOKEN_PREFIX + tool
         with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key, token_key)
+                    if token_generation is not None and int(pipe.get(token_key) or 0) != token_generation:
+                        pipe.unwatch()
+                        raise ValidationError("token was rotated; fetch the current one")
                     old = pipe.hget(key, route)
                     keep = only_if_backend is not None and old != only_if_backend
                     if old is None or keep or dry_run:

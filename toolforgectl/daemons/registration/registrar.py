@@ -85,14 +85,12 @@ class Registrar:
             self.store.set_redirect(tool, request.route, host, actor=actor)
 
     def _unregister(self, request: wire.Request, tool: str, generation: int | None, peer: str) -> None:
-        if generation is not None and generation != self.store.token_generation(tool):
-            raise ValidationError("token was rotated; fetch the current one")
         current = self.store.routes(tool).get(request.route)
         if current is None:
             return  # already gone: an epilog running twice is not an error
         authorize.check_owned(self.policy, current, peer)
         change = self.store.delete_route(
-            tool, request.route, actor=f"{ACTOR}@{peer}", only_if_backend=current
+            tool, request.route, actor=f"{ACTOR}@{peer}", only_if_backend=current, token_generation=generation
         )
         if change.new is not None:
             raise RefusedError("The route changed while removing it; not removed.")
