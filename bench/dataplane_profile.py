@@ -77,7 +77,7 @@ def prepare(work: Path, name: str, edit: Edit | None, backend: str) -> tuple[Pat
         text = (work / "a" / "nginx.conf").read_text().replace(f"{work / 'a'}/", f"{root / 'run'}/")
         conf.write_text(re.sub(r"listen 127\.0\.0\.1:\d+ ssl", f"listen 127.0.0.1:{port} ssl", text))
         return conf, port
-    shutil.copytree(work / "c", root, ignore=shutil.ignore_patterns("*.log", "*.pid"))
+    shutil.copytree(work / "c", root, ignore=shutil.ignore_patterns("*.log", "*.pid", "*.sock"))
     shutil.copytree(LUA, root / "lua", ignore=shutil.ignore_patterns(".luacheckrc"))
     for conf in (root / "conf" / "nginx.conf", root / "conf" / "urlproxy.conf"):
         text = conf.read_text().replace(f"{work / 'c'}/", f"{root}/").replace(str(LUA), str(root / "lua"))
@@ -90,7 +90,8 @@ def prepare(work: Path, name: str, edit: Edit | None, backend: str) -> tuple[Pat
         conf.write_text(edit(text, backend) if conf.name == "urlproxy.conf" else text)
     # The watcher's timer would count against the requests: poll once a second here, not every 25 ms.
     settings = root / "conf" / "urlproxy.json"
-    settings.write_text(json.dumps({**json.loads(settings.read_text()), "invalidation_poll_ms": 1000}))
+    values = {"invalidation_poll_ms": 1000, "slow_socket": str(root / "run" / "slow.sock")}
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), **values}))
     return root / "conf" / "nginx.conf", port
 
 

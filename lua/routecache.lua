@@ -136,17 +136,15 @@ function _M.token()
     return state:get("token")
 end
 
--- `tool`'s routes as {pattern1, url1, ...} in match order (possibly empty), and "stale" when
--- served despite a Redis failure; nil and an error when they are unknown and Redis cannot tell.
-function _M.routes(tool)
-    local now = ngx_now()
-    local version = current_token(now)
+-- The entry of `tool` this worker or the shared dict holds, fresh or not (nil: none), and whether
+-- it is fresh. Invalid names hold the empty route list: nothing to look up, now or ever.
+local function cached_entry(tool, now, version)
     local entry = entries[tool]
     if entry and fresh(entry, now, version) then
-        return entry
+        return entry, true
     end
     if not entry and not re_find(tool, TOOL_NAME, "jo") then
-        return NO_ROUTES
+        return NO_ROUTES, true
     end
     local text = shared:get(tool)
     -- The text this worker's entry came from (interned: one pointer compare) decodes to that same
@@ -155,9 +153,29 @@ function _M.routes(tool)
     if shared_entry then
         entry = shared_entry
         keep(tool, entry)
-        if fresh(entry, now, version) then
-            return entry
-        end
+    end
+    return entry, entry ~= nil and fresh(entry, now, version)
+end
+
+-- `tool`'s routes when they are known fresh without asking Redis; nil otherwise. For the balancer
+-- phase, where no network I/O is allowed.
+function _M.cached(tool)
+    local now = ngx_now()
+    local entry, is_fresh = cached_entry(tool, now, current_token(now))
+    if is_fresh then
+        return entry
+    end
+    return nil
+end
+
+-- `tool`'s routes as {pattern1, url1, ...} in match order (possibly empty), and "stale" when
+-- served despite a Redis failure; nil and an error when they are unknown and Redis cannot tell.
+function _M.routes(tool)
+    local now = ngx_now()
+    local version = current_token(now)
+    local entry, is_fresh = cached_entry(tool, now, version)
+    if is_fresh then
+        return entry
     end
     if not redisconn.available() then
         if entry then

@@ -55,6 +55,9 @@ function _M.load(path)
             data[key] = value
         end
     end
+    if type(data.slow_socket) ~= "string" or data.slow_socket == "" then
+        error("urlproxy: settings " .. path .. ": slow_socket (the slow path's unix socket) is missing")
+    end
     if data.routing ~= "path" and data.routing ~= "host" then
         error("urlproxy: settings " .. path .. ": routing must be \"path\" or \"host\"")
     end

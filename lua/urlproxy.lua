@@ -1,11 +1,15 @@
--- The access phase of every proxied request: which tool, which route, which backend.
+-- Which tool, which route, which backend: the routing decision of every proxied request.
 --
 -- Path mode (as the original): the first path segment is the tool and its route regexes are
 -- matched against the rest of the path ("/" when empty), longest pattern first. On a miss,
 -- `prefix:admin` is matched against the full URI, then the default backend applies, else 503.
 -- Host mode: the left-most Host label is the tool and the routes see the full URI.
--- The chosen backend goes to balancer.lua as $urlproxy_backend; the URI is never rewritten.
--- $urlproxy_tool and $urlproxy_backend carry the choice to the access log.
+-- The URI is never rewritten.
+--
+-- Two entry points make the same decision. `fast()` runs in the front's balancer phase and uses
+-- only fresh cached routes (no I/O is allowed there); when it cannot decide, or the answer is not a
+-- plain http backend, the request takes the slow path: the internal server runs `access()`, which
+-- may ask Redis, serves stale routes when Redis fails, and answers the 503s.
 local backend = require "backend"
 local routecache = require "routecache"
 local schema = require "schema"
@@ -38,9 +42,9 @@ local function split(uri)
 end
 
 -- The backend URL of `tool`'s first route matching `subject`; false for none; nil, err when the
--- routes cannot be known.
-local function match(tool, subject)
-    local routes, err = routecache.routes(tool)
+-- routes cannot be known. `routes_of` is routecache.routes or routecache.cached.
+local function match(routes_of, tool, subject)
+    local routes, err = routes_of(tool)
     if not routes then
         return nil, err
     end
@@ -62,22 +66,43 @@ local function fallback()
     return default_url
 end
 
--- Choose the peer, or finish the request with 503 (maintenance, or nothing to send it to).
+-- The tool named by the request, and the backend URL for it: false when nothing routes it; nil and
+-- an error when it is unknown.
+local function choose(routes_of)
+    local uri = ngx_var.uri
+    local tool, rest = split(uri)
+    local url, err = false, nil
+    if tool ~= "" then
+        url, err = match(routes_of, tool, rest)
+    end
+    if url == false then
+        url, err = match(routes_of, schema.ADMIN_TOOL, uri)
+        url = url or (url == false and fallback())
+    end
+    return tool, url, err
+end
+
+-- The front's balancer phase: the http backend URL cached routes decide on, or nil for the slow path.
+function _M.fast()
+    if settings.current.maintenance then
+        return nil
+    end
+    local tool, url = choose(routecache.cached)
+    if url and byte(url, 5) ~= S then -- not "https://..."
+        ngx_var.urlproxy_tool = tool
+        return url
+    end
+    return nil
+end
+
+-- The slow path's access phase: choose the peer (for balancer.lua, as $urlproxy_backend), or finish
+-- the request with 503 (maintenance, or nothing to send it to).
 function _M.access()
     if settings.current.maintenance then
         ngx_var.urlproxy_backend = "maintenance" -- selects the maintenance page (see the map)
         return exit(503)
     end
-    local uri = ngx_var.uri
-    local tool, rest = split(uri)
-    local url, err = false, nil
-    if tool ~= "" then
-        url, err = match(tool, rest)
-    end
-    if url == false then
-        url, err = match(schema.ADMIN_TOOL, uri)
-        url = url or (url == false and fallback())
-    end
+    local tool, url, err = choose(routecache.routes)
     ngx_var.urlproxy_tool = tool
     if not url then
         ngx_var.urlproxy_backend = err and "unavailable" or "none"
@@ -85,7 +110,7 @@ function _M.access()
     end
     ngx_var.urlproxy_backend = url
     if byte(url, 5) == S then -- "https://..."
-        return ngx.exec("@urlproxy_tls") -- keeps the URI; the hot http path stays variable-free
+        return ngx.exec("@urlproxy_tls") -- keeps the URI; the http path stays variable-free
     end
 end
 

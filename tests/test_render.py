@@ -48,3 +48,11 @@ def test_render_refuses_a_redis_password(tmp_path: Path) -> None:
     done = run_cli("--config", str(path), "render")
     assert done.code == 1
     assert "password" in done.stderr and "secret" not in done.stderr
+
+
+def test_render_refuses_a_run_dir_too_long_for_the_slow_path_socket(tmp_path: Path) -> None:
+    out = tmp_path / ("d" * 120)
+    done = run_cli("--config", str(write_fleet(tmp_path)), "render", "--out", str(out))
+    assert done.code == 1
+    assert "slow.sock" in done.stderr and "107 bytes" in done.stderr
+    assert not (out / "conf" / "urlproxy.conf").exists()

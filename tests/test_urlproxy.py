@@ -165,20 +165,39 @@ def test_https_answers_carry_hsts(lab: Proxy) -> None:
     assert "strict-transport-security" in lab.get("/does-not-exist/").headers
 
 
-def test_forwarding_headers_come_from_the_real_peer(lab: Proxy) -> None:
-    sent = {"X-Forwarded-For": "203.0.113.9", "Proxy": "http://evil.example", "X-Forwarded-Proto": "gopher"}
-    seen = lab.get("/hello/where?a=b", headers=sent).json()["headers"]
+@pytest.mark.parametrize("path", ["slow", "front"])
+def test_forwarding_headers_come_from_the_real_peer(lab: Proxy, path: str) -> None:
+    tool = f"headers-{path}"
+    store(lab).set_route(tool, ".*", backend(lab, "hello"), actor=ACTOR)
+    if path == "front":
+        lab.get(f"/{tool}/warm")  # the next request is routed from the front's cache
+    sent = {
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Real-IP": "203.0.113.9",
+        "Proxy": "http://evil.example",
+        "X-Forwarded-Proto": "gopher",
+        "X-Forwarded-Host": "evil.example",
+        "X-Original-URI": "/elsewhere",
+    }
+    seen = lab.get(f"/{tool}/where?a=b", headers=sent).json()["headers"]
+    assert f"path={path}" in access_log_line(lab, f"/{tool}/where?a=b")
     assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-real-ip"] == "127.0.0.1"
     assert seen["x-forwarded-proto"] == "https"
     assert seen["x-forwarded-host"] == "127.0.0.1"
     assert seen["x-forwarded-port"] == str(lab.port("https"))
-    assert seen["x-original-uri"] == "/hello/where?a=b"
+    assert seen["x-original-uri"] == f"/{tool}/where?a=b"
     assert seen["host"] == "127.0.0.1"
     assert "proxy" not in seen
 
 
-def test_websocket_upgrade_goes_through_to_the_tool(lab: Proxy) -> None:
-    with lab.websocket("/echo/socket") as (sock, status):
+@pytest.mark.parametrize("path", ["slow", "front"])
+def test_websocket_upgrade_goes_through_to_the_tool(lab: Proxy, path: str) -> None:
+    tool = f"socket-{path}"
+    store(lab).set_route(tool, ".*", backend(lab, "echo"), actor=ACTOR)
+    if path == "front":
+        lab.get(f"/{tool}/warm")  # the upgrade is then routed from the front's cache
+    with lab.websocket(f"/{tool}/socket") as (sock, status):
         assert status == "HTTP/1.1 101 Switching Protocols"
         ws_send_text(sock, "ping through the proxy")
         assert ws_receive_text(sock) == "ping through the proxy"
@@ -204,12 +223,33 @@ def test_healthz_answers_locally(lab: Proxy) -> None:
         assert (reply.status, reply.body) == (200, "ok\n")
 
 
+def access_log_line(proxy: Proxy, path: str) -> str:
+    """The one access log line of the request for `path` (nginx writes it just after the answer)."""
+    log = Path(proxy.state.dir) / fleet.PROXY_NAME / "logs" / "access.log"
+    until(lambda: f" {path} " in log.read_text(), timeout=5)
+    lines = [line for line in log.read_text().splitlines() if f" {path} " in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 def test_access_log_names_tool_and_backend(lab: Proxy) -> None:
+    address = backend(lab, "hello").removeprefix("http://")
+    lab.get("/hello/warm")  # the cache knows hello from here on
     lab.get("/hello/logged")
-    log = Path(lab.state.dir) / fleet.PROXY_NAME / "logs" / "access.log"
-    until(lambda: "/hello/logged" in log.read_text(), timeout=5)  # written just after the answer
-    line = next(line for line in log.read_text().splitlines() if "/hello/logged" in line)
-    assert f"tool=hello backend={backend(lab, 'hello')}" in line
+    line = access_log_line(lab, "/hello/logged")
+    assert line.startswith("127.0.0.1 ")
+    assert f"tool=hello backend={address} path=front" in line
+
+
+def test_slow_path_logs_once_with_the_client_address(lab: Proxy) -> None:
+    # A tool no cache knows yet: the front hands its first request to the slow path.
+    store(lab).set_route("newly-logged", ".*", backend(lab, "hello"), actor=ACTOR)
+    assert lab.get("/newly-logged/first").status == 200
+    line = access_log_line(lab, "/newly-logged/first")
+    assert line.startswith("127.0.0.1 ")  # the client, not the front's socket
+    assert f"tool=newly-logged backend={backend(lab, 'hello').removeprefix('http://')} path=slow" in line
+    lab.get("/newly-logged/second")
+    assert "path=front" in access_log_line(lab, "/newly-logged/second")
 
 
 def test_route_change_is_live_at_once(lab: Proxy) -> None:

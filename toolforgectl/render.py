@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ ERROR_PAGES = {
     "504": ("Tool timed out", "The tool took too long to answer. Try again later."),
     "500": ("Proxy error", "The proxy failed to handle this request. Please try again later."),
 }
+UNIX_PATH_MAX = 107  # sun_path's 108 bytes, less the terminating NUL
 TEMPLATES = ("nginx/nginx.conf.j2", "nginx/urlproxy.conf.j2", "nginx/errors/page.html.j2")
 
 
@@ -66,6 +68,11 @@ class Layout:
         """The main config file to hand to `nginx -c`."""
         return self.conf_dir / "nginx.conf"
 
+    @property
+    def slow_socket(self) -> Path:
+        """The unix socket of the slow path's server: reachable only by who can enter run_dir."""
+        return self.run_dir / "slow.sock"
+
 
 def render_proxy(
     fleet: Fleet, proxy_name: str | None, layout: Layout, templates: Path | None = None
@@ -74,11 +81,12 @@ def render_proxy(
     proxy = fleet.proxy(proxy_name)
     plane = fleet.dataplane
     env = _environment(templates or resource_dir("templates"))
+    _check_socket_path(layout.slow_socket)
     context = _context(proxy, plane, layout)
     files = {
         "nginx.conf": _render(env, TEMPLATES[0], context),
         "urlproxy.conf": _render(env, TEMPLATES[1], context),
-        "urlproxy.json": json.dumps(lua_settings(proxy, plane), indent=2, sort_keys=True) + "\n",
+        "urlproxy.json": json.dumps(lua_settings(proxy, plane, layout), indent=2, sort_keys=True) + "\n",
     }
     for name, (title, message) in ERROR_PAGES.items():
         page = {"title": title, "message": message, "code": name.split("-")[0], "brand": plane.brand}
@@ -96,7 +104,7 @@ def write_files(files: Mapping[str, str], layout: Layout) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def lua_settings(proxy: Proxy, plane: DataPlane) -> dict[str, Any]:
+def lua_settings(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, Any]:
     """What lua/settings.lua reads: routing, the proxy's own Redis, cache and timeout settings."""
     host, port, db = _redis_address(proxy)
     return {
@@ -109,7 +117,16 @@ def lua_settings(proxy: Proxy, plane: DataPlane) -> dict[str, Any]:
         "redis_timeout_ms": plane.redis_timeout_ms,
         "invalidation_poll_ms": plane.invalidation_poll_ms,
         "cache_ttl": plane.cache_ttl,
+        "slow_socket": str(layout.slow_socket),
     }
+
+
+def _check_socket_path(path: Path) -> None:
+    # sockaddr_un holds 107 bytes of path: nginx would fail later with a less helpful message.
+    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+        raise RenderError(
+            f"the slow path's socket {path} is longer than {UNIX_PATH_MAX} bytes: use a shorter run dir"
+        )
 
 
 def _redis_address(proxy: Proxy) -> tuple[str, int, int]:

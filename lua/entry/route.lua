@@ -1,0 +1,1 @@
+require("balancer").route()
