@@ -1,5 +1,6 @@
 """Data plane benchmark: (a) static proxy_pass with keepalive, (b) the original per-request Redis lookup,
-(c) toolforgectl's urlproxy.lua; 1 tool and 5,000 tools; interleaved A B C A B C in one run.
+(c) toolforgectl's urlproxy.lua, (d) the floor of any Lua routing; 1 tool and 5,000 tools; interleaved
+A B C D A B C D in one run.
 Then every variant at the same offered rates (paced.lua), since saturated latency mixes in throughput.
 
     .venv/bin/python bench/dataplane.py --rounds 5 --duration 6 --write docs/benchmarks.md
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dataplane_report import VARIANTS, Paced, Results, Sample, median, report, write_section
@@ -182,10 +184,15 @@ def setup(
         procs[variant] = start_nginx(conf, run, ports[variant])
     ports["list"] = free_port()
     procs["c"] = start_ours(work, store, ports["c"], ports["list"], cert, key)
+    procs["d"] = start_ours(work, store, ports["d"], free_port(), cert, key, "d", lua_floor(backend))
     return ports, procs, store, cert, (backend, f"http://127.0.0.1:{backend_port2}")
 
 
-def start_ours(work: Path, store: RouteStore, port: int, internal: int, cert: Path, key: Path) -> Process:
+def start_ours(
+    work: Path, store: RouteStore, port: int, internal: int, cert: Path, key: Path,
+    name: str = "c", edit: Callable[[str], str] | None = None,
+) -> Process:  # fmt: skip
+    """(c): our rendered data plane in work/<name>; `edit` changes its urlproxy.conf (variant d)."""
     redis_port = store.client.connection_pool.connection_kwargs["port"]
     text = (
         f"proxies: [{{name: bench, address: 127.0.0.1, redis: 'redis://127.0.0.1:{redis_port}/0'}}]\n"
@@ -193,8 +200,28 @@ def start_ours(work: Path, store: RouteStore, port: int, internal: int, cert: Pa
         f" worker_processes: '1', user: '{'root' if os.geteuid() == 0 else ''}'}}\n"
     )
     fleet = frontproxy.with_tls(config.parse(text, "bench"), cert, key)
-    layout = frontproxy.render_into(fleet, "bench", work / "c")
+    layout = frontproxy.render_into(fleet, "bench", work / name)
+    if edit:
+        site = layout.conf_dir / "urlproxy.conf"
+        site.write_text(edit(site.read_text()))
     return frontproxy.start_nginx(layout, "127.0.0.1", port)
+
+
+def lua_floor(backend: str) -> Callable[[str], str]:
+    """(d): (c)'s site with its routing replaced by a fixed peer; what any Lua routing costs at least.
+
+    The front's balancer_by_lua only calls set_current_peer with constants, and the log's tool field
+    is set by nginx (`set`), so what is left over (a) is the Lua phase itself and (c)'s config.
+    """
+    host, port = backend.removeprefix("http://").rsplit(":", 1)
+    fixed = f'balancer_by_lua_block {{ require("ngx.balancer").set_current_peer("{host}", {port}) }}'
+
+    def edit(text: str) -> str:
+        routed = "proxy_pass http://urlproxy_route;"
+        text = re.sub(r"balancer_by_lua_file \S+/entry/route\.lua;", lambda _: fixed, text, count=1)
+        return text.replace(routed, 'set $urlproxy_tool "t"; ' + routed, 1)
+
+    return edit
 
 
 def paced_rounds(
