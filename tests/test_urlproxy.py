@@ -241,6 +241,12 @@ def test_access_log_names_tool_and_backend(lab: Proxy) -> None:
     assert f"tool=hello backend={address} path=front" in line
 
 
+def test_only_nginx_can_reach_the_slow_path_socket(lab: Proxy) -> None:
+    run = Path(lab.state.dir) / fleet.PROXY_NAME / "run"
+    assert (run / "slow.sock").is_socket()
+    assert run.stat().st_mode & 0o777 == 0o700
+
+
 def test_slow_path_logs_once_with_the_client_address(lab: Proxy) -> None:
     # A tool no cache knows yet: the front hands its first request to the slow path.
     store(lab).set_route("newly-logged", ".*", backend(lab, "hello"), actor=ACTOR)

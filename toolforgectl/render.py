@@ -95,9 +95,11 @@ def render_proxy(
 
 
 def write_files(files: Mapping[str, str], layout: Layout) -> None:
-    """Write rendered `files` into the layout's conf dir and create its log and run dirs."""
+    """Write rendered `files` into the layout's conf dir and create its log and run dirs (run: 0700)."""
     for directory in (layout.conf_dir, layout.log_dir, layout.run_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    # The slow path's socket lives there and its server trusts X-Real-IP: only nginx may enter.
+    layout.run_dir.chmod(0o700)
     for name, text in files.items():
         path = layout.conf_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
