@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from pathlib import Path
 
 from tests.conftest import run_cli
@@ -56,3 +58,14 @@ def test_render_refuses_a_run_dir_too_long_for_the_slow_path_socket(tmp_path: Pa
     assert done.code == 1
     assert "slow.sock" in done.stderr and "107 bytes" in done.stderr
     assert not (out / "conf" / "urlproxy.conf").exists()
+
+
+def test_render_out_makes_a_run_dir_only_nginx_workers_enter(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    fleet = write_fleet(tmp_path, "dataplane: {user: nobody}\n")
+    done = run_cli("--config", str(fleet), "render", "--out", str(out))
+    assert done.code == 0, done.stderr
+    run = out / "run"
+    assert run.stat().st_mode & 0o777 == 0o700
+    if os.geteuid() == 0:  # only root can hand it over
+        assert pwd.getpwuid(run.stat().st_uid).pw_name == "nobody"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,12 +95,24 @@ def render_proxy(
     return files
 
 
-def write_files(files: Mapping[str, str], layout: Layout) -> None:
-    """Write rendered `files` into the layout's conf dir and create its log and run dirs (run: 0700)."""
+def write_files(files: Mapping[str, str], layout: Layout, workers_user: str = "") -> None:
+    """Write rendered `files` into the layout's conf dir and create its log and run dirs.
+
+    The run dir is mode 0700 (the slow path's socket lives there and its server trusts X-Real-IP
+    from whoever reaches it); when root writes it, it belongs to nginx's `workers_user`, who must
+    enter it.
+    """
     for directory in (layout.conf_dir, layout.log_dir, layout.run_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    # The slow path's socket lives there and its server trusts X-Real-IP: only nginx may enter.
     layout.run_dir.chmod(0o700)
+    if os.geteuid() == 0 and workers_user:
+        try:
+            shutil.chown(layout.run_dir, workers_user)
+        except LookupError:
+            raise RenderError(
+                f"nginx's workers' user {workers_user!r} does not exist here: create it, or set"
+                f" dataplane.user, so that {layout.run_dir} can belong to it"
+            ) from None
     for name, text in files.items():
         path = layout.conf_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ def render(
         for name, text in files.items():
             sys.stdout.write(f"# ===== {name} =====\n{text}")
         return
-    write_files(files, layout)
+    write_files(files, layout, opts.fleet.dataplane.user)
     output.progress(
         f"rendered {len(files)} files into {layout.conf_dir}; check with: nginx -t -c {layout.nginx_conf}"
     )

@@ -53,7 +53,7 @@ def render_into(
 ) -> Layout:
     """Render `proxy`'s data plane into `root` (conf/, logs/, run/) and return its layout."""
     layout = Layout.under(root, lua)
-    write_files(render_proxy(fleet, proxy, layout, templates), layout)
+    write_files(render_proxy(fleet, proxy, layout, templates), layout, fleet.dataplane.user)
     return layout
 
 
