@@ -165,12 +165,21 @@ def test_https_answers_carry_hsts(lab: Proxy) -> None:
     assert "strict-transport-security" in lab.get("/does-not-exist/").headers
 
 
+def new_tool(proxy: Proxy, name: str, target: str, path: str) -> str:
+    """Route the new tool `name` to sample tool `target`; its next request takes `path`.
+
+    Nothing has cached a new tool, so its first request takes the slow path; once it is cached,
+    the front routes it.
+    """
+    store(proxy).set_route(name, ".*", backend(proxy, target), actor=ACTOR)
+    if path == "front":
+        proxy.get(f"/{name}/warm")
+    return name
+
+
 @pytest.mark.parametrize("path", ["slow", "front"])
 def test_forwarding_headers_come_from_the_real_peer(lab: Proxy, path: str) -> None:
-    tool = f"headers-{path}"
-    store(lab).set_route(tool, ".*", backend(lab, "hello"), actor=ACTOR)
-    if path == "front":
-        lab.get(f"/{tool}/warm")  # the next request is routed from the front's cache
+    tool = new_tool(lab, f"headers-{path}", "hello", path)
     sent = {
         "X-Forwarded-For": "203.0.113.9",
         "X-Real-IP": "203.0.113.9",
@@ -193,10 +202,7 @@ def test_forwarding_headers_come_from_the_real_peer(lab: Proxy, path: str) -> No
 
 @pytest.mark.parametrize("path", ["slow", "front"])
 def test_websocket_upgrade_goes_through_to_the_tool(lab: Proxy, path: str) -> None:
-    tool = f"socket-{path}"
-    store(lab).set_route(tool, ".*", backend(lab, "echo"), actor=ACTOR)
-    if path == "front":
-        lab.get(f"/{tool}/warm")  # the upgrade is then routed from the front's cache
+    tool = new_tool(lab, f"socket-{path}", "echo", path)
     with lab.websocket(f"/{tool}/socket") as (sock, status):
         assert status == "HTTP/1.1 101 Switching Protocols"
         ws_send_text(sock, "ping through the proxy")
@@ -248,8 +254,7 @@ def test_only_nginx_can_reach_the_slow_path_socket(lab: Proxy) -> None:
 
 
 def test_slow_path_logs_once_with_the_client_address(lab: Proxy) -> None:
-    # A tool no cache knows yet: the front hands its first request to the slow path.
-    store(lab).set_route("newly-logged", ".*", backend(lab, "hello"), actor=ACTOR)
+    new_tool(lab, "newly-logged", "hello", "slow")
     assert lab.get("/newly-logged/first").status == 200
     line = access_log_line(lab, "/newly-logged/first")
     assert line.startswith("127.0.0.1 ")  # the client, not the front's socket
