@@ -329,6 +329,15 @@ def test_redis_killed_mid_traffic_keeps_known_routes_and_503s_unknown(own_lab: C
     assert "hello" in listed.json() and listed.headers["x-toolforgectl-stale"] == "true"
 
 
+def test_redis_down_longer_than_cache_ttl_still_serves_known_routes(own_lab: Callable[..., Proxy]) -> None:
+    proxy = own_lab(cache_ttl=1)
+    assert proxy.backend_of("/hello/") == "hello"  # cached now
+    lab_redis(proxy).stop()
+    time.sleep(1.5)  # every entry is past cache_ttl: the front can no longer route it
+    assert proxy.backend_of("/hello/stale") == "hello"
+    assert "path=slow" in access_log_line(proxy, "/hello/stale")  # served stale by the slow path
+
+
 def test_redis_hung_keeps_known_routes(own_lab: Callable[..., Proxy]) -> None:
     proxy = own_lab()
     assert proxy.backend_of("/hello/") == "hello"
