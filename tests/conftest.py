@@ -16,6 +16,7 @@ import redis
 from hypothesis import settings
 
 from toolforgectl.lab.processes import Process, start_redis
+from toolforgectl.routestore import RouteStore
 
 
 @dataclass
@@ -41,6 +42,12 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield RedisServer(process, tmp_path / "redis")
     finally:
         process.stop()
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> RouteStore:
+    """The route store on this test's redis-server."""
+    return RouteStore.from_url(redis_server.url)
 
 
 @pytest.fixture(scope="module")

@@ -27,11 +27,6 @@ def api() -> Iterator[FakeKubeApi]:
 
 
 @pytest.fixture
-def store(redis_server: RedisServer) -> RouteStore:
-    return RouteStore.from_url(redis_server.url)
-
-
-@pytest.fixture
 def launch(tmp_path: Path, api: FakeKubeApi, redis_server: RedisServer) -> Iterator[Any]:
     """Start kube2proxy with extra kube2proxy settings; every daemon started is stopped after."""
     kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")

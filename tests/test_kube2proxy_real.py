@@ -43,11 +43,6 @@ def kube(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> client.C
 
 
 @pytest.fixture
-def store(redis_server: RedisServer) -> RouteStore:
-    return RouteStore.from_url(redis_server.url)
-
-
-@pytest.fixture
 def launch(tmp_path: Path, cluster: Cluster, redis_server: RedisServer) -> Iterator[Any]:
     """Start kube2proxy with extra kube2proxy settings; every daemon started is stopped after."""
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
