@@ -7,7 +7,7 @@ local tonumber = tonumber
 -- The route store only accepts `http[s]://<IP literal>:<port>`; anything else is refused here too.
 local BACKEND = [[^(https?)://(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})/?$]]
 
--- A peer table {url, scheme, host, port}, or nil and a reason.
+-- A peer table {host, port} for set_current_peer, or nil and a reason.
 function _M.parse(url)
     if type(url) ~= "string" then
         return nil, "backend is not a string"
@@ -22,7 +22,7 @@ function _M.parse(url)
     end
     -- set_current_peer wants IPv6 literals in brackets, as in the URL ("::1" alone: "invalid port").
     local host = m[2] and ("[" .. m[2] .. "]") or m[3]
-    return { url = url, scheme = m[1], host = host, port = port }
+    return { host = host, port = port }
 end
 
 return _M

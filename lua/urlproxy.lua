@@ -27,6 +27,10 @@ local exit = ngx.exit
 
 local default_url -- checked once per worker
 
+local function is_https(url)
+    return byte(url, 5) == S -- "https://..." (the route store allows only http and https)
+end
+
 -- The tool named by the request and the part of the URI its routes are matched against.
 local function split(uri)
     if settings.current.routing == "host" then
@@ -88,7 +92,7 @@ function _M.fast()
         return nil
     end
     local tool, url = choose(routecache.cached)
-    if url and byte(url, 5) ~= S then -- not "https://..."
+    if url and not is_https(url) then
         ngx_var.urlproxy_tool = tool
         return url
     end
@@ -109,7 +113,7 @@ function _M.access()
         return exit(503)
     end
     ngx_var.urlproxy_backend = url
-    if byte(url, 5) == S then -- "https://..."
+    if is_https(url) then
         return ngx.exec("@urlproxy_tls") -- keeps the URI; the http path stays variable-free
     end
 end
