@@ -28,10 +28,10 @@ from pathlib import Path
 
 from dataplane_report import VARIANTS, Paced, Results, Sample, median, report, write_section
 
-from toolforgectl import config
-from toolforgectl.lab import frontproxy
-from toolforgectl.lab.processes import Process, free_port, spawn, start_redis
-from toolforgectl.routestore import RouteStore, prefix_key
+from toolforgectl.adapters import nginx as frontproxy
+from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
+from toolforgectl.adapters.routestore import RouteStore, prefix_key
+from toolforgectl.core import config
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

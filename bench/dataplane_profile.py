@@ -25,7 +25,7 @@ from pathlib import Path
 from dataplane import BENCH, lua_floor, setup
 from dataplane_report import TARGET_TOOLS, write_section
 
-from toolforgectl.lab.processes import Process, free_port, spawn
+from toolforgectl.adapters.processes import Process, free_port, spawn
 
 LUA = (BENCH.parent / "lua").resolve()
 Edit = Callable[[str, str], str]  # (urlproxy.conf text, backend URL) -> text

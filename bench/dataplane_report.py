@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolforgectl.siteconfig import DataPlane
+from toolforgectl.core.config.dataplane import DataPlane
 
 VARIANTS = ("a", "b", "c", "d")
 TARGET_TOOLS = 5000  # the targets are stated at 5,000 tools

@@ -31,9 +31,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from toolforgectl.adapters.processes import free_port, spawn, start_redis
+from toolforgectl.adapters.routestore import CHANGES_CHANNEL, K8S_SERVICES, prefix_key
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
-from toolforgectl.lab.processes import free_port, spawn, start_redis
-from toolforgectl.routestore import CHANGES_CHANNEL, K8S_SERVICES, prefix_key
 
 
 def cluster_ip(i: int, salt: int = 0) -> str:

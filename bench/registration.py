@@ -22,9 +22,9 @@ from pathlib import Path
 import redis
 import yaml
 
-from toolforgectl import tokens
-from toolforgectl.lab.processes import Process, free_port, spawn, start_redis
-from toolforgectl.routestore import prefix_key
+from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
+from toolforgectl.adapters.routestore import prefix_key
+from toolforgectl.core import tokens
 
 KEY = b"b" * 32
 

@@ -10,10 +10,10 @@
 -- only fresh cached routes (no I/O is allowed there); when it cannot decide, or the answer is not a
 -- plain http backend, the request takes the slow path: the internal server runs `access()`, which
 -- may ask Redis, serves stale routes when Redis fails, and answers the 503s.
-local backend = require "backend"
-local routecache = require "routecache"
-local schema = require "schema"
-local settings = require "settings"
+local backend = require "urlproxy.backend"
+local routecache = require "urlproxy.routecache"
+local schema = require "urlproxy.schema"
+local settings = require "urlproxy.settings"
 
 local _M = {}
 

@@ -15,8 +15,10 @@ import pytest
 import redis
 from hypothesis import settings
 
-from toolforgectl.lab.processes import Process, start_redis
-from toolforgectl.routestore import RouteStore
+from toolforgectl.adapters.processes import Process, start_redis
+from toolforgectl.adapters.routestore import RouteStore
+
+REPO = Path(__file__).resolve().parent.parent  # the checkout: templates/, lua/, tests/fixtures/
 
 
 @dataclass

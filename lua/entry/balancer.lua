@@ -1,1 +1,1 @@
-require("balancer").balance()
+require("urlproxy.balancer").balance()

@@ -1,1 +1,1 @@
-require("urlproxy_init").init()
+require("urlproxy.startup").init()

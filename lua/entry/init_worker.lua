@@ -1,1 +1,1 @@
-require("urlproxy_init").init_worker()
+require("urlproxy.startup").init_worker()

@@ -1,1 +1,1 @@
-require("routelist").serve()
+require("urlproxy.routelist").serve()

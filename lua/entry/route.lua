@@ -1,1 +1,1 @@
-require("balancer").route()
+require("urlproxy.balancer").route()

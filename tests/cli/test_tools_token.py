@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli as _cli
-from toolforgectl import tokens
-from toolforgectl.errors import ValidationError
-from toolforgectl.routestore import RouteStore
+from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core import tokens
+from toolforgectl.core.errors import ValidationError
 
 
 def test_keygen_writes_a_private_key_and_will_not_overwrite_it(tmp_path: Path) -> None:

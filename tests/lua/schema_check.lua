@@ -1,10 +1,10 @@
--- Lua side of the schema pin: lua/schema.lua must equal tests/fixtures/schema.json, key for key.
+-- Lua side of the schema pin: lua/urlproxy/schema.lua must equal tests/fixtures/schema.json, key for key.
 -- Run: lua5.1 tests/lua/schema_check.lua <repo root>
 local cjson = require "cjson"
 
 local root = arg[1] or "."
 package.path = root .. "/lua/?.lua;" .. package.path
-local schema = require "schema"
+local schema = require "urlproxy.schema"
 
 local file = assert(io.open(root .. "/tests/fixtures/schema.json", "r"))
 local pinned = cjson.decode(file:read("*a"))

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from toolforgectl import __version__, output
+from toolforgectl import __version__
 from toolforgectl.cli import debug, lab, lint, render, routes, tools
 from toolforgectl.cli.context import Settings
-from toolforgectl.errors import ToolforgectlError
+from toolforgectl.core import output
+from toolforgectl.core.errors import ToolforgectlError
 
 app = typer.Typer(
     name="toolforgectl",

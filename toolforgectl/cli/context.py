@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from toolforgectl import config
-from toolforgectl.routestore import RouteStore
+from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core import config
 
 # The options every read (--json) and every write (--dry-run) command shares, spelled once.
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stable JSON envelope (docs/cli.md).")]

@@ -10,9 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolforgectl import aof, output, redisinfo, validate
+from toolforgectl.adapters import aof
+from toolforgectl.adapters.routestore import prefix_key
 from toolforgectl.cli.context import JsonOpt, settings
-from toolforgectl.routestore import prefix_key
+from toolforgectl.core import output, validate
+from toolforgectl.workflows import redisinfo
 
 app = typer.Typer(
     help="Inspect Redis replication and persistence, and a tool's route history.", no_args_is_help=True

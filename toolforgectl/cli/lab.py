@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from toolforgectl import output
+from toolforgectl.adapters.processes import LabError
 from toolforgectl.cli.context import JsonOpt
+from toolforgectl.core import output
 from toolforgectl.lab import fleet
-from toolforgectl.lab.processes import LabError
 from toolforgectl.lab.state import load, state_dir
 
 app = typer.Typer(help="Run a Redis, a front proxy and sample tools locally (no root).", no_args_is_help=True)

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from toolforgectl import lint as lint_workflow
-from toolforgectl import output
 from toolforgectl.cli.context import JsonOpt
+from toolforgectl.core import output
+from toolforgectl.workflows import lint as lint_workflow
 
 DirOption = Annotated[Path | None, typer.Option(help="Lint this directory instead of the installed one.")]
 

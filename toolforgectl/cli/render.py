@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from toolforgectl import output
+from toolforgectl.adapters.render import Layout, render_proxy, write_files
 from toolforgectl.cli.context import settings
-from toolforgectl.render import Layout, render_proxy, write_files
+from toolforgectl.core import output
 
 
 def render(

@@ -11,11 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolforgectl import output, probe
+from toolforgectl.adapters import probe
+from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.cli.context import DryRunOpt, JsonOpt, settings
-from toolforgectl.errors import NotFoundError, ToolforgectlError, UsageError
-from toolforgectl.models import RouteChange
-from toolforgectl.routestore import RouteStore
+from toolforgectl.core import output
+from toolforgectl.core.errors import NotFoundError, ToolforgectlError, UsageError
+from toolforgectl.core.models import RouteChange
 
 app = typer.Typer(
     help="Show, set, delete, export and import tool routes (prefix:<tool> in Redis).",

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from toolforgectl import output, tokens
 from toolforgectl.cli.context import DryRunOpt, JsonOpt, settings
-from toolforgectl.errors import ToolforgectlError, UsageError
+from toolforgectl.core import output, tokens
+from toolforgectl.core.errors import ToolforgectlError, UsageError
 
 app = typer.Typer(
     help="Mint and rotate tools' proxylistener tokens, and the server key.", no_args_is_help=True

@@ -17,11 +17,12 @@ from typing import Any
 
 import yaml
 
-from toolforgectl import config, tokens
-from toolforgectl.lab import frontproxy, sampletool
-from toolforgectl.lab.processes import LabError, Process, free_port, spawn, start_redis
+from toolforgectl.adapters import nginx as frontproxy
+from toolforgectl.adapters.processes import LabError, Process, free_port, spawn, start_redis
+from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core import config, tokens
+from toolforgectl.lab import sampletool
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
-from toolforgectl.routestore import RouteStore
 
 LAB_HOST = "127.0.0.1"
 PROXY_NAME = "proxy-01"
@@ -130,14 +131,14 @@ def _start_listener(state: LabState, directory: Path, listener: config.ProxyList
     argv = [
         sys.executable,
         "-m",
-        "toolforgectl.daemons.proxylistener",
+        "toolforgectl.daemons.proxylistener.main",
         "--config",
         str(directory / "fleet.yaml"),
     ]
     process = spawn(
         "proxylistener", argv, directory / "proxylistener" / "proxylistener.log", LAB_HOST, listener.port
     )
-    marks = ["toolforgectl.daemons.proxylistener", str(directory / "fleet.yaml")]
+    marks = ["toolforgectl.daemons.proxylistener.main", str(directory / "fleet.yaml")]
     _record(state, ProcessRecord.of("proxylistener", process, marks, proxy=PROXY_NAME))
     state.proxies[PROXY_NAME]["proxylistener"] = f"{LAB_HOST}:{listener.port}"
 
@@ -205,12 +206,12 @@ def _start_tool(state: LabState, directory: Path, tool: str, listener_port: int,
     """A sample tool under webservice-runner; the recorded pid is the runner's (it stops the tool)."""
     port = free_port(LAB_HOST)
     runner = [
-        sys.executable, "-m", "toolforgectl.daemons.webservice_runner",
+        sys.executable, "-m", "toolforgectl.daemons.clients.webservice_runner",
         "--proxy", LAB_HOST, "--proxy-port", str(listener_port), "--own-ip", LAB_HOST,
         "--token-file", str(token), "--port", str(port), "--no-append-port", "--",
     ]  # fmt: skip
     argv = [*runner, *sampletool.command(tool, LAB_HOST, port)]
     process: Process = spawn(f"tool {tool}", argv, directory / "tools" / f"{tool}.log", LAB_HOST, port)
-    marks = ["toolforgectl.daemons.webservice_runner", f"--port {port}"]
+    marks = ["toolforgectl.daemons.clients.webservice_runner", f"--port {port}"]
     _record(state, ProcessRecord.of("tool", process, marks, tool=tool))
     return f"http://{LAB_HOST}:{port}"

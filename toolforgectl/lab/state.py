@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.lab.processes import LabError, Process, terminate
+from toolforgectl.adapters.processes import LabError, Process, terminate
 
 STATE_VERSION = 1
 STATE_FILE = "lab.json"

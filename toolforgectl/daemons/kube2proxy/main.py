@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from toolforgectl import config
-from toolforgectl.config import Fleet, Proxy
+from toolforgectl.adapters.kube import ServiceApi
+from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core import config
+from toolforgectl.core.config.fleet import Fleet, Proxy
+from toolforgectl.core.errors import ConfigError, ToolforgectlError
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
 from toolforgectl.daemons.kube2proxy.reflector import Reflector
-from toolforgectl.errors import ConfigError, ToolforgectlError
-from toolforgectl.kube import ServiceApi
-from toolforgectl.routestore import RouteStore
 
 log = logging.getLogger("kube2proxy")
 

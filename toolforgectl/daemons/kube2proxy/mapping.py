@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from toolforgectl import validate
-from toolforgectl.config import Kube2proxy
-from toolforgectl.errors import ValidationError
-from toolforgectl.kube import Service, ServicePort
+from toolforgectl.adapters.kube import Service, ServicePort
+from toolforgectl.core import validate
+from toolforgectl.core.config.fleet import Kube2proxy
+from toolforgectl.core.errors import ValidationError
 
 ROOT_ROUTE = ".*"
 

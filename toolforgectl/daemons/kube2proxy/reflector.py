@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager, closing
 
-from toolforgectl.config import Kube2proxy
+from toolforgectl.adapters.kube import GoneError, Service, ServiceApi, StreamBrokenError, WatchEvent
+from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core.config.fleet import Kube2proxy
+from toolforgectl.core.errors import KubeError, RouteStoreError
 from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
-from toolforgectl.errors import KubeError, RouteStoreError
-from toolforgectl.kube import GoneError, Service, ServiceApi, StreamBrokenError, WatchEvent
-from toolforgectl.routestore import RouteStore
 
 log = logging.getLogger("kube2proxy")
 

@@ -1,0 +1,90 @@
+-- Per-request Redis connections (with keepalive), the shared "Redis is down" switch, and quiet error logs.
+local redis = require "nginx.redis"
+local settings = require "urlproxy.settings"
+
+local _M = {}
+
+local ngx_now = ngx.now
+local ngx_log = ngx.log
+local ERR = ngx.ERR
+
+-- Shared by every worker: `down_until` (set on failure, cleared by the watcher) and `failures`.
+local state = ngx.shared.urlproxy_state
+
+local last_log = 0
+local suppressed = 0
+
+-- Log `message` at most once per `log_interval` seconds per worker, counting what was skipped:
+-- with Redis hung, every request would otherwise log the same line.
+function _M.log_error(message)
+    local now = ngx_now()
+    if now - last_log < settings.current.log_interval then
+        suppressed = suppressed + 1
+        return
+    end
+    if suppressed > 0 then
+        message = message .. " (" .. suppressed .. " similar messages suppressed)"
+    end
+    ngx_log(ERR, "urlproxy: ", message)
+    last_log, suppressed = now, 0
+end
+
+-- Whether requests may try Redis now (false while a recent failure's back-off runs).
+function _M.available()
+    local down_until = state:get("down_until")
+    return not down_until or ngx_now() >= down_until
+end
+
+-- Whether Redis was marked down and the watcher has not yet seen it answer again.
+function _M.marked_down()
+    return state:get("down_until") ~= nil
+end
+
+-- Record a failure: requests stop trying Redis for an exponentially growing back-off.
+function _M.mark_down(reason)
+    local failures = state:incr("failures", 1, 0) or 1
+    local backoff = math.min(settings.current.backoff_max, 0.25 * 2 ^ math.min(failures - 1, 8))
+    state:set("down_until", ngx_now() + backoff)
+    _M.log_error("route store unavailable (backing off " .. backoff .. "s): " .. tostring(reason))
+end
+
+-- Record that Redis answered; returns true if it had been marked down.
+function _M.mark_up()
+    local was_down = state:get("down_until") ~= nil
+    if was_down then
+        state:delete("down_until")
+        state:set("failures", 0)
+        ngx_log(ngx.NOTICE, "urlproxy: route store reachable again")
+    end
+    return was_down
+end
+
+-- A connected client, or nil and an error; short timeouts so a hung Redis costs little.
+function _M.connect()
+    local conf = settings.current
+    local red = redis:new()
+    red:set_timeout(conf.redis_timeout_ms)
+    local ok, err = red:connect(conf.redis_host, conf.redis_port)
+    if not ok then
+        return nil, "connect to " .. conf.redis_host .. ":" .. conf.redis_port .. ": " .. tostring(err)
+    end
+    if conf.redis_db ~= 0 and (red:get_reused_times() or 0) == 0 then
+        ok, err = red:select(conf.redis_db)
+        if not ok then
+            red:close()
+            return nil, "select " .. conf.redis_db .. ": " .. tostring(err)
+        end
+    end
+    return red
+end
+
+-- Hand the connection back to the worker's keepalive pool.
+function _M.release(red)
+    local conf = settings.current
+    local ok, err = red:set_keepalive(conf.redis_keepalive_ms, conf.redis_pool_size)
+    if not ok then
+        _M.log_error("cannot keep the Redis connection alive: " .. tostring(err))
+    end
+end
+
+return _M

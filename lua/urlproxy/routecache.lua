@@ -1,0 +1,198 @@
+-- Each tool's routes, cached per worker and per server (shared dict), from Redis on a miss.
+--
+-- An entry is fresh while it carries the current version token (the route store's write counter,
+-- published by watcher.lua) and is younger than `cache_ttl`. Stale entries are kept: when Redis
+-- fails they are served as they are (stale-if-error), so known tools keep working.
+local cjson = require "cjson.safe"
+local backend = require "urlproxy.backend"
+local redisconn = require "urlproxy.redisconn"
+local schema = require "urlproxy.schema"
+local settings = require "urlproxy.settings"
+
+local _M = {}
+
+local ngx_now = ngx.now
+local re_find = ngx.re.find
+local table_sort = table.sort
+local unpack = unpack
+
+local shared = ngx.shared.urlproxy_routes
+local state = ngx.shared.urlproxy_state
+
+-- Per worker: tool -> entry. A plain table (a hit is one lookup), bounded by emptying it when it
+-- holds `worker_cache_size` tools; the shared dict still holds every entry, so nothing is lost.
+local entries, count = {}, 0
+
+-- The version token as this worker last read it, and nginx's cached clock at that read. The shared
+-- dict (a lock and a tree walk) is read at most once per clock tick (1 ms), not once per request:
+-- an invalidation reaches this worker at most one tick later than the watcher published it.
+local seen_token, seen_at = nil, -1
+
+local function current_token(now)
+    if now ~= seen_at then
+        seen_token, seen_at = state:get("token"), now
+    end
+    return seen_token
+end
+
+-- Only names the route store could hold reach Redis (checked on a cache miss, not per request).
+local TOOL_NAME = [[^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$]]
+local NO_ROUTES = {}
+
+local function keep(tool, entry)
+    if entries[tool] == nil then
+        count = count + 1
+        if count > settings.current.worker_cache_size then
+            entries, count = {}, 1
+        end
+    end
+    entries[tool] = entry
+end
+
+-- Longest pattern first, then lexical: a deterministic order, unlike the original's `pairs()`.
+local function before(a, b)
+    if #a[1] ~= #b[1] then
+        return #a[1] > #b[1]
+    end
+    return a[1] < b[1]
+end
+
+-- HGETALL's flat reply as an ordered flat list {pattern1, url1, pattern2, url2, ...}: one table
+-- per tool keeps the Lua heap (and the garbage collector's work) small at thousands of tools.
+-- Unusable backends are logged and skipped.
+local function build(flat)
+    local pairs_ = {}
+    for i = 1, #flat, 2 do
+        local peer, err = backend.parse(flat[i + 1])
+        if peer then
+            pairs_[#pairs_ + 1] = { flat[i], flat[i + 1] }
+        else
+            redisconn.log_error("ignoring a stored route: " .. err)
+        end
+    end
+    table_sort(pairs_, before)
+    local routes = {}
+    for i, pair in ipairs(pairs_) do
+        routes[2 * i - 1], routes[2 * i] = pair[1], pair[2]
+    end
+    return routes
+end
+
+local function fetch(tool)
+    local red, err = redisconn.connect()
+    if not red then
+        return nil, err
+    end
+    local flat
+    flat, err = red:hgetall(schema.PREFIX .. tool)
+    if flat == false then
+        -- Redis answered with an error (e.g. WRONGTYPE): this key is unusable, Redis is fine.
+        redisconn.release(red)
+        redisconn.log_error("HGETALL " .. schema.PREFIX .. tool .. " answered " .. tostring(err))
+        return {}
+    end
+    if not flat then
+        red:close()
+        return nil, "HGETALL " .. schema.PREFIX .. tool .. ": " .. tostring(err)
+    end
+    redisconn.release(red)
+    return build(flat)
+end
+
+-- The entry is the route list itself, stamped with the version token and time it was read, and
+-- with its shared dict text (`text`) once it has one.
+local function stamp(routes, token, at)
+    routes.token, routes.at = token, at
+    return routes
+end
+
+local function encode(entry)
+    return cjson.encode({ token = entry.token, at = entry.at, routes = { unpack(entry, 1, #entry) } })
+end
+
+local function decode(text)
+    local data = cjson.decode(text)
+    if type(data) ~= "table" or type(data.routes) ~= "table" then
+        return nil
+    end
+    local entry = stamp(data.routes, data.token, data.at)
+    entry.text = text
+    return entry
+end
+
+local function fresh(entry, now, version)
+    return version ~= nil and entry.token == version and now - entry.at < settings.current.cache_ttl
+end
+
+local function remember(tool, entry)
+    keep(tool, entry)
+    entry.text = encode(entry)
+    -- `set` evicts the least recently used tools when the dict is full, which is what we want.
+    shared:set(tool, entry.text)
+end
+
+-- The version token every fresh entry must carry; nil until the watcher first reached Redis.
+function _M.token()
+    return state:get("token")
+end
+
+-- The entry of `tool` this worker or the shared dict holds, fresh or not (nil: none), and whether
+-- it is fresh. Invalid names hold the empty route list: nothing to look up, now or ever.
+local function cached_entry(tool, now, version)
+    local entry = entries[tool]
+    if entry and fresh(entry, now, version) then
+        return entry, true
+    end
+    if not entry and not re_find(tool, TOOL_NAME, "jo") then
+        return NO_ROUTES, true
+    end
+    local text = shared:get(tool)
+    -- The text this worker's entry came from (interned: one pointer compare) decodes to that same
+    -- stale entry: skip it, or a Redis outage longer than `cache_ttl` costs a JSON decode per request.
+    local shared_entry = text and not (entry and entry.text == text) and decode(text)
+    if shared_entry then
+        entry = shared_entry
+        keep(tool, entry)
+    end
+    return entry, entry ~= nil and fresh(entry, now, version)
+end
+
+-- `tool`'s routes when they are known fresh without asking Redis; nil otherwise. For the balancer
+-- phase, where no network I/O is allowed.
+function _M.cached(tool)
+    local now = ngx_now()
+    local entry, is_fresh = cached_entry(tool, now, current_token(now))
+    if is_fresh then
+        return entry
+    end
+    return nil
+end
+
+-- `tool`'s routes as {pattern1, url1, ...} in match order (possibly empty), and "stale" when
+-- served despite a Redis failure; nil and an error when they are unknown and Redis cannot tell.
+function _M.routes(tool)
+    local now = ngx_now()
+    local version = current_token(now)
+    local entry, is_fresh = cached_entry(tool, now, version)
+    if is_fresh then
+        return entry
+    end
+    if not redisconn.available() then
+        if entry then
+            return entry, "stale"
+        end
+        return nil, "route store unavailable"
+    end
+    local routes, err = fetch(tool)
+    if not routes then
+        redisconn.mark_down(err)
+        if entry then
+            return entry, "stale"
+        end
+        return nil, err
+    end
+    remember(tool, stamp(routes, version, now))
+    return routes
+end
+
+return _M

@@ -1,0 +1,69 @@
+"""Registration tokens: what they prove and what they refuse."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from pathlib import Path
+
+import pytest
+
+from toolforgectl.core import tokens
+from toolforgectl.core.errors import ConfigError, ValidationError
+
+KEY = b"s" * 32
+
+
+def test_a_minted_token_proves_its_tool() -> None:
+    assert tokens.verify(KEY, tokens.mint(KEY, "mytool", 3), 3) == "mytool"
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("tf1.mytool.0", "malformed"),
+        ("tf2.mytool.0.x", "malformed"),
+        ("tf1.mytool.-1.x", "malformed"),
+        ("tf1.My_Tool.0.x", "lowercase DNS label"),
+        ("tf1.mytool.0." + "A" * 300, "too long"),
+    ],
+)
+def test_malformed_tokens_are_refused_before_any_mac_work(token: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        tokens.verify(KEY, token, 0)
+
+
+def test_the_mac_binds_the_name_the_generation_and_the_key() -> None:
+    token = tokens.mint(KEY, "mytool", 0)
+    mac = token.rsplit(".", 1)[1]
+
+    for forged in (f"tf1.victim.0.{mac}", f"tf1.mytool.1.{mac}", tokens.mint(b"o" * 32, "mytool", 0)):
+        with pytest.raises(ValidationError, match="not valid"):
+            tokens.verify(KEY, forged, int(forged.split(".")[2]))
+
+
+def test_an_old_generation_is_refused_as_rotated() -> None:
+    with pytest.raises(ValidationError, match="rotated"):
+        tokens.verify(KEY, tokens.mint(KEY, "mytool", 0), 1)
+
+
+def test_a_key_others_can_read_is_refused(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_bytes(KEY)
+    key.chmod(0o644)
+
+    with pytest.raises(ConfigError, match="readable by others; chmod 600"):
+        tokens.load_key(key)
+    key.chmod(0o600)
+    assert tokens.load_key(key) == KEY
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_write_secret_gives_the_file_to_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+
+    tokens.write_secret(path, b"secret\n", owner="nobody")
+
+    assert path.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

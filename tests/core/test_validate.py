@@ -1,0 +1,129 @@
+"""Validators: hostile input is refused; whatever they accept is safe to store."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from toolforgectl.core import validate
+from toolforgectl.core.errors import ValidationError
+
+HOSTILE_TOOLS = [
+    "",
+    "../x",
+    "a b",
+    "a/b",
+    "x..y",
+    "A",
+    "-x",
+    "x-",
+    "tool\n",
+    "t\x00",
+    "é",
+    "x" * 64,
+    "x" * 10_000,
+]
+HOSTILE_BACKENDS = [
+    "http://u:p@127.0.0.1:1",
+    "ftp://127.0.0.1:21",
+    "http://127.0.0.1:0",
+    "http://127.0.0.1:70000",
+    "http://127.0.0.1",
+    "http://localhost:8000",
+    "http://127.0.0.1:8000/admin",
+    "http://127.0.0.1:8000/../x",
+    "http://127.0.0.1:8000?x=1",
+    "http://127.0.0.1:8000#f",
+    "http://127.0.0.1:80 00",
+    "http://0.0.0.0:8000",
+    "http://127.0.0.1:8000\r\nX: y",
+    "http://" + "1" * 10_000 + ":80",
+    "javascript:alert(1)",
+    "http://[::1:80",
+    "",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_TOOLS)
+def test_hostile_tool_names_are_refused(name: str) -> None:
+    with pytest.raises(ValidationError):
+        validate.tool_name(name)
+
+
+@pytest.mark.parametrize("name", ["dplbot", "admin", "a", "tool-2", "x" * 63])
+def test_ordinary_tool_names_are_accepted(name: str) -> None:
+    assert validate.tool_name(name) == name
+
+
+@pytest.mark.parametrize("url", HOSTILE_BACKENDS)
+def test_hostile_backends_are_refused(url: str) -> None:
+    with pytest.raises(ValidationError):
+        validate.backend(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("https://127.0.0.1:443/", "https://127.0.0.1:443"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("http://10.0.0.5:41234", "http://10.0.0.5:41234"),
+    ],
+)
+def test_backends_are_canonicalised(url: str, canonical: str) -> None:
+    assert validate.backend(url) == canonical
+
+
+@pytest.mark.parametrize("pattern", ["", "(", "a" * 257, "x\ny", "[z-a]"])
+def test_bad_routes_are_refused(pattern: str) -> None:
+    with pytest.raises(ValidationError):
+        validate.route(pattern)
+
+
+@given(st.text(max_size=80))
+def test_accepted_tool_names_are_single_safe_labels(text: str) -> None:
+    try:
+        name = validate.tool_name(text)
+    except ValidationError:
+        return
+    assert re.fullmatch(r"[a-z0-9-]{1,63}", name)
+    assert not name.startswith("-") and not name.endswith("-")
+
+
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            lambda scheme, host, port, tail: f"{scheme}://{host}:{port}{tail}",
+            st.sampled_from(["http", "https", "ftp", "HTTP", ""]),
+            st.one_of(st.ip_addresses().map(str), st.text(max_size=20)),
+            st.integers(min_value=-5, max_value=70_000),
+            st.sampled_from(["", "/", "/x", "?q", "#f", "@h"]),
+        ),
+    )
+)
+def test_accepted_backends_are_plain_ip_and_port_urls(text: str) -> None:
+    try:
+        url = validate.backend(text)
+    except ValidationError:
+        return
+    parts = urlsplit(url)
+    assert parts.scheme in ("http", "https")
+    assert parts.username is None and parts.password is None
+    assert parts.path == "" and not parts.query and not parts.fragment
+    assert parts.port is not None and 1 <= parts.port <= 65535
+    assert validate.backend(url) == url
+
+
+@given(st.text(max_size=300))
+def test_accepted_routes_compile_and_are_printable(text: str) -> None:
+    try:
+        pattern = validate.route(text)
+    except ValidationError:
+        return
+    assert pattern.isprintable() and len(pattern) <= validate.ROUTE_MAX
+    re.compile(pattern)

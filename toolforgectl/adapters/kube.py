@@ -1,0 +1,258 @@
+"""The Kubernetes adapter: the only module that imports the `kubernetes` client; Services as plain data.
+
+The client library is imported lazily, inside the functions that need it, so commands that never
+talk to Kubernetes (`toolforgectl --help`) do not pay for importing it. Lists and watch events are
+parsed from the raw JSON rather than into the client's models: kube2proxy needs five fields, so
+building a full model object for each of 10,000 Services is work it can skip.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolforgectl.core.errors import KubeError
+
+CONNECT_TIMEOUT = 5.0
+LIST_TIMEOUT = 60.0
+WATCH_READ_SLACK = 30.0  # a watch may be silent for timeoutSeconds; only then is the socket dead
+PAGE_SIZE = 500
+BATCH_MAX = 1000
+
+
+class GoneError(KubeError):
+    """410 Gone: the resourceVersion is too old to watch from (etcd compacted); relist."""
+
+
+class StreamBrokenError(KubeError):
+    """The watch stream broke off mid-way (connection reset, truncated chunk, garbled line)."""
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """One entry of a Service's `spec.ports`."""
+
+    name: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Service:
+    """The parts of a Kubernetes Service that decide its route."""
+
+    namespace: str
+    name: str
+    cluster_ip: str
+    ports: tuple[ServicePort, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, name): what identifies the Service across events."""
+        return (self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """ADDED, MODIFIED or DELETED with its Service, or a BOOKMARK (service None)."""
+
+    type: str
+    resource_version: str
+    service: Service | None
+
+
+Batch = list[WatchEvent]  # events that arrived together
+
+
+def service_from(obj: Mapping[str, Any]) -> Service:
+    """A Service from its JSON form; missing or odd fields become empty values, never errors."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    ports = tuple(
+        ServicePort(str(p.get("name") or ""), p["port"])
+        for p in spec.get("ports") or []
+        if isinstance(p, Mapping) and isinstance(p.get("port"), int)
+    )
+    labels = meta.get("labels") or {}
+    return Service(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        cluster_ip=str(spec.get("clusterIP") or ""),
+        ports=ports,
+        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
+    )
+
+
+class ServiceApi:
+    """Lists and watches Services cluster-wide through the official client."""
+
+    def __init__(self, core_v1: Any) -> None:
+        self._core = core_v1
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None, context: str | None = None) -> ServiceApi:
+        """Credentials from `kubeconfig`, or the in-cluster service account when it is None."""
+        from kubernetes import client, config
+
+        try:
+            if kubeconfig:
+                api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+            else:
+                configuration = client.Configuration()
+                config.load_incluster_config(client_configuration=configuration)
+                api_client = client.ApiClient(configuration)
+        except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+            where = kubeconfig or "the in-cluster service account"
+            raise KubeError(f"cannot load Kubernetes credentials from {where}: {exc}") from None
+        if not api_client.configuration.verify_ssl:
+            import urllib3
+
+            # The operator chose insecure-skip-tls-verify; one warning per request is only noise.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        return cls(client.CoreV1Api(api_client))
+
+    def list(self, selector: str) -> tuple[list[Service], str]:
+        """Every Service matching `selector` (paged), and the resourceVersion to watch from."""
+        services: list[Service] = []
+        token: str | None = None
+        while True:
+            body = self._json(
+                self._core.list_service_for_all_namespaces,
+                label_selector=selector,
+                limit=PAGE_SIZE,
+                _continue=token,
+                _request_timeout=(CONNECT_TIMEOUT, LIST_TIMEOUT),
+            )
+            services += [service_from(item) for item in body.get("items") or []]
+            meta = body.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                return services, str(meta.get("resourceVersion", ""))
+
+    def watch(
+        self, selector: str, resource_version: str, timeout_seconds: int
+    ) -> Generator[Batch, None, None]:
+        """Events after `resource_version`, in batches, until the server ends the stream after
+        `timeout_seconds`.
+
+        A thread reads the stream; each batch is every event that arrived while the caller was
+        busy with the previous one, so a burst of changes costs one Redis transaction per batch
+        instead of one per event. Raises GoneError on 410 (an HTTP status or an ERROR event) and
+        StreamBrokenError when the stream breaks off, after yielding what came before.
+        """
+        response = self._call(
+            self._core.list_service_for_all_namespaces,
+            label_selector=selector,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_seconds,
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT, timeout_seconds + WATCH_READ_SLACK),
+        )
+        lines: queue.SimpleQueue[str | BaseException | None] = queue.SimpleQueue()
+        reader = threading.Thread(target=_read_lines, args=(response, lines), name="watch", daemon=True)
+        reader.start()
+        try:
+            yield from _batches(lines)
+        finally:
+            with suppress(ValueError, RuntimeError, OSError):
+                response.shutdown()  # unblocks the reader if we stop early (SIGTERM, standby)
+            response.close()
+            reader.join(timeout=5)
+            response.release_conn()
+
+    def _json(self, method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+        response = self._call(method, _preload_content=False, **kwargs)
+        try:
+            with _translated(KubeError, "the Kubernetes API's answer broke off"):
+                body = json.loads(response.data)
+        except ValueError:
+            raise KubeError("the Kubernetes API answered something that is not JSON") from None
+        finally:
+            response.release_conn()  # back to the pool: raw responses are not released by the client
+        if not isinstance(body, dict):
+            raise KubeError("the Kubernetes API answered JSON that is not an object")
+        return body
+
+    @staticmethod
+    def _call(method: Callable[..., Any], **kwargs: Any) -> Any:
+        with _translated(KubeError, "cannot reach the Kubernetes API"):
+            return method(**kwargs)
+
+
+@contextmanager
+def _translated(kind: type[KubeError], what: str) -> Iterator[None]:
+    """Turn client and transport errors into our KubeError tree (410 always becomes GoneError)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 410:
+            raise GoneError(f"410 Gone: {exc.reason}") from None
+        # Only status and reason: the body and headers may echo credentials.
+        raise KubeError(f"the Kubernetes API answered {exc.status} {exc.reason}") from None
+    except (HTTPError, OSError) as exc:
+        raise kind(f"{what}: {type(exc).__name__}: {exc}") from None
+
+
+def _read_lines(response: Any, out: queue.SimpleQueue[str | BaseException | None]) -> None:
+    """The reader thread: every non-empty line, then None at a clean end or the exception."""
+    from kubernetes.watch.watch import iter_resp_lines
+
+    try:
+        for line in iter_resp_lines(response):
+            if line.strip():
+                out.put(line)
+        out.put(None)
+    except BaseException as exc:  # handed to the consumer, which decides what it means
+        out.put(exc)
+
+
+def _batches(lines: queue.SimpleQueue[str | BaseException | None]) -> Iterator[Batch]:
+    """Parse what the reader queued: wait for one line, then take all that is there already."""
+    while True:
+        items = [lines.get()]
+        while len(items) < BATCH_MAX and not lines.empty():
+            items.append(lines.get())
+        events: list[WatchEvent] = []
+        for item in items:
+            if not isinstance(item, str):
+                if events:
+                    yield events
+                if item is None:
+                    return
+                with _translated(StreamBrokenError, "the watch stream broke off"):
+                    raise item
+            try:
+                events.append(_event(item))
+            except KubeError:
+                if events:
+                    yield events  # what came before the error still counts
+                raise
+        yield events
+
+
+def _event(line: str) -> WatchEvent:
+    """One watch line as an event; an ERROR event becomes GoneError or KubeError."""
+    try:
+        data = json.loads(line)
+        kind, obj = data["type"], data["object"]
+    except (ValueError, KeyError, TypeError):
+        obj = None
+    if not isinstance(obj, dict):
+        raise StreamBrokenError("the watch stream sent a line that is not a watch event")
+    if kind == "ERROR":
+        code, message = obj.get("code"), obj.get("message", "")
+        if code == 410:
+            raise GoneError(f"410 Gone: {message}")
+        raise KubeError(f"the watch ended with an error: {code} {obj.get('reason', '')}: {message}")
+    version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    return WatchEvent(kind, version, None if kind == "BOOKMARK" else service_from(obj))

@@ -1,0 +1,205 @@
+"""Rendering a proxy's nginx config and urlproxy settings from templates/ (the only jinja2 user)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+
+from toolforgectl.core.config.dataplane import DataPlane
+from toolforgectl.core.config.fleet import DEFAULT_REDIS_PORT, Fleet, Proxy
+from toolforgectl.core.errors import RenderError
+from toolforgectl.core.resources import resource_dir
+
+# Branded error pages: file name -> (title, message). nginx serves them for its own errors only;
+# a tool's own 404 page passes through untouched.
+ERROR_PAGES = {
+    "404": ("Not found", "There is nothing at this address."),
+    "429": ("Too many requests", "You sent too many requests in a short time. Please slow down."),
+    "502": ("Tool unreachable", "The tool did not answer. It may be restarting; try again soon."),
+    "503": ("Tool unavailable", "No web service answers for this tool right now."),
+    "503-maintenance": ("Down for maintenance", "The proxy is in maintenance. Please come back soon."),
+    "504": ("Tool timed out", "The tool took too long to answer. Try again later."),
+    "500": ("Proxy error", "The proxy failed to handle this request. Please try again later."),
+}
+UNIX_PATH_MAX = 107  # sun_path's 108 bytes, less the terminating NUL
+TEMPLATES = ("nginx/nginx.conf.j2", "nginx/urlproxy.conf.j2", "nginx/errors/page.html.j2")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the rendered files, the Lua code, logs and runtime files of one nginx live."""
+
+    conf_dir: Path
+    lua_dir: Path
+    log_dir: Path
+    run_dir: Path
+    modules_dir: Path = Path("/usr/lib/nginx/modules")
+    mime_types: Path = Path("/etc/nginx/mime.types")
+
+    @classmethod
+    def system(cls) -> Layout:
+        """The layout on a proxy VM."""
+        return cls(
+            conf_dir=Path("/etc/nginx/toolforgectl"),
+            lua_dir=Path("/usr/share/toolforgectl/lua"),
+            log_dir=Path("/var/log/nginx"),
+            run_dir=Path("/run/toolforgectl-nginx"),
+        )
+
+    @classmethod
+    def under(cls, root: Path, lua_dir: Path | None = None) -> Layout:
+        """A self-contained layout in `root` (the lab, lint, tests), using this checkout's lua/."""
+        root = root.resolve()
+        lua = (lua_dir or resource_dir("lua")).resolve()
+        return cls(conf_dir=root / "conf", lua_dir=lua, log_dir=root / "logs", run_dir=root / "run")
+
+    @property
+    def nginx_conf(self) -> Path:
+        """The main config file to hand to `nginx -c`."""
+        return self.conf_dir / "nginx.conf"
+
+    @property
+    def slow_socket(self) -> Path:
+        """The unix socket of the slow path's server: reachable only by who can enter run_dir."""
+        return self.run_dir / "slow.sock"
+
+
+def render_proxy(
+    fleet: Fleet, proxy_name: str | None, layout: Layout, templates: Path | None = None
+) -> dict[str, str]:
+    """Every file of `proxy_name`'s data plane (relative path -> text); the active proxy by default."""
+    proxy = fleet.proxy(proxy_name)
+    plane = fleet.dataplane
+    env = _environment(templates or resource_dir("templates"))
+    _check_socket_path(layout.slow_socket)
+    context = _context(proxy, plane, layout)
+    files = {
+        "nginx.conf": _render(env, TEMPLATES[0], context),
+        "urlproxy.conf": _render(env, TEMPLATES[1], context),
+        "urlproxy.json": json.dumps(lua_settings(proxy, plane, layout), indent=2, sort_keys=True) + "\n",
+    }
+    for name, (title, message) in ERROR_PAGES.items():
+        page = {"title": title, "message": message, "code": name.split("-")[0], "brand": plane.brand}
+        files[f"errors/{name}.html"] = _render(env, TEMPLATES[2], page)
+    return files
+
+
+def write_files(files: Mapping[str, str], layout: Layout, workers_user: str = "") -> None:
+    """Write rendered `files` into the layout's conf dir and create its log and run dirs.
+
+    The run dir is mode 0700 (the slow path's socket lives there and its server trusts X-Real-IP
+    from whoever reaches it); when root writes it, it belongs to nginx's `workers_user`, who must
+    enter it.
+    """
+    for directory in (layout.conf_dir, layout.log_dir, layout.run_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    layout.run_dir.chmod(0o700)
+    if os.geteuid() == 0 and workers_user:
+        try:
+            shutil.chown(layout.run_dir, workers_user)
+        except LookupError:
+            raise RenderError(
+                f"nginx's workers' user {workers_user!r} does not exist here: create it, or set"
+                f" dataplane.user, so that {layout.run_dir} can belong to it"
+            ) from None
+    for name, text in files.items():
+        path = layout.conf_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def lua_settings(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, Any]:
+    """What lua/settings.lua reads: routing, the proxy's own Redis, cache and timeout settings."""
+    host, port, db = _redis_address(proxy)
+    return {
+        "routing": plane.routing,
+        "default_backend": plane.default_backend or None,
+        "maintenance": plane.maintenance,
+        "redis_host": host,
+        "redis_port": port,
+        "redis_db": db,
+        "redis_timeout_ms": plane.redis_timeout_ms,
+        "invalidation_poll_ms": plane.invalidation_poll_ms,
+        "cache_ttl": plane.cache_ttl,
+        "slow_socket": str(layout.slow_socket),
+    }
+
+
+def _check_socket_path(path: Path) -> None:
+    # sockaddr_un holds 107 bytes of path: nginx would fail later with a less helpful message.
+    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+        raise RenderError(
+            f"the slow path's socket {path} is longer than {UNIX_PATH_MAX} bytes: use a shorter run dir"
+        )
+
+
+def _redis_address(proxy: Proxy) -> tuple[str, int, int]:
+    parts = urlsplit(proxy.redis)
+    if parts.password:
+        raise RenderError(f"proxy {proxy.name}: urlproxy.lua cannot use a Redis password yet")
+    host = "127.0.0.1" if parts.hostname in (None, "localhost") else parts.hostname
+    try:
+        ipaddress.ip_address(host)
+        db = int(parts.path.strip("/") or 0)
+    except ValueError:
+        raise RenderError(
+            f"proxy {proxy.name}: Redis URL {proxy.redis!r} needs an IP address and a numeric db"
+        ) from None
+    return host, parts.port or DEFAULT_REDIS_PORT, db
+
+
+def _context(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, Any]:
+    return {
+        "proxy": proxy,
+        "dp": plane,
+        "layout": layout,
+        "listen_address": _listen(proxy.address),
+        "internal_address": _listen(plane.internal_address or proxy.address),
+        "https_port_suffix": "" if plane.https_port == 443 else f":{plane.https_port}",
+    }
+
+
+def _listen(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def _environment(templates: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _render(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        where = _template_frame(sys.exc_info()[2]) or (name, 0)
+        raise RenderError(f"{where[0]}:{where[1]}: {exc}") from None
+
+
+def _template_frame(tb: TracebackType | None) -> tuple[str, int] | None:
+    """The innermost template file and line of a rendering error (jinja2 rewrites tracebacks so)."""
+    found = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found

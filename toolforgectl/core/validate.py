@@ -1,0 +1,106 @@
+"""Validation of everything that may enter the route store: tool names, route regexes, backends.
+
+Each validator returns the canonical form of an acceptable value or raises ValidationError with a
+sentence fit for an operator. Nothing here touches Redis, so the rules can be reused by every daemon
+and tested exhaustively.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from toolforgectl.core.errors import ValidationError
+
+TOOL_NAME_MAX = 63
+ROUTE_MAX = 256
+BACKEND_MAX = 128
+
+# DNS-label style: a tool name is also the left-most label in host mode.
+_TOOL_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """Quote a hostile value safely for an error line: bounded length, no control characters."""
+    text = value if len(value) <= limit else value[:limit] + "..."
+    return repr(text)
+
+
+def tool_name(value: str) -> str:
+    """Return `value` if it is an acceptable tool name (lowercase DNS label, 1-63 characters)."""
+    if not value:
+        raise ValidationError("tool name is empty")
+    if len(value) > TOOL_NAME_MAX:
+        raise ValidationError(f"tool name is longer than {TOOL_NAME_MAX} characters")
+    if not _TOOL_NAME.fullmatch(value):
+        raise ValidationError(
+            f"tool name {_shown(value)} is not a lowercase DNS label "
+            "(letters a-z, digits and inner hyphens only)"
+        )
+    return value
+
+
+def route(value: str) -> str:
+    """Return `value` if it is an acceptable route regex: printable, bounded, and compiling."""
+    if not value:
+        raise ValidationError("route is empty")
+    if len(value) > ROUTE_MAX:
+        raise ValidationError(f"route is longer than {ROUTE_MAX} characters")
+    if not value.isprintable():
+        raise ValidationError(f"route {_shown(value)} contains control or non-printable characters")
+    try:
+        re.compile(value)
+    except (re.error, OverflowError, RecursionError) as exc:
+        # OverflowError: `a{4294967296}`; RecursionError: absurd nesting. Both are caller input.
+        raise ValidationError(f"route {_shown(value)} is not a valid regex: {exc}") from None
+    return value
+
+
+def backend(value: str) -> str:
+    """Return the canonical form of a backend URL `http[s]://<ip>:<port>`.
+
+    The host must be an IP literal: nginx's balancer needs one, and resolving names on the
+    request path is what the original stopped doing in 2016. No credentials, no path, no query:
+    the URI reaches the backend unchanged, so anything after the port would be a path trick.
+    """
+    if len(value) > BACKEND_MAX:
+        raise ValidationError(f"backend URL is longer than {BACKEND_MAX} characters")
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise ValidationError(f"backend URL {_shown(value)} contains whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        raise ValidationError(f"backend URL {_shown(value)} is not a URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValidationError(f"backend URL {_shown(value)} must use http or https")
+    if "@" in parts.netloc:
+        raise ValidationError(f"backend URL {_shown(value)} must not carry credentials")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise ValidationError(f"backend URL {_shown(value)} must not have a path, query or fragment")
+    host, port = _host_and_port(parts.netloc, value)
+    shown_host = f"[{host}]" if host.version == 6 else str(host)
+    return f"{parts.scheme}://{shown_host}:{port}"
+
+
+def _host_and_port(netloc: str, value: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    host_text, sep, port_text = netloc.rpartition(":")
+    if not sep or not _PORT.fullmatch(port_text):
+        raise ValidationError(f"backend URL {_shown(value)} needs an explicit numeric port")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ValidationError(f"backend URL {_shown(value)} has port {port}, outside 1-65535")
+    if host_text.startswith("[") and host_text.endswith("]"):
+        host_text = host_text[1:-1]
+    try:
+        host = ipaddress.ip_address(host_text)
+    except ValueError:
+        raise ValidationError(
+            f"backend URL {_shown(value)} must name its host by IP address, not by name"
+        ) from None
+    if isinstance(host, ipaddress.IPv6Address) and host.scope_id:
+        raise ValidationError(f"backend URL {_shown(value)} must not use an IPv6 zone")
+    if host.is_unspecified or host.is_multicast:
+        raise ValidationError(f"backend URL {_shown(value)} names no single host")
+    return host, port

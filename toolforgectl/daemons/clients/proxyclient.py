@@ -1,0 +1,145 @@
+"""The client side of the 8282 protocol, shared by webservice-runner and portreleaser.
+
+Finds the active proxy (`--proxy`, else /etc/active-proxy; an empty file is the kill switch that
+skips registration), sends one request per connection, accepts exactly `ok`, and retries a bounded
+number of times with backoff when the proxy is unreachable or says to try again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from toolforgectl.core import wire
+from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core.errors import RegistrationError
+
+# The client's defaults are the server's: a grid node has no fleet config to read them from.
+ACTIVE_PROXY_FILE = ProxyListener.active_proxy_file
+PROXY_PORT = ProxyListener.port
+TOKEN_FILE_ENV = "TOOLFORGE_PROXY_TOKEN_FILE"
+DEFAULT_TOKEN_FILE = "~/.proxylistener-token"
+REPLY_MAX = 1024
+TRANSIENT = ("try again", "busy")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to talk to the proxylistener."""
+
+    host: str
+    port: int
+    timeout: float
+    retries: int
+    token: str | None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every client takes: which proxy, which route, which token, how hard to try."""
+    parser.add_argument("--proxy", help=f"proxy host (default: the content of {ACTIVE_PROXY_FILE})")
+    parser.add_argument(
+        "--active-proxy-file", default=ACTIVE_PROXY_FILE, help="where the active proxy is named"
+    )
+    parser.add_argument(
+        "--proxy-port", type=int, default=PROXY_PORT, help=f"proxylistener port (default {PROXY_PORT})"
+    )
+    parser.add_argument("--route", default=".*", help="route regex (default .*)")
+    parser.add_argument(
+        "--token-file",
+        default=os.environ.get(TOKEN_FILE_ENV, DEFAULT_TOKEN_FILE),
+        help=f"the tool's token (default ${TOKEN_FILE_ENV} or {DEFAULT_TOKEN_FILE}); absent = ident",
+    )
+    parser.add_argument("--retries", type=int, default=3, help="extra attempts when the proxy is unreachable")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
+
+
+def target(args: argparse.Namespace) -> Target | None:
+    """The proxylistener to use, or None when the active-proxy file is empty (the kill switch)."""
+    host = args.proxy
+    if host is None:
+        try:
+            host = Path(args.active_proxy_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise RegistrationError(
+                f"cannot read {args.active_proxy_file}: {exc.strerror}; pass --proxy"
+            ) from None
+        if not host:
+            return None
+    return Target(host, args.proxy_port, args.timeout, max(0, args.retries), _token(Path(args.token_file)))
+
+
+def _token(path: Path) -> str | None:
+    path = path.expanduser()
+    try:
+        token = path.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RegistrationError(f"cannot read the token file {path}: {exc.strerror}") from None
+    if path.stat().st_mode & 0o077:
+        print(
+            f"warning: {path} is readable by others, who can act as this tool; chmod 600 it", file=sys.stderr
+        )
+    return token
+
+
+def call(where: Target, payload: Callable[[str], bytes]) -> str:
+    """Send `payload(own address)` and require `ok`; retries transient failures with backoff.
+
+    Returns the own address the proxy saw, which is what a registration must point at.
+    """
+    delay = 0.5
+    for attempt in range(where.retries + 1):
+        try:
+            return _once(where, payload)
+        except (OSError, _TransientError) as exc:
+            if attempt == where.retries:
+                raise RegistrationError(f"proxy {where.host}:{where.port} failed: {_reason(exc)}") from None
+            print(f"proxy {where.host}:{where.port}: {_reason(exc)}; retrying in {delay:g}s", file=sys.stderr)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+class _TransientError(Exception):
+    """The proxy answered something that may succeed if asked again."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, _TransientError):
+        return str(exc)
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _once(where: Target, payload: Callable[[str], bytes]) -> str:
+    with socket.create_connection((where.host, where.port), timeout=where.timeout) as sock:
+        own = str(sock.getsockname()[0])
+        sock.sendall(payload(own))
+        reply = _read_reply(sock)
+    if reply == wire.OK:
+        return own
+    text = reply.decode("utf-8", "replace") or "(empty reply)"
+    if not reply or any(mark in text for mark in TRANSIENT):
+        raise _TransientError(text)
+    raise RegistrationError(f"proxy {where.host}:{where.port} refused: {text}")
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    """Everything the server sends before it closes (it replies once, then closes)."""
+    reply = b""
+    while len(reply) <= REPLY_MAX and (chunk := sock.recv(REPLY_MAX)):
+        reply += chunk
+    return reply
+
+
+def fail(program: str, message: str, code: int = 1) -> NoReturn:
+    """Print one error line for `program` and exit with `code`."""
+    print(f"{program}: error: {message}", file=sys.stderr)
+    sys.exit(code)

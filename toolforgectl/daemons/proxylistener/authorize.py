@@ -1,0 +1,93 @@
+"""What a proven caller may do: the proxylistener's authorization rules, as pure functions.
+
+Each rule closes one hole the original left open (docs/security.md has the threat model):
+the destination must be the caller's own address (or an allow-listed backend network) on an
+unprivileged port; `unregister` only removes a backend on the caller's address; reserved names
+need an explicit grant; ident answers count only from the networks whose identd we trust.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from toolforgectl.adapters.routestore import ADMIN_TOOL
+from toolforgectl.core.config.fleet import ProxyListener
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+PORT_MIN = 1024
+PORT_MAX = 65535
+
+
+class RefusedError(Exception):
+    """The request is well-formed but not allowed; the message is the reply sentence."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The authorization settings, parsed once at start-up."""
+
+    backend_networks: tuple[IPNetwork, ...] = ()
+    ident_networks: tuple[IPNetwork, ...] = ()
+    reserved: frozenset[str] = frozenset({ADMIN_TOOL})
+    granted: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: ProxyListener) -> Policy:
+        """The policy the `proxylistener` config section describes."""
+        return cls(
+            backend_networks=_networks(settings.backend_networks),
+            ident_networks=_networks(settings.ident_networks),
+            reserved=frozenset({ADMIN_TOOL, *settings.reserved}),
+            granted=frozenset(settings.granted),
+        )
+
+
+def _networks(texts: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(text, strict=False) for text in texts)
+
+
+def address(text: str) -> IPAddress:
+    """An IP address, with IPv4-mapped IPv6 (a dual-stack listener's view) turned back into IPv4."""
+    found = ipaddress.ip_address(text.strip("[]"))
+    if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped is not None:
+        return found.ipv4_mapped
+    return found
+
+
+def check_tool(policy: Policy, tool: str) -> None:
+    """Reserved names (`admin`, ...) serve every unknown path: only granted tools may register them."""
+    if tool in policy.reserved and tool not in policy.granted:
+        raise RefusedError(f"The name {tool} is reserved; ask an administrator for a grant.")
+
+
+def check_ident_source(policy: Policy, peer: str) -> None:
+    """Ident proves nothing from a host whose root we do not control: trust only listed networks."""
+    if not any(address(peer) in network for network in policy.ident_networks):
+        raise RefusedError(f"Ident is not accepted from {peer}; send your tool's token line.")
+
+
+def check_destination(policy: Policy, destination: str, peer: str) -> None:
+    """A tool may only route to itself: the caller's own address, or an allow-listed network."""
+    host, port = _host_port(destination)
+    if not PORT_MIN <= port <= PORT_MAX:
+        raise RefusedError(f"Destination port {port} is outside {PORT_MIN}-{PORT_MAX}.")
+    if host == address(peer) or any(host in network for network in policy.backend_networks):
+        return
+    raise RefusedError(f"Destination {host} is not your address {peer}.")
+
+
+def check_owned(policy: Policy, current: str, peer: str) -> None:
+    """`unregister` removes only a backend on the caller's address, not a newer job's elsewhere."""
+    host, _ = _host_port(current)
+    if host != address(peer):
+        raise RefusedError(f"The route points at {host}, not at your address {peer}; not removed.")
+
+
+def _host_port(url: str) -> tuple[IPAddress, int]:
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        raise RefusedError("Destination has no host and port.")
+    return address(parts.hostname), parts.port

@@ -1,1 +1,0 @@
-"""The 8282 registration path: wire protocol, identity, rules, and the client side."""
