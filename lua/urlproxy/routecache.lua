@@ -8,6 +8,7 @@ local backend = require "urlproxy.backend"
 local redisconn = require "urlproxy.redisconn"
 local schema = require "urlproxy.schema"
 local settings = require "urlproxy.settings"
+local shdict = require "urlproxy.shdict"
 
 local _M = {}
 
@@ -16,8 +17,9 @@ local re_find = ngx.re.find
 local table_sort = table.sort
 local unpack = unpack
 
-local shared = ngx.shared.urlproxy_routes
-local state = ngx.shared.urlproxy_state
+local shared = shdict.routes()
+local state = shdict.state()
+local TOKEN = shdict.TOKEN
 
 -- Per worker: tool -> entry. A plain table (a hit is one lookup), bounded by emptying it when it
 -- holds `worker_cache_size` tools; the shared dict still holds every entry, so nothing is lost.
@@ -30,7 +32,7 @@ local seen_token, seen_at = nil, -1
 
 local function current_token(now)
     if now ~= seen_at then
-        seen_token, seen_at = state:get("token"), now
+        seen_token, seen_at = state:get(TOKEN), now
     end
     return seen_token
 end
@@ -133,7 +135,7 @@ end
 
 -- The version token every fresh entry must carry; nil until the watcher first reached Redis.
 function _M.token()
-    return state:get("token")
+    return state:get(TOKEN)
 end
 
 -- The entry of `tool` this worker or the shared dict holds, fresh or not (nil: none), and whether
