@@ -16,11 +16,11 @@ local DOWN_UNTIL, FAILURES = shdict.DOWN_UNTIL, shdict.FAILURES
 local last_log = 0
 local suppressed = 0
 
--- Log `message` at most once per `log_interval` seconds per worker, counting what was skipped:
--- with Redis hung, every request would otherwise log the same line.
+-- Log `message` at most once per `error_log_interval` seconds per worker, counting what was
+-- skipped: with Redis hung, every request would otherwise log the same line.
 function _M.log_error(message)
     local now = ngx_now()
-    if now - last_log < settings.current.log_interval then
+    if now - last_log < settings.current.error_log_interval then
         suppressed = suppressed + 1
         return
     end
@@ -42,10 +42,19 @@ function _M.marked_down()
     return state:get(DOWN_UNTIL) ~= nil
 end
 
+-- How long (seconds) requests leave Redis alone after the `failures`-th failure in a row:
+-- `redis_backoff_ms`, doubling with each failure, at most `redis_backoff_max_ms`.
+function _M.backoff(failures)
+    local conf = settings.current
+    -- The exponent's cap only keeps the number finite; the maximum is reached long before it.
+    local ms = conf.redis_backoff_ms * 2 ^ math.min(failures - 1, 30)
+    return math.min(conf.redis_backoff_max_ms, ms) / 1000
+end
+
 -- Record a failure: requests stop trying Redis for an exponentially growing back-off.
 function _M.mark_down(reason)
     local failures = state:incr(FAILURES, 1, 0) or 1
-    local backoff = math.min(settings.current.backoff_max, 0.25 * 2 ^ math.min(failures - 1, 8))
+    local backoff = _M.backoff(failures)
     state:set(DOWN_UNTIL, ngx_now() + backoff)
     _M.log_error("route store unavailable (backing off " .. backoff .. "s): " .. tostring(reason))
 end

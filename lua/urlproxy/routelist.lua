@@ -7,13 +7,13 @@ local cjson = require "cjson.safe"
 local redisconn = require "urlproxy.redisconn"
 local routecache = require "urlproxy.routecache"
 local schema = require "urlproxy.schema"
+local settings = require "urlproxy.settings"
 local shdict = require "urlproxy.shdict"
 
 local _M = {}
 
 local state = shdict.state()
 local LIST_BODY, LIST_TOKEN = shdict.LIST_BODY, shdict.LIST_TOKEN
-local SCAN_COUNT = 1000
 local ACTIVE = { status = "active" }
 
 local function scan_tools()
@@ -22,9 +22,10 @@ local function scan_tools()
         return nil, err
     end
     local tools, cursor, skip = {}, "0", #schema.PREFIX + 1
+    local count = settings.current.list_scan_count
     repeat
         local reply
-        reply, err = red:scan(cursor, "MATCH", schema.PREFIX .. "*", "COUNT", SCAN_COUNT, "TYPE", "hash")
+        reply, err = red:scan(cursor, "MATCH", schema.PREFIX .. "*", "COUNT", count, "TYPE", "hash")
         if not reply then
             red:close()
             return nil, "SCAN: " .. tostring(err)

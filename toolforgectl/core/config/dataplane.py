@@ -56,6 +56,15 @@ class DataPlane:
     redis_timeout_ms: int = 100
     invalidation_poll_ms: int = 25  # a route change is live within about one poll
     cache_ttl: int = 60
+    # Tuning of urlproxy.lua (docs/dataplane.md, "Settings"); render passes each to its settings JSON.
+    redis_keepalive_ms: int = 60000  # how long an idle pooled Redis connection is kept
+    redis_pool_size: int = 32  # pooled Redis connections per worker
+    redis_backoff_ms: int = 250  # after a Redis failure, requests leave Redis alone this long,
+    redis_backoff_max_ms: int = 5000  # doubling with each further failure up to this
+    worker_cache_size: int = 20000  # tools whose routes each worker keeps in its own table
+    peer_cache_size: int = 10000  # backend URLs each worker keeps parsed
+    list_scan_count: int = 1000  # keys per SCAN batch of /list
+    error_log_interval: int = 10  # seconds between two repeated urlproxy error lines, per worker
 
 
 _PORTS = ("http_port", "https_port", "internal_port")
