@@ -38,7 +38,7 @@ local function current_token(now)
 end
 
 -- Only names the route store could hold reach Redis (checked on a cache miss, not per request).
-local TOOL_NAME = [[^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$]]
+local TOOL_NAME = "^" .. schema.TOOL_NAME .. "$"
 local NO_ROUTES = {}
 
 local function keep(tool, entry)
