@@ -133,9 +133,10 @@ local function remember(tool, entry)
     shared:set(tool, entry.text)
 end
 
--- The version token every fresh entry must carry; nil until the watcher first reached Redis.
+-- The version token this worker routes by, which every fresh entry must carry; nil until the
+-- watcher first reached Redis.
 function _M.token()
-    return state:get(TOKEN)
+    return current_token(ngx_now())
 end
 
 -- The entry of `tool` this worker or the shared dict holds, fresh or not (nil: none), and whether

@@ -1,4 +1,5 @@
--- watcher.lua: how a route store write reaches every worker's cache.
+-- watcher.lua and /route-version: how a route store write reaches every worker's cache.
+local cjson = require "cjson.safe"
 local unit = require "unit"
 local case, eq, check, shim = unit.case, unit.eq, unit.check, unit.shim
 
@@ -91,4 +92,19 @@ case("a poll that raises is logged, and the watcher keeps polling", function()
     started()
     eq(#shim.logged("version watcher failed"), 1, "log lines")
     eq(#shim.timers, 1, "timers armed")
+end)
+
+case("/route-version answers the version and epoch this worker routes by", function()
+    shim.redis.strings[VERSION_KEY] = "12"
+    started()
+    require("urlproxy.routeversion").serve()
+    local answer = cjson.decode(table.concat(shim.output))
+    eq(answer, { version = 12, epoch = 0, token = "12/0", worker = 0 }, "answer")
+    eq(ngx.header["Content-Type"], "application/json", "content type")
+end)
+
+case("/route-version answers nulls before the watcher first reached Redis", function()
+    require("urlproxy.routeversion").serve()
+    local answer = cjson.decode(table.concat(shim.output))
+    eq({ answer.version, answer.token }, { cjson.null, cjson.null }, "version and token")
 end)
