@@ -3,17 +3,22 @@
 This is the Python side: the Redis key names, the tool-name rule, the backend grammar, the
 settings' defaults that render passes to the Lua, and the shared dicts the config declares. The Lua
 side is tests/lua/unit/test_schema.lua (run by test_unit.py); the drift tests below show it fails
-when the Lua drifts.
+when the Lua drifts. Beyond the pinned cases, a property test feeds the same generated URLs to
+validate.backend() and backend.lua (tests/lua/unit/parse_backends.lua) and compares their readings.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import REPO
 from tests.lua import luaunit
@@ -51,8 +56,102 @@ def test_python_backend_grammar_is_the_pinned_one() -> None:
     for url in grammar["refused"]:
         with pytest.raises(ValidationError):
             validate.backend(url)
-    for given, canonical in grammar["canonicalized"].items():
-        assert validate.backend(given) == canonical
+    for written, canonical in grammar["canonicalized"].items():
+        assert validate.backend(written) == canonical
+
+
+# First octets and groups at the edges of the grammar (unspecified, multicast, link-local, mapped).
+_EDGE_OCTETS = [0, 1, 10, 127, 223, 224, 239, 240, 255]
+_EDGE_GROUPS = [0, 1, 0xFE80, 0xFEFF, 0xFF00, 0xFF02, 0xFFFF]
+
+
+def _ipv4_text() -> st.SearchStrategy[str]:
+    first = st.one_of(st.sampled_from(_EDGE_OCTETS), st.integers(0, 255)).map(str)
+    octet = st.integers(0, 255).map(str)
+    return st.builds(lambda *octets: ".".join(octets), first, octet, octet, octet)
+
+
+def _ipv6_text() -> st.SearchStrategy[str]:
+    """Around the eight groups a literal needs, with or without one "::", some in upper case."""
+    first = st.one_of(st.sampled_from(_EDGE_GROUPS), st.integers(0, 0xFFFF))
+    rest = st.lists(st.one_of(st.just(0), st.integers(0, 0xFFFF)), max_size=8)
+
+    def text(head: int, tail: list[int], cut: int | None, upper: bool) -> str:
+        parts = [f"{g:x}" for g in [head, *tail]]
+        if cut is not None:
+            cut = min(cut, len(parts))
+            parts = [":".join(parts[:cut]) + ":", ":" + ":".join(parts[cut:])]
+        body = ":".join(parts).replace(":::", "::")
+        return body.upper() if upper else body
+
+    return st.builds(text, first, rest, st.none() | st.integers(0, 8), st.booleans())
+
+
+def _host() -> st.SearchStrategy[str]:
+    malformed = st.one_of(
+        st.text("0123456789abcdef:.", max_size=45).map(lambda a: f"[{a}]"),
+        st.lists(st.sampled_from(["0", "00", "01", "256", "1", "x"]), max_size=5).map(".".join),
+        st.sampled_from(["localhost", "[fe80::1%eth0]", "[1.2.3.4]", "::1", ""]),
+    )
+    return st.one_of(
+        _ipv4_text(),
+        _ipv6_text().map(lambda a: f"[{a}]"),
+        st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+        malformed,
+    )
+
+
+def _backend_like() -> st.SearchStrategy[str]:
+    # Mostly well-formed, so that many URLs are ones Python stores as they are.
+    schemes = st.sampled_from(["http", "https", "http", "https", "HTTP", "ftp"])
+    ports = st.one_of(
+        st.integers(1, 65535).map(str),
+        st.integers(0, 70000).map(str),
+        st.sampled_from(["", "080", "00443", "-1", "8o"]),
+    )
+    suffixes = st.sampled_from(["", "", "", "", "", "/", "/x", "?", "#", " "])
+    return st.builds(lambda s, h, p, x: f"{s}://{h}:{p}{x}", schemes, _host(), ports, suffixes)
+
+
+def _python_reading(url: str) -> str | None:
+    try:
+        return validate.backend(url)
+    except ValidationError:
+        return None
+
+
+def _address_and_port(url: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    host, _, port = url.split("://", 1)[1].rstrip("/").rpartition(":")
+    return ipaddress.ip_address(host.strip("[]")), int(port)
+
+
+@settings(max_examples=60)
+@given(st.lists(_backend_like(), min_size=1, max_size=50))
+def test_lua_reads_every_backend_as_python_does(urls: list[str]) -> None:
+    """Beyond the pinned cases: what Python stores, Lua reads as the same peer; what it refuses, Lua refuses.
+
+    A URL Python accepts but rewrites (trailing "/", upper-case scheme, a long IPv6 form) never
+    reaches Redis as such; Lua may refuse it, or must read the same address and port.
+    """
+    done = subprocess.run(
+        ["lua5.1", str(luaunit.UNIT / "parse_backends.lua"), str(REPO)],
+        input=json.dumps(urls),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    for url, peer in zip(urls, json.loads(done.stdout), strict=True):
+        if "[::ffff:" in url.lower():
+            continue  # IPv4-mapped: Python 3.13 spells and classifies them differently from 3.11
+        python = _python_reading(url)
+        if python is None:
+            assert peer is None, f"Lua accepts {url!r}, which Python refuses"
+        elif peer is None:
+            assert python != url, f"Lua refuses {url!r}, which Python stores as it is"
+        else:
+            lua = (ipaddress.ip_address(peer["host"].strip("[]")), peer["port"])
+            assert _address_and_port(python) == lua, f"Lua reads {url!r} as {peer}, Python as {python}"
 
 
 def test_dataplane_defaults_are_the_pinned_lua_defaults() -> None:
