@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolforgectl.adapters import aof
 from toolforgectl.adapters.routestore import prefix_key
 from toolforgectl.cli.context import JsonOpt, settings
-from toolforgectl.core import output, validate
+from toolforgectl.core import output
+from toolforgectl.workflows import history as history_workflow
 from toolforgectl.workflows import redisinfo
 
 app = typer.Typer(
@@ -49,40 +49,30 @@ def history(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A tool's route changes, in order: HSET/HDEL of prefix:TOOL from the AOF, plus the audit record.
+    """A tool's route changes: the audit record (who, why, which task), and HSET/HDEL from the AOF.
 
-    Replaces `grep -C 5 <tool> /var/lib/redis/*.aof`. Reads Redis 7's multi-part appendonlydir
-    through its manifest, and single-file AOFs.
+    Answers "who changed TOOL, and why?". The audit record lives in Redis and is always shown; the
+    AOF (replaces `grep -C 5 <tool> /var/lib/redis/*.aof`) also shows writes by clients that keep
+    no record, and is read when it is at hand: Redis 7's multi-part appendonlydir through its
+    manifest, or a single-file AOF. Exits 1 if the tool has no routes and no history.
     """
-    validate.tool_name(tool)
-    store = settings(ctx).store()
-    path, filename = (aof_path, "appendonly.aof") if aof_path else redisinfo.aof_location(store)
-    commands = aof.key_history(aof.files_in_order(path, filename), prefix_key(tool))
-    audit = store.audit(tool) if aof_path is None else []
-    data: dict[str, Any] = {
-        "tool": tool,
-        "aof": str(path),
-        "changes": [c.as_dict() for c in commands],
-        "audit": [a.as_dict() for a in audit],
-    }
+    found = history_workflow.of_tool(settings(ctx).store(), tool, aof_path)
 
     def human(console: Console) -> None:
-        table = Table("time", "command", title=f"AOF history of prefix:{tool} ({path})")
-        for cmd in commands:
-            when = _when(cmd.time)
-            table.add_row(when, output.plain(" ".join(cmd.args)))
+        trail = Table("time", "action", "route", "backend", "by", "reason", "task", title="audit record")
+        for entry in found.audit:
+            cells = (entry.route, entry.backend, entry.actor, entry.reason, entry.task_id)
+            trail.add_row(_when(entry.time), entry.action, *map(output.plain, cells))
+        console.print(trail)
+        if found.aof is None:
+            output.progress(str(found.aof_note))
+            return
+        table = Table("time", "command", title=f"AOF history of {prefix_key(tool)} ({found.aof})")
+        for cmd in found.changes:
+            table.add_row(_when(cmd.time), output.plain(" ".join(cmd.args)))
         console.print(table)
-        if audit:
-            trail = Table("time", "action", "route", "backend", "by", title="audit record")
-            for entry in audit:
-                trail.add_row(
-                    _when(entry.time),
-                    entry.action,
-                    *map(output.plain, (entry.route, entry.backend, entry.actor)),
-                )
-            console.print(trail)
 
-    output.emit("debug history", data, as_json=as_json, human=human)
+    output.emit("debug history", found.as_dict(), as_json=as_json, human=human)
 
 
 def _when(stamp: float | None) -> str:
