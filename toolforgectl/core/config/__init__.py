@@ -3,11 +3,12 @@
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
 from toolforgectl.core.config.fleet import Fleet, Proxy, load, parse
-from toolforgectl.core.config.lookup import ENV_VAR, config_path
+from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path
 
 __all__ = [
     "DEFAULT_REDIS_PORT",
     "ENV_VAR",
+    "SYSTEM_PATH",
     "DataPlane",
     "Fleet",
     "Kube2proxy",
