@@ -21,6 +21,8 @@ from pydantic_core import PydanticCustomError
 from toolforgectl.core.config.document import Document, Loc, dotted
 from toolforgectl.core.errors import ConfigError
 
+# defer_build: the validators are built on first use, not at import, so a command that imports the
+# config but never reads it (--help) does not pay for them.
 SECTION = ConfigDict(extra="forbid", defer_build=True)
 
 N = TypeVar("N", int, float)
