@@ -42,7 +42,7 @@ def root(
         str | None,
         typer.Option(
             "--config",
-            help="Fleet config file (default: $TOOLFORGECTL_CONFIG, else ~/.config/toolforgectl/config.yaml).",  # noqa: E501
+            help="Fleet config file (default: $TOOLFORGECTL_CONFIG, else ~/.config/toolforgectl/config.yaml, else /etc/toolforgectl/config.yaml).",  # noqa: E501
         ),
     ] = None,
     redis_url: Annotated[

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from toolforgectl.core import wire
-from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import RegistrationError
 
 # The client's defaults are the server's: a grid node has no fleet config to read them from.

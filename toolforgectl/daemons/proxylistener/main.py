@@ -26,7 +26,7 @@ import uvloop
 
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens, wire
-from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import ToolforgectlError
 from toolforgectl.daemons.proxylistener import authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
