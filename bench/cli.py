@@ -70,7 +70,10 @@ def run_once(case: Case, tree: Path) -> Sample:
     env.pop("TOOLFORGECTL_CONFIG", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, *case.argv], env=env, capture_output=True, text=True, check=False)
+    # cwd: `python -c` puts the working directory first on sys.path, before PYTHONPATH.
+    done = subprocess.run(
+        [sys.executable, *case.argv], cwd=tree, env=env, capture_output=True, text=True, check=False
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0 or case.expect not in done.stdout:
