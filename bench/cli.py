@@ -122,6 +122,15 @@ def report(samples: dict[tuple[str, str], list[Sample]], trees: dict[str, Path],
         f" medians. Load average (1/5/15 min) {load}. Each run is a fresh process started the way the"
         " console script starts (`python -c pass` is the floor: the interpreter alone).",
         "",
+        *(
+            [
+                "The `before` rows time the code of another tree (`--before`, extracted with"
+                " `git archive REV | tar -x -C DIR`) with the same Python and packages, in the same run.",
+                "",
+            ]
+            if before
+            else []
+        ),
         "| tree | what | wall, median | wall, min - max | CPU, median | CPU over `python -c pass` |"
         " target <= 0.3 s |",
         "|---|---|---|---|---|---|---|",
