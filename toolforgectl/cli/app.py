@@ -89,8 +89,11 @@ def main(args: list[str] | None = None) -> NoReturn:
         sys.exit(exc.exit_code)  # typer has printed the help already
     except ClickException as exc:
         _usage_error(exc, args)
-    except KeyboardInterrupt:
-        output.fail(PROG, "interrupted", EXIT_INTERRUPTED, kind="interrupted")
+    except KeyboardInterrupt:  # before typer runs (it turns Ctrl-C in a command into exit 130)
+        code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED:
+        json_command = current.command if current.as_json else None
+        output.fail(PROG, "interrupted", EXIT_INTERRUPTED, kind="interrupted", json_command=json_command)
     sys.exit(code if isinstance(code, int) else 0)
 
 
