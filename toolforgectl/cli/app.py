@@ -14,7 +14,7 @@ import typer
 
 # typer vendors click and exports only BadParameter of its exceptions; embedding the app with
 # standalone_mode=False (to end every error through output.fail) needs these. typer is pinned
-# to one minor version in pyproject.toml; tests/cli/test_errors.py breaks if they move.
+# to one minor version in pyproject.toml; tests/cli/test_usage_errors.py breaks if they move.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption
 from typer.main import get_command
 
