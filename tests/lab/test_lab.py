@@ -135,7 +135,7 @@ def test_lab_up_prints_commands_that_work_when_pasted(tmp_path: Path) -> None:
             ["bash", "-c", printed["your tool"]],
             env=PASTE_ENV,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=(tmp_path / "mytool.log").open("wb"),  # the runner's lines, for a post-mortem
             start_new_session=True,
         )
         try:
