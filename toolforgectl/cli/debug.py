@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from toolforgectl.adapters.routestore import prefix_key
 from toolforgectl.cli.context import JsonOpt, settings
 from toolforgectl.core import output
-from toolforgectl.workflows import history as history_workflow
-from toolforgectl.workflows import redisinfo
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     help="Inspect Redis replication and persistence, and a tool's route history.", no_args_is_help=True
@@ -24,14 +22,15 @@ app = typer.Typer(
 @app.command("redis")
 def redis_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Replication role, link status, offsets, AOF status and key counts of the route store."""
+    from toolforgectl.workflows import redisinfo  # redis: loaded when the command runs
+
     data = redisinfo.status(settings(ctx).store())
 
     def human(console: Console) -> None:
-        table = Table("what", "value", show_header=False)
-        for section, values in data.items():
-            for name, value in values.items():
-                table.add_row(f"{section}.{name}", output.plain(value))
-        console.print(table)
+        rows = [
+            (f"{section}.{name}", value) for section, values in data.items() for name, value in values.items()
+        ]
+        output.table(console, ("what", "value"), rows)
 
     output.emit("debug redis", data, as_json=as_json, human=human)
 
@@ -56,21 +55,22 @@ def history(
     no record, and is read when it is at hand: Redis 7's multi-part appendonlydir through its
     manifest, or a single-file AOF. Exits 1 if the tool has no routes and no history.
     """
+    from toolforgectl.workflows import history as history_workflow  # redis: loaded when it runs
+
     found = history_workflow.of_tool(settings(ctx).store(), tool, aof_path)
 
     def human(console: Console) -> None:
-        trail = Table("time", "action", "route", "backend", "by", "reason", "task", title="audit record")
-        for entry in found.audit:
-            cells = (entry.route, entry.backend, entry.actor, entry.reason, entry.task_id)
-            trail.add_row(_when(entry.time), entry.action, *map(output.plain, cells))
-        console.print(trail)
+        trail = [
+            (_when(e.time), e.action, e.route, e.backend, e.actor, e.reason, e.task_id) for e in found.audit
+        ]
+        headers = ("time", "action", "route", "backend", "by", "reason", "task")
+        output.table(console, headers, trail, title="audit record")
         if found.aof is None:
             output.progress(str(found.aof_note))
             return
-        table = Table("time", "command", title=f"AOF history of {prefix_key(tool)} ({found.aof})")
-        for cmd in found.changes:
-            table.add_row(_when(cmd.time), output.plain(" ".join(cmd.args)))
-        console.print(table)
+        changes = [(_when(cmd.time), " ".join(cmd.args)) for cmd in found.changes]
+        title = f"AOF history of prefix:{tool} ({found.aof})"
+        output.table(console, ("time", "command"), changes, title=title)
 
     output.emit("debug history", found.as_dict(), as_json=as_json, human=human)
 

@@ -1,19 +1,24 @@
-"""`toolforgectl routes`: read and change the routes of tools in the route store."""
+"""`toolforgectl routes`: read and change the routes of tools in the route store.
+
+Each command calls one function of workflows/routes.py; the route store (and redis) loads only
+when a command asks `settings(ctx).store()` for it, so `--help` and TAB completion stay fast.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from toolforgectl.cli.context import DryRunOpt, JsonOpt, ReasonOpt, TaskIdOpt, settings
 from toolforgectl.core import output, validate
 from toolforgectl.workflows import attribution, routes
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     help="Show, set, delete, export and import tool routes (prefix:<tool> in Redis).",
@@ -31,11 +36,10 @@ def list_routes(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     data = settings(ctx).store().all_routes()
 
     def human(console: Console) -> None:
-        table = Table("tool", "route", "backend")
-        for tool, table_routes in data.items():
-            for route, backend in sorted(table_routes.items()):
-                table.add_row(output.plain(tool), output.plain(route), output.plain(backend))
-        console.print(table)
+        rows = [
+            (tool, route, backend) for tool, table in data.items() for route, backend in sorted(table.items())
+        ]
+        output.table(console, ("tool", "route", "backend"), rows)
         console.print(f"{len(data)} tools", style="dim")
 
     output.emit("routes list", data, as_json=as_json, human=human)
@@ -58,16 +62,26 @@ def show(
     data = routes.show(settings(ctx).store(), tool, timeout if probe_backends else None)
 
     def human(console: Console) -> None:
-        table = Table("route", "backend", "reachable", "connect", title=f"routes of {tool}")
-        for row in data["routes"]:
-            state = {True: "[green]yes[/]", None: "not probed"}.get(
-                row["reachable"], f"[red]no[/] ({row['error']})"
+        cells = [
+            (
+                row["route"],
+                row["backend"],
+                _reachable(row),
+                f"{row['connect_ms']} ms" if row["connect_ms"] is not None else "-",
             )
-            ms = f"{row['connect_ms']} ms" if row["connect_ms"] is not None else "-"
-            table.add_row(output.plain(row["route"]), output.plain(row["backend"]), state, ms)
-        console.print(table)
+            for row in data["routes"]
+        ]
+        output.table(console, ("route", "backend", "reachable", "connect"), cells, title=f"routes of {tool}")
 
     output.emit("routes show", data, as_json=as_json, human=human)
+
+
+def _reachable(row: dict[str, Any]) -> object:
+    if row["reachable"] is None:
+        return "not probed"
+    if row["reachable"]:
+        return output.styled("yes", "green")
+    return output.styled(f"no ({row['error']})", "red")
 
 
 @app.command("set")
@@ -142,5 +156,5 @@ def import_routes(
         )
         console.print(summary + (" (dry run: nothing written)" if dry_run else ""), markup=False)
 
-    data_out = {"changes": [change.as_dict() for change in done.changes], "recap": asdict(recap)}
-    output.emit("routes import", data_out, as_json=as_json, human=human)
+    envelope = {"changes": [change.as_dict() for change in done.changes], "recap": asdict(recap)}
+    output.emit("routes import", envelope, as_json=as_json, human=human)

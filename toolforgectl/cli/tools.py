@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from toolforgectl.cli.context import DryRunOpt, JsonOpt, ReasonOpt, TaskIdOpt, settings
 from toolforgectl.core import output, tokens
 from toolforgectl.core.errors import UsageError
 from toolforgectl.workflows import attribution
 from toolforgectl.workflows import tokens as token_workflow
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     help="Mint and rotate tools' proxylistener tokens, and the server key.", no_args_is_help=True

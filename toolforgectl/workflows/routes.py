@@ -17,13 +17,15 @@ import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolforgectl.adapters import probe
-from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import validate
 from toolforgectl.core.errors import NotFoundError, RouteStoreError, ToolforgectlError, UsageError
 from toolforgectl.core.models import Attribution, Backend, RouteChange
+
+if TYPE_CHECKING:  # the caller passes a store in: the CLI's --help never loads redis
+    from toolforgectl.adapters.routestore import RouteStore
 
 EXPORT_FORMAT = "toolforgectl-routes/1"
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens
 from toolforgectl.core.errors import ToolforgectlError, UsageError
 from toolforgectl.core.models import Attribution
+
+if TYPE_CHECKING:  # the caller passes a store in: the CLI's --help never loads redis
+    from toolforgectl.adapters.routestore import RouteStore
 
 
 @dataclass(frozen=True)

@@ -292,7 +292,7 @@ def test_missing_credentials_are_one_error_line_and_exit_code_3(
     daemon = start_daemon(config, tmp_path / "kube2proxy.log")
     assert daemon.popen.wait(timeout=30) == 3
     log = daemon.log_text()
-    assert "ERROR cannot load Kubernetes credentials from" in log and "Traceback" not in log
+    assert "kube2proxy: error: cannot load Kubernetes credentials from" in log and "Traceback" not in log
 
 
 def test_registry_members_naming_no_tool_service_are_forgotten_not_deleted(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from toolforgectl.core import validate
-from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core.config import ProxyListener
 from toolforgectl.daemons.proxylistener import authorize
 from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
 

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, closing
 
 from toolforgectl.adapters.kube import GoneError, Service, ServiceApi, StreamBrokenError, WatchEvent
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core.config.fleet import Kube2proxy
+from toolforgectl.core.config import Kube2proxy
 from toolforgectl.core.errors import KubeError, RouteStoreError
 from toolforgectl.core.models import Attribution
 from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from toolforgectl.adapters.routestore import ADMIN_TOOL
-from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.models import Backend, IPAddress
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
