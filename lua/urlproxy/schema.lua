@@ -8,7 +8,6 @@ local _M = {
     REDIRECT = "redirect:",
     ADMIN_TOOL = "admin",
     VERSION_KEY = "toolforgectl:routes:version",
-    CHANGES_CHANNEL = "toolforgectl:routes:changes",
 }
 
 return _M

@@ -25,6 +25,7 @@ from tests.lua import luaunit
 from toolforgectl.adapters import render, routestore
 from toolforgectl.core import config, validate
 from toolforgectl.core.errors import ValidationError
+from toolforgectl.core.models import Backend
 
 PINNED = json.loads((REPO / "tests" / "fixtures" / "schema.json").read_text())
 REDIS_NAMES = {name: value for name, value in PINNED.items() if name.isupper()}
@@ -52,12 +53,18 @@ def test_python_tool_name_rule_is_the_pinned_one() -> None:
 def test_python_backend_grammar_is_the_pinned_one() -> None:
     grammar = PINNED["backend"]
     for pin in grammar["accepted"]:
-        assert validate.backend(pin["url"]) == pin["url"]
+        parsed = validate.backend(pin["url"])
+        assert (parsed.url, parsed.scheme, str(parsed.host), parsed.port) == (
+            pin["url"],
+            pin["scheme"],
+            pin["address"],
+            pin["port"],
+        )
     for url in grammar["refused"]:
         with pytest.raises(ValidationError):
             validate.backend(url)
     for written, canonical in grammar["canonicalized"].items():
-        assert validate.backend(written) == canonical
+        assert validate.backend(written).url == canonical
 
 
 # First octets and groups at the edges of the grammar (unspecified, multicast, link-local, mapped).
@@ -113,16 +120,11 @@ def _backend_like() -> st.SearchStrategy[str]:
     return st.builds(lambda s, h, p, x: f"{s}://{h}:{p}{x}", schemes, _host(), ports, suffixes)
 
 
-def _python_reading(url: str) -> str | None:
+def _python_reading(url: str) -> Backend | None:
     try:
         return validate.backend(url)
     except ValidationError:
         return None
-
-
-def _address_and_port(url: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
-    host, _, port = url.split("://", 1)[1].rstrip("/").rpartition(":")
-    return ipaddress.ip_address(host.strip("[]")), int(port)
 
 
 @settings(max_examples=60)
@@ -131,7 +133,7 @@ def test_lua_reads_every_backend_as_python_does(urls: list[str]) -> None:
     """Beyond the pinned cases: what Python stores, Lua reads as the same peer; what it refuses, Lua refuses.
 
     A URL Python accepts but rewrites (trailing "/", upper-case scheme, a long IPv6 form) never
-    reaches Redis as such; Lua may refuse it, or must read the same address and port.
+    reaches Redis as such; Lua may refuse it, or must read the same scheme, address and port.
     """
     done = subprocess.run(
         ["lua5.1", str(luaunit.UNIT / "parse_backends.lua"), str(REPO)],
@@ -148,10 +150,10 @@ def test_lua_reads_every_backend_as_python_does(urls: list[str]) -> None:
         if python is None:
             assert peer is None, f"Lua accepts {url!r}, which Python refuses"
         elif peer is None:
-            assert python != url, f"Lua refuses {url!r}, which Python stores as it is"
+            assert python.url != url, f"Lua refuses {url!r}, which Python stores as it is"
         else:
-            lua = (ipaddress.ip_address(peer["host"].strip("[]")), peer["port"])
-            assert _address_and_port(python) == lua, f"Lua reads {url!r} as {peer}, Python as {python}"
+            lua = (peer["scheme"], ipaddress.ip_address(peer["host"].strip("[]")), peer["port"])
+            assert (python.scheme, python.host, python.port) == lua, f"Lua reads {url!r} as {peer}"
 
 
 def test_dataplane_defaults_are_the_pinned_lua_defaults() -> None:

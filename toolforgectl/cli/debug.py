@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from toolforgectl.adapters import aof
-from toolforgectl.adapters.routestore import prefix_key
 from toolforgectl.cli.context import JsonOpt, settings
-from toolforgectl.core import output, validate
-from toolforgectl.workflows import redisinfo
+from toolforgectl.core import output
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     help="Inspect Redis replication and persistence, and a tool's route history.", no_args_is_help=True
@@ -24,14 +22,15 @@ app = typer.Typer(
 @app.command("redis")
 def redis_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Replication role, link status, offsets, AOF status and key counts of the route store."""
+    from toolforgectl.workflows import redisinfo  # redis: loaded when the command runs
+
     data = redisinfo.status(settings(ctx).store())
 
     def human(console: Console) -> None:
-        table = Table("what", "value", show_header=False)
-        for section, values in data.items():
-            for name, value in values.items():
-                table.add_row(f"{section}.{name}", output.plain(value))
-        console.print(table)
+        rows = [
+            (f"{section}.{name}", value) for section, values in data.items() for name, value in values.items()
+        ]
+        output.table(console, ("what", "value"), rows)
 
     output.emit("debug redis", data, as_json=as_json, human=human)
 
@@ -49,40 +48,31 @@ def history(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A tool's route changes, in order: HSET/HDEL of prefix:TOOL from the AOF, plus the audit record.
+    """A tool's route changes: the audit record (who, why, which task), and HSET/HDEL from the AOF.
 
-    Replaces `grep -C 5 <tool> /var/lib/redis/*.aof`. Reads Redis 7's multi-part appendonlydir
-    through its manifest, and single-file AOFs.
+    Answers "who changed TOOL, and why?". The audit record lives in Redis and is always shown; the
+    AOF (replaces `grep -C 5 <tool> /var/lib/redis/*.aof`) also shows writes by clients that keep
+    no record, and is read when it is at hand: Redis 7's multi-part appendonlydir through its
+    manifest, or a single-file AOF. Exits 1 if the tool has no routes and no history.
     """
-    validate.tool_name(tool)
-    store = settings(ctx).store()
-    path, filename = (aof_path, "appendonly.aof") if aof_path else redisinfo.aof_location(store)
-    commands = aof.key_history(aof.files_in_order(path, filename), prefix_key(tool))
-    audit = store.audit(tool) if aof_path is None else []
-    data: dict[str, Any] = {
-        "tool": tool,
-        "aof": str(path),
-        "changes": [c.as_dict() for c in commands],
-        "audit": [a.as_dict() for a in audit],
-    }
+    from toolforgectl.workflows import history as history_workflow  # redis: loaded when it runs
+
+    found = history_workflow.of_tool(settings(ctx).store(), tool, aof_path)
 
     def human(console: Console) -> None:
-        table = Table("time", "command", title=f"AOF history of prefix:{tool} ({path})")
-        for cmd in commands:
-            when = _when(cmd.time)
-            table.add_row(when, output.plain(" ".join(cmd.args)))
-        console.print(table)
-        if audit:
-            trail = Table("time", "action", "route", "backend", "by", title="audit record")
-            for entry in audit:
-                trail.add_row(
-                    _when(entry.time),
-                    entry.action,
-                    *map(output.plain, (entry.route, entry.backend, entry.actor)),
-                )
-            console.print(trail)
+        trail = [
+            (_when(e.time), e.action, e.route, e.backend, e.actor, e.reason, e.task_id) for e in found.audit
+        ]
+        headers = ("time", "action", "route", "backend", "by", "reason", "task")
+        output.table(console, headers, trail, title="audit record")
+        if found.aof is None:
+            output.progress(str(found.aof_note))
+            return
+        changes = [(_when(cmd.time), " ".join(cmd.args)) for cmd in found.changes]
+        title = f"AOF history of prefix:{tool} ({found.aof})"
+        output.table(console, ("time", "command"), changes, title=title)
 
-    output.emit("debug history", data, as_json=as_json, human=human)
+    output.emit("debug history", found.as_dict(), as_json=as_json, human=human)
 
 
 def _when(stamp: float | None) -> str:

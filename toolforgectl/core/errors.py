@@ -15,7 +15,6 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from toolforgectl.core import wire
+from toolforgectl.core import output, wire
 from toolforgectl.core.errors import RegistrationError
 from toolforgectl.daemons.clients import proxyclient
 
@@ -29,4 +29,4 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         proxyclient.call(where, lambda _own: wire.encode(wire.UNREGISTER, args.route, None, where.token))
     except RegistrationError as exc:
-        proxyclient.fail(PROG, str(exc))
+        output.fail(PROG, exc)

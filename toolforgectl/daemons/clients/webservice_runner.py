@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from toolforgectl.core import wire
+from toolforgectl.core import output, wire
 from toolforgectl.core.errors import RegistrationError
 from toolforgectl.daemons.clients import proxyclient
 from toolforgectl.daemons.clients.proxyclient import Target
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             destination = register(where, args, port)
             print(f"{PROG}: registered {destination} with {where.host}", file=sys.stderr)
     except RegistrationError as exc:
-        proxyclient.fail(PROG, str(exc))
+        output.fail(PROG, exc)
     try:
         argv = server_argv(args.command, port, append=not args.no_append_port)
         code = serve(argv, port, args.port_env, early)

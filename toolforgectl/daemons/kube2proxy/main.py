@@ -15,7 +15,7 @@ from types import FrameType
 
 from toolforgectl.adapters.kube import ServiceApi
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config
+from toolforgectl.core import config, output
 from toolforgectl.core.config.fleet import Fleet, Proxy
 from toolforgectl.core.errors import ConfigError, ToolforgectlError
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
@@ -167,5 +167,4 @@ def main(argv: list[str] | None = None) -> None:
     except Stopped:
         log.info("stopped")
     except ToolforgectlError as exc:
-        log.error("%s", exc)
-        sys.exit(exc.exit_code)
+        output.fail("kube2proxy", exc)

@@ -25,8 +25,8 @@ from pathlib import Path
 import uvloop
 
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config, tokens, wire
-from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core import config, output, tokens, wire
+from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import ToolforgectlError
 from toolforgectl.daemons.proxylistener import authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
@@ -203,7 +203,7 @@ def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: 
         "tool": outcome.tool,
         "command": command,
         "route": request.route if request else None,
-        "destination": request.destination if request else None,
+        "destination": request.destination.url if request and request.destination else None,
         "peer": peer,
         "identity": ("token" if request.token else "ident") if request else None,
         "outcome": outcome.label,
@@ -270,12 +270,8 @@ def main(argv: list[str] | None = None) -> None:
         listener = build(settings, fleet_active)
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
-    except ToolforgectlError as exc:
-        print(f"proxylistener: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except OSError as exc:
-        print(f"proxylistener: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    except (ToolforgectlError, OSError) as exc:
+        output.fail("proxylistener", exc)
 
 
 if __name__ == "__main__":
