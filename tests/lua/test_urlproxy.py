@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from tests.conftest import wait_until
 from tests.lua.proxyclient import Proxy, until, ws_receive_text, ws_send_text
 from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
 from toolforgectl.adapters.routestore import RouteStore, prefix_key
@@ -171,10 +172,11 @@ def test_https_answers_carry_hsts(lab: Proxy) -> None:
 def new_tool(proxy: Proxy, name: str, target: str, path: str) -> str:
     """Route the new tool `name` to sample tool `target`; its next request takes `path`.
 
-    Nothing has cached a new tool, so its first request takes the slow path; once it is cached,
-    the front routes it.
+    Nothing has cached a new tool, so its first request takes the slow path. Once nginx routes by
+    the version of this write, what that request caches stays fresh, so the front routes the next.
     """
     store(proxy).set_route(name, ".*", backend(proxy, target), ACTOR)
+    proxy.caught_up()
     if path == "front":
         proxy.get(f"/{name}/warm")
     return name
@@ -222,6 +224,14 @@ def test_list_names_every_tool_with_a_route_and_nothing_else(lab: Proxy) -> None
     until(lambda: "newly-listed" in lab.get("/list", kind="internal").json(), timeout=5)
 
 
+def test_route_version_on_the_internal_port_follows_writes(lab: Proxy) -> None:
+    routes = store(lab)
+    routes.set_route("versioned", ".*", backend(lab, "hello"), ACTOR)
+    written = routes.version()
+    until(lambda: lab.route_version() == written, timeout=5)
+    assert lab.get("/route-version").status == 503  # on the public port it is just an unknown tool
+
+
 def test_internal_port_has_nothing_else(lab: Proxy) -> None:
     assert lab.get("/hello/", kind="internal").status == 404
 
@@ -243,6 +253,7 @@ def access_log_line(proxy: Proxy, path: str) -> str:
 
 def test_access_log_names_tool_and_backend(lab: Proxy) -> None:
     address = backend(lab, "hello").url.removeprefix("http://")
+    lab.caught_up()  # earlier tests wrote routes: what the next request caches must stay fresh
     lab.get("/hello/warm")  # the cache knows hello from here on
     lab.get("/hello/logged")
     line = access_log_line(lab, "/hello/logged")
@@ -269,8 +280,7 @@ def test_slow_path_logs_once_with_the_client_address(lab: Proxy) -> None:
 def test_route_change_is_live_at_once(lab: Proxy) -> None:
     routes = store(lab)
     routes.set_route("moving", ".*", backend(lab, "hello"), ACTOR)
-    until(lambda: lab.backend_of("/moving/") == "hello", timeout=5)
-    time.sleep(0.2)  # several watcher polls: the next request caches the entry under the current version
+    lab.caught_up()  # so the next request caches the entry under the current version
     assert lab.backend_of("/moving/") == "hello"
     routes.set_route("moving", ".*", backend(lab, "echo"), ACTOR)
     # Polls as fast as it can; the cache TTL is 60 s, so only invalidation can pass this.
@@ -334,11 +344,19 @@ def test_redis_killed_mid_traffic_keeps_known_routes_and_503s_unknown(own_lab: C
 
 def test_redis_down_longer_than_cache_ttl_still_serves_known_routes(own_lab: Callable[..., Proxy]) -> None:
     proxy = own_lab(cache_ttl=1)
+    proxy.caught_up()
     assert proxy.backend_of("/hello/") == "hello"  # cached now
     lab_redis(proxy).stop()
-    time.sleep(1.5)  # every entry is past cache_ttl: the front can no longer route it
-    assert proxy.backend_of("/hello/stale") == "hello"
-    assert "path=slow" in access_log_line(proxy, "/hello/stale")  # served stale by the slow path
+    sent = itertools.count()
+
+    def slow_path_served_it() -> bool:
+        # Every answer is hello's; once the entry is past cache_ttl the front hands it over to the
+        # slow path, which serves it stale since Redis is down.
+        path = f"/hello/stale-{next(sent)}"
+        assert proxy.backend_of(path) == "hello"
+        return "path=slow" in access_log_line(proxy, path)
+
+    wait_until(slow_path_served_it, "a request past cache_ttl to take the slow path", interval=0.1)
 
 
 def test_redis_hung_keeps_known_routes(own_lab: Callable[..., Proxy]) -> None:
