@@ -11,6 +11,7 @@
 -- plain http backend, the request takes the slow path: the internal server runs `access()`, which
 -- may ask Redis, serves stale routes when Redis fails, and answers the 503s.
 local backend = require "urlproxy.backend"
+local redisconn = require "urlproxy.redisconn"
 local routecache = require "urlproxy.routecache"
 local schema = require "urlproxy.schema"
 local settings = require "urlproxy.settings"
@@ -55,8 +56,16 @@ local function match(routes_of, tool, subject)
     for i = 1, #routes, 2 do
         local pattern = routes[i]
         -- ".*" (what every client registers) matches anything: skip the regex engine for it.
-        if pattern == ".*" or re_find(subject, pattern, "jo") then
+        if pattern == ".*" then
             return routes[i + 1]
+        end
+        local from, _, match_err = re_find(subject, pattern, "jo")
+        if from then
+            return routes[i + 1]
+        end
+        if match_err then
+            -- Past lua_regex_match_limit: this request goes on without the route, and says so.
+            redisconn.log_error(routecache.route_name(tool, pattern) .. " skipped: " .. match_err)
         end
     end
     return false

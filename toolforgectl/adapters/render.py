@@ -50,6 +50,7 @@ LUA_SETTINGS = (
     "peer_cache_size",
     "list_scan_count",
     "error_log_interval",
+    "max_routes_per_tool",
 )
 
 

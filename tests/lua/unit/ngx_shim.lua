@@ -25,10 +25,15 @@ local function regex(pattern)
     return found
 end
 
+-- `shim.match_errors[pattern]`: what matching that pattern against a non-empty subject fails with,
+-- as PCRE does past lua_regex_match_limit ("pcre_exec() failed: -8"); compiling it still works.
 local function re_find(subject, pattern)
     local r, err = regex(pattern)
     if not r then
         return nil, nil, err
+    end
+    if subject ~= "" and shim.match_errors[pattern] then
+        return nil, nil, shim.match_errors[pattern]
     end
     local from, to = r:find(subject)
     return from, to
@@ -200,6 +205,7 @@ function shim.reset()
     shim.exec = nil
     shim.output = {}
     shim.redis = new_redis_state()
+    shim.match_errors = {}
     local dicts = setmetatable({}, {
         __index = function(dicts, name)
             local dict = new_dict()
