@@ -49,8 +49,11 @@ class Listener:
         return found
 
 
-def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
-    """Start proxylistener on a free loopback port with `settings` as its config section."""
+def start_listener(
+    tmp: Path, redis_url: str, dataplane: dict[str, Any] | None = None, **settings: Any
+) -> Listener:
+    """Start proxylistener on a free loopback port with `settings` as its config section (and
+    `dataplane` as the fleet's, for the per-tool route cap)."""
     tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
@@ -59,6 +62,8 @@ def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
     section = {"listen": "127.0.0.1", "token_key_file": str(key_file), "read_timeout": 2.0}
     section |= {"active_proxy_file": str(tmp / "active-proxy"), **settings}
     fleet = {"proxies": [{"name": "proxy-01", "address": "127.0.0.1"}], "proxylistener": section}
+    if dataplane:
+        fleet["dataplane"] = dataplane
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(fleet))
     argv = [str(BIN / "proxylistener"), "--config", str(config), "--port", str(port)]
@@ -83,9 +88,11 @@ class Stack:
     def client(self) -> redis.Redis:
         return self.redis.client()
 
-    def listener(self, redis_url: str | None = None, **settings: Any) -> Listener:
+    def listener(
+        self, redis_url: str | None = None, dataplane: dict[str, Any] | None = None, **settings: Any
+    ) -> Listener:
         where = self.tmp / f"listener{len(self.started)}"
-        found = start_listener(where, redis_url or self.redis_url, **settings)
+        found = start_listener(where, redis_url or self.redis_url, dataplane, **settings)
         self.started.append(found)
         return found
 

@@ -42,12 +42,20 @@ class Settings:
         return config.load(config.config_path(self.config_option))
 
     def store(self) -> RouteStore:
-        """The route store of `--redis`, else of `--proxy` (default: the active proxy)."""
+        """The route store of `--redis`, else of `--proxy` (default: the active proxy).
+
+        Its per-tool route cap is the fleet's `dataplane.max_routes_per_tool`; `--redis` reads no
+        config unless `--config` is given too, so without it the default cap applies.
+        """
         from toolforgectl.adapters.routestore import RouteStore
+        from toolforgectl.core.validate import MAX_ROUTES_PER_TOOL
 
         if self.redis_url:
-            return RouteStore.from_url(self.redis_url)
-        return RouteStore.from_url(self.fleet.proxy(self.proxy_name).redis)
+            cap = self.fleet.dataplane.max_routes_per_tool if self.config_option else MAX_ROUTES_PER_TOOL
+            return RouteStore.from_url(self.redis_url, max_routes=cap)
+        fleet = self.fleet
+        cap = fleet.dataplane.max_routes_per_tool
+        return RouteStore.from_url(fleet.proxy(self.proxy_name).redis, max_routes=cap)
 
 
 def settings(ctx: typer.Context) -> Settings:

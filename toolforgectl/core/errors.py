@@ -4,6 +4,7 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 ├── UsageError                    exit 2: the caller asked for something malformed
 │   ├── ConfigError               exit 2: missing or broken fleet config
 │   └── ValidationError           exit 2: a tool name, route or backend is not acceptable
+│       └── RouteLimitError       exit 2: the tool has as many routes as one tool may have
 ├── NotFoundError                 exit 1: the thing asked about does not exist
 ├── RouteStoreError               exit 3: Redis unreachable, read-only, or answered an error
 ├── RegistrationError             exit 1: the proxy refused a registration (client side)
@@ -38,6 +39,10 @@ class ConfigError(UsageError):
 
 class ValidationError(UsageError):
     """A tool name, route regex or backend URL failed validation."""
+
+
+class RouteLimitError(ValidationError):
+    """A write would give a tool more routes than `dataplane.max_routes_per_tool` allows."""
 
 
 class NotFoundError(ToolforgectlError):

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from toolforgectl.adapters import probe
 from toolforgectl.core import validate
-from toolforgectl.core.errors import NotFoundError, RouteStoreError, ToolforgectlError, UsageError
+from toolforgectl.core.errors import (
+    NotFoundError,
+    RouteLimitError,
+    RouteStoreError,
+    ToolforgectlError,
+    UsageError,
+)
 from toolforgectl.core.models import Attribution, Backend, RouteChange
 
 if TYPE_CHECKING:  # the caller passes a store in: the CLI's --help never loads redis
@@ -114,7 +120,8 @@ class Imported:
 def import_routes(store: RouteStore, routes: Routes, by: Attribution, *, dry_run: bool) -> Imported:
     """Write every route of `routes` (validated first, all of them), then verify.
 
-    Routes the store has and the file does not are kept. A route already so is not written.
+    Routes the store has and the file does not are kept. A route already so is not written. A tool
+    that would end with more than the store's `max_routes` is refused before anything is written.
     """
     checked = sorted(
         (
@@ -125,6 +132,7 @@ def import_routes(store: RouteStore, routes: Routes, by: Attribution, *, dry_run
         key=lambda write: write[:2],
     )
     before = store.all_routes()
+    _check_room(routes, before, store.max_routes)
     changes: list[RouteChange] = []
     try:
         for tool, route, backend in checked:
@@ -140,6 +148,17 @@ def import_routes(store: RouteStore, routes: Routes, by: Attribution, *, dry_run
         ) from None
     verify(store, changes)
     return Imported(changes, _recap(changes, before))
+
+
+def _check_room(routes: Routes, before: Routes, max_routes: int) -> None:
+    """Refuse an import that would give a tool more than `max_routes` routes (its own and the file's)."""
+    for tool, table in sorted(routes.items()):
+        count = len(before.get(tool, {}).keys() | table.keys())
+        if count > max_routes:
+            raise RouteLimitError(
+                f"tool {tool} would have {count} routes, more than the {max_routes} one tool may have"
+                " (dataplane.max_routes_per_tool); nothing was imported"
+            )
 
 
 def _recap(changes: list[RouteChange], before: Routes) -> Recap:

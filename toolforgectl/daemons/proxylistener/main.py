@@ -28,6 +28,7 @@ from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, output, tokens, wire
 from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import ToolforgectlError
+from toolforgectl.core.validate import MAX_ROUTES_PER_TOOL
 from toolforgectl.daemons.proxylistener import authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
 from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar
@@ -222,11 +223,13 @@ def active_proxy_name(settings: ProxyListener, fleet_active: str | None) -> str:
     return name or fleet_active or "the active proxy"
 
 
-def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
-    """A Listener wired to its route store, policy and token key."""
+def build(
+    settings: ProxyListener, fleet_active: str | None, max_routes: int = MAX_ROUTES_PER_TOOL
+) -> Listener:
+    """A Listener wired to its route store (which caps each tool at `max_routes`), policy and token key."""
     key = tokens.load_key(Path(settings.token_key_file)) if "token" in settings.identity else None
     registrar = Registrar(
-        store=RouteStore.from_url(settings.redis),
+        store=RouteStore.from_url(settings.redis, max_routes=max_routes),
         policy=Policy.from_settings(settings),
         key=key,
         canonical_domain=settings.canonical_domain,
@@ -247,9 +250,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
+def _fleet(args: argparse.Namespace) -> config.Fleet | None:
     path = args.config or os.environ.get(config.ENV_VAR)
-    fleet = config.load(Path(path)) if path else None
+    return config.load(Path(path)) if path else None
+
+
+def _settings(args: argparse.Namespace, fleet: config.Fleet | None) -> tuple[ProxyListener, str | None]:
     settings = fleet.proxylistener if fleet else ProxyListener()
     overrides = {
         name: value
@@ -266,8 +272,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the daemon until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     try:
-        settings, fleet_active = _settings(_arguments(argv))
-        listener = build(settings, fleet_active)
+        args = _arguments(argv)
+        fleet = _fleet(args)
+        settings, fleet_active = _settings(args, fleet)
+        max_routes = fleet.dataplane.max_routes_per_tool if fleet else MAX_ROUTES_PER_TOOL
+        listener = build(settings, fleet_active, max_routes)
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
     except (ToolforgectlError, OSError) as exc:

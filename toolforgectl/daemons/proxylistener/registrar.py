@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens, wire
-from toolforgectl.core.errors import ReadOnlyReplicaError, RouteStoreError, ValidationError
+from toolforgectl.core.errors import ReadOnlyReplicaError, RouteLimitError, RouteStoreError, ValidationError
 from toolforgectl.core.models import Attribution
 from toolforgectl.daemons.proxylistener import authorize
 from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
@@ -50,6 +50,8 @@ class Registrar:
                 self._register(request, tool, generation, peer)
             else:
                 self._unregister(request, tool, generation, peer)
+        except RouteLimitError as exc:  # checked atomically with the write, like the generation
+            return Outcome(tool, "refused", wire.sentence(f"Refused: {exc}."))
         except ValidationError as exc:  # the token's generation is checked atomically with the write
             return Outcome(tool, "unauthenticated", wire.sentence(f"Refused: {exc}."))
         except RefusedError as exc:
