@@ -13,13 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolforgectl.core.errors import ToolforgectlError
+from toolforgectl.core.errors import LabError
 
 START_TIMEOUT = 10.0
-
-
-class LabError(ToolforgectlError):
-    """A lab process could not be started or stopped."""
 
 
 @dataclass

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from toolforgectl.adapters.processes import LabError
 from toolforgectl.cli.context import JsonOpt
 from toolforgectl.core import output
+from toolforgectl.core.errors import LabError
 from toolforgectl.lab import fleet
 from toolforgectl.lab.state import load, state_dir
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from toolforgectl.core import validate
-from toolforgectl.core.errors import ValidationError
+from toolforgectl.core.errors import BadRequestError, ValidationError
 
 REGISTER = "register"
 REGISTER_CANONICAL = "registerCanonical"
@@ -61,14 +61,6 @@ class Incomplete:
     """More bytes are needed; `missing` names the next line, for the timeout reply."""
 
     missing: str
-
-
-class BadRequestError(Exception):
-    """The bytes can never become an acceptable request; `reply` is what the client gets."""
-
-    def __init__(self, reply: bytes) -> None:
-        super().__init__(reply.decode("ascii", "replace"))
-        self.reply = reply
 
 
 def sentence(text: str) -> bytes:

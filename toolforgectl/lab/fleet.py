@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 
 from toolforgectl.adapters import nginx as frontproxy
-from toolforgectl.adapters.processes import LabError, Process, free_port, spawn, start_redis
+from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens
+from toolforgectl.core.errors import LabError
 from toolforgectl.lab import sampletool
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 

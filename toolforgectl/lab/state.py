@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.adapters.processes import LabError, Process, terminate
+from toolforgectl.adapters.processes import Process, terminate
+from toolforgectl.core.errors import LabError
 
 STATE_VERSION = 1
 STATE_FILE = "lab.json"

@@ -19,7 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.adapters.processes import LabError, Process, spawn
+from toolforgectl.adapters.processes import Process, spawn
+from toolforgectl.core.errors import LabError
 
 TOKEN = "lab-admin-token"
 SERVICE_RANGE = "127.96.0.0/16"  # clusterIPs on loopback: nothing is ever reached by accident

@@ -108,7 +108,9 @@ def call(where: Target, payload: Callable[[str], bytes]) -> str:
     raise AssertionError("unreachable")
 
 
-class _TransientError(Exception):
+# Private control flow: raised by one attempt and caught by `call`, which retries or turns it into
+# a plain RegistrationError; it never leaves this module, so core/errors.py does not list it.
+class _TransientError(RegistrationError):
     """The proxy answered something that may succeed if asked again."""
 
 

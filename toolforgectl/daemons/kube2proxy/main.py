@@ -24,7 +24,9 @@ from toolforgectl.daemons.kube2proxy.reflector import Reflector
 log = logging.getLogger("kube2proxy")
 
 
-class Stopped(BaseException):  # like SystemExit: no library `except Exception` swallows it
+# Not an error, so not in core/errors.py's tree: a stop request that must unwind through the
+# kubernetes and redis clients, whose `except Exception` would swallow any Exception. Like SystemExit.
+class Stopped(BaseException):
     """SIGTERM or SIGINT arrived: unwind and exit 0."""
 
 

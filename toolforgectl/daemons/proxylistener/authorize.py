@@ -14,15 +14,12 @@ from urllib.parse import urlsplit
 
 from toolforgectl.adapters.routestore import ADMIN_TOOL
 from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core.errors import RefusedError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PORT_MIN = 1024
 PORT_MAX = 65535
-
-
-class RefusedError(Exception):
-    """The request is well-formed but not allowed; the message is the reply sentence."""
 
 
 @dataclass(frozen=True)

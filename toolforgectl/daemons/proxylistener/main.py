@@ -27,9 +27,9 @@ import uvloop
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens, wire
 from toolforgectl.core.config.fleet import ProxyListener
-from toolforgectl.core.errors import ToolforgectlError
+from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
 from toolforgectl.daemons.proxylistener import authorize, identity, metrics
-from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
+from toolforgectl.daemons.proxylistener.authorize import Policy
 from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar
 
 log = logging.getLogger("proxylistener")
@@ -41,7 +41,9 @@ LINGER_SECONDS = 2.0  # after replying, read (and drop) what the client still se
 LINGER_BYTES = 2 << 20  # ... so that closing does not reset the connection under our reply
 
 
-class _EmptyConnectionError(Exception):
+# Private control flow: raised deep in the read loop and caught in `_receive`, which turns it into
+# the "empty" outcome; it never leaves this module, so it has no place of its own in core/errors.py.
+class _EmptyConnectionError(ToolforgectlError):
     """The client closed without sending a byte."""
 
 
@@ -131,7 +133,7 @@ class Listener:
             return Outcome(
                 None, "timeout", wire.sentence(f"Timed out waiting for the {waiting_for[0]} line.")
             )
-        except wire.BadRequestError as exc:
+        except BadRequestError as exc:
             return Outcome(None, "fail" if exc.reply == wire.FAIL else "bad_request", exc.reply)
         except ConnectionError:
             return Outcome(None, "reset", b"")
@@ -163,7 +165,7 @@ class Listener:
             if not chunk and not buffer:
                 raise _EmptyConnectionError  # a port probe or health check, not a request
             if not chunk:
-                raise wire.BadRequestError(wire.sentence(f"Request ended before the {parsed.missing} line."))
+                raise BadRequestError(wire.sentence(f"Request ended before the {parsed.missing} line."))
             buffer += chunk
 
     async def _ident(

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens, wire
-from toolforgectl.core.errors import ReadOnlyReplicaError, RouteStoreError, ValidationError
+from toolforgectl.core.errors import ReadOnlyReplicaError, RefusedError, RouteStoreError, ValidationError
 from toolforgectl.daemons.proxylistener import authorize
-from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
+from toolforgectl.daemons.proxylistener.authorize import Policy
 
 ACTOR = "proxylistener"
 
