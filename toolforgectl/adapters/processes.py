@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 from toolforgectl.core.errors import LabError
 
 START_TIMEOUT = 10.0
+FREE_PORT_TRIES = 200
 
 
 @dataclass
@@ -68,10 +70,26 @@ def signal_process(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+def free_port(host: str = "127.0.0.1", ports: range | None = None) -> int:
+    """A TCP port on `host` (an IPv4 or IPv6 address, or "" for all) that nothing listens on now.
+
+    The caller binds it later, so another process may take it in between: the lab, the tests and
+    webservice-runner (as the original did) accept that. Without `ports`, the kernel picks one from
+    its ephemeral range; with `ports`, one is picked at random in that range, and a range below the
+    ephemeral one (32768 and up on Linux) cannot be handed to an outgoing connection in between.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if ports is None:
+        return _bind(family, host, 0)
+    for _ in range(FREE_PORT_TRIES):
+        with contextlib.suppress(OSError):
+            return _bind(family, host, random.choice(ports))
+    raise LabError(f"no free port in {ports.start}-{ports.stop - 1} on {host or 'any address'}")
+
+
+def _bind(family: socket.AddressFamily, host: str, port: int) -> int:
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, port))
         return int(sock.getsockname()[1])
 
 

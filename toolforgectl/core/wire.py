@@ -29,6 +29,10 @@ COMMANDS = (REGISTER, REGISTER_CANONICAL, UNREGISTER)
 OK = b"ok"
 FAIL = b"fail"
 SENTENCE_MAX = 200
+# The ports a destination may use: clients pick one in this range, the server refuses any other
+# (a privileged port on a grid node belongs to root, not to a tool).
+PORT_MIN = 1024
+PORT_MAX = 65535
 
 TokenLine = Literal["required", "optional", "absent"]
 

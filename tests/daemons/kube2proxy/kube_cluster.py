@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -19,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.adapters.processes import Process, spawn
+from toolforgectl.adapters.processes import Process, free_port, spawn
 from toolforgectl.core.errors import LabError
 
 TOKEN = "lab-admin-token"
@@ -28,17 +26,9 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "toolfo
 BINARY = Path(os.environ.get("TOOLFORGECTL_KUBE_APISERVER", CACHE / "kube-apiserver-1.20.2"))
 
 
-def low_free_port() -> int:
-    """A free loopback port below 32768, where the kernel's ephemeral range cannot take it."""
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise LabError("no free port below 32768")
+# Below the kernel's ephemeral range, so that no outgoing connection takes a port before etcd or
+# kube-apiserver (which start slowly) bind it.
+LOW_PORTS = range(20000, 32000)
 
 
 class Cluster:
@@ -46,7 +36,7 @@ class Cluster:
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.etcd_port, self.peer_port, self.api_port = low_free_port(), low_free_port(), low_free_port()
+        self.etcd_port, self.peer_port, self.api_port = (free_port(ports=LOW_PORTS) for _ in range(3))
         self.etcd: Process | None = None
         self.apiserver: Process | None = None
 

@@ -18,17 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from toolforgectl.adapters.processes import free_port
 from toolforgectl.core import wire
 from toolforgectl.core.errors import RegistrationError
 from toolforgectl.daemons.clients import proxyclient
 from toolforgectl.daemons.clients.proxyclient import Target
-from toolforgectl.daemons.proxylistener.authorize import PORT_MAX, PORT_MIN
 
 PROG = "webservice-runner"
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -54,17 +53,6 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     if not args.command:
         parser.error("give the web server command after --")
     return args
-
-
-def free_port() -> int:
-    """A port the listener accepts that nothing listens on now (the kernel's choice; racy as the original)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("", 0))
-            port = int(sock.getsockname()[1])
-        if port >= PORT_MIN:
-            return port
-    raise RegistrationError(f"no free port in {PORT_MIN}-{PORT_MAX}")
 
 
 def register(where: Target, args: argparse.Namespace, port: int) -> str:
@@ -126,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         signal.signal(sig, lambda signum, _frame: early.append(signum))
     try:
         where = proxyclient.target(args)
-        port = args.port or free_port()
+        port = args.port or free_port("", range(wire.PORT_MIN, wire.PORT_MAX + 1))  # what the proxy accepts
         if where is not None:
             destination = register(where, args, port)
             print(f"{PROG}: registered {destination} with {where.host}", file=sys.stderr)
