@@ -9,14 +9,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolforgectl.core.errors import LabError
+from toolforgectl.core.errors import LabError, TimedOutError
+from toolforgectl.core.waiting import wait_until
 
 START_TIMEOUT = 10.0
+KILL_TIMEOUT = 10.0  # only a process stuck in the kernel outlives SIGKILL this long
+STOP_POLL = 0.02
 FREE_PORT_TRIES = 200
 
 
@@ -55,13 +57,11 @@ def terminate(pid: int, running: Callable[[], bool], timeout: float = 10.0) -> N
     if not running():
         return
     signal_process(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while running() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if running():
+    try:
+        wait_until(lambda: not running(), f"pid {pid} to exit on SIGTERM", timeout, STOP_POLL)
+    except TimedOutError:
         signal_process(pid, signal.SIGKILL)
-        while running():
-            time.sleep(0.02)
+        wait_until(lambda: not running(), f"pid {pid} to die of SIGKILL", KILL_TIMEOUT, STOP_POLL, LabError)
 
 
 def signal_process(pid: int, sig: signal.Signals) -> None:
@@ -97,16 +97,17 @@ def wait_for_port(
     host: str, port: int, process: Process | None = None, timeout: float = START_TIMEOUT
 ) -> None:
     """Return once `host:port` accepts connections; fail early if `process` dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             with socket.create_connection((host, port), timeout=0.2):
-                return
+                return True
         except OSError:
             if process is not None and not process.alive():
                 raise LabError(f"{process.name} exited during start; see {process.log}") from None
-            time.sleep(0.05)
-    raise LabError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
+            return False
+
+    wait_until(answers, f"something to answer on {host}:{port}", timeout, error=LabError)
 
 
 def binary(name: str, *fallbacks: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from toolforgectl.adapters.processes import Process, free_port, spawn, start_red
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens
 from toolforgectl.core.errors import LabError
+from toolforgectl.core.waiting import wait_until
 from toolforgectl.lab import sampletool
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 
@@ -154,13 +154,8 @@ def _tool_token(directory: Path, key: Path, tool: str) -> Path:
 
 def _wait_for_route(store: RouteStore, tool: str, backend: str, timeout: float = 10.0) -> None:
     """Return once the runner's registration reached the route store."""
-    deadline = time.monotonic() + timeout
-    while store.routes(tool).get(".*") != backend:
-        if time.monotonic() > deadline:
-            raise LabError(
-                f"{tool} did not register {backend} within {timeout:.0f}s; see the lab's tools/ logs"
-            )
-        time.sleep(0.05)
+    what = f"{tool} to register {backend} (see the lab's tools/ logs)"
+    wait_until(lambda: store.routes(tool).get(".*") == backend, what, timeout, error=LabError)
 
 
 def _write_fleet(directory: Path, redis_url: str, key: Path, dataplane: Mapping[str, Any]) -> config.Fleet:

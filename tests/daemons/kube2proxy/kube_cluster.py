@@ -7,18 +7,20 @@ through its JSON gateway makes a watch from an older resourceVersion end in 410 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import ssl
 import subprocess
-import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from toolforgectl.adapters.processes import Process, free_port, spawn
 from toolforgectl.core.errors import LabError
+from toolforgectl.core.waiting import wait_until
 
 TOKEN = "lab-admin-token"
 SERVICE_RANGE = "127.96.0.0/16"  # clusterIPs on loopback: nothing is ever reached by accident
@@ -66,7 +68,8 @@ class Cluster:
             self.apiserver = spawn(
                 "kube-apiserver", self._argv(), self.dir / "apiserver.log", "127.0.0.1", self.api_port
             )
-            if self._ready(self.apiserver):
+            with contextlib.suppress(LabError):
+                wait_until(self._ready(self.apiserver), "kube-apiserver's /readyz", 60.0, 0.3, LabError)
                 return
             self.apiserver.stop()
         raise LabError(f"kube-apiserver never became ready; see {self.dir / 'apiserver.log'}")
@@ -103,22 +106,24 @@ class Cluster:
         )
         (self.dir / "tokens.csv").write_text(f"{TOKEN},admin,admin-uid,system:masters\n")
 
-    def _ready(self, process: Process, timeout: float = 60.0) -> bool:
+    def _ready(self, process: Process) -> Callable[[], bool]:
+        """A check that /readyz says ok; LabError at once if the apiserver exited."""
         context = ssl.create_default_context()
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed, loopback
         request = urllib.request.Request(
             f"https://127.0.0.1:{self.api_port}/readyz", headers={"Authorization": f"Bearer {TOKEN}"}
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process.alive():
+
+        def ready() -> bool:
+            if not process.alive():
+                raise LabError("kube-apiserver exited during start")
             try:
                 with urllib.request.urlopen(request, context=context, timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        return True
+                    return bool(response.read().strip() == b"ok")
             except OSError:
-                pass
-            time.sleep(0.3)
-        return False
+                return False
+
+        return ready
 
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig for the admin token, skipping TLS verification of the self-signed cert."""
