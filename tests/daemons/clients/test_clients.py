@@ -9,6 +9,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli, wait_until
 from tests.daemons.regstack import BIN, Identd, Listener, Stack, exchange, free_port, venv_env
 from toolforgectl.daemons.clients.webservice_runner import server_argv
@@ -136,6 +138,31 @@ def test_an_empty_active_proxy_file_skips_registration_but_runs_the_server(
 
     assert done.returncode == 0, done.stderr
     assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        (b"\xffproxy", "not UTF-8 text"),
+        (b"proxy-01\nproxy-02", "more than one line"),
+    ],
+    ids=["missing", "garbled", "two lines"],
+)
+def test_an_unusable_active_proxy_file_is_one_error_line_and_no_server(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    if content is not None:
+        (tmp_path / "active-proxy").write_bytes(content)
+    marker = tmp_path / "started"
+    argv = [str(BIN / "webservice-runner"), "--active-proxy-file", str(tmp_path / "active-proxy")]
+
+    done = _run([*argv, "--", "touch", str(marker)], tmp_path)
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("webservice-runner: error: ") and "Traceback" not in done.stderr
+    assert message in done.stderr and "pass --proxy" in done.stderr
+    assert not marker.exists()
 
 
 def test_portreleaser_unregisters_this_hosts_route(stack: Stack, tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ import socket
 import time
 import urllib.request
 
+import pytest
+
 from tests.conftest import run_cli, wait_until
 from tests.daemons.regstack import Identd, Stack, exchange, read_all
 from toolforgectl.adapters.processes import start_redis
@@ -154,10 +156,23 @@ def test_connections_over_the_cap_are_told_to_retry(stack: Stack) -> None:
     assert reply == b"The proxy is busy; try again shortly."
 
 
-def test_a_standby_names_the_active_proxy_instead_of_crashing(stack: Stack) -> None:
+@pytest.mark.parametrize(
+    ("active_proxy", "expected"),
+    [
+        (b"proxy-02", b"This proxy is a standby; register with proxy-02."),
+        (None, b"This proxy is a standby; register with proxy-01."),  # no file: the fleet config
+        (b"", b"This proxy is a standby, and registration is switched off."),
+        (b"\xffproxy-02", b"This proxy is a standby; the active proxy is not known here."),
+    ],
+    ids=["names a proxy", "missing", "empty", "garbled"],
+)
+def test_a_standby_names_the_active_proxy_instead_of_crashing(
+    stack: Stack, active_proxy: bytes | None, expected: bytes
+) -> None:
     replica = start_redis(stack.tmp / "replica", replica_of=("127.0.0.1", stack.redis.process.port))
     try:
-        (stack.tmp / "active-proxy").write_text("proxy-02")
+        if active_proxy is not None:
+            (stack.tmp / "active-proxy").write_bytes(active_proxy)
         listener = stack.listener(
             redis_url=f"redis://127.0.0.1:{replica.port}/0", active_proxy_file=str(stack.tmp / "active-proxy")
         )
@@ -165,4 +180,4 @@ def test_a_standby_names_the_active_proxy_instead_of_crashing(stack: Stack) -> N
     finally:
         replica.stop()
 
-    assert reply == b"This proxy is a standby; register with proxy-02."
+    assert reply == expected

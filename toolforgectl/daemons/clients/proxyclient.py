@@ -1,8 +1,9 @@
 """The client side of the 8282 protocol, shared by webservice-runner and portreleaser.
 
-Finds the active proxy (`--proxy`, else /etc/active-proxy; an empty file is the kill switch that
-skips registration), sends one request per connection, accepts exactly `ok`, and retries a bounded
-number of times with backoff when the proxy is unreachable or says to try again.
+Finds the active proxy (`--proxy`, else /etc/active-proxy as core/activeproxy.py reads it; an
+empty file is the kill switch that skips registration), sends one request per connection, accepts
+exactly `ok`, and retries a bounded number of times with backoff when the proxy is unreachable or
+says to try again.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from toolforgectl.core import wire
+from toolforgectl.core import activeproxy, wire
 from toolforgectl.core.config.fleet import ProxyListener
-from toolforgectl.core.errors import RegistrationError
+from toolforgectl.core.errors import ActiveProxyError, RegistrationError
 
 # The client's defaults are the server's: a grid node has no fleet config to read them from.
-ACTIVE_PROXY_FILE = ProxyListener.active_proxy_file
+ACTIVE_PROXY_FILE = activeproxy.DEFAULT_FILE
 PROXY_PORT = ProxyListener.port
 TOKEN_FILE_ENV = "TOOLFORGE_PROXY_TOKEN_FILE"
 DEFAULT_TOKEN_FILE = "~/.proxylistener-token"
@@ -61,16 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def target(args: argparse.Namespace) -> Target | None:
-    """The proxylistener to use, or None when the active-proxy file is empty (the kill switch)."""
+    """The proxylistener to use: `--proxy`, else the active proxy by the policy of
+    core/activeproxy.py; None when the file is empty (the kill switch)."""
     host = args.proxy
     if host is None:
         try:
-            host = Path(args.active_proxy_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise RegistrationError(
-                f"cannot read {args.active_proxy_file}: {exc.strerror}; pass --proxy"
-            ) from None
-        if not host:
+            host = activeproxy.read(args.active_proxy_file).host  # a grid node has no fleet config
+        except ActiveProxyError as exc:
+            raise RegistrationError(f"{exc}; pass --proxy") from None
+        if host is None:
             return None
     return Target(host, args.proxy_port, args.timeout, max(0, args.retries), _token(Path(args.token_file)))
 

@@ -15,7 +15,7 @@ from types import FrameType
 
 from toolforgectl.adapters.kube import ServiceApi
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config
+from toolforgectl.core import activeproxy, config
 from toolforgectl.core.config.fleet import Fleet, Proxy
 from toolforgectl.core.errors import ConfigError, ToolforgectlError
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
@@ -65,7 +65,9 @@ class Stopper:
 
 
 class ActiveGate:
-    """Whether this host is the active proxy: `/etc/active-proxy` if present, else the fleet config.
+    """Whether this host is the active proxy, by the one policy of core/activeproxy.py: the file
+    names it (or, when there is no file, the fleet config does). An empty file (the kill switch) or
+    one that cannot be read means standby: writing nothing is safe, two writers are not.
 
     Re-read at most every `active_check_interval` seconds, so a failover needs no restart.
     """
@@ -82,29 +84,27 @@ class ActiveGate:
             return self._active
         self._next_check = now + self.settings.active_check_interval
         active, holder = self._check()
+        self.metrics.active_checks.inc()
         if active != self._active:
-            state = "active: syncing routes" if active else f"standby ({holder} is active): writing nothing"
+            state = "active: syncing routes" if active else f"standby ({holder}): writing nothing"
             log.info("this proxy (%s) is %s", self.proxy.name, state)
         self._active = active
         self.metrics.active.set(int(active))
         return active
 
     def _check(self) -> tuple[bool, str]:
+        """Whether this proxy is active, and who is, in words for the log."""
         try:
-            holder = self._holder()
-        except (OSError, ToolforgectlError) as exc:
+            active = activeproxy.read(
+                self.settings.active_proxy_file, lambda: config.load(self.config_file).active_proxy
+            )
+        except ToolforgectlError as exc:  # the file is broken, or it is missing and so is the config
             log.error("cannot tell which proxy is active, so acting as standby: %s", exc)
-            return False, "unknown"
-        names = {self.proxy.name, self.proxy.address}
-        return holder in names or holder.split(".")[0] == self.proxy.name, holder
-
-    def _holder(self) -> str:
-        """The active proxy's name (or host name) as the file or the config states it."""
-        try:
-            text = Path(self.settings.active_proxy_file).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            text = ""
-        return text or config.load(self.config_file).active_proxy
+            return False, "the active proxy is unknown"
+        if active.host is None:
+            return False, f"no proxy is active: {active.source} is empty"
+        mine = activeproxy.names_proxy(active.host, self.proxy.name, self.proxy.address)
+        return mine, f"{active.host} is active"
 
 
 def serve(reflector: Reflector, gate: ActiveGate, stopper: Stopper) -> None:

@@ -30,7 +30,7 @@ from toolforgectl.core.config.fleet import ProxyListener
 from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
 from toolforgectl.daemons.proxylistener import authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy
-from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar
+from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar, standby_reply
 
 log = logging.getLogger("proxylistener")
 
@@ -215,15 +215,6 @@ def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: 
     log.info(json.dumps(entry))
 
 
-def active_proxy_name(settings: ProxyListener, fleet_active: str | None) -> str:
-    """The active proxy as this host knows it now: /etc/active-proxy, else the fleet config."""
-    try:
-        name = Path(settings.active_proxy_file).read_text(encoding="utf-8").strip()
-    except OSError:
-        name = ""
-    return name or fleet_active or "the active proxy"
-
-
 def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
     """A Listener wired to its route store, policy and token key."""
     key = tokens.load_key(Path(settings.token_key_file)) if "token" in settings.identity else None
@@ -232,7 +223,7 @@ def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
         policy=Policy.from_settings(settings),
         key=key,
         canonical_domain=settings.canonical_domain,
-        active_proxy=lambda: active_proxy_name(settings, fleet_active),
+        standby_reply=lambda: standby_reply(settings.active_proxy_file, fleet_active),
     )
     return Listener(settings, registrar)
 
