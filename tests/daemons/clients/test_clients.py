@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,7 +85,9 @@ def test_runner_passes_the_port_in_the_environment_and_unregisters_on_exit(
     assert done.returncode == 0, done.stderr
     port = int(seen.read_text())
     assert 1024 <= port <= 65535
-    assert f"registered http://127.0.0.1:{port}" in done.stderr
+    registered = [line for line in _log(done.stderr) if line["message"].startswith("registered ")]
+    assert registered[0]["message"] == f"registered http://127.0.0.1:{port} with 127.0.0.1"
+    assert registered[0]["log.logger"] == "webservice-runner"
     assert stack.client().exists("prefix:mytool") == 0
 
 
@@ -121,8 +124,9 @@ def test_runner_gives_up_after_bounded_retries_when_the_proxy_is_unreachable(tmp
     done = _run(argv, tmp_path)
 
     assert done.returncode == 1
-    assert done.stderr.count("retrying in") == 2
-    assert "failed: Connection refused" in done.stderr
+    retries = [line for line in _log(done.stderr) if "retrying in" in line["message"]]
+    assert [line["log.level"] for line in retries] == ["warning", "warning"]
+    assert "failed: Connection refused" in done.stderr.splitlines()[-1]
     assert not marker.exists()
 
 
@@ -225,4 +229,15 @@ def test_a_token_file_others_can_read_is_warned_about(stack: Stack, tmp_path: Pa
     done = _run([*argv, "--token-file", str(token_file)], tmp_path)
 
     assert done.returncode == 0, done.stderr
-    assert f"warning: {token_file} is readable by others" in done.stderr
+    warnings = [line for line in _log(done.stderr) if line["log.level"] == "warning"]
+    assert [line["message"].split(" is ")[0] for line in warnings] == [str(token_file)]
+    assert "is readable by others" in warnings[0]["message"]
+
+
+def _log(stderr: str) -> list[dict[str, Any]]:
+    """A client's log lines: one JSON object each (the final error line, if any, is plain)."""
+    return [
+        json.loads(line)
+        for line in stderr.splitlines()
+        if not line.startswith(("webservice-runner:", "portreleaser:"))
+    ]

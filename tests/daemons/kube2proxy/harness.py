@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -54,6 +55,10 @@ class Daemon:
 
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every log line so far, each one JSON object (core/logs.py)."""
+        return [json.loads(line) for line in self.log_text().splitlines()]
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample on /metrics, keyed by (name, sorted labels)."""

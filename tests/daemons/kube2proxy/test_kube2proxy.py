@@ -239,6 +239,8 @@ def test_a_standby_proxy_writes_nothing_until_it_becomes_active(
     _wait_for_checks(daemon, 2)  # the event reached the watch, or the daemon had let go of it
     assert store.routes("beta") == {}, "a proxy that went standby writes nothing"
     assert daemon.stop() == 0, "an idle daemon stops cleanly too"
+    standby = [line for line in daemon.log_lines() if "standby" in line["message"]]
+    assert standby[0]["log.logger"] == "kube2proxy" and standby[0]["log.level"] == "info"
 
 
 @pytest.mark.parametrize(
@@ -317,7 +319,7 @@ def test_missing_credentials_are_one_error_line_and_exit_code_3(
     daemon = start_daemon(config, tmp_path / "kube2proxy.log")
     assert daemon.popen.wait(timeout=30) == 3
     log = daemon.log_text()
-    assert "ERROR cannot load Kubernetes credentials from" in log and "Traceback" not in log
+    assert "kube2proxy: error: cannot load Kubernetes credentials from" in log and "Traceback" not in log
 
 
 def test_registry_members_naming_no_tool_service_are_forgotten_not_deleted(

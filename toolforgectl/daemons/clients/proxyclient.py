@@ -9,6 +9,7 @@ says to try again.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from toolforgectl.core import activeproxy, wire
+from toolforgectl.core import activeproxy, logs, wire
 from toolforgectl.core.config.fleet import ProxyListener
 from toolforgectl.core.errors import ActiveProxyError, RegistrationError
 
@@ -29,6 +30,8 @@ TOKEN_FILE_ENV = "TOOLFORGE_PROXY_TOKEN_FILE"
 DEFAULT_TOKEN_FILE = "~/.proxylistener-token"
 REPLY_MAX = 1024
 TRANSIENT = ("try again", "busy")
+
+log = logging.getLogger("proxyclient")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--retries", type=int, default=3, help="extra attempts when the proxy is unreachable")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
+    logs.add_arguments(parser)
 
 
 def target(args: argparse.Namespace) -> Target | None:
@@ -84,9 +88,7 @@ def _token(path: Path) -> str | None:
     except OSError as exc:
         raise RegistrationError(f"cannot read the token file {path}: {exc.strerror}") from None
     if path.stat().st_mode & 0o077:
-        print(
-            f"warning: {path} is readable by others, who can act as this tool; chmod 600 it", file=sys.stderr
-        )
+        log.warning("%s is readable by others, who can act as this tool; chmod 600 it", path)
     return token
 
 
@@ -102,7 +104,7 @@ def call(where: Target, payload: Callable[[str], bytes]) -> str:
         except (OSError, _TransientError) as exc:
             if attempt == where.retries:
                 raise RegistrationError(f"proxy {where.host}:{where.port} failed: {_reason(exc)}") from None
-            print(f"proxy {where.host}:{where.port}: {_reason(exc)}; retrying in {delay:g}s", file=sys.stderr)
+            log.warning("proxy %s:%d: %s; retrying in %gs", where.host, where.port, _reason(exc), delay)
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")

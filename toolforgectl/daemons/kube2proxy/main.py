@@ -15,7 +15,7 @@ from types import FrameType
 
 from toolforgectl.adapters.kube import ServiceApi
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import activeproxy, config
+from toolforgectl.core import activeproxy, config, logs
 from toolforgectl.core.config.fleet import Fleet, Proxy
 from toolforgectl.core.errors import ConfigError, ToolforgectlError
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
@@ -152,16 +152,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     hostname = socket.gethostname().split(".")[0]
     parser.add_argument("--proxy", default=hostname, help="this host's proxy name (default: its hostname)")
     parser.add_argument("--redis", help="write to this Redis instead of this proxy's")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    logs.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run until SIGTERM (exit 0) or a fatal configuration error."""
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s kube2proxy %(levelname)s %(message)s", stream=sys.stderr
-    )
+    logs.setup(args.log_format, args.log_level)
     stopper = Stopper()
     stopper.install()
     try:
@@ -169,5 +167,5 @@ def main(argv: list[str] | None = None) -> None:
     except Stopped:
         log.info("stopped")
     except ToolforgectlError as exc:
-        log.error("%s", exc)
+        print(f"kube2proxy: error: {exc}", file=sys.stderr)  # one plain line, as every program ends
         sys.exit(exc.exit_code)

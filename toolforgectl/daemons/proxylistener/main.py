@@ -3,8 +3,9 @@
 Each connection gets one request and exactly one reply (registration/wire.py), within a deadline
 and size limits; concurrent connections are capped. Identity (identity.py) and the rules
 (authorize.py) decide; registrar.py writes through the route store in a small worker pool.
-One JSON log line per request (never the token), Prometheus metrics on a local port, and SIGTERM
-stops accepting, then lets requests in flight finish.
+One log line per request (core/logs.py: JSON or text, never the token), Prometheus metrics on a
+local port (port probes counted apart from requests), and SIGTERM stops accepting, then lets
+requests in flight finish.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -25,7 +25,7 @@ from pathlib import Path
 import uvloop
 
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config, tokens, wire
+from toolforgectl.core import config, logs, tokens, wire
 from toolforgectl.core.config.fleet import ProxyListener
 from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
 from toolforgectl.daemons.proxylistener import authorize, identity, metrics
@@ -68,12 +68,11 @@ class Listener:
         server = await asyncio.start_server(
             self._connection, self.settings.listen, self.settings.port, backlog=1024
         )
-        log.info(
-            json.dumps({"event": "listening", "address": self.settings.listen, "port": self.settings.port})
-        )
+        where = {"address": self.settings.listen, "port": self.settings.port}
+        logs.event(log, f"listening on {self.settings.listen}:{self.settings.port}", **where)
         await stopping.wait()
         server.close()
-        log.info(json.dumps({"event": "stopping", "in_flight": len(self.inflight)}))
+        logs.event(log, "stopping: finishing the requests in flight", in_flight=len(self.inflight))
         if self.inflight:
             await asyncio.wait(self.inflight, timeout=STOP_GRACE)
         self.pool.shutdown(wait=True)
@@ -196,11 +195,16 @@ async def _reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rep
 
 
 def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: float) -> None:
-    """The one log line and the metrics of a finished request. The token is never logged."""
+    """The one log line and the metrics of a finished request. The token is never logged.
+
+    A connection closed without a byte is a port probe or health check, not a request: it is
+    counted apart and not logged, so probes neither fill the log nor skew the request figures.
+    """
+    if outcome.label == "empty":
+        metrics.PROBES.inc()
+        return
     command = request.command if request else None
     metrics.observe(command or "none", outcome.label, seconds)
-    if outcome.label == "empty":
-        return
     entry = {
         "tool": outcome.tool,
         "command": command,
@@ -212,7 +216,7 @@ def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: 
         "reply": outcome.reply.decode("ascii", "replace"),
         "ms": round(seconds * 1000, 2),
     }
-    log.info(json.dumps(entry))
+    logs.event(log, f"{command or 'unparsed request'} from {peer}: {outcome.label}", **entry)
 
 
 def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
@@ -237,6 +241,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="TCP port (default 8282)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port on metrics_address, 0 = off")
     parser.add_argument("--redis", help="route store URL (default the local Redis)")
+    logs.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -257,9 +262,10 @@ def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the daemon until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    args = _arguments(argv)
+    logs.setup(args.log_format, args.log_level)
     try:
-        settings, fleet_active = _settings(_arguments(argv))
+        settings, fleet_active = _settings(args)
         listener = build(settings, fleet_active)
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
