@@ -35,13 +35,16 @@ def up(
     tools: tuple[str, ...] = SAMPLE_TOOLS,
     dataplane: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    sample_args: tuple[str, ...] = (),
 ) -> LabState:
-    """Start the lab in `directory`; on any failure, stop what was started and raise."""
+    """Start the lab in `directory`; on any failure, stop what was started and raise.
+
+    `sample_args` go on every sample tool's command line (lab/sampletool.py's options)."""
     _refuse_if_running(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = LabState(dir=str(directory), config=str(directory / "fleet.yaml"))
     try:
-        _start_all(state, directory, tools, dataplane or {}, progress)
+        _start_all(state, directory, tools, dataplane or {}, progress, sample_args)
     except BaseException:
         down(directory)
         raise
@@ -55,7 +58,7 @@ def down(directory: Path) -> list[ProcessRecord]:
         return []
     stopped = []
     for record in reversed(state.processes):
-        if record.alive():
+        if record.running():  # its pid, or what it started: a runner SIGKILLed leaves its server
             record.stop()
             stopped.append(record)
     remove(directory)
@@ -79,6 +82,7 @@ def _start_all(
     tools: tuple[str, ...],
     dataplane: Mapping[str, Any],
     progress: Callable[[str], None],
+    sample_args: tuple[str, ...],
 ) -> None:
     progress("lab: starting redis-server")
     redis = start_redis(directory / "redis", LAB_HOST)
@@ -94,7 +98,7 @@ def _start_all(
     for tool in tools:
         progress(f"lab: starting sample tool {tool} under webservice-runner (registers over 8282)")
         token = _tool_token(directory, key, tool)
-        backend = _start_tool(state, directory, tool, fleet.proxylistener.port, token)
+        backend = _start_tool(state, directory, tool, fleet.proxylistener.port, token, sample_args)
         _wait_for_route(store, tool, backend)
         state.tools[tool] = {"backend": backend, "url": f"{base}/{tool}/"}
     state.save()
@@ -198,7 +202,9 @@ def _write_fleet(directory: Path, redis_url: str, key: Path, dataplane: Mapping[
     return config.load(path)
 
 
-def _start_tool(state: LabState, directory: Path, tool: str, listener_port: int, token: Path) -> str:
+def _start_tool(
+    state: LabState, directory: Path, tool: str, listener_port: int, token: Path, sample_args: tuple[str, ...]
+) -> str:
     """A sample tool under webservice-runner; the recorded pid is the runner's (it stops the tool)."""
     port = free_port(LAB_HOST)
     runner = [
@@ -206,7 +212,7 @@ def _start_tool(state: LabState, directory: Path, tool: str, listener_port: int,
         "--proxy", LAB_HOST, "--proxy-port", str(listener_port), "--own-ip", LAB_HOST,
         "--token-file", str(token), "--port", str(port), "--no-append-port", "--",
     ]  # fmt: skip
-    argv = [*runner, *sampletool.command(tool, LAB_HOST, port)]
+    argv = [*runner, *sampletool.command(tool, LAB_HOST, port), *sample_args]
     process: Process = spawn(f"tool {tool}", argv, directory / "tools" / f"{tool}.log", LAB_HOST, port)
     marks = ["toolforgectl.daemons.clients.webservice_runner", f"--port {port}"]
     _record(state, ProcessRecord.of("tool", process, marks, tool=tool))
