@@ -18,6 +18,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from toolforgectl.adapters.processes import free_port
+from toolforgectl.core.waiting import wait_until
 
 
 def write_config(
@@ -83,6 +84,13 @@ class Daemon:
         """Whether the first list is done (counted before its routes are written: to see a
         route of the first sync, wait for the route itself)."""
         return self.metric("kube2proxy_relists_total", reason="start") >= 1
+
+    def wait_for_checks(self, more: int) -> None:
+        """Wait until the daemon has re-read who is active `more` more times: each time, a daemon
+        that believed itself active would have listed or written before the next check."""
+        start = self.metric("kube2proxy_active_checks_total")
+        what = f"{more} more active-proxy checks"
+        wait_until(lambda: self.metric("kube2proxy_active_checks_total") >= start + more, what)
 
     def stop(self) -> int:
         """SIGTERM; the exit code."""

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from toolforgectl.adapters.processes import Process, free_port, spawn
 from toolforgectl.core.errors import LabError
 from toolforgectl.core.waiting import wait_until
@@ -108,22 +110,38 @@ class Cluster:
 
     def _ready(self, process: Process) -> Callable[[], bool]:
         """A check that /readyz says ok; LabError at once if the apiserver exited."""
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed, loopback
-        request = urllib.request.Request(
-            f"https://127.0.0.1:{self.api_port}/readyz", headers={"Authorization": f"Bearer {TOKEN}"}
-        )
 
         def ready() -> bool:
             if not process.alive():
                 raise LabError("kube-apiserver exited during start")
             try:
-                with urllib.request.urlopen(request, context=context, timeout=2) as response:
-                    return bool(response.read().strip() == b"ok")
+                return self._get("/readyz", timeout=2).strip() == b"ok"
             except OSError:
                 return False
 
         return ready
+
+    def open_watches(self, resource: str) -> float:
+        """How many watches of `resource` the apiserver is serving now (apiserver_longrunning_gauge)."""
+        samples = (
+            s for f in text_string_to_metric_families(self._get("/metrics").decode()) for s in f.samples
+        )
+        return sum(
+            s.value
+            for s in samples
+            if s.name == "apiserver_longrunning_gauge"
+            and (s.labels.get("verb"), s.labels.get("resource")) == ("WATCH", resource)
+        )
+
+    def _get(self, path: str, timeout: float = 10) -> bytes:
+        """GET `path` from the apiserver as the admin (its certificate is self-signed, on loopback)."""
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{self.api_port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
+            return bytes(response.read())
 
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig for the admin token, skipping TLS verification of the self-signed cert."""

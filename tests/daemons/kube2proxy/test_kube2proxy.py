@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RedisServer, run_cli, wait_until
-from tests.daemons.kube2proxy.harness import Daemon, launcher, start_daemon, write_config
+from tests.daemons.kube2proxy.harness import launcher, start_daemon, write_config
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
@@ -230,14 +230,14 @@ def test_a_standby_proxy_writes_nothing_until_it_becomes_active(
     api.put(service("tool-alpha", "alpha", "127.96.0.11"))
     daemon = launch(active="proxy-02")
     wait_until(lambda: "standby (proxy-02 is active)" in daemon.log_text(), "the daemon to idle")
-    _wait_for_checks(daemon, 2)  # a wrongly active daemon would have listed in between
+    daemon.wait_for_checks(2)  # a wrongly active daemon would have listed in between
     assert store.routes("alpha") == {} and api.requests == [], "a standby neither lists nor writes"
     (tmp_path / "active-proxy").write_text("proxy-01.example.org\n")  # failover, no restart
     wait_until(lambda: store.routes("alpha"), "the new active proxy to sync")
     (tmp_path / "active-proxy").write_text("proxy-02\n")
     wait_until(lambda: daemon.metric("kube2proxy_active") == 0, "the daemon to notice it is standby")
     api.put(service("tool-beta", "beta", "127.96.0.12"))
-    _wait_for_checks(daemon, 2)  # the event reached the watch, or the daemon had let go of it
+    daemon.wait_for_checks(2)  # the event reached the watch, or the daemon had let go of it
     assert store.routes("beta") == {}, "a proxy that went standby writes nothing"
     assert daemon.stop() == 0, "an idle daemon stops cleanly too"
     standby = [line for line in daemon.log_lines() if "standby" in line["message"]]
@@ -259,17 +259,10 @@ def test_an_empty_or_garbled_active_proxy_file_stands_by_instead_of_trusting_the
     (tmp_path / "active-proxy").write_bytes(content)
     daemon = launch(active="proxy-01")  # the fleet config names this proxy; only the file says no
     wait_until(lambda: logged in daemon.log_text(), "the daemon to say why it stands by")
-    _wait_for_checks(daemon, 2)
+    daemon.wait_for_checks(2)
     assert store.routes("alpha") == {} and api.requests == [], "a standby neither lists nor writes"
     (tmp_path / "active-proxy").write_text("proxy-01")
     wait_until(lambda: store.routes("alpha"), "the sync once the file names this proxy")
-
-
-def _wait_for_checks(daemon: Daemon, more: int) -> None:
-    """Wait until the daemon has re-read who is active `more` more times: each time, a daemon
-    that believed itself active would have listed or written before the next check."""
-    start = daemon.metric("kube2proxy_active_checks_total")
-    wait_until(lambda: daemon.metric("kube2proxy_active_checks_total") >= start + more, f"{more} checks")
 
 
 def test_api_errors_are_retried_with_backoff_until_the_sync_succeeds(

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
 import urllib.request
 
 import pytest
 
 from tests.conftest import run_cli, wait_until
-from tests.daemons.regstack import Identd, Stack, exchange, read_all
+from tests.daemons.regstack import Identd, Listener, Stack, exchange, read_all
 from toolforgectl.adapters.processes import start_redis
 
 ORIGINAL_REGISTER = b"register\n.*\nhttp://127.0.0.1:41234\n"
@@ -163,6 +162,12 @@ def test_a_health_probe_that_connects_and_closes_is_not_counted_as_a_request(sta
     assert listener.log_entries() == [], "and no log line"
 
 
+def _wait_for_connections(listener: Listener, count: int) -> None:
+    """Wait until the listener serves `count` connections (it has accepted them, not only the kernel)."""
+    gauge = f"proxylistener_connections {count:.1f}"
+    wait_until(lambda: gauge in _scrape(listener.metrics_port), f"{count} connection(s) being served")
+
+
 def _scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
         return str(page.read().decode())
@@ -173,7 +178,7 @@ def test_sigterm_stops_accepting_but_finishes_the_request_in_flight(stack: Stack
     token = listener.token("mytool").encode()
     with socket.create_connection(("127.0.0.1", listener.port), timeout=20) as sock:
         sock.sendall(b"register\n.*\n")
-        time.sleep(0.3)  # the listener has accepted this connection
+        _wait_for_connections(listener, 1)  # SIGTERM must find this request in flight
         listener.process.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
         wait_until(lambda: _refused(listener.port), "the listener to stop accepting", 10)
         sock.sendall(b"http://127.0.0.1:41234\n" + token + b"\n")
@@ -195,7 +200,7 @@ def test_connections_over_the_cap_are_told_to_retry(stack: Stack) -> None:
     listener = stack.listener(max_connections=2, read_timeout=20.0)
     idle = [socket.create_connection(("127.0.0.1", listener.port), timeout=10) for _ in range(2)]
     try:
-        time.sleep(0.3)
+        _wait_for_connections(listener, 2)  # both are being served: the next one is over the cap
         reply = exchange(listener.port, ORIGINAL_REGISTER)
     finally:
         for sock in idle:
