@@ -126,3 +126,18 @@ def test_routes_with_markup_characters_are_printed_verbatim(redis_server: RedisS
     redis_server.client().hset("prefix:a", "^/[a-z]+", "http://127.0.0.1:1")
     result = run_cli("--redis", redis_server.url, "routes", "list")
     assert "^/[a-z]+" in result.stdout
+
+
+def test_a_long_route_and_backend_are_printed_whole_through_a_pipe(redis_server: RedisServer) -> None:
+    # What redis-cli or the original's grid may have written: longer than any terminal line.
+    tool = "t" * 63
+    route = "^/api/v1/" + "/".join(f"segment{i}" for i in range(20)) + "$"
+    backend = "http://" + ".".join(["a-rather-long-host-name-label"] * 6) + ":65535"
+    redis_server.client().hset(f"prefix:{tool}", route, backend)
+    listed = run_cli("--redis", redis_server.url, "routes", "list")
+    shown = run_cli("--redis", redis_server.url, "routes", "show", tool, "--no-probe")
+    for result in (listed, shown):
+        assert result.code == 0, result.stderr
+        assert route in result.stdout and backend in result.stdout and "…" not in result.stdout
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(tool))
+    assert row.split() == [tool, route, backend], "one row per route, as awk reads it"

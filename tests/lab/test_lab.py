@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import ssl
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -102,3 +104,58 @@ def test_lab_status_shows_a_dead_process(tmp_path: Path) -> None:
         assert "DEGRADED" in status.stdout and "DOWN" in status.stdout
     finally:
         assert run_cli("lab", "down", "--dir", str(lab)).code == 0
+
+
+def paste(command: str) -> subprocess.CompletedProcess[str]:
+    """Run a printed command line as a user pasting it would: a shell without the venv on $PATH."""
+    return subprocess.run(
+        ["bash", "-c", command], env=PASTE_ENV, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+PASTE_ENV = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+
+
+def test_lab_up_prints_commands_that_work_when_pasted(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    up = run_cli("lab", "up", "--dir", str(lab))
+    printed: dict[str, str] = {}
+    try:
+        assert up.code == 0, up.stderr
+        printed = dict(re.findall(r"^  ([^:]+):\s+(.+)$", up.stdout, re.M))
+        assert {"routes", "your tool", "then", "stop"} <= set(printed)
+        for command in printed.values():
+            assert command.startswith(("curl ", "/")), f"not pasteable without the venv on $PATH: {command}"
+
+        routes = paste(printed["routes"])
+        assert routes.returncode == 0 and "hello" in routes.stdout, routes.stderr
+
+        # "your tool": a token, then webservice-runner registering a server; it runs until stopped.
+        tool = subprocess.Popen(
+            ["bash", "-c", printed["your tool"]],
+            env=PASTE_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "mytool.log").open("wb"),  # the runner's lines, for a post-mortem
+            start_new_session=True,
+        )
+        try:
+
+            def answered() -> dict[str, object] | None:
+                reply = paste(printed["then"])
+                try:
+                    body = json.loads(reply.stdout)
+                except json.JSONDecodeError:
+                    return None  # not registered yet: the proxy's fallback page
+                return body if isinstance(body, dict) else None
+
+            body = wait_until(answered, "the pasted tool to answer under /mytool/", timeout=30, interval=0.2)
+            assert body["tool"] == "mytool" and body["uri"] == "/mytool/"
+        finally:
+            os.killpg(tool.pid, signal.SIGTERM)
+            tool.wait(timeout=30)
+    finally:
+        stop = paste(printed["stop"]) if "stop" in printed else None
+        if stop is None or stop.returncode != 0:
+            run_cli("lab", "down", "--dir", str(lab))  # never leave a lab running
+    assert stop is not None and stop.returncode == 0, stop and stop.stderr
+    assert run_cli("lab", "status", "--dir", str(lab)).code == 1

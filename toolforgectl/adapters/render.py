@@ -16,8 +16,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from toolforgectl.core.config.dataplane import DataPlane
-from toolforgectl.core.config.fleet import DEFAULT_REDIS_PORT, Fleet, Proxy
+from toolforgectl.core.config import DEFAULT_REDIS_PORT, DataPlane, Fleet, Proxy
 from toolforgectl.core.errors import RenderError
 from toolforgectl.core.resources import resource_dir
 

@@ -1,42 +1,76 @@
-"""What every command shares: global options, and how they turn into a config and a route store."""
+"""What every command shares: global options, and how they turn into a config and a route store.
+
+Nothing heavy is imported here at module level: the config parser and the Redis client load when
+a command first asks for `fleet` or `store()`, so `--help`, `--version` and TAB completion stay fast.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config
+if TYPE_CHECKING:
+    from toolforgectl.adapters.routestore import RouteStore
+    from toolforgectl.core.config import Fleet
 
-# The options every read (--json) and every write (--dry-run) command shares, spelled once.
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stable JSON envelope (docs/cli.md).")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")]
+# The global options, as written before the command (`toolforgectl --redis URL routes list`).
+GLOBAL_OPTIONS = ("--config", "--redis", "--proxy")
 
 
 @dataclass
 class Settings:
-    """The global options, resolved lazily so commands that need no config never read it."""
+    """The global options, resolved lazily so commands that need no config never read it.
+
+    `command` and `as_json` say what is running and whether it answers in JSON; the `--json`
+    option fills them in, so that an error ending the command is reported the same way.
+    """
 
     config_option: str | None = None
     redis_url: str | None = None
     proxy_name: str | None = None
+    command: str = ""
+    as_json: bool = False
 
     @cached_property
-    def fleet(self) -> config.Fleet:
+    def fleet(self) -> Fleet:
         """The fleet config; a missing or broken file is a ConfigError."""
+        from toolforgectl.core import config
+
         return config.load(config.config_path(self.config_option))
 
     def store(self) -> RouteStore:
         """The route store of `--redis`, else of `--proxy` (default: the active proxy)."""
+        from toolforgectl.adapters.routestore import RouteStore
+
         if self.redis_url:
             return RouteStore.from_url(self.redis_url)
         return RouteStore.from_url(self.fleet.proxy(self.proxy_name).redis)
 
 
 def settings(ctx: typer.Context) -> Settings:
-    """The Settings the root callback stored on the context."""
-    found = ctx.find_root().obj
-    return found if isinstance(found, Settings) else Settings()
+    """The Settings of this run (the root callback fills them in from the global options)."""
+    return ctx.find_root().ensure_object(Settings)
+
+
+def _record_json(ctx: typer.Context, value: bool) -> bool:
+    """Remember which command runs and whether with `--json`: main() reports its errors alike."""
+    current = settings(ctx)
+    current.command = command_name(ctx)
+    current.as_json = value
+    return value
+
+
+def command_name(ctx: typer.Context) -> str:
+    """The command as the JSON envelope names it: `routes show`, without the program name."""
+    return " ".join(ctx.command_path.split()[1:])
+
+
+# The options every read (--json) and every write (--dry-run) command shares, spelled once.
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", callback=_record_json, help="Print the stable JSON envelope (docs/cli.md)."),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")]

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from toolforgectl.adapters import aof
-from toolforgectl.adapters.routestore import prefix_key
 from toolforgectl.cli.context import JsonOpt, settings
 from toolforgectl.core import output, validate
-from toolforgectl.workflows import redisinfo
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     help="Inspect Redis replication and persistence, and a tool's route history.", no_args_is_help=True
@@ -24,14 +22,15 @@ app = typer.Typer(
 @app.command("redis")
 def redis_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Replication role, link status, offsets, AOF status and key counts of the route store."""
+    from toolforgectl.workflows import redisinfo  # redis: loaded when the command runs
+
     data = redisinfo.status(settings(ctx).store())
 
     def human(console: Console) -> None:
-        table = Table("what", "value", show_header=False)
-        for section, values in data.items():
-            for name, value in values.items():
-                table.add_row(f"{section}.{name}", output.plain(value))
-        console.print(table)
+        rows = [
+            (f"{section}.{name}", value) for section, values in data.items() for name, value in values.items()
+        ]
+        output.table(console, ("what", "value"), rows)
 
     output.emit("debug redis", data, as_json=as_json, human=human)
 
@@ -54,6 +53,10 @@ def history(
     Replaces `grep -C 5 <tool> /var/lib/redis/*.aof`. Reads Redis 7's multi-part appendonlydir
     through its manifest, and single-file AOFs.
     """
+    from toolforgectl.adapters import aof  # loaded when the command runs, not at start-up
+    from toolforgectl.adapters.routestore import prefix_key
+    from toolforgectl.workflows import redisinfo
+
     validate.tool_name(tool)
     store = settings(ctx).store()
     path, filename = (aof_path, "appendonly.aof") if aof_path else redisinfo.aof_location(store)
@@ -67,20 +70,11 @@ def history(
     }
 
     def human(console: Console) -> None:
-        table = Table("time", "command", title=f"AOF history of prefix:{tool} ({path})")
-        for cmd in commands:
-            when = _when(cmd.time)
-            table.add_row(when, output.plain(" ".join(cmd.args)))
-        console.print(table)
+        changes = [(_when(cmd.time), " ".join(cmd.args)) for cmd in commands]
+        output.table(console, ("time", "command"), changes, title=f"AOF history of prefix:{tool} ({path})")
         if audit:
-            trail = Table("time", "action", "route", "backend", "by", title="audit record")
-            for entry in audit:
-                trail.add_row(
-                    _when(entry.time),
-                    entry.action,
-                    *map(output.plain, (entry.route, entry.backend, entry.actor)),
-                )
-            console.print(trail)
+            trail = [(_when(e.time), e.action, e.route, e.backend, e.actor) for e in audit]
+            output.table(console, ("time", "action", "route", "backend", "by"), trail, title="audit record")
 
     output.emit("debug history", data, as_json=as_json, human=human)
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from toolforgectl.cli.context import JsonOpt
 from toolforgectl.core import output
-from toolforgectl.core.errors import LabError
-from toolforgectl.lab import fleet
-from toolforgectl.lab.state import load, state_dir
+
+if TYPE_CHECKING:  # the lab (yaml, redis, nginx rendering) loads when a lab command runs
+    from rich.console import Console
+
+    from toolforgectl.lab.state import LabState
 
 app = typer.Typer(help="Run a Redis, a front proxy and sample tools locally (no root).", no_args_is_help=True)
 
@@ -21,42 +23,73 @@ DirOpt = Annotated[
     typer.Option("--dir", help="Lab state directory (default: ~/.local/state/toolforgectl/lab)."),
 ]
 
+# The tool `lab up` shows how to add by hand, the way a tool's owner would.
+YOUR_TOOL = "mytool"
+
 
 @app.command("up")
 def up(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
     """Start the lab and print the URLs to try."""
+    from toolforgectl.lab import fleet
+    from toolforgectl.lab.state import state_dir
+
     where = state_dir(directory)
     state = fleet.up(where, progress=output.progress)
 
     def human(console: Console) -> None:
-        proxy = state.proxies[fleet.PROXY_NAME]
-        console.print(f"lab is up in {where}", markup=False)
-        for tool, info in state.tools.items():
-            console.print(f"  tool {tool}:  curl --cacert {proxy['certificate']} {info['url']}", markup=False)
-        console.print(f"  tool list: curl {proxy['internal']}/list", markup=False)
-        console.print(f"  http->https: curl -i {proxy['http']}/hello/", markup=False)
-        console.print(f"  routes:    toolforgectl --config {state.config} routes list", markup=False)
-        console.print(f"  history:   toolforgectl --config {state.config} debug history hello", markup=False)
-        host, port = proxy["proxylistener"].rsplit(":", 1)
-        token = f"{where}/mytool.token"
-        console.print(
-            f"  your tool: toolforgectl --config {state.config} tools token mytool --write {token}"
-            f" && webservice-runner --proxy {host} --proxy-port {port} --own-ip {host}"
-            f" --token-file {token} -- python3 -m http.server --bind {host}",
-            markup=False,
-        )
-        console.print(f"  stop:      toolforgectl lab down --dir {where}", markup=False)
+        console.print(f"lab is up in {where}; try:", markup=False)
+        for label, command in try_commands(state):
+            console.print(f"  {label + ':':<12} {command}", markup=False, highlight=False)
 
     output.emit("lab up", state.as_dict(), as_json=as_json, human=human)
+
+
+def try_commands(state: LabState) -> list[tuple[str, str]]:
+    """(label, command line) pairs a person can paste into any shell, in the order to try them."""
+    from toolforgectl.lab import sampletool
+    from toolforgectl.lab.commands import program, quote
+    from toolforgectl.lab.fleet import PROXY_NAME
+
+    proxy = state.proxies[PROXY_NAME]
+    ctl = f"{program('toolforgectl')} --config {quote(state.config)}"
+    curl = f"curl --cacert {quote(proxy['certificate'])}"
+    lines = [(f"tool {tool}", f"{curl} {info['url']}") for tool, info in state.tools.items()]
+    lines += [
+        ("tool list", f"curl {proxy['internal']}/list"),
+        ("http->https", f"curl -i {proxy['http']}/hello/"),
+        ("routes", f"{ctl} routes list"),
+        ("history", f"{ctl} debug history hello"),
+    ]
+    host, port = proxy["proxylistener"].rsplit(":", 1)
+    token = Path(state.dir) / f"{YOUR_TOOL}.token"
+    # The sample tool answers every path, so /mytool/ shows what the proxy passed on. Any web
+    # server works the same way, if it serves under /mytool/: the proxy keeps the prefix.
+    server = shlex.join(sampletool.command(YOUR_TOOL, host, "{port}"))
+    lines += [
+        (
+            "your tool",
+            f"{ctl} tools token {YOUR_TOOL} --write {quote(token)}"
+            f" && {program('webservice-runner')} --proxy {host} --proxy-port {port} --own-ip {host}"
+            f" --token-file {quote(token)} -- {server}",
+        ),
+        ("then", f"{curl} {proxy['https']}/{YOUR_TOOL}/"),
+        ("stop", f"{program('toolforgectl')} lab down --dir {quote(state.dir)}"),
+    ]
+    return lines
 
 
 @app.command("status")
 def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
     """Which lab processes run, and the URLs to try."""
+    from toolforgectl.core.errors import LabError
+    from toolforgectl.lab.commands import program, quote
+    from toolforgectl.lab.state import load, state_dir
+
     where = state_dir(directory)
     state = load(where)
     if state is None:
-        raise LabError(f"no lab in {where}; start one with: toolforgectl lab up --dir {where}")
+        start = f"{program('toolforgectl')} lab up --dir {quote(where)}"
+        raise LabError(f"no lab in {where}; start one with: {start}")
     data: dict[str, Any] = state.as_dict()
     for item, record in zip(data["processes"], state.processes, strict=True):
         item["alive"] = record.alive()
@@ -80,6 +113,9 @@ def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
 @app.command("down")
 def down(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
     """Stop every process the lab started (by pid) and forget its state."""
+    from toolforgectl.lab import fleet
+    from toolforgectl.lab.state import state_dir
+
     where = state_dir(directory)
     stopped = fleet.down(where)
     data = [{"role": r.role, "name": r.name, "pid": r.pid} for r in stopped]

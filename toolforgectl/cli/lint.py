@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from toolforgectl.cli.context import JsonOpt
 from toolforgectl.core import output
-from toolforgectl.workflows import lint as lint_workflow
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DirOption = Annotated[Path | None, typer.Option(help="Lint this directory instead of the installed one.")]
 
@@ -29,6 +30,8 @@ def lint(
     as_json: JsonOpt = False,
 ) -> None:
     """Check templates/, lua/, playbooks/ and sample configs as CI does; exit 1 with file:line."""
+    from toolforgectl.workflows import lint as lint_workflow  # jinja2, yaml: loaded when it runs
+
     sources = lint_workflow.Sources.default()
     if templates:
         templates = templates.resolve()

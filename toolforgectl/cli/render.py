@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from toolforgectl.adapters.render import Layout, render_proxy, write_files
 from toolforgectl.cli.context import settings
 from toolforgectl.core import output
 
@@ -26,6 +25,8 @@ def render(
     ] = None,
 ) -> None:
     """Render the data plane config of --proxy (default: the active proxy) from the fleet config."""
+    from toolforgectl.adapters.render import Layout, render_proxy, write_files  # jinja2: when it runs
+
     opts = settings(ctx)
     layout = Layout.under(out) if out else Layout.system()
     files = render_proxy(opts.fleet, opts.proxy_name, layout, templates)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from toolforgectl.adapters import probe
-from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.cli.context import DryRunOpt, JsonOpt, settings
 from toolforgectl.core import output
 from toolforgectl.core.errors import NotFoundError, ToolforgectlError, UsageError
-from toolforgectl.core.models import RouteChange
+
+if TYPE_CHECKING:  # imported when a command runs (settings().store()), not at start-up
+    from rich.console import Console
+
+    from toolforgectl.adapters.routestore import RouteStore
+    from toolforgectl.core.models import RouteChange
 
 app = typer.Typer(
     help="Show, set, delete, export and import tool routes (prefix:<tool> in Redis).",
@@ -37,11 +39,12 @@ def list_routes(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     data = settings(ctx).store().all_routes()
 
     def human(console: Console) -> None:
-        table = Table("tool", "route", "backend")
-        for tool, routes in data.items():
-            for route, backend in sorted(routes.items()):
-                table.add_row(output.plain(tool), output.plain(route), output.plain(backend))
-        console.print(table)
+        rows = [
+            (tool, route, backend)
+            for tool, routes in data.items()
+            for route, backend in sorted(routes.items())
+        ]
+        output.table(console, ("tool", "route", "backend"), rows)
         console.print(f"{len(data)} tools", style="dim")
 
     output.emit("routes list", data, as_json=as_json, human=human)
@@ -71,16 +74,26 @@ def show(
     data = {"tool": tool, "routes": rows, "redirects": store.redirects(tool)}
 
     def human(console: Console) -> None:
-        table = Table("route", "backend", "reachable", "connect", title=f"routes of {tool}")
-        for row in rows:
-            state = {True: "[green]yes[/]", None: "not probed"}.get(
-                row["reachable"], f"[red]no[/] ({row['error']})"
+        cells = [
+            (
+                row["route"],
+                row["backend"],
+                _reachable(row),
+                f"{row['connect_ms']} ms" if row["connect_ms"] is not None else "-",
             )
-            ms = f"{row['connect_ms']} ms" if row["connect_ms"] is not None else "-"
-            table.add_row(output.plain(row["route"]), output.plain(row["backend"]), state, ms)
-        console.print(table)
+            for row in rows
+        ]
+        output.table(console, ("route", "backend", "reachable", "connect"), cells, title=f"routes of {tool}")
 
     output.emit("routes show", data, as_json=as_json, human=human)
+
+
+def _reachable(row: dict[str, Any]) -> object:
+    if row["reachable"] is None:
+        return "not probed"
+    if row["reachable"]:
+        return output.styled("yes", "green")
+    return output.styled(f"no ({row['error']})", "red")
 
 
 def _row(route: str, backend: str, timeout: float | None) -> dict[str, Any]:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from toolforgectl.cli.context import DryRunOpt, JsonOpt, settings
 from toolforgectl.core import output, tokens
 from toolforgectl.core.errors import ToolforgectlError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     help="Mint and rotate tools' proxylistener tokens, and the server key.", no_args_is_help=True

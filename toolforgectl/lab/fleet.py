@@ -22,7 +22,7 @@ from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens
 from toolforgectl.core.errors import LabError
 from toolforgectl.core.waiting import wait_until
-from toolforgectl.lab import sampletool
+from toolforgectl.lab import commands, sampletool
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 
 LAB_HOST = "127.0.0.1"
@@ -70,9 +70,8 @@ def _refuse_if_running(directory: Path) -> None:
     if state is None:
         return
     if any(record.alive() for record in state.processes):
-        raise LabError(
-            f"a lab already runs in {directory}; stop it with: toolforgectl lab down --dir {directory}"
-        )
+        stop = f"{commands.program('toolforgectl')} lab down --dir {commands.quote(directory)}"
+        raise LabError(f"a lab already runs in {directory}; stop it with: {stop}")
     remove(directory)
 
 

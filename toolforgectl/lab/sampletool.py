@@ -91,8 +91,11 @@ async def _main(name: str, host: str, port: int, tls: ssl.SSLContext | None) -> 
         await stop.wait()
 
 
-def command(name: str, host: str, port: int, tls: tuple[str, str] | None = None) -> list[str]:
-    """The command line that runs sample tool `name` on `host:port` (https with the `tls` pair)."""
+def command(name: str, host: str, port: int | str, tls: tuple[str, str] | None = None) -> list[str]:
+    """The command line that runs sample tool `name` on `host:port` (https with the `tls` pair).
+
+    `port` may be webservice-runner's placeholder `{port}`, which it replaces with the port it picked.
+    """
     argv = [sys.executable, "-m", "toolforgectl.lab.sampletool", "--name", name, "--host", host]
     return [*argv, "--port", str(port), *(["--tls", *tls] if tls else [])]
 

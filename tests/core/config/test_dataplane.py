@@ -15,6 +15,12 @@ def test_without_a_dataplane_section_the_defaults_apply() -> None:
     assert (plane.routing, plane.https_port, plane.internal_port, plane.rate_limit) == ("path", 443, 8081, 0)
 
 
+def test_an_empty_section_is_the_defaults() -> None:
+    assert (
+        config.parse(BASE + "dataplane:\n  # routing: host\n", "fleet.yaml").dataplane == config.DataPlane()
+    )
+
+
 def test_settings_are_read() -> None:
     text = (
         BASE + "dataplane: {routing: host, internal_port: 9081, default_backend: 'http://127.0.0.1:8000'}\n"
@@ -27,18 +33,25 @@ def test_settings_are_read() -> None:
     )
 
 
+def test_nginx_counts_and_sizes_may_be_written_as_numbers() -> None:
+    plane = config.parse(BASE + "dataplane: {worker_processes: 4, access_log_buffer: 65536}\n", "f").dataplane
+    assert (plane.worker_processes, plane.access_log_buffer) == ("4", "65536")
+
+
 @pytest.mark.parametrize(
     ("section", "complaint"),
     [
         ("{routing: sideways}", "dataplane.routing must be one of path, host"),
-        ("{internal_port: 70000}", "dataplane.internal_port must be a port number"),
-        ("{rate_limit: true}", "dataplane.rate_limit must be an integer"),
-        ("{rate_limt: 5}", "unknown setting(s): rate_limt"),
-        ("{default_backend: 'http://example.org:80'}", "dataplane.default_backend"),
-        ("[1, 2]", "'dataplane' must be a mapping"),
+        ("{internal_port: 70000}", "dataplane.internal_port must be a port number (1-65535)"),
+        ("{rate_limit: true}", "dataplane.rate_limit must be an integer, not true/false"),
+        ("{rate_limit: -1}", "dataplane.rate_limit must be 0 (off) or positive"),
+        ("{maintenance: 'yes'}", "dataplane.maintenance must be true or false, not a string"),
+        ("{rate_limt: 5}", "dataplane: unknown setting 'rate_limt' (did you mean 'rate_limit'?)"),
+        ("{default_backend: 'http://example.org:80'}", "dataplane.default_backend is not a usable backend"),
+        ("[1, 2]", "dataplane must be a mapping, not a list"),
     ],
 )
-def test_mistakes_are_one_line_naming_the_setting(section: str, complaint: str) -> None:
+def test_mistakes_are_one_line_naming_the_file_line_and_setting(section: str, complaint: str) -> None:
     with pytest.raises(ConfigError) as raised:
         config.parse(BASE + f"dataplane: {section}\n", "fleet.yaml")
-    assert complaint in str(raised.value) and str(raised.value).startswith("fleet.yaml: ")
+    assert str(raised.value).startswith(f"fleet.yaml:2: {complaint}")

@@ -6,7 +6,7 @@ import pytest
 
 from toolforgectl.adapters.kube import Service, ServicePort, service_from
 from toolforgectl.core import config
-from toolforgectl.core.config.fleet import Kube2proxy
+from toolforgectl.core.config import Kube2proxy
 from toolforgectl.core.errors import ConfigError
 from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper, Skip
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import RefusedError
 from toolforgectl.daemons.proxylistener import authorize
 from toolforgectl.daemons.proxylistener.authorize import Policy

@@ -1,31 +1,20 @@
 """The fleet configuration: `load` a YAML file once into frozen, typed settings (see fleet.py)."""
 
+from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
-from toolforgectl.core.config.fleet import (
-    DEFAULT_REDIS_PORT,
-    ENV_VAR,
-    Fleet,
-    Hiera,
-    Kube2proxy,
-    Proxy,
-    ProxyListener,
-    config_path,
-    load,
-    parse,
-    proxylistener,
-)
+from toolforgectl.core.config.fleet import Fleet, Proxy, load, parse
+from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path
 
 __all__ = [
     "DEFAULT_REDIS_PORT",
     "ENV_VAR",
+    "SYSTEM_PATH",
     "DataPlane",
     "Fleet",
-    "Hiera",
     "Kube2proxy",
     "Proxy",
     "ProxyListener",
     "config_path",
     "load",
     "parse",
-    "proxylistener",
 ]

@@ -13,75 +13,57 @@ Every key is optional; unknown keys are rejected so a typo never silently does n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
+
+from pydantic import AfterValidator, StrictBool
+from pydantic.dataclasses import dataclass
 
 from toolforgectl.core import validate
-from toolforgectl.core.config.sections import parse_section
-from toolforgectl.core.errors import ConfigError, ValidationError
+from toolforgectl.core.config.schema import SECTION, Count, CountOrOff, Nginx, Port, Text, invalid, one_of
+from toolforgectl.core.errors import ValidationError
 
 ROUTING_MODES = ("path", "host")
 
 
-@dataclass(frozen=True)
+def _backend_or_empty(value: str) -> str:
+    if value:
+        try:
+            validate.backend(value)
+        except ValidationError as exc:
+            raise invalid(f"is not a usable backend: {exc}") from None
+    return value
+
+
+@dataclass(frozen=True, config=SECTION)
 class DataPlane:
     """Settings of the front proxy's nginx and Lua, shared by every proxy of the fleet."""
 
-    routing: str = "path"
-    server_name: str = "_"
-    http_port: int = 80
-    https_port: int = 443
-    internal_port: int = 8081
-    internal_address: str = ""  # empty: the proxy's own address
-    tls_certificate: str = "/etc/ssl/localcerts/toolforge.crt"
-    tls_key: str = "/etc/ssl/private/toolforge.key"
-    default_backend: str = ""  # empty: unknown tools get 503
-    rate_limit: int = 0
-    rate_limit_burst: int = 50
-    rate_limit_zone_size: str = "10m"
-    maintenance: bool = False
-    brand: str = "Toolforge"
-    hsts_max_age: int = 31622400
-    websocket_timeout: int = 3600
-    connect_timeout: int = 5
-    proxy_buffering: bool = True
-    user: str = "www-data"  # workers' user when nginx starts as root; empty: nginx's default
-    worker_processes: str = "auto"
-    worker_connections: int = 8192
-    upstream_keepalive: int = 256
-    error_log_level: str = "warn"
-    access_log_buffer: str = "64k"
-    route_cache_size: str = "32m"
-    state_cache_size: str = "8m"
-    redis_timeout_ms: int = 100
-    invalidation_poll_ms: int = 25  # a route change is live within about one poll
-    cache_ttl: int = 60
-
-
-_PORTS = ("http_port", "https_port", "internal_port")
-_POSITIVE = ("websocket_timeout", "connect_timeout", "worker_connections", "upstream_keepalive")
-_POSITIVE_MS = ("redis_timeout_ms", "invalidation_poll_ms", "cache_ttl")
-
-
-def parse_dataplane(item: Any, source: str) -> DataPlane:
-    """Build DataPlane from the YAML mapping `item` (None: all defaults); `source` names the file."""
-    return _checked(parse_section(DataPlane, "dataplane", item, source), source)
-
-
-def _checked(plane: DataPlane, source: str) -> DataPlane:
-    if plane.routing not in ROUTING_MODES:
-        raise ConfigError(f"{source}: dataplane.routing must be one of {', '.join(ROUTING_MODES)}")
-    for name in _PORTS:
-        if not 1 <= getattr(plane, name) <= 65535:
-            raise ConfigError(f"{source}: dataplane.{name} must be a port number (1-65535)")
-    for name in (*_POSITIVE, *_POSITIVE_MS):
-        if getattr(plane, name) <= 0:
-            raise ConfigError(f"{source}: dataplane.{name} must be positive")
-    if plane.rate_limit < 0:
-        raise ConfigError(f"{source}: dataplane.rate_limit must be 0 (off) or positive")
-    if plane.default_backend:
-        try:
-            validate.backend(plane.default_backend)
-        except ValidationError as exc:
-            raise ConfigError(f"{source}: dataplane.default_backend: {exc}") from None
-    return plane
+    routing: Annotated[Text, one_of(*ROUTING_MODES)] = "path"
+    server_name: Text = "_"
+    http_port: Port = 80
+    https_port: Port = 443
+    internal_port: Port = 8081
+    internal_address: Text = ""  # empty: the proxy's own address
+    tls_certificate: Text = "/etc/ssl/localcerts/toolforge.crt"
+    tls_key: Text = "/etc/ssl/private/toolforge.key"
+    default_backend: Annotated[Text, AfterValidator(_backend_or_empty)] = ""  # empty: unknown tools get 503
+    rate_limit: CountOrOff = 0
+    rate_limit_burst: CountOrOff = 50
+    rate_limit_zone_size: Nginx = "10m"
+    maintenance: StrictBool = False
+    brand: Text = "Toolforge"
+    hsts_max_age: CountOrOff = 31622400
+    websocket_timeout: Count = 3600
+    connect_timeout: Count = 5
+    proxy_buffering: StrictBool = True
+    user: Text = "www-data"  # workers' user when nginx starts as root; empty: nginx's default
+    worker_processes: Nginx = "auto"
+    worker_connections: Count = 8192
+    upstream_keepalive: Count = 256
+    error_log_level: Text = "warn"
+    access_log_buffer: Nginx = "64k"
+    route_cache_size: Nginx = "32m"
+    state_cache_size: Nginx = "8m"
+    redis_timeout_ms: Count = 100
+    invalidation_poll_ms: Count = 25  # a route change is live within about one poll
+    cache_ttl: Count = 60

@@ -10,7 +10,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from toolforgectl.core import logs, wire
+from toolforgectl.core import logs, output, wire
 from toolforgectl.core.errors import RegistrationError
 from toolforgectl.daemons.clients import proxyclient
 
@@ -33,4 +33,4 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         proxyclient.call(where, lambda _own: wire.encode(wire.UNREGISTER, args.route, None, where.token))
     except RegistrationError as exc:
-        proxyclient.fail(PROG, str(exc))
+        output.fail(PROG, exc)

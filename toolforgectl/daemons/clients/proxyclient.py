@@ -12,15 +12,13 @@ import argparse
 import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 from toolforgectl.core import activeproxy, logs, wire
-from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import ActiveProxyError, RegistrationError
 
 # The client's defaults are the server's: a grid node has no fleet config to read them from.
@@ -141,9 +139,3 @@ def _read_reply(sock: socket.socket) -> bytes:
     while len(reply) <= REPLY_MAX and (chunk := sock.recv(REPLY_MAX)):
         reply += chunk
     return reply
-
-
-def fail(program: str, message: str, code: int = 1) -> NoReturn:
-    """Print one error line for `program` and exit with `code`."""
-    print(f"{program}: error: {message}", file=sys.stderr)
-    sys.exit(code)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from toolforgectl.adapters.processes import free_port
-from toolforgectl.core import logs, wire
+from toolforgectl.core import logs, output, wire
 from toolforgectl.core.errors import RegistrationError
 from toolforgectl.daemons.clients import proxyclient
 from toolforgectl.daemons.clients.proxyclient import Target
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             destination = register(where, args, port)
             log.info("registered %s with %s", destination, where.host)
     except RegistrationError as exc:
-        proxyclient.fail(PROG, str(exc))
+        output.fail(PROG, exc)
     try:
         argv = server_argv(args.command, port, append=not args.no_append_port)
         code = serve(argv, port, args.port_env, early)

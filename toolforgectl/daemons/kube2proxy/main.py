@@ -6,7 +6,6 @@ import argparse
 import logging
 import signal
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from types import FrameType
 
 from toolforgectl.adapters.kube import ServiceApi
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import activeproxy, config, logs
+from toolforgectl.core import activeproxy, config, logs, output
 from toolforgectl.core.config.fleet import Fleet, Proxy
 from toolforgectl.core.errors import ConfigError, ToolforgectlError
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
@@ -167,5 +166,4 @@ def main(argv: list[str] | None = None) -> None:
     except Stopped:
         log.info("stopped")
     except ToolforgectlError as exc:
-        print(f"kube2proxy: error: {exc}", file=sys.stderr)  # one plain line, as every program ends
-        sys.exit(exc.exit_code)
+        output.fail("kube2proxy", exc)

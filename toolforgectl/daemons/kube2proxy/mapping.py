@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from toolforgectl.adapters.kube import Service, ServicePort
 from toolforgectl.core import validate
-from toolforgectl.core.config.fleet import Kube2proxy
+from toolforgectl.core.config import Kube2proxy
 from toolforgectl.core.errors import ValidationError
 
 ROOT_ROUTE = ".*"

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, closing
 
 from toolforgectl.adapters.kube import Service, ServiceApi, WatchEvent
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core.config.fleet import Kube2proxy
+from toolforgectl.core.config import Kube2proxy
 from toolforgectl.core.errors import GoneError, KubeError, RouteStoreError, StreamBrokenError
 from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper
 from toolforgectl.daemons.kube2proxy.metrics import Metrics

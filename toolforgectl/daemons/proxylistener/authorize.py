@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from toolforgectl.adapters.routestore import ADMIN_TOOL
 from toolforgectl.core import wire
-from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import RefusedError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

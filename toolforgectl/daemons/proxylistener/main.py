@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import os
 import signal
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,8 +24,8 @@ from pathlib import Path
 import uvloop
 
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config, logs, tokens, wire
-from toolforgectl.core.config.fleet import ProxyListener
+from toolforgectl.core import config, logs, output, tokens, wire
+from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
 from toolforgectl.daemons.proxylistener import authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy
@@ -269,12 +268,8 @@ def main(argv: list[str] | None = None) -> None:
         listener = build(settings, fleet_active)
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
-    except ToolforgectlError as exc:
-        print(f"proxylistener: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except OSError as exc:
-        print(f"proxylistener: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    except (ToolforgectlError, OSError) as exc:
+        output.fail("proxylistener", exc)
 
 
 if __name__ == "__main__":

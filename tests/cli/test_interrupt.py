@@ -1,0 +1,44 @@
+"""Ctrl-C ends a command like any other error: one line, exit 130, and the envelope with --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import wait_until
+
+
+def reading_stdin(pid: int) -> bool:
+    """Whether the process sits in read(0, ...): read is syscall 0 on x86-64, 63 on arm64."""
+    fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    return fields[:1] in (["0"], ["63"]) and fields[1:2] == ["0x0"]
+
+
+def test_ctrl_c_is_one_line_and_exit_130_with_the_envelope() -> None:
+    env = {**os.environ, "TOOLFORGECTL_CONFIG": "/nonexistent/toolforgectl.yaml"}
+    argv = [sys.executable, "-m", "toolforgectl", "--redis", "redis://127.0.0.1:1/0", "routes", "import", "-"]
+    cli = subprocess.Popen(
+        [*argv, "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_until(lambda: reading_stdin(cli.pid), "the CLI to wait for the export on stdin")
+        cli.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, err = cli.communicate(timeout=30)
+    finally:
+        cli.kill()
+    assert cli.returncode == 130
+    assert err == "toolforgectl: error: interrupted\n"
+    assert json.loads(out) == {
+        "command": "routes import",
+        "ok": False,
+        "error": {"kind": "interrupted", "message": "interrupted"},
+    }
