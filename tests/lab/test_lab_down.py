@@ -79,6 +79,8 @@ def test_lab_down_stops_the_server_of_a_runner_that_was_sigkilled(tmp_path: Path
         os.kill(pgid, signal.SIGKILL)  # the runner: its server, orphaned, keeps running
         wait_until(lambda: pgid not in group(pgid), "the runner to die")
         assert len(group(pgid)) == 1, "the sample tool outlived its runner"
+        again = run_cli("lab", "up", "--dir", str(lab))
+        assert again.code == 1 and "lab down" in again.stderr, "what is left still counts as a lab"
     finally:
         down = run_cli("lab", "down", "--dir", str(lab))
 

@@ -69,7 +69,7 @@ def _refuse_if_running(directory: Path) -> None:
     state = load(directory)
     if state is None:
         return
-    if any(record.alive() for record in state.processes):
+    if any(record.running() for record in state.processes):  # a leftover child counts: down stops it
         stop = f"{commands.program('toolforgectl')} lab down --dir {commands.quote(directory)}"
         raise LabError(f"a lab already runs in {directory}; stop it with: {stop}")
     remove(directory)
