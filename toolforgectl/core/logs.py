@@ -21,6 +21,7 @@ like a tool token (core/tokens.py) loses its MAC, the only secret part: `tf1.myt
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import re
@@ -79,7 +80,7 @@ class _Formatter(logging.Formatter):
     def fields(record: logging.LogRecord) -> dict[str, Any]:
         given = getattr(record, "fields", None) or {}
         return {
-            name: REDACTED if SECRET_FIELD.search(name) else value
+            name: REDACTED if _secret(name) else value
             for name, value in given.items()
             if name not in _STANDARD
         }
@@ -118,6 +119,12 @@ class TextFormatter(_Formatter):
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+@functools.cache
+def _secret(name: str) -> bool:
+    """Whether a field called `name` holds a secret (cached: a daemon uses a handful of names)."""
+    return SECRET_FIELD.search(name) is not None
 
 
 def _text_value(value: Any) -> str:
