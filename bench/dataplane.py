@@ -25,13 +25,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import redis
 from dataplane_report import VARIANTS, Paced, Results, Sample, median, report, write_section
 
 from toolforgectl.adapters import nginx as frontproxy
 from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
 from toolforgectl.adapters.routestore import RouteStore, prefix_key
-from toolforgectl.core import config
+from toolforgectl.core import config, validate
+from toolforgectl.core.models import Attribution
+
+ACTOR = Attribution("bench")
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -119,7 +124,7 @@ def propagation_ms(
         if i and served() != old:
             raise SystemExit("bench: the cache did not hold the previous route")
         start = time.monotonic()
-        store.set_route("moving", ".*", backends[i % 2], actor="bench")
+        store.set_route("moving", ".*", validate.backend(backends[i % 2]), ACTOR)
         while served() != new:
             pass
         if i:  # the first write creates the tool; only changes count
@@ -130,7 +135,7 @@ def propagation_ms(
 def bulk_load(store: RouteStore, tools: int, backend: str) -> None:
     """Route `.*` of tool0 .. tool<tools-1> to `backend` with raw HSETs in one pipeline."""
     # Not set_route: its audit entry and version bump per write would dominate thousands of writes.
-    pipe = store.client.pipeline(transaction=False)
+    pipe = redis.Redis.from_url(store.url).pipeline(transaction=False)
     for n in range(tools):
         pipe.hset(prefix_key(f"tool{n}"), ".*", backend)
     pipe.execute()
@@ -149,8 +154,9 @@ def list_ms(store: RouteStore, port: int, tools: int, times: int = 5) -> tuple[f
         return (time.monotonic() - start) * 1000, len(json.loads(body))
 
     cold, warm, count = [], [], 0
-    for _ in range(times):
-        store.set_route("listbench", ".*", "http://127.0.0.1:9", actor="bench")  # bumps the version
+    for i in range(times):
+        # A new backend each time: a write that changes nothing would not bump the version.
+        store.set_route("listbench", ".*", validate.backend(f"http://127.0.0.1:{9 + i % 2}"), ACTOR)
         time.sleep(0.2)  # let the watcher see it
         took, count = fetch()
         cold.append(took)
@@ -193,7 +199,7 @@ def start_ours(
     name: str = "c", edit: Callable[[str], str] | None = None,
 ) -> Process:  # fmt: skip
     """(c): our rendered data plane in work/<name>; `edit` changes its urlproxy.conf (variant d)."""
-    redis_port = store.client.connection_pool.connection_kwargs["port"]
+    redis_port = urlsplit(store.url).port
     text = (
         f"proxies: [{{name: bench, address: 127.0.0.1, redis: 'redis://127.0.0.1:{redis_port}/0'}}]\n"
         f"dataplane: {{https_port: {port}, http_port: {free_port()}, internal_port: {internal},"

@@ -7,10 +7,10 @@ The daemon runs as its own process against the fake Kubernetes API (toolforgectl
 in this process) and a real redis-server. Sync = from an empty Redis to every route written;
 it is reported as the daemon's own list-diff-apply time and as the wall time from process start
 (Python start-up and imports included). Latency = from the API accepting a Service change to the
-route store publishing that tool's change: one change at a time ("sequential"), a paced stream
-(--rate changes/s, not waiting for each other) and all changes fired back to back ("burst": they
-queue, so this shows throughput). Baselines, same run, same Redis: the same routes
-written with raw HSET, one round trip each and pipelined.
+route store changing that tool's hash (seen through Redis keyspace notifications): one change at a
+time ("sequential"), a paced stream (--rate changes/s, not waiting for each other) and all changes
+fired back to back ("burst": they queue, so this shows throughput). Baselines, same run, same
+Redis: the same routes written with raw HSET, one round trip each and pipelined.
 """
 
 from __future__ import annotations
@@ -32,13 +32,26 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolforgectl.adapters.processes import free_port, spawn, start_redis
-from toolforgectl.adapters.routestore import CHANGES_CHANNEL, K8S_SERVICES, prefix_key
+from toolforgectl.adapters.routestore import K8S_SERVICES, PREFIX, prefix_key
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
 
 
 def cluster_ip(i: int, salt: int = 0) -> str:
     n = i + salt * 7919
     return f"127.96.{(n // 250) % 250}.{n % 250 + 1}"
+
+
+def watch_routes(client: redis.Redis) -> Any:
+    """A subscription to every change of a `prefix:` hash, through Redis keyspace notifications."""
+    client.config_set("notify-keyspace-events", "Kh")
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe(f"__keyspace@0__:{PREFIX}*")
+    return pubsub
+
+
+def changed_tool(message: dict[str, Any]) -> str:
+    """The tool whose hash a keyspace notification is about."""
+    return str(message["channel"]).rsplit(PREFIX, 1)[1]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -96,9 +109,8 @@ def sync_once(
 
 
 def latency(api: FakeKubeApi, client: redis.Redis, n: int, changes: int) -> list[float]:
-    """Change one Service at a time; time until its tool's change is published."""
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(CHANGES_CHANNEL)
+    """Change one Service at a time; time until its tool's hash changes."""
+    pubsub = watch_routes(client)
     while pubsub.get_message(timeout=0.1) is not None:
         pass
     samples = []
@@ -111,7 +123,7 @@ def latency(api: FakeKubeApi, client: redis.Redis, n: int, changes: int) -> list
             message = pubsub.get_message(timeout=5)
             if message is None:
                 raise SystemExit(f"no route change within 5 s for b{i}")
-            if message["data"] == f"b{i}":
+            if changed_tool(message) == f"b{i}":
                 break
         samples.append(time.perf_counter() - started)
         assert client.hget(prefix_key(f"b{i}"), ".*") == f"http://{ip}:8000"
@@ -123,9 +135,8 @@ def stream_latency(
     api: FakeKubeApi, client: redis.Redis, n: int, changes: int, rate: float, salt: int
 ) -> tuple[list[float], float]:
     """Fire changes at `rate` per second (0: as fast as the API takes them, a burst) without
-    waiting for each other; each one's time until its tool's change is published."""
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(CHANGES_CHANNEL)
+    waiting for each other; each one's time until its tool's hash changes."""
+    pubsub = watch_routes(client)
     while pubsub.get_message(timeout=0.1) is not None:
         pass
     received: dict[str, float] = {}
@@ -135,7 +146,7 @@ def stream_latency(
             message = pubsub.get_message(timeout=10)
             if message is None:
                 return
-            received.setdefault(message["data"], time.perf_counter())
+            received.setdefault(changed_tool(message), time.perf_counter())
 
     listener = threading.Thread(target=listen)
     listener.start()

@@ -64,8 +64,8 @@ end
 
 local function fallback()
     if default_url == nil then
-        local url = settings.current.default_backend
-        default_url = url and backend.parse(url) and url or false
+        local url = settings.current.default_backend -- "" for none
+        default_url = url ~= "" and backend.parse(url) and url or false
     end
     return default_url
 end

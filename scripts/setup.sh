@@ -9,6 +9,8 @@ APT_PACKAGES=(
   redis-server
   nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-resty-lrucache lua-nginx-redis
   lua-check lua-cjson wrk valgrind
+  # the Lua unit tests (tests/lua/unit/), and a CPU load to run the tests under
+  lua5.1 lua-rex-pcre2 stress-ng
   etcd-server
 )
 VENV=${VENV:-.venv}

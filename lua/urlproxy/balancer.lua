@@ -14,8 +14,7 @@ local _M = {}
 local set_current_peer = ngx_balancer.set_current_peer
 
 -- Backend URL -> parsed peer, per worker: a route's URL is parsed once, not per request. A plain
--- table (a hit is one lookup), emptied when it holds PEERS URLs.
-local PEERS = 10000
+-- table (a hit is one lookup), emptied when it holds `peer_cache_size` URLs.
 local peers, count = {}, 0
 
 local function peer_of(url)
@@ -29,7 +28,7 @@ local function peer_of(url)
         return nil, err
     end
     count = count + 1
-    if count > PEERS then
+    if count > settings.current.peer_cache_size then
         peers, count = {}, 1
     end
     peers[url] = peer

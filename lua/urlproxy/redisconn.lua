@@ -1,6 +1,7 @@
 -- Per-request Redis connections (with keepalive), the shared "Redis is down" switch, and quiet error logs.
 local redis = require "nginx.redis"
 local settings = require "urlproxy.settings"
+local shdict = require "urlproxy.shdict"
 
 local _M = {}
 
@@ -8,17 +9,18 @@ local ngx_now = ngx.now
 local ngx_log = ngx.log
 local ERR = ngx.ERR
 
--- Shared by every worker: `down_until` (set on failure, cleared by the watcher) and `failures`.
-local state = ngx.shared.urlproxy_state
+-- Shared by every worker: DOWN_UNTIL (set on failure, cleared by the watcher) and FAILURES.
+local state = shdict.state()
+local DOWN_UNTIL, FAILURES = shdict.DOWN_UNTIL, shdict.FAILURES
 
 local last_log = 0
 local suppressed = 0
 
--- Log `message` at most once per `log_interval` seconds per worker, counting what was skipped:
--- with Redis hung, every request would otherwise log the same line.
+-- Log `message` at most once per `error_log_interval` seconds per worker, counting what was
+-- skipped: with Redis hung, every request would otherwise log the same line.
 function _M.log_error(message)
     local now = ngx_now()
-    if now - last_log < settings.current.log_interval then
+    if now - last_log < settings.current.error_log_interval then
         suppressed = suppressed + 1
         return
     end
@@ -31,29 +33,38 @@ end
 
 -- Whether requests may try Redis now (false while a recent failure's back-off runs).
 function _M.available()
-    local down_until = state:get("down_until")
+    local down_until = state:get(DOWN_UNTIL)
     return not down_until or ngx_now() >= down_until
 end
 
 -- Whether Redis was marked down and the watcher has not yet seen it answer again.
 function _M.marked_down()
-    return state:get("down_until") ~= nil
+    return state:get(DOWN_UNTIL) ~= nil
+end
+
+-- How long (seconds) requests leave Redis alone after the `failures`-th failure in a row:
+-- `redis_backoff_ms`, doubling with each failure, at most `redis_backoff_max_ms`.
+function _M.backoff(failures)
+    local conf = settings.current
+    -- The exponent's cap only keeps the number finite; the maximum is reached long before it.
+    local ms = conf.redis_backoff_ms * 2 ^ math.min(failures - 1, 30)
+    return math.min(conf.redis_backoff_max_ms, ms) / 1000
 end
 
 -- Record a failure: requests stop trying Redis for an exponentially growing back-off.
 function _M.mark_down(reason)
-    local failures = state:incr("failures", 1, 0) or 1
-    local backoff = math.min(settings.current.backoff_max, 0.25 * 2 ^ math.min(failures - 1, 8))
-    state:set("down_until", ngx_now() + backoff)
+    local failures = state:incr(FAILURES, 1, 0) or 1
+    local backoff = _M.backoff(failures)
+    state:set(DOWN_UNTIL, ngx_now() + backoff)
     _M.log_error("route store unavailable (backing off " .. backoff .. "s): " .. tostring(reason))
 end
 
 -- Record that Redis answered; returns true if it had been marked down.
 function _M.mark_up()
-    local was_down = state:get("down_until") ~= nil
+    local was_down = state:get(DOWN_UNTIL) ~= nil
     if was_down then
-        state:delete("down_until")
-        state:set("failures", 0)
+        state:delete(DOWN_UNTIL)
+        state:set(FAILURES, 0)
         ngx_log(ngx.NOTICE, "urlproxy: route store reachable again")
     end
     return was_down

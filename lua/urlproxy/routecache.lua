@@ -8,6 +8,7 @@ local backend = require "urlproxy.backend"
 local redisconn = require "urlproxy.redisconn"
 local schema = require "urlproxy.schema"
 local settings = require "urlproxy.settings"
+local shdict = require "urlproxy.shdict"
 
 local _M = {}
 
@@ -16,8 +17,9 @@ local re_find = ngx.re.find
 local table_sort = table.sort
 local unpack = unpack
 
-local shared = ngx.shared.urlproxy_routes
-local state = ngx.shared.urlproxy_state
+local shared = shdict.routes()
+local state = shdict.state()
+local TOKEN = shdict.TOKEN
 
 -- Per worker: tool -> entry. A plain table (a hit is one lookup), bounded by emptying it when it
 -- holds `worker_cache_size` tools; the shared dict still holds every entry, so nothing is lost.
@@ -30,13 +32,13 @@ local seen_token, seen_at = nil, -1
 
 local function current_token(now)
     if now ~= seen_at then
-        seen_token, seen_at = state:get("token"), now
+        seen_token, seen_at = state:get(TOKEN), now
     end
     return seen_token
 end
 
 -- Only names the route store could hold reach Redis (checked on a cache miss, not per request).
-local TOOL_NAME = [[^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$]]
+local TOOL_NAME = "^" .. schema.TOOL_NAME .. "$"
 local NO_ROUTES = {}
 
 local function keep(tool, entry)
@@ -131,9 +133,10 @@ local function remember(tool, entry)
     shared:set(tool, entry.text)
 end
 
--- The version token every fresh entry must carry; nil until the watcher first reached Redis.
+-- The version token this worker routes by, which every fresh entry must carry; nil until the
+-- watcher first reached Redis.
 function _M.token()
-    return state:get("token")
+    return current_token(ngx_now())
 end
 
 -- The entry of `tool` this worker or the shared dict holds, fresh or not (nil: none), and whether

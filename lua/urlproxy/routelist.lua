@@ -7,11 +7,13 @@ local cjson = require "cjson.safe"
 local redisconn = require "urlproxy.redisconn"
 local routecache = require "urlproxy.routecache"
 local schema = require "urlproxy.schema"
+local settings = require "urlproxy.settings"
+local shdict = require "urlproxy.shdict"
 
 local _M = {}
 
-local state = ngx.shared.urlproxy_state
-local SCAN_COUNT = 1000
+local state = shdict.state()
+local LIST_BODY, LIST_TOKEN = shdict.LIST_BODY, shdict.LIST_TOKEN
 local ACTIVE = { status = "active" }
 
 local function scan_tools()
@@ -20,9 +22,10 @@ local function scan_tools()
         return nil, err
     end
     local tools, cursor, skip = {}, "0", #schema.PREFIX + 1
+    local count = settings.current.list_scan_count
     repeat
         local reply
-        reply, err = red:scan(cursor, "MATCH", schema.PREFIX .. "*", "COUNT", SCAN_COUNT, "TYPE", "hash")
+        reply, err = red:scan(cursor, "MATCH", schema.PREFIX .. "*", "COUNT", count, "TYPE", "hash")
         if not reply then
             red:close()
             return nil, "SCAN: " .. tostring(err)
@@ -46,8 +49,8 @@ end
 
 function _M.serve()
     local token = routecache.token()
-    local body = state:get("list_body")
-    if body and token and state:get("list_token") == token then
+    local body = state:get(LIST_BODY)
+    if body and token and state:get(LIST_TOKEN) == token then
         return send(body, redisconn.marked_down())
     end
     local tools, err
@@ -55,8 +58,8 @@ function _M.serve()
         tools, err = scan_tools()
         if tools then
             body = cjson.encode(tools)
-            state:set("list_body", body)
-            state:set("list_token", token or "")
+            state:set(LIST_BODY, body)
+            state:set(LIST_TOKEN, token or "")
             return send(body)
         end
         redisconn.mark_down(err)

@@ -1,11 +1,13 @@
--- The route store's Redis key names, mirrored once from toolforgectl/adapters/routestore.py.
+-- What the route store holds, mirrored once from Python: the tool-name rule
+-- (toolforgectl/core/validate.py) and the Redis key names (toolforgectl/adapters/routestore.py).
 -- tests/fixtures/schema.json pins both copies: change all three together.
 local _M = {
+    -- A whole tool name matches this (a lowercase DNS label, so at most 63 characters).
+    TOOL_NAME = [[[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?]],
     PREFIX = "prefix:",
     REDIRECT = "redirect:",
     ADMIN_TOOL = "admin",
     VERSION_KEY = "toolforgectl:routes:version",
-    CHANGES_CHANNEL = "toolforgectl:routes:changes",
 }
 
 return _M

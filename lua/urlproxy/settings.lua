@@ -6,22 +6,32 @@ local _M = {}
 
 local ENV_NAME = "TOOLFORGECTL_URLPROXY_SETTINGS"
 
--- Every key the Lua reads, with the value used when the file leaves it out.
-local DEFAULTS = {
+-- Every knob the Lua reads, with the value used when the file leaves it out. Each is a `dataplane:`
+-- setting of the same name and default (toolforgectl/core/config/dataplane.py), which render
+-- passes; tests/fixtures/schema.json pins both copies.
+_M.DEFAULTS = {
     routing = "path",
-    default_backend = false,
+    default_backend = "", -- none: unknown tools get 503
     maintenance = false,
-    redis_host = "127.0.0.1",
-    redis_port = 6379,
-    redis_db = 0,
     redis_timeout_ms = 100,
     redis_keepalive_ms = 60000,
     redis_pool_size = 32,
+    redis_backoff_ms = 250,
+    redis_backoff_max_ms = 5000,
     invalidation_poll_ms = 25,
     cache_ttl = 60,
     worker_cache_size = 20000,
-    backoff_max = 5,
-    log_interval = 10,
+    peer_cache_size = 10000,
+    list_scan_count = 1000,
+    error_log_interval = 10,
+}
+
+-- What differs per proxy (its own Redis, its run dir): render always writes these.
+_M.REQUIRED = {
+    redis_host = "string",
+    redis_port = "number",
+    redis_db = "number",
+    slow_socket = "string",
 }
 
 _M.current = nil
@@ -36,6 +46,48 @@ local function read_file(path)
     return text
 end
 
+-- What is wrong with `value` as the setting `key` of type `kind`, or nil. Knobs must be positive
+-- (a zero poll interval would spin the watcher); per-proxy numbers (redis_db) may be 0.
+local function wrong(key, value, kind, knob)
+    if type(value) ~= kind then
+        return key .. " must be a " .. kind .. ", not " .. type(value)
+    end
+    if kind == "number" and (value < 0 or knob and value == 0) then
+        return key .. " must be " .. (knob and "positive" or "0 or more")
+    end
+    if kind == "string" and not knob and value == "" then
+        return key .. " must not be empty"
+    end
+    return nil
+end
+
+-- The settings `data` (decoded JSON) with defaults filled in, or nil and what is wrong with them.
+-- Pure (no file, no module state), so the rules are unit-tested without nginx.
+function _M.checked(data)
+    if type(data) ~= "table" then
+        return nil, "not a JSON object"
+    end
+    for key, default in pairs(_M.DEFAULTS) do
+        if data[key] == nil or data[key] == cjson.null then
+            data[key] = default
+        end
+        local err = wrong(key, data[key], type(default), true)
+        if err then
+            return nil, err
+        end
+    end
+    for key, kind in pairs(_M.REQUIRED) do
+        local err = wrong(key, data[key], kind, false)
+        if err then
+            return nil, err
+        end
+    end
+    if data.routing ~= "path" and data.routing ~= "host" then
+        return nil, "routing must be \"path\" or \"host\""
+    end
+    return data
+end
+
 -- Load the settings once; raises with a clear message, since nginx must not start half-configured.
 function _M.load(path)
     path = path or os.getenv(ENV_NAME)
@@ -46,20 +98,10 @@ function _M.load(path)
     if not text then
         error("urlproxy: cannot read settings " .. path .. ": " .. tostring(err))
     end
-    local data, decode_err = cjson.decode(text)
-    if type(data) ~= "table" then
-        error("urlproxy: settings " .. path .. " are not a JSON object: " .. tostring(decode_err))
-    end
-    for key, value in pairs(DEFAULTS) do
-        if data[key] == nil or data[key] == cjson.null then
-            data[key] = value
-        end
-    end
-    if type(data.slow_socket) ~= "string" or data.slow_socket == "" then
-        error("urlproxy: settings " .. path .. ": slow_socket (the slow path's unix socket) is missing")
-    end
-    if data.routing ~= "path" and data.routing ~= "host" then
-        error("urlproxy: settings " .. path .. ": routing must be \"path\" or \"host\"")
+    local data
+    data, err = _M.checked(cjson.decode(text))
+    if not data then
+        error("urlproxy: settings " .. path .. ": " .. err)
     end
     _M.current = data
     return data

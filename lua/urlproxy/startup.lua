@@ -10,6 +10,7 @@ function _M.init()
     require "urlproxy"
     require "urlproxy.balancer"
     require "urlproxy.routelist"
+    require "urlproxy.routeversion"
     require "urlproxy.watcher"
 end
 

@@ -6,11 +6,12 @@
 local redisconn = require "urlproxy.redisconn"
 local schema = require "urlproxy.schema"
 local settings = require "urlproxy.settings"
+local shdict = require "urlproxy.shdict"
 
 local _M = {}
 
 local timer_at = ngx.timer.at
-local state = ngx.shared.urlproxy_state
+local state = shdict.state()
 
 local function poll()
     local red, err = redisconn.connect()
@@ -30,11 +31,11 @@ local function poll()
     if version == ngx.null then
         version = "0"
     end
-    local epoch = state:get("epoch") or 0
+    local epoch = state:get(shdict.EPOCH) or 0
     if redisconn.mark_up() then
-        epoch = state:incr("epoch", 1, 0)
+        epoch = state:incr(shdict.EPOCH, 1, 0)
     end
-    state:set("token", version .. "/" .. epoch)
+    state:set(shdict.TOKEN, version .. "/" .. epoch)
 end
 
 local function tick(premature)

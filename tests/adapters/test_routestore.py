@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,11 +14,16 @@ from toolforgectl.adapters.processes import start_redis
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import validate
 from toolforgectl.core.errors import ReadOnlyReplicaError, RouteStoreError, ValidationError
+from toolforgectl.core.models import Attribution
+
+ALICE = Attribution("alice@bastion", "moving to the new cluster", "T12345")
+BOB = Attribution("bob@bastion")
+URL = validate.backend("http://127.0.0.1:8000")
 
 
 def test_set_route_writes_the_original_schema(redis_server: RedisServer) -> None:
     store = RouteStore.from_url(redis_server.url)
-    store.set_route("dplbot", ".*", "http://127.0.0.1:8000", actor="test")
+    store.set_route("dplbot", ".*", URL, ALICE)
     assert redis_server.client().hgetall("prefix:dplbot") == {".*": "http://127.0.0.1:8000"}
 
 
@@ -28,44 +34,77 @@ def test_routes_written_by_other_clients_are_read(redis_server: RedisServer) -> 
     assert store.tools() == ["foo"]
 
 
-def test_every_write_bumps_the_version_and_is_audited(redis_server: RedisServer) -> None:
+def test_every_write_bumps_the_version_and_is_audited_with_who_and_why(redis_server: RedisServer) -> None:
     store = RouteStore.from_url(redis_server.url)
-    store.set_route("dplbot", ".*", "http://127.0.0.1:8000", actor="alice")
-    store.delete_route("dplbot", ".*", actor="bob")
+    store.set_route("dplbot", ".*", URL, ALICE)
+    store.delete_route("dplbot", ".*", BOB)
     assert store.version() == 2
-    trail = [(e.action, e.backend, e.actor) for e in store.audit("dplbot")]
-    assert trail == [("set", "http://127.0.0.1:8000", "alice"), ("delete", "http://127.0.0.1:8000", "bob")]
+    trail = [(e.action, e.backend, e.actor, e.reason, e.task_id) for e in store.audit("dplbot")]
+    assert trail == [
+        ("set", URL.url, "alice@bastion", "moving to the new cluster", "T12345"),
+        ("delete", URL.url, "bob@bastion", "", ""),
+    ]
 
 
-def test_writes_are_announced_on_the_changes_channel(redis_server: RedisServer) -> None:
-    pubsub = redis_server.client().pubsub()
-    pubsub.subscribe("toolforgectl:routes:changes")
-    pubsub.get_message(timeout=1)  # the subscribe confirmation
-    RouteStore.from_url(redis_server.url).set_route("dplbot", ".*", "http://127.0.0.1:1", actor="t")
-    message = pubsub.get_message(timeout=2)
-    assert message is not None and message["data"] == "dplbot"
+def test_a_write_that_changes_nothing_writes_nothing(redis_server: RedisServer) -> None:
+    store = RouteStore.from_url(redis_server.url)
+    store.set_route("dplbot", ".*", URL, ALICE)
+    again = store.set_route("dplbot", ".*", URL, BOB)
+    absent = store.delete_route("dplbot", "^/nothing-here", BOB)
+    assert not again.changed and not absent.changed
+    assert store.version() == 1, "no version bump: every tool's cache would be flushed for nothing"
+    assert [e.actor for e in store.audit("dplbot")] == ["alice@bastion"]
+    calls = redis_server.client().info("commandstats")
+    assert calls["cmdstat_hset"]["calls"] == 1 and "cmdstat_hdel" not in calls
+
+
+def test_concurrent_identical_writes_change_the_store_once(redis_server: RedisServer) -> None:
+    # Each writer checks and writes in one atomic step: of N racing identical writes, one wins.
+    stores = [RouteStore.from_url(redis_server.url) for _ in range(16)]
+    start = threading.Barrier(len(stores))
+    results = []
+
+    def write(store: RouteStore) -> None:
+        start.wait()
+        results.append(store.set_route("dplbot", ".*", URL, ALICE))
+
+    threads = [threading.Thread(target=write, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(change.changed for change in results) == 1
+    assert stores[0].version() == 1 and len(stores[0].audit("dplbot")) == 1
+
+
+def test_every_writer_leaves_the_same_audit_fields(redis_server: RedisServer) -> None:
+    store = RouteStore.from_url(redis_server.url)
+    store.set_route("dplbot", ".*", URL, ALICE)
+    store.delete_route("dplbot", ".*", Attribution("proxylistener@127.0.0.1"), only_if_backend=URL.url)
+    store.set_k8s_routes([("tool-dplbot/dplbot/.*", "dplbot", ".*", URL)], Attribution("kube2proxy"))
+    store.delete_k8s_route("tool-dplbot/dplbot/.*", "dplbot", ".*", Attribution("kube2proxy"))
+    store.rotate_token("dplbot", ALICE)
+    entries = redis_server.client().xrange("toolforgectl:audit:dplbot")
+    assert [fields["action"] for _, fields in entries] == ["set", "delete", "set", "delete", "rotate-token"]
+    assert {frozenset(fields) for _, fields in entries} == {
+        frozenset({"time", "tool", "action", "route", "backend", "actor", "reason", "task_id"})
+    }
 
 
 def test_unregister_of_a_stale_backend_keeps_the_newer_route(redis_server: RedisServer) -> None:
     store = RouteStore.from_url(redis_server.url)
-    store.set_route("dplbot", ".*", "http://127.0.0.1:9001", actor="new-job")
-    change = store.delete_route("dplbot", ".*", actor="old-job", only_if_backend="http://127.0.0.1:9000")
+    store.set_route("dplbot", ".*", validate.backend("http://127.0.0.1:9001"), Attribution("new-job"))
+    old_job = Attribution("old-job")
+    change = store.delete_route("dplbot", ".*", old_job, only_if_backend="http://127.0.0.1:9000")
     assert not change.changed
     assert store.routes("dplbot") == {".*": "http://127.0.0.1:9001"}
+    assert [e.actor for e in store.audit("dplbot")] == ["new-job"]
 
 
 def test_dry_run_writes_nothing(redis_server: RedisServer) -> None:
     store = RouteStore.from_url(redis_server.url)
-    change = store.set_route("dplbot", ".*", "http://127.0.0.1:8000", actor="t", dry_run=True)
+    change = store.set_route("dplbot", ".*", URL, ALICE, dry_run=True)
     assert change.changed and change.dry_run
-    assert redis_server.client().dbsize() == 0
-
-
-def test_import_validates_everything_before_writing_anything(redis_server: RedisServer) -> None:
-    store = RouteStore.from_url(redis_server.url)
-    data = {"good": {".*": "http://127.0.0.1:1"}, "bad": {".*": "ftp://127.0.0.1:1"}}
-    with pytest.raises(ValidationError):
-        store.import_routes(data, actor="t")
     assert redis_server.client().dbsize() == 0
 
 
@@ -91,7 +130,7 @@ def test_writing_to_a_replica_names_the_problem(redis_server: RedisServer) -> No
     try:
         store = RouteStore.from_url(f"redis://{replica.host}:{replica.port}/0")
         with pytest.raises(ReadOnlyReplicaError, match="read-only replica"):
-            store.set_route("dplbot", ".*", "http://127.0.0.1:8000", actor="t")
+            store.set_route("dplbot", ".*", URL, ALICE)
     finally:
         replica.stop()
 
@@ -114,21 +153,25 @@ def test_no_input_makes_the_store_hold_an_invalid_key_or_value(
 ) -> None:
     store = RouteStore.from_url(shared_redis.url)
     with contextlib.suppress(ValidationError):
-        store.set_route(tool, route, backend, actor="fuzz")
+        store.set_route(tool, route, validate.backend(backend), Attribution("fuzz"))
     client = shared_redis.client()
     for key in client.scan_iter(match="prefix:*"):
         validate.tool_name(key.removeprefix("prefix:"))
         for stored_route, stored_backend in client.hgetall(key).items():
             assert validate.route(stored_route) == stored_route
-            assert validate.backend(stored_backend) == stored_backend
+            assert validate.backend(stored_backend).url == stored_backend
 
 
-def test_delete_with_a_rotated_token_generation_changes_nothing(redis_server: RedisServer) -> None:
+def test_a_write_with_a_rotated_token_generation_changes_nothing(redis_server: RedisServer) -> None:
     store = RouteStore.from_url(redis_server.url)
-    store.set_route("dplbot", ".*", "http://127.0.0.1:9000", actor="job")
-    store.rotate_token("dplbot")
+    store.set_route("dplbot", ".*", URL, Attribution("job"))
+    assert store.rotate_token("dplbot", ALICE) == 1
+    other = validate.backend("http://127.0.0.1:9999")
     with pytest.raises(ValidationError, match="token was rotated"):
-        store.delete_route("dplbot", ".*", actor="old-token", token_generation=0)
-    assert store.routes("dplbot") == {".*": "http://127.0.0.1:9000"}
-    store.delete_route("dplbot", ".*", actor="new-token", token_generation=1)
+        store.set_route("dplbot", ".*", other, Attribution("old-token"), token_generation=0)
+    with pytest.raises(ValidationError, match="token was rotated"):
+        store.delete_route("dplbot", ".*", Attribution("old-token"), token_generation=0)
+    assert store.routes("dplbot") == {".*": URL.url}
+    store.delete_route("dplbot", ".*", Attribution("new-token"), token_generation=1)
     assert store.routes("dplbot") == {}
+    assert [e.actor for e in store.audit("dplbot")] == ["job", "alice@bastion", "new-token"]

@@ -1,4 +1,5 @@
-"""`debug history` reads a tool's changes back from the AOF; `debug redis` shows replication."""
+"""`debug history` shows who changed a tool and why, and its writes in the AOF; `debug redis` shows
+replication."""
 
 from __future__ import annotations
 
@@ -64,6 +65,48 @@ def test_history_reads_a_single_file_aof_with_an_rdb_preamble(
     assert result.code == 0, result.stderr
     args = [c["args"] for c in json.loads(result.stdout)["data"]["changes"]]
     assert args == [["HSET", "prefix:dplbot", ".*", "http://10.68.1.1:4000"], ["DEL", "prefix:dplbot"]]
+
+
+def test_history_answers_who_changed_a_tool_and_why(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    alice = {"SUDO_USER": "alice"}
+    set_argv = ("routes", "set", "dplbot", "http://127.0.0.1:8000", "--reason", "new grid", "--task-id", "T1")
+    assert run_cli("--redis", url, *set_argv, env=alice).code == 0
+    assert (
+        run_cli("--redis", url, "routes", "delete", "dplbot", "--reason", "tool retired", env=alice).code == 0
+    )
+
+    result = run_cli("--redis", url, "debug", "history", "dplbot", "--json")
+
+    assert result.code == 0, result.stderr
+    trail = [
+        (e["action"], e["actor"].split("@")[0], e["reason"], e["task_id"])
+        for e in json.loads(result.stdout)["data"]["audit"]
+    ]
+    assert trail == [("set", "alice", "new grid", "T1"), ("delete", "alice", "tool retired", "")]
+    human = run_cli("--redis", url, "debug", "history", "dplbot", env={"COLUMNS": "200"}).stdout
+    assert "tool retired" in human and "alice@" in human
+
+
+def test_history_without_an_aof_still_shows_the_audit_record_with_a_note(redis_server: RedisServer) -> None:
+    redis_server.client().config_set("appendonly", "no")
+    assert run_cli("--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000").code == 0
+
+    result = run_cli("--redis", redis_server.url, "debug", "history", "dplbot", "--json")
+    human = run_cli("--redis", redis_server.url, "debug", "history", "dplbot")
+
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)["data"]
+    assert data["aof"] is None and "appendonly off" in data["aof_note"]
+    assert [e["action"] for e in data["audit"]] == ["set"]
+    assert human.code == 0 and "audit record" in human.stdout and "appendonly off" in human.stderr
+
+
+def test_history_of_an_unknown_tool_fails_as_routes_show_does(redis_server: RedisServer) -> None:
+    history = run_cli("--redis", redis_server.url, "debug", "history", "nosuchtool")
+    show = run_cli("--redis", redis_server.url, "routes", "show", "nosuchtool")
+    assert history.code == show.code == 1
+    assert len(history.stderr.strip().splitlines()) == 1 and "nosuchtool" in history.stderr
 
 
 def test_history_of_a_hostile_tool_name_is_refused(redis_server: RedisServer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,134 @@ def test_a_long_route_and_backend_are_printed_whole_through_a_pipe(redis_server:
         assert route in result.stdout and backend in result.stdout and "…" not in result.stdout
     row = next(line for line in listed.stdout.splitlines() if line.startswith(tool))
     assert row.split() == [tool, route, backend], "one row per route, as awk reads it"
+
+
+def _audit(redis_server: RedisServer, tool: str) -> list[dict[str, str]]:
+    return [fields for _, fields in redis_server.client().xrange(f"toolforgectl:audit:{tool}")]
+
+
+def test_setting_the_current_backend_says_unchanged_and_writes_nothing(redis_server: RedisServer) -> None:
+    argv = ("--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000")
+    assert run_cli(*argv).code == 0
+    again = run_cli(*argv)
+    as_json = json.loads(run_cli(*argv, "--json").stdout)["data"]
+    assert again.code == 0 and again.stdout.startswith("unchanged: dplbot")
+    assert as_json[0]["changed"] is False
+    client = redis_server.client()
+    assert client.get("toolforgectl:routes:version") == "1", "no version bump, no cache flush"
+    assert len(_audit(redis_server, "dplbot")) == 1
+    assert client.info("commandstats")["cmdstat_hset"]["calls"] == 1
+
+
+def test_a_write_is_attributed_to_the_user_behind_sudo_with_reason_and_task(
+    redis_server: RedisServer,
+) -> None:
+    result = run_cli(
+        "--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000",
+        "--reason", "move to the new grid", "--task-id", "T4242",
+        env={"SUDO_USER": "alice", "USER": "root", "LOGNAME": "root"},
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    [entry] = _audit(redis_server, "dplbot")
+    assert (entry["actor"], entry["reason"], entry["task_id"]) == (
+        f"alice@{socket.gethostname()}",
+        "move to the new grid",
+        "T4242",
+    )
+
+
+def test_without_sudo_the_login_user_is_the_actor(redis_server: RedisServer) -> None:
+    env = {"SUDO_USER": "", "LOGNAME": "bob", "USER": "bob"}
+    assert run_cli("--redis", redis_server.url, "routes", "set", "a", "http://127.0.0.1:1", env=env).code == 0
+    assert run_cli("--redis", redis_server.url, "routes", "delete", "a", env=env).code == 0
+    assert [e["actor"] for e in _audit(redis_server, "a")] == [f"bob@{socket.gethostname()}"] * 2
+
+
+def test_a_reason_that_would_break_the_audit_line_is_refused(redis_server: RedisServer) -> None:
+    argv = ("routes", "set", "a", "http://127.0.0.1:1", "--reason", "one\ntwo")
+    result = run_cli("--redis", redis_server.url, *argv)
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert redis_server.client().dbsize() == 0
+
+
+def _export(routes: dict[str, dict[str, str]]) -> str:
+    return json.dumps({"format": "toolforgectl-routes/1", "routes": routes})
+
+
+def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    client.hset("prefix:same", ".*", "http://127.0.0.1:1")
+    client.hset("prefix:moved", ".*", "http://127.0.0.1:2")
+    client.hset("prefix:other", ".*", "http://127.0.0.1:3")
+    routes = {
+        "same": {".*": "http://127.0.0.1:1"},
+        "moved": {".*": "http://127.0.0.1:20"},
+        "new": {".*": "http://127.0.0.1:4"},
+    }
+    argv = ("--redis", redis_server.url, "routes", "import", "-", "--reason", "restore")
+    human = run_cli(*argv, stdin=_export(routes))
+    assert human.code == 0, human.stderr
+    assert "1 added, 1 changed, 1 unchanged, 1 kept" in human.stdout
+    recap = json.loads(run_cli(*argv, "--json", stdin=_export(routes)).stdout)["data"]["recap"]
+    assert recap == {"added": 0, "changed": 0, "unchanged": 3, "kept": 1}
+    assert client.hget("prefix:moved", ".*") == "http://127.0.0.1:20"
+    assert client.hget("prefix:other", ".*") == "http://127.0.0.1:3"
+    assert client.get("toolforgectl:routes:version") == "2", "only the two changes were written"
+    assert [e["reason"] for e in _audit(redis_server, "new")] == ["restore"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"format": "toolforgectl-routes/2", "routes": {}}', "unknown format 'toolforgectl-routes/2'"),
+        ('{"format": "toolforgectl-routes/1", "format": "toolforgectl-routes/1", "routes": {}}', "twice"),
+        (
+            '{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://127.0.0.1:1"}, "a": {}}}',
+            "twice",
+        ),
+        (
+            '{"format": "toolforgectl-routes/1", "routes": {"a": {"x": "http://127.0.0.1:1", "x": "x"}}}',
+            "twice",
+        ),
+        ('{"routes": {"a": {".*": "http://127.0.0.1:1"}}}', "as written by `routes export`"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://127.0.0.1:1"}', "not JSON"),
+    ],
+    ids=[
+        "unknown-format",
+        "duplicate-format",
+        "duplicate-tool",
+        "duplicate-route",
+        "no-format",
+        "deep",
+        "cut",
+    ],
+)
+def test_import_refuses_malformed_input_in_one_line_and_writes_nothing(
+    redis_server: RedisServer, text: str, message: str
+) -> None:
+    result = run_cli("--redis", redis_server.url, "routes", "import", "-", stdin=text)
+    assert result.code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    assert len(result.stderr) < 400
+    assert redis_server.client().dbsize() == 0
+
+
+def test_import_of_a_file_that_is_not_utf8_is_one_line(redis_server: RedisServer, tmp_path: Path) -> None:
+    latin1 = tmp_path / "routes.json"
+    text = '{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://127.0.0.1:1"}}} // café'
+    latin1.write_bytes(text.encode("latin-1"))
+    result = run_cli("--redis", redis_server.url, "routes", "import", str(latin1))
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "not UTF-8" in result.stderr and redis_server.client().dbsize() == 0
+
+
+def test_import_failing_part_way_says_how_many_routes_were_written(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    client.set("prefix:b", "not a hash")  # Redis refuses the second write (WRONGTYPE)
+    routes = {tool: {".*": f"http://127.0.0.1:{port}"} for tool, port in (("a", 1), ("b", 2), ("c", 3))}
+    result = run_cli("--redis", redis_server.url, "routes", "import", "-", stdin=_export(routes))
+    assert result.code == 3
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "import stopped after 1 of 3 routes (1 written)" in result.stderr, result.stderr
+    assert client.hgetall("prefix:a") == {".*": "http://127.0.0.1:1"} and not client.exists("prefix:c")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -75,7 +76,7 @@ def test_hostile_backends_are_refused(url: str) -> None:
     ],
 )
 def test_backends_are_canonicalised(url: str, canonical: str) -> None:
-    assert validate.backend(url) == canonical
+    assert validate.backend(url).url == canonical
 
 
 @pytest.mark.parametrize("pattern", ["", "(", "a" * 257, "x\ny", "[z-a]"])
@@ -108,7 +109,7 @@ def test_accepted_tool_names_are_single_safe_labels(text: str) -> None:
 )
 def test_accepted_backends_are_plain_ip_and_port_urls(text: str) -> None:
     try:
-        url = validate.backend(text)
+        url = validate.backend(text).url
     except ValidationError:
         return
     parts = urlsplit(url)
@@ -116,7 +117,7 @@ def test_accepted_backends_are_plain_ip_and_port_urls(text: str) -> None:
     assert parts.username is None and parts.password is None
     assert parts.path == "" and not parts.query and not parts.fragment
     assert parts.port is not None and 1 <= parts.port <= 65535
-    assert validate.backend(url) == url
+    assert validate.backend(url).url == url
 
 
 @given(st.text(max_size=300))
@@ -127,3 +128,20 @@ def test_accepted_routes_compile_and_are_printable(text: str) -> None:
         return
     assert pattern.isprintable() and len(pattern) <= validate.ROUTE_MAX
     re.compile(pattern)
+
+
+def test_a_backend_is_a_parsed_value_whose_url_is_what_the_store_keeps() -> None:
+    parsed = validate.backend("https://[::1]:8443/")
+    assert (parsed.scheme, str(parsed.host), parsed.port) == ("https", "::1", 8443)
+    assert parsed.url == "https://[::1]:8443" == str(parsed)
+
+
+@pytest.mark.parametrize(
+    ("check", "text"),
+    [(validate.reason, "x" * 501), (validate.reason, "two\nlines"), (validate.task_id, "T1 T2")],
+)
+def test_a_reason_or_task_id_that_would_break_the_audit_line_is_refused(
+    check: Callable[[str], str], text: str
+) -> None:
+    with pytest.raises(ValidationError):
+        check(text)

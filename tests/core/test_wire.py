@@ -37,7 +37,7 @@ def test_parse_is_total_and_only_accepts_valid_requests(buffer: bytes, mode: wir
     assert validate.route(parsed.route) == parsed.route
     assert (parsed.destination is None) == (parsed.command == wire.UNREGISTER)
     if parsed.destination is not None:
-        assert validate.backend(parsed.destination) == parsed.destination
+        assert validate.backend(parsed.destination.url) == parsed.destination
     assert (parsed.token is not None) if mode == "required" else True
     assert parsed.token is None if mode == "absent" else True
 
@@ -56,13 +56,14 @@ def test_what_clients_encode_parses_back(command: str, port: int, token: str | N
 
     parsed = wire.parse(wire.encode(command, ".*", destination, token), mode, wire.Limits())
 
-    assert parsed == wire.Request(command, ".*", destination, token)
+    expected = None if destination is None else validate.backend(destination)
+    assert parsed == wire.Request(command, ".*", expected, token)
 
 
 def test_the_original_three_lines_parse_byte_for_byte() -> None:
     parsed = wire.parse(b"register\n.*\nhttp://10.68.17.13:41234\n", "absent", wire.Limits())
 
-    assert parsed == wire.Request("register", ".*", "http://10.68.17.13:41234", None)
+    assert parsed == wire.Request("register", ".*", validate.backend("http://10.68.17.13:41234"), None)
 
 
 @pytest.mark.parametrize(

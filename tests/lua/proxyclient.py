@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from toolforgectl.core.waiting import wait_until
+from tests.conftest import wait_until
+from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.lab import fleet
 from toolforgectl.lab.state import LabState
 
@@ -60,6 +61,27 @@ class Proxy:
             return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
         finally:
             conn.close()
+
+    def route_version(self) -> int | None:
+        """The route store version nginx routes by (internal /route-version); None before its first poll."""
+        version = self.get("/route-version", kind="internal").json()["version"]
+        return None if version is None else int(version)
+
+    def caught_up(self) -> int:
+        """Wait until nginx routes by the route store's current version, and return that version.
+
+        From then on requests see every write made so far, and what the slow path caches stays
+        fresh until the next write, so the next request takes the path a test expects: no sleeping
+        past the version watcher's poll.
+        """
+        wanted = RouteStore.from_url(self.info["redis"]).version()
+
+        def seen() -> bool:
+            version = self.route_version()
+            return version is not None and version >= wanted
+
+        wait_until(seen, f"nginx to route by route store version {wanted}", timeout=10, interval=0.005)
+        return wanted
 
     def backend_of(self, path: str) -> str | None:
         """Which sample tool answered `path` (None if it was not a sample tool's answer)."""

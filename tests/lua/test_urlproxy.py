@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from tests.conftest import wait_until
 from tests.lua.proxyclient import Proxy, until, ws_receive_text, ws_send_text
 from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
 from toolforgectl.adapters.routestore import RouteStore, prefix_key
+from toolforgectl.core import validate
+from toolforgectl.core.models import Attribution, Backend
 from toolforgectl.lab import fleet, sampletool
 from toolforgectl.lab.state import ProcessRecord
 
-ACTOR = "test"
+ACTOR = Attribution("test")
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +67,8 @@ def store(proxy: Proxy) -> RouteStore:
     return RouteStore.from_url(proxy.info["redis"])
 
 
-def backend(proxy: Proxy, tool: str) -> str:
-    return proxy.state.tools[tool]["backend"]
+def backend(proxy: Proxy, tool: str) -> Backend:
+    return validate.backend(proxy.state.tools[tool]["backend"])
 
 
 def test_tool_prefix_reaches_its_backend(lab: Proxy) -> None:
@@ -76,7 +80,7 @@ def test_https_backend_is_reached_over_tls(lab: Proxy, tmp_path: Path) -> None:
     pair = (lab.info["certificate"], lab.info["certificate"].replace(".crt", ".key"))
     tool = sample_tool("secure", tmp_path / "tls-tool.log", tls=pair)
     try:
-        store(lab).set_route("secure", ".*", f"https://127.0.0.1:{tool.port}", actor=ACTOR)
+        store(lab).set_route("secure", ".*", validate.backend(f"https://127.0.0.1:{tool.port}"), ACTOR)
         until(lambda: lab.backend_of("/secure/x?y=1") == "secure", timeout=5)
         assert lab.get("/secure/x?y=1").json()["uri"] == "/secure/x?y=1"
     finally:
@@ -90,7 +94,7 @@ def test_ipv6_loopback_backend_is_reached(lab: Proxy, tmp_path: Path) -> None:
         pytest.skip("no IPv6 loopback here")
     tool = sample_tool("six", tmp_path / "ipv6-tool.log", "::1", port)
     try:
-        store(lab).set_route("six", ".*", f"http://[::1]:{port}", actor=ACTOR)
+        store(lab).set_route("six", ".*", validate.backend(f"http://[::1]:{port}"), ACTOR)
         until(lambda: lab.backend_of("/six/") == "six", timeout=5)
     finally:
         tool.stop()
@@ -102,15 +106,15 @@ def test_uri_reaches_the_tool_unchanged(lab: Proxy) -> None:
 
 
 def test_tool_without_trailing_slash_is_matched_against_slash(lab: Proxy) -> None:
-    store(lab).set_route("bare", "^/$", backend(lab, "echo"), actor=ACTOR)
+    store(lab).set_route("bare", "^/$", backend(lab, "echo"), ACTOR)
     until(lambda: lab.backend_of("/bare") == "echo", timeout=5)
     assert lab.get("/bare/more").status == 503
 
 
 def test_regex_routes_are_tried_longest_first(lab: Proxy) -> None:
     routes = store(lab)
-    routes.set_route("multi", ".*", backend(lab, "hello"), actor=ACTOR)
-    routes.set_route("multi", "^/api/", backend(lab, "echo"), actor=ACTOR)
+    routes.set_route("multi", ".*", backend(lab, "hello"), ACTOR)
+    routes.set_route("multi", "^/api/", backend(lab, "echo"), ACTOR)
     until(lambda: lab.backend_of("/multi/api/v1") == "echo", timeout=5)
     assert lab.backend_of("/multi/index.html") == "hello"
     assert lab.get("/multi/api/v1?q=1").json()["uri"] == "/multi/api/v1?q=1"
@@ -118,22 +122,22 @@ def test_regex_routes_are_tried_longest_first(lab: Proxy) -> None:
 
 def test_unknown_tool_falls_back_to_admin_with_the_full_uri(lab: Proxy) -> None:
     routes = store(lab)
-    routes.set_route("admin", ".*", backend(lab, "echo"), actor=ACTOR)
+    routes.set_route("admin", ".*", backend(lab, "echo"), ACTOR)
     try:
         until(lambda: lab.backend_of("/no-such-tool/x") == "echo", timeout=5)
         assert lab.get("/no-such-tool/x?y").json()["uri"] == "/no-such-tool/x?y"
         assert lab.backend_of("/hello/") == "hello"
     finally:
-        routes.delete_tool("admin", actor=ACTOR)
+        routes.delete_tool("admin", ACTOR)
     until(lambda: lab.get("/no-such-tool/x").status == 503, timeout=5)
 
 
 def test_a_broken_key_only_breaks_its_own_tool(lab: Proxy) -> None:
-    store(lab).client.set(prefix_key("wrongtype"), "not a hash")
+    redis.Redis.from_url(lab.info["redis"]).set(prefix_key("wrongtype"), "not a hash")
     assert lab.get("/wrongtype/").status == 503
     assert lab.backend_of("/hello/") == "hello"
     # A tool never seen before is read from Redis at once: the error did not mark Redis down.
-    store(lab).set_route("after-wrongtype", ".*", backend(lab, "hello"), actor=ACTOR)
+    store(lab).set_route("after-wrongtype", ".*", backend(lab, "hello"), ACTOR)
     assert lab.backend_of("/after-wrongtype/") == "hello"
 
 
@@ -145,7 +149,7 @@ def test_unknown_tool_gets_a_branded_503_without_nginx_version(lab: Proxy) -> No
 
 
 def test_unreachable_backend_gets_a_branded_502(lab: Proxy) -> None:
-    store(lab).set_route("stopped", ".*", f"http://127.0.0.1:{free_port()}", actor=ACTOR)
+    store(lab).set_route("stopped", ".*", validate.backend(f"http://127.0.0.1:{free_port()}"), ACTOR)
     reply = lab.get("/stopped/")
     assert reply.status == 502
     assert "Tool unreachable" in reply.body and "nginx/" not in reply.body
@@ -165,10 +169,11 @@ def test_https_answers_carry_hsts(lab: Proxy) -> None:
 def new_tool(proxy: Proxy, name: str, target: str, path: str) -> str:
     """Route the new tool `name` to sample tool `target`; its next request takes `path`.
 
-    Nothing has cached a new tool, so its first request takes the slow path; once it is cached,
-    the front routes it.
+    Nothing has cached a new tool, so its first request takes the slow path. Once nginx routes by
+    the version of this write, what that request caches stays fresh, so the front routes the next.
     """
-    store(proxy).set_route(name, ".*", backend(proxy, target), actor=ACTOR)
+    store(proxy).set_route(name, ".*", backend(proxy, target), ACTOR)
+    proxy.caught_up()
     if path == "front":
         proxy.get(f"/{name}/warm")
     return name
@@ -212,8 +217,16 @@ def test_list_names_every_tool_with_a_route_and_nothing_else(lab: Proxy) -> None
     data = listed.json()
     assert data["hello"] == {"status": "active"} and data["echo"] == {"status": "active"}
     assert "127.0.0.1" not in listed.body
-    store(lab).set_route("newly-listed", ".*", backend(lab, "hello"), actor=ACTOR)
+    store(lab).set_route("newly-listed", ".*", backend(lab, "hello"), ACTOR)
     until(lambda: "newly-listed" in lab.get("/list", kind="internal").json(), timeout=5)
+
+
+def test_route_version_on_the_internal_port_follows_writes(lab: Proxy) -> None:
+    routes = store(lab)
+    routes.set_route("versioned", ".*", backend(lab, "hello"), ACTOR)
+    written = routes.version()
+    until(lambda: lab.route_version() == written, timeout=5)
+    assert lab.get("/route-version").status == 503  # on the public port it is just an unknown tool
 
 
 def test_internal_port_has_nothing_else(lab: Proxy) -> None:
@@ -236,7 +249,8 @@ def access_log_line(proxy: Proxy, path: str) -> str:
 
 
 def test_access_log_names_tool_and_backend(lab: Proxy) -> None:
-    address = backend(lab, "hello").removeprefix("http://")
+    address = backend(lab, "hello").url.removeprefix("http://")
+    lab.caught_up()  # earlier tests wrote routes: what the next request caches must stay fresh
     lab.get("/hello/warm")  # the cache knows hello from here on
     lab.get("/hello/logged")
     line = access_log_line(lab, "/hello/logged")
@@ -255,18 +269,17 @@ def test_slow_path_logs_once_with_the_client_address(lab: Proxy) -> None:
     assert lab.get("/newly-logged/first").status == 200
     line = access_log_line(lab, "/newly-logged/first")
     assert line.startswith("127.0.0.1 ")  # the client, not the front's socket
-    assert f"tool=newly-logged backend={backend(lab, 'hello').removeprefix('http://')} path=slow" in line
+    assert f"tool=newly-logged backend={backend(lab, 'hello').url.removeprefix('http://')} path=slow" in line
     lab.get("/newly-logged/second")
     assert "path=front" in access_log_line(lab, "/newly-logged/second")
 
 
 def test_route_change_is_live_at_once(lab: Proxy) -> None:
     routes = store(lab)
-    routes.set_route("moving", ".*", backend(lab, "hello"), actor=ACTOR)
-    until(lambda: lab.backend_of("/moving/") == "hello", timeout=5)
-    time.sleep(0.2)  # several watcher polls: the next request caches the entry under the current version
+    routes.set_route("moving", ".*", backend(lab, "hello"), ACTOR)
+    lab.caught_up()  # so the next request caches the entry under the current version
     assert lab.backend_of("/moving/") == "hello"
-    routes.set_route("moving", ".*", backend(lab, "echo"), actor=ACTOR)
+    routes.set_route("moving", ".*", backend(lab, "echo"), ACTOR)
     # Polls as fast as it can; the cache TTL is 60 s, so only invalidation can pass this.
     took = until(lambda: lab.backend_of("/moving/") == "echo", timeout=1)
     print(f"route change visible after {took * 1000:.0f} ms")
@@ -328,11 +341,19 @@ def test_redis_killed_mid_traffic_keeps_known_routes_and_503s_unknown(own_lab: C
 
 def test_redis_down_longer_than_cache_ttl_still_serves_known_routes(own_lab: Callable[..., Proxy]) -> None:
     proxy = own_lab(cache_ttl=1)
+    proxy.caught_up()
     assert proxy.backend_of("/hello/") == "hello"  # cached now
     lab_redis(proxy).stop()
-    time.sleep(1.5)  # every entry is past cache_ttl: the front can no longer route it
-    assert proxy.backend_of("/hello/stale") == "hello"
-    assert "path=slow" in access_log_line(proxy, "/hello/stale")  # served stale by the slow path
+    sent = itertools.count()
+
+    def slow_path_served_it() -> bool:
+        # Every answer is hello's; once the entry is past cache_ttl the front hands it over to the
+        # slow path, which serves it stale since Redis is down.
+        path = f"/hello/stale-{next(sent)}"
+        assert proxy.backend_of(path) == "hello"
+        return "path=slow" in access_log_line(proxy, path)
+
+    wait_until(slow_path_served_it, "a request past cache_ttl to take the slow path", interval=0.1)
 
 
 def test_redis_hung_keeps_known_routes(own_lab: Callable[..., Proxy]) -> None:
@@ -356,9 +377,9 @@ def test_redis_restart_brings_fresh_routes_back(own_lab: Callable[..., Proxy]) -
     assert proxy.backend_of("/hello/") == "hello"
     restarted = start_redis(Path(proxy.state.dir) / "redis", "127.0.0.1", redis.port)
     try:
-        store(proxy).set_route("hello", ".*", backend(proxy, "echo"), actor=ACTOR)
+        store(proxy).set_route("hello", ".*", backend(proxy, "echo"), ACTOR)
         until(lambda: proxy.backend_of("/hello/") == "echo", timeout=10)
-        assert store(proxy).routes("hello") == {".*": backend(proxy, "echo")}
+        assert store(proxy).routes("hello") == {".*": backend(proxy, "echo").url}
     finally:
         restarted.stop()
 

@@ -33,6 +33,24 @@ ERROR_PAGES = {
 }
 UNIX_PATH_MAX = 107  # sun_path's 108 bytes, less the terminating NUL
 TEMPLATES = ("nginx/nginx.conf.j2", "nginx/urlproxy.conf.j2", "nginx/errors/page.html.j2")
+# The `dataplane:` settings urlproxy.lua reads, passed under the same names; its DEFAULTS
+# (lua/urlproxy/settings.lua) mirror their defaults, pinned by tests/fixtures/schema.json.
+LUA_SETTINGS = (
+    "routing",
+    "default_backend",
+    "maintenance",
+    "redis_timeout_ms",
+    "redis_keepalive_ms",
+    "redis_pool_size",
+    "redis_backoff_ms",
+    "redis_backoff_max_ms",
+    "invalidation_poll_ms",
+    "cache_ttl",
+    "worker_cache_size",
+    "peer_cache_size",
+    "list_scan_count",
+    "error_log_interval",
+)
 
 
 @dataclass(frozen=True)
@@ -119,18 +137,13 @@ def write_files(files: Mapping[str, str], layout: Layout, workers_user: str = ""
 
 
 def lua_settings(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, Any]:
-    """What lua/settings.lua reads: routing, the proxy's own Redis, cache and timeout settings."""
+    """What lua/urlproxy/settings.lua reads: the `dataplane:` knobs, the proxy's Redis, the socket."""
     host, port, db = _redis_address(proxy)
     return {
-        "routing": plane.routing,
-        "default_backend": plane.default_backend or None,
-        "maintenance": plane.maintenance,
+        **{name: getattr(plane, name) for name in LUA_SETTINGS},
         "redis_host": host,
         "redis_port": port,
         "redis_db": db,
-        "redis_timeout_ms": plane.redis_timeout_ms,
-        "invalidation_poll_ms": plane.invalidation_poll_ms,
-        "cache_ttl": plane.cache_ttl,
         "slow_socket": str(layout.slow_socket),
     }
 

@@ -6,11 +6,16 @@ Keys shared with the original system (their meaning never changes):
     redirect:<tool>  hash  route -> canonical host name (registerCanonical)
     k8s_services     set   `<namespace>/<service>/<route>` owned by kube2proxy
 Keys toolforgectl adds, each under its own name:
-    toolforgectl:routes:version   counter bumped by every write, so caches invalidate at once
-    toolforgectl:routes:changes   pub/sub channel; every write publishes the tool's name
+    toolforgectl:routes:version   counter bumped by every route change, so caches invalidate at once
     toolforgectl:audit:<tool>     stream of accepted changes (capped), for `debug history`
     toolforgectl:token:<tool>     generation of the tool's proxylistener token (see tokens.py)
-The Lua side mirrors these names once, in lua/schema.lua; tests/fixtures/schema.json pins both.
+The Lua side mirrors these names once, in lua/urlproxy/schema.lua; tests/fixtures/schema.json pins both.
+
+Every write goes through one server-side script, `_WRITE`: it checks the write's guards, changes
+the route (or the token generation), bumps the version and appends the audit entry, atomically,
+and does none of that when the write would change nothing. The audit entry's fields come from one
+Python function, `_audit_fields`; so whoever writes (the CLI, proxylistener, kube2proxy), the
+record reads the same.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,14 +31,13 @@ import redis
 
 from toolforgectl.core import validate
 from toolforgectl.core.errors import ReadOnlyReplicaError, RouteStoreError, ValidationError
-from toolforgectl.core.models import AuditEntry, RouteChange
+from toolforgectl.core.models import Action, Attribution, AuditEntry, Backend, RouteChange
 
 PREFIX = "prefix:"
 REDIRECT = "redirect:"
 K8S_SERVICES = "k8s_services"
 ADMIN_TOOL = "admin"
 VERSION_KEY = "toolforgectl:routes:version"
-CHANGES_CHANNEL = "toolforgectl:routes:changes"
 AUDIT_PREFIX = "toolforgectl:audit:"
 AUDIT_MAXLEN = 1000
 TOKEN_PREFIX = "toolforgectl:token:"
@@ -40,19 +45,90 @@ DEFAULT_TIMEOUT = 2.0
 # Keys per SCAN step and commands per pipeline: bounded work per Redis round trip at 10k+ tools.
 _BATCH = 1000
 
-# proxylistener's hot path: the token-generation check and the whole write in one atomic round
-# trip, so a rotated token cannot slip a write in between the check and the HSET.
-_SET_IF_GENERATION = """
-local current = tonumber(redis.call('GET', KEYS[4]) or '0')
-if current ~= tonumber(ARGV[3]) then return {0, ''} end
-local old = redis.call('HGET', KEYS[1], ARGV[1]) or ''
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'time', ARGV[4], 'tool', ARGV[5],
-           'action', 'set', 'route', ARGV[1], 'backend', ARGV[2], 'actor', ARGV[6])
-redis.call('PUBLISH', ARGV[8], ARGV[5])
-return {1, old}
+# The one write. KEYS: 1 prefix:<tool>, 2 redirect:<tool>, 3 the version, 4 the audit stream,
+# 5 the token generation, 6 k8s_services. ARGV: 1 action (set | delete | rotate-token), 2 route,
+# 3 backend (set: the new one; delete: the one the route must still point at, '' for any),
+# 4 the token generation the write requires ('' for any), 5 a k8s_services member to add (set) or
+# remove (delete), '' for none, 6 the audit stream's length, 7.. the audit entry's fields.
+# Returns {outcome, old}: outcome is done, unchanged (nothing to do: nothing written, no version
+# bump, no audit entry), kept (the route points elsewhere now) or rotated (the token is stale).
+_WRITE = """
+local action, route, backend = ARGV[1], ARGV[2], ARGV[3]
+if ARGV[4] ~= '' and tonumber(redis.call('GET', KEYS[5]) or '0') ~= tonumber(ARGV[4]) then
+    return {'rotated', ''}
+end
+local old, audited
+if action == 'rotate-token' then
+    old = redis.call('GET', KEYS[5]) or '0'
+    redis.call('INCR', KEYS[5])
+    audited = ''
+elseif action == 'set' then
+    old = redis.call('HGET', KEYS[1], route) or ''
+    if ARGV[5] ~= '' then redis.call('SADD', KEYS[6], ARGV[5]) end
+    if old == backend then return {'unchanged', old} end
+    redis.call('HSET', KEYS[1], route, backend)
+    redis.call('INCR', KEYS[3])
+    audited = backend
+else
+    old = redis.call('HGET', KEYS[1], route) or ''
+    if ARGV[5] ~= '' then redis.call('SREM', KEYS[6], ARGV[5]) end
+    if old == '' then return {'unchanged', ''} end
+    if backend ~= '' and old ~= backend then return {'kept', old} end
+    redis.call('HDEL', KEYS[1], route)
+    redis.call('HDEL', KEYS[2], route)
+    redis.call('INCR', KEYS[3])
+    audited = old
+end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'backend', audited, unpack(ARGV, 7))
+return {'done', old}
 """
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One call of `_WRITE`: what to do, its guards, and who does it."""
+
+    action: Action
+    tool: str
+    route: str
+    by: Attribution
+    backend: str = ""
+    token_generation: int | None = None
+    member: str = ""
+
+    def keys(self) -> list[str]:
+        """The KEYS of the script: every key a write may touch, declared up front."""
+        return [
+            prefix_key(self.tool),
+            redirect_key(self.tool),
+            VERSION_KEY,
+            audit_key(self.tool),
+            TOKEN_PREFIX + self.tool,
+            K8S_SERVICES,
+        ]
+
+    def args(self) -> list[str | int]:
+        """The ARGV of the script: the write, its guards, then the audit entry's fields."""
+        generation = "" if self.token_generation is None else self.token_generation
+        guards: list[str | int] = [self.action, self.route, self.backend, generation, self.member]
+        return [*guards, AUDIT_MAXLEN, *_audit_fields(self.tool, self.action, self.route, self.by)]
+
+
+def _audit_fields(tool: str, action: Action, route: str, by: Attribution) -> list[str]:
+    """The audit entry of a write, as the field/value pairs XADD takes.
+
+    The script adds `backend`: for a delete, only it knows (atomically) what the route pointed at.
+    """
+    fields = {
+        "time": f"{time.time():.3f}",
+        "tool": tool,
+        "action": action,
+        "route": route,
+        "actor": by.actor,
+        "reason": by.reason,
+        "task_id": by.task_id,
+    }
+    return [item for pair in fields.items() for item in pair]
 
 
 def prefix_key(tool: str) -> str:
@@ -87,8 +163,7 @@ class RouteStore:
         # redis-py types every reply as `bytes | str | None` whatever decode_responses says; the
         # client is always built with decode_responses=True, so replies are str, typed as Any here.
         self._redis: Any = client
-        self._client = client
-        self._set_if_generation: Any = client.register_script(_SET_IF_GENERATION)
+        self._write: Any = client.register_script(_WRITE)
         self.url = redacted(url)
 
     @classmethod
@@ -101,11 +176,6 @@ class RouteStore:
         except ValueError as exc:
             raise ValidationError(f"Redis URL {redacted(url)!r} is not usable: {exc}") from None
         return cls(client, url)
-
-    @property
-    def client(self) -> redis.Redis:
-        """The underlying client, for the few callers that inspect the server itself."""
-        return self._client
 
     @contextmanager
     def _talking(self) -> Iterator[None]:
@@ -212,25 +282,43 @@ class RouteStore:
 
     # Writes --------------------------------------------------------------------------------
 
+    def _apply(self, write: _Write) -> tuple[str, str | None]:
+        """Run `write` through the one write script; (outcome, old value). Call inside _talking."""
+        outcome, old = self._write(keys=write.keys(), args=write.args())
+        return outcome, old or None
+
     def set_route(
-        self, tool: str, route: str, backend: str, *, actor: str, dry_run: bool = False
+        self,
+        tool: str,
+        route: str,
+        backend: Backend,
+        by: Attribution,
+        *,
+        token_generation: int | None = None,
+        dry_run: bool = False,
     ) -> RouteChange:
-        """Point `tool`'s `route` at `backend`; returns what changed."""
+        """Point `tool`'s `route` at `backend`; returns what changed (`changed` False: nothing written).
+
+        With `token_generation`, only while the tool's token is still of that generation (checked
+        in the same atomic step, so a rotated token cannot slip a write in between).
+        """
         tool, route = validate.tool_name(tool), validate.route(route)
-        backend = validate.backend(backend)
         with self._talking():
-            old = self._redis.hget(prefix_key(tool), route)
-            change = RouteChange(tool, route, "set", old, backend, dry_run)
-            if not dry_run:
-                self._commit(change, actor, lambda p: p.hset(prefix_key(tool), route, backend))
-        return change
+            if dry_run:
+                old = self._redis.hget(prefix_key(tool), route)
+                return RouteChange(tool, route, "set", old, backend.url, dry_run=True)
+            write = _Write("set", tool, route, by, backend.url, token_generation)
+            outcome, old = self._apply(write)
+        if outcome == "rotated":
+            raise ValidationError("token was rotated; fetch the current one")
+        return RouteChange(tool, route, "set", old, backend.url)
 
     def delete_route(
         self,
         tool: str,
         route: str,
+        by: Attribution,
         *,
-        actor: str,
         only_if_backend: str | None = None,
         token_generation: int | None = None,
         dry_run: bool = False,
@@ -239,171 +327,70 @@ class RouteStore:
 
         With `only_if_backend`, remove it only while it still points there: a late unregister
         from an old job must not drop a newer job's registration. With `token_generation`, only
-        while the tool's token is still of that generation (checked in the same transaction).
+        while the tool's token is still of that generation. Both are checked in the write itself.
         """
         tool, route = validate.tool_name(tool), validate.route(route)
         with self._talking():
-            return self._delete_watched(tool, route, actor, only_if_backend, token_generation, dry_run)
+            if dry_run:
+                old = self._redis.hget(prefix_key(tool), route)
+                return RouteChange(tool, route, "delete", old, None, dry_run=True)
+            write = _Write("delete", tool, route, by, only_if_backend or "", token_generation)
+            outcome, old = self._apply(write)
+        if outcome == "rotated":
+            raise ValidationError("token was rotated; fetch the current one")
+        return RouteChange(tool, route, "delete", old, old if outcome == "kept" else None)
 
-    def _delete_watched(
-        self,
-        tool: str,
-        route: str,
-        actor: str,
-        only_if_backend: str | None,
-        token_generation: int | None,
-        dry_run: bool,
-    ) -> RouteChange:
-        key, token_key = prefix_key(tool), TOKEN_PREFIX + tool
-        with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key, token_key)
-                    if token_generation is not None and int(pipe.get(token_key) or 0) != token_generation:
-                        pipe.unwatch()
-                        raise ValidationError("token was rotated; fetch the current one")
-                    old = pipe.hget(key, route)
-                    keep = only_if_backend is not None and old != only_if_backend
-                    if old is None or keep or dry_run:
-                        pipe.unwatch()
-                        return RouteChange(tool, route, "delete", old, old if keep else None, dry_run)
-                    change = RouteChange(tool, route, "delete", old, None)
-                    pipe.multi()
-                    pipe.hdel(key, route)
-                    pipe.hdel(redirect_key(tool), route)
-                    self._record(pipe, change, actor)
-                    pipe.execute()
-                    self._redis.publish(CHANGES_CHANNEL, tool)
-                    return change
-                except redis.WatchError:
-                    continue
+    def delete_tool(self, tool: str, by: Attribution, *, dry_run: bool = False) -> list[RouteChange]:
+        """Remove every route (and redirect) of `tool`, each as its own audited change."""
+        return [self.delete_route(tool, route, by, dry_run=dry_run) for route in self.routes(tool)]
 
-    def delete_tool(self, tool: str, *, actor: str, dry_run: bool = False) -> list[RouteChange]:
-        """Remove every route (and redirect) of `tool`."""
-        return [self.delete_route(tool, route, actor=actor, dry_run=dry_run) for route in self.routes(tool)]
-
-    def set_redirect(self, tool: str, route: str, host: str, *, actor: str) -> None:
+    def set_redirect(self, tool: str, route: str, host: str) -> None:
         """Record `registerCanonical`: `tool`'s `route` has canonical host `host`."""
         tool, route = validate.tool_name(tool), validate.route(route)
         with self._talking():
             self._redis.hset(redirect_key(tool), route, host)
 
-    def set_route_if_token(
-        self, tool: str, route: str, backend: str, *, generation: int, actor: str
-    ) -> RouteChange:
-        """`set_route`, but only while `tool`'s token generation is still `generation`."""
-        tool, route = validate.tool_name(tool), validate.route(route)
-        backend = validate.backend(backend)
-        keys = [prefix_key(tool), VERSION_KEY, audit_key(tool), TOKEN_PREFIX + tool]
-        args = [route, backend, generation, f"{time.time():.3f}", tool, actor, AUDIT_MAXLEN, CHANGES_CHANNEL]
-        with self._talking():
-            done, old = self._set_if_generation(keys=keys, args=args)
-        if not done:
-            raise ValidationError("token was rotated; fetch the current one")
-        return RouteChange(tool, route, "set", old or None, backend)
-
-    def rotate_token(self, tool: str) -> int:
-        """Invalidate `tool`'s current token by bumping its generation; returns the new one."""
+    def rotate_token(self, tool: str, by: Attribution) -> int:
+        """Invalidate `tool`'s current token by bumping its generation (audited); returns the new one."""
         validate.tool_name(tool)
         with self._talking():
-            return int(self._redis.incr(TOKEN_PREFIX + tool))
+            _, old = self._apply(_Write("rotate-token", tool, "", by))
+        return int(old or 0) + 1
 
-    def set_k8s_route(self, member: str, tool: str, route: str, backend: str) -> RouteChange:
-        """Write a kube2proxy-owned route and record ownership in `k8s_services`, atomically."""
-        return self.set_k8s_routes([(member, tool, route, backend)])[0]
-
-    def delete_k8s_route(self, member: str, tool: str, route: str) -> RouteChange:
+    def delete_k8s_route(self, member: str, tool: str, route: str, by: Attribution) -> RouteChange:
         """Remove a kube2proxy-owned route and its `k8s_services` member, atomically."""
         tool, route = validate.tool_name(tool), validate.route(route)
         with self._talking():
-            old = self._redis.hget(prefix_key(tool), route)
-            change = RouteChange(tool, route, "delete", old, None)
+            _, old = self._apply(_Write("delete", tool, route, by, member=member))
+        return RouteChange(tool, route, "delete", old, None)
 
-            def write(pipe: Any) -> None:
-                pipe.hdel(prefix_key(tool), route)
-                pipe.srem(K8S_SERVICES, member)
-
-            self._commit(change, "kube2proxy", write)
-        return change
-
-    def set_k8s_routes(self, routes: Sequence[tuple[str, str, str, str]]) -> list[RouteChange]:
+    def set_k8s_routes(
+        self, routes: Sequence[tuple[str, str, str, Backend]], by: Attribution
+    ) -> list[RouteChange]:
         """Write kube2proxy-owned routes, as (member, tool, route, backend), in batched transactions.
 
-        A route already in place and owned is not written again. For
-        kube2proxy's relists and event bursts: 3 round trips per thousand routes, not 4 each.
+        Each route records its ownership in `k8s_services`; one already in place is not written
+        again. For kube2proxy's relists and event bursts: one round trip per thousand routes.
         """
         checked = [
-            (member, validate.tool_name(tool), validate.route(route), validate.backend(backend))
+            _Write("set", validate.tool_name(tool), validate.route(route), by, backend.url, None, member)
             for member, tool, route, backend in routes
         ]
         changes: list[RouteChange] = []
         with self._talking():
             for start in range(0, len(checked), _BATCH):
-                changes += self._set_k8s_batch(checked[start : start + _BATCH])
-        return changes
-
-    def _set_k8s_batch(self, batch: list[tuple[str, str, str, str]]) -> list[RouteChange]:
-        reads = self._redis.pipeline(transaction=False)
-        for member, tool, route, _ in batch:
-            reads.hget(prefix_key(tool), route)
-            reads.sismember(K8S_SERVICES, member)
-        found = reads.execute()
-        olds, owned = found[0::2], found[1::2]
-        changes = [RouteChange(t, r, "set", old, b) for (_, t, r, b), old in zip(batch, olds, strict=True)]
-        todo = [(w, c) for w, c, o in zip(batch, changes, owned, strict=True) if c.changed or not o]
-        if not todo:
-            return changes
-        pipe = self._redis.pipeline(transaction=True)
-        for (member, tool, route, backend), change in todo:
-            pipe.hset(prefix_key(tool), route, backend)
-            pipe.sadd(K8S_SERVICES, member)
-            self._record(pipe, change, "kube2proxy")
-        pipe.execute()
-        notify = self._redis.pipeline(transaction=False)
-        for tool in dict.fromkeys(change.tool for _, change in todo):
-            notify.publish(CHANGES_CHANNEL, tool)
-        notify.execute()
+                batch = checked[start : start + _BATCH]
+                pipe = self._redis.pipeline(transaction=True)
+                for write in batch:
+                    self._write(keys=write.keys(), args=write.args(), client=pipe)
+                for write, (_, old) in zip(batch, pipe.execute(), strict=True):
+                    changes.append(RouteChange(write.tool, write.route, "set", old or None, write.backend))
         return changes
 
     def forget_k8s_member(self, member: str) -> None:
         """Drop a `k8s_services` member that names no route we may delete (routes untouched)."""
         with self._talking():
             self._redis.srem(K8S_SERVICES, member)
-
-    def import_routes(
-        self, data: Mapping[str, Mapping[str, str]], *, actor: str, dry_run: bool = False
-    ) -> list[RouteChange]:
-        """Write every route in `data` (tool -> route -> backend); all are validated first."""
-        checked = [
-            (validate.tool_name(tool), validate.route(route), validate.backend(backend))
-            for tool, routes in data.items()
-            for route, backend in routes.items()
-        ]
-        return [
-            self.set_route(tool, route, backend, actor=actor, dry_run=dry_run)
-            for tool, route, backend in checked
-        ]
-
-    def _commit(self, change: RouteChange, actor: str, write: Any) -> None:
-        """Apply `write` with the version bump and audit record in one transaction, then notify."""
-        pipe = self._redis.pipeline(transaction=True)
-        write(pipe)
-        self._record(pipe, change, actor)
-        pipe.execute()
-        self._redis.publish(CHANGES_CHANNEL, change.tool)
-
-    @staticmethod
-    def _record(pipe: Any, change: RouteChange, actor: str) -> None:
-        pipe.incr(VERSION_KEY)
-        fields = {
-            "time": f"{time.time():.3f}",
-            "tool": change.tool,
-            "action": change.action,
-            "route": change.route,
-            "backend": (change.new if change.action == "set" else change.old) or "",
-            "actor": actor,
-        }
-        pipe.xadd(audit_key(change.tool), fields, maxlen=AUDIT_MAXLEN, approximate=True)
 
 
 def _audit_entry(entry_id: str, fields: Mapping[str, str]) -> AuditEntry:
@@ -415,4 +402,6 @@ def _audit_entry(entry_id: str, fields: Mapping[str, str]) -> AuditEntry:
         route=fields.get("route", ""),
         backend=fields.get("backend", ""),
         actor=fields.get("actor", ""),
+        reason=fields.get("reason", ""),
+        task_id=fields.get("task_id", ""),
     )

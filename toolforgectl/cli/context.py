@@ -74,3 +74,11 @@ JsonOpt = Annotated[
     typer.Option("--json", callback=_record_json, help="Print the stable JSON envelope (docs/cli.md)."),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")]
+# Every write is attributed to `user@host` in the audit record; these say why (`debug history`).
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", metavar="TEXT", help="Why: kept in the audit record.")
+]
+TaskIdOpt = Annotated[
+    str | None,
+    typer.Option("--task-id", metavar="ID", help="The task (e.g. T12345), kept in the audit record."),
+]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from toolforgectl.cli.context import JsonOpt, settings
-from toolforgectl.core import output, validate
+from toolforgectl.core import output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -48,35 +48,31 @@ def history(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A tool's route changes, in order: HSET/HDEL of prefix:TOOL from the AOF, plus the audit record.
+    """A tool's route changes: the audit record (who, why, which task), and HSET/HDEL from the AOF.
 
-    Replaces `grep -C 5 <tool> /var/lib/redis/*.aof`. Reads Redis 7's multi-part appendonlydir
-    through its manifest, and single-file AOFs.
+    Answers "who changed TOOL, and why?". The audit record lives in Redis and is always shown; the
+    AOF (replaces `grep -C 5 <tool> /var/lib/redis/*.aof`) also shows writes by clients that keep
+    no record, and is read when it is at hand: Redis 7's multi-part appendonlydir through its
+    manifest, or a single-file AOF. Exits 1 if the tool has no routes and no history.
     """
-    from toolforgectl.adapters import aof  # loaded when the command runs, not at start-up
-    from toolforgectl.adapters.routestore import prefix_key
-    from toolforgectl.workflows import redisinfo
+    from toolforgectl.workflows import history as history_workflow  # redis: loaded when it runs
 
-    validate.tool_name(tool)
-    store = settings(ctx).store()
-    path, filename = (aof_path, "appendonly.aof") if aof_path else redisinfo.aof_location(store)
-    commands = aof.key_history(aof.files_in_order(path, filename), prefix_key(tool))
-    audit = store.audit(tool) if aof_path is None else []
-    data: dict[str, Any] = {
-        "tool": tool,
-        "aof": str(path),
-        "changes": [c.as_dict() for c in commands],
-        "audit": [a.as_dict() for a in audit],
-    }
+    found = history_workflow.of_tool(settings(ctx).store(), tool, aof_path)
 
     def human(console: Console) -> None:
-        changes = [(_when(cmd.time), " ".join(cmd.args)) for cmd in commands]
-        output.table(console, ("time", "command"), changes, title=f"AOF history of prefix:{tool} ({path})")
-        if audit:
-            trail = [(_when(e.time), e.action, e.route, e.backend, e.actor) for e in audit]
-            output.table(console, ("time", "action", "route", "backend", "by"), trail, title="audit record")
+        trail = [
+            (_when(e.time), e.action, e.route, e.backend, e.actor, e.reason, e.task_id) for e in found.audit
+        ]
+        headers = ("time", "action", "route", "backend", "by", "reason", "task")
+        output.table(console, headers, trail, title="audit record")
+        if found.aof is None:
+            output.progress(str(found.aof_note))
+            return
+        changes = [(_when(cmd.time), " ".join(cmd.args)) for cmd in found.changes]
+        title = f"AOF history of prefix:{tool} ({found.aof})"
+        output.table(console, ("time", "command"), changes, title=title)
 
-    output.emit("debug history", data, as_json=as_json, human=human)
+    output.emit("debug history", found.as_dict(), as_json=as_json, human=human)
 
 
 def _when(stamp: float | None) -> str:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from toolforgectl.cli.context import DryRunOpt, JsonOpt, settings
+from toolforgectl.cli.context import DryRunOpt, JsonOpt, ReasonOpt, TaskIdOpt, settings
 from toolforgectl.core import output, tokens
-from toolforgectl.core.errors import ToolforgectlError, UsageError
+from toolforgectl.core.errors import UsageError
+from toolforgectl.workflows import attribution
+from toolforgectl.workflows import tokens as token_workflow
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,45 +36,50 @@ def token(
     ] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Give the written file to this user.")] = None,
     key_file: KeyOpt = None,
+    reason: ReasonOpt = None,
+    task_id: TaskIdOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print (or write) TOOL's registration token; with --rotate, make a new one.
 
     The token is an HMAC of the tool name and a per-tool generation under the server key;
-    rotating bumps the generation in the route store, so the old token stops working at once.
+    rotating bumps the generation in the route store (audited, with --reason and --task-id),
+    so the old token stops working at once.
     """
+    if not rotate and (reason is not None or task_id is not None):
+        raise UsageError("--reason and --task-id go with --rotate: nothing else is written to the store")
     key = tokens.load_key(key_file or Path(settings(ctx).fleet.proxylistener.token_key_file))
-    store = settings(ctx).store()
-    generation = store.token_generation(tool)
-    if rotate:
-        generation = generation + 1 if dry_run else store.rotate_token(tool)
-    value = tokens.mint(key, tool, generation)
-    data: dict[str, Any] = {"tool": tool, "generation": generation, "rotated": rotate, "dry_run": dry_run}
+    minted = token_workflow.token(
+        settings(ctx).store(),
+        key,
+        tool,
+        rotate_by=attribution.operator(reason, task_id) if rotate else None,
+        write=write,
+        owner=owner,
+        dry_run=dry_run,
+    )
+    data: dict[str, Any] = {
+        "tool": tool,
+        "generation": minted.generation,
+        "rotated": minted.rotated,
+        "dry_run": minted.dry_run,
+    }
     if write is not None:
         data["path"] = str(write)
-        if not dry_run:
-            _write(write, value, owner)
     elif not dry_run:
-        data["token"] = value
+        data["token"] = minted.value
 
     def human(console: Console) -> None:
         verb = "would write" if dry_run else "wrote"
         if write is not None:
-            console.print(f"{verb} {tool}'s token (generation {generation}) to {write}", markup=False)
+            console.print(f"{verb} {tool}'s token (generation {minted.generation}) to {write}", markup=False)
         elif dry_run:
-            console.print(f"would print {tool}'s token (generation {generation})", markup=False)
+            console.print(f"would print {tool}'s token (generation {minted.generation})", markup=False)
         else:
-            console.print(value, markup=False, highlight=False)
+            console.print(minted.value, markup=False, highlight=False)
 
     output.emit("tools token", data, as_json=as_json, human=human)
-
-
-def _write(path: Path, value: str, owner: str | None) -> None:
-    try:
-        tokens.write_secret(path, (value + "\n").encode(), owner)
-    except (OSError, LookupError) as exc:
-        raise ToolforgectlError(f"{path}: cannot write the token: {exc}") from None
 
 
 @app.command("keygen")
@@ -85,13 +91,8 @@ def keygen(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Create the proxylistener's server key: 32 random bytes that every token is derived from."""
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; replacing it invalidates every token (use --force)")
+    token_workflow.keygen(path, force=force, dry_run=dry_run)
     if dry_run:
         output.progress(f"would write a new {tokens.KEY_MIN_BYTES}-byte key to {path}")
-        return
-    try:
-        tokens.write_secret(path, secrets.token_bytes(tokens.KEY_MIN_BYTES))
-    except OSError as exc:
-        raise ToolforgectlError(f"{path}: cannot write the key: {exc.strerror}") from None
-    output.progress(f"wrote a new server key to {path}")
+    else:
+        output.progress(f"wrote a new server key to {path}")

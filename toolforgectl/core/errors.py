@@ -31,7 +31,6 @@ BaseException on purpose, as SystemExit does.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3

@@ -1,11 +1,49 @@
-"""Plain data passed between layers: route changes and audit entries."""
+"""Plain data passed between layers: backends, route changes, who made them, and audit entries."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Action = Literal["set", "delete"]
+Action = Literal["set", "delete", "rotate-token"]
+Scheme = Literal["http", "https"]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a route points, parsed once where it enters (`validate.backend`) and passed on as is.
+
+    Only `validate.backend` should build one from text: it holds the rules (IP literal, port
+    1-65535, no credentials or path), so a Backend anywhere else is known to be acceptable.
+    """
+
+    scheme: Scheme
+    host: IPAddress
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The canonical form stored in `prefix:<tool>`: `http://10.0.0.5:41234`, `http://[::1]:80`."""
+        host = f"[{self.host}]" if self.host.version == 6 else str(self.host)
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Who makes a change and why: what the audit record keeps besides the change itself.
+
+    `actor` is `user@host` for an operator (the sudo user first), or a daemon's own name
+    (`proxylistener@<peer>`, `kube2proxy`); `reason` and `task_id` are free text, maybe empty.
+    """
+
+    actor: str
+    reason: str = ""
+    task_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +78,8 @@ class AuditEntry:
     route: str
     backend: str
     actor: str
+    reason: str
+    task_id: str
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form of this entry."""

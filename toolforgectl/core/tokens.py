@@ -44,14 +44,6 @@ def claimed(token: str) -> tuple[str, int, str]:
     return validate.tool_name(parts[1]), int(parts[2]), parts[3]
 
 
-def verify(key: bytes, token: str, generation: int) -> str:
-    """The tool `token` proves, if its MAC is right and it is of the current `generation`."""
-    tool, claimed_generation = prove(key, token)
-    if claimed_generation != generation:
-        raise ValidationError("token was rotated; fetch the current one")
-    return tool
-
-
 def prove(key: bytes, token: str) -> tuple[str, int]:
     """The (tool, generation) `token` proves if its MAC is right; whether that generation is
     still current is the caller's to check (proxylistener does it atomically with its write)."""

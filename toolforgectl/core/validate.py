@@ -1,8 +1,9 @@
-"""Validation of everything that may enter the route store: tool names, route regexes, backends.
+"""Validation of everything that may enter the route store: tool names, route regexes, backends,
+and the reason and task id an operator attaches to a write.
 
-Each validator returns the canonical form of an acceptable value or raises ValidationError with a
-sentence fit for an operator. Nothing here touches Redis, so the rules can be reused by every daemon
-and tested exhaustively.
+Each validator returns the canonical form of an acceptable value (for a backend, the parsed
+`Backend`) or raises ValidationError with a sentence fit for an operator. Nothing here touches
+Redis, so the rules can be reused by every daemon and tested exhaustively.
 """
 
 from __future__ import annotations
@@ -12,20 +13,23 @@ import re
 from urllib.parse import urlsplit
 
 from toolforgectl.core.errors import ValidationError
+from toolforgectl.core.models import Backend, IPAddress
 
 TOOL_NAME_MAX = 63
 ROUTE_MAX = 256
 BACKEND_MAX = 128
+REASON_MAX = 500
+TASK_ID_MAX = 64
 
 # DNS-label style: a tool name is also the left-most label in host mode.
 _TOOL_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
-def _shown(value: str, limit: int = 40) -> str:
+def shown(value: object, limit: int = 40) -> str:
     """Quote a hostile value safely for an error line: bounded length, no control characters."""
-    text = value if len(value) <= limit else value[:limit] + "..."
-    return repr(text)
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def tool_name(value: str) -> str:
@@ -36,7 +40,7 @@ def tool_name(value: str) -> str:
         raise ValidationError(f"tool name is longer than {TOOL_NAME_MAX} characters")
     if not _TOOL_NAME.fullmatch(value):
         raise ValidationError(
-            f"tool name {_shown(value)} is not a lowercase DNS label "
+            f"tool name {shown(value)} is not a lowercase DNS label "
             "(letters a-z, digits and inner hyphens only)"
         )
     return value
@@ -49,17 +53,17 @@ def route(value: str) -> str:
     if len(value) > ROUTE_MAX:
         raise ValidationError(f"route is longer than {ROUTE_MAX} characters")
     if not value.isprintable():
-        raise ValidationError(f"route {_shown(value)} contains control or non-printable characters")
+        raise ValidationError(f"route {shown(value)} contains control or non-printable characters")
     try:
         re.compile(value)
     except (re.error, OverflowError, RecursionError) as exc:
         # OverflowError: `a{4294967296}`; RecursionError: absurd nesting. Both are caller input.
-        raise ValidationError(f"route {_shown(value)} is not a valid regex: {exc}") from None
+        raise ValidationError(f"route {shown(value)} is not a valid regex: {exc}") from None
     return value
 
 
-def backend(value: str) -> str:
-    """Return the canonical form of a backend URL `http[s]://<ip>:<port>`.
+def backend(value: str) -> Backend:
+    """Parse a backend URL `http[s]://<ip>:<port>` into a Backend (its `.url` is the canonical form).
 
     The host must be an IP literal: nginx's balancer needs one, and resolving names on the
     request path is what the original stopped doing in 2016. No credentials, no path, no query:
@@ -68,39 +72,56 @@ def backend(value: str) -> str:
     if len(value) > BACKEND_MAX:
         raise ValidationError(f"backend URL is longer than {BACKEND_MAX} characters")
     if not value.isprintable() or any(c.isspace() for c in value):
-        raise ValidationError(f"backend URL {_shown(value)} contains whitespace or control characters")
+        raise ValidationError(f"backend URL {shown(value)} contains whitespace or control characters")
     try:
         parts = urlsplit(value)
     except ValueError:  # e.g. an unbalanced "[" in the host
-        raise ValidationError(f"backend URL {_shown(value)} is not a URL") from None
+        raise ValidationError(f"backend URL {shown(value)} is not a URL") from None
     if parts.scheme not in ("http", "https"):
-        raise ValidationError(f"backend URL {_shown(value)} must use http or https")
+        raise ValidationError(f"backend URL {shown(value)} must use http or https")
     if "@" in parts.netloc:
-        raise ValidationError(f"backend URL {_shown(value)} must not carry credentials")
+        raise ValidationError(f"backend URL {shown(value)} must not carry credentials")
     if parts.path not in ("", "/") or parts.query or parts.fragment or value.endswith(("?", "#")):
-        raise ValidationError(f"backend URL {_shown(value)} must not have a path, query or fragment")
+        raise ValidationError(f"backend URL {shown(value)} must not have a path, query or fragment")
     host, port = _host_and_port(parts.netloc, value)
-    shown_host = f"[{host}]" if host.version == 6 else str(host)
-    return f"{parts.scheme}://{shown_host}:{port}"
+    return Backend("https" if parts.scheme == "https" else "http", host, port)
 
 
-def _host_and_port(netloc: str, value: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+def _host_and_port(netloc: str, value: str) -> tuple[IPAddress, int]:
     host_text, sep, port_text = netloc.rpartition(":")
     if not sep or not _PORT.fullmatch(port_text):
-        raise ValidationError(f"backend URL {_shown(value)} needs an explicit numeric port")
+        raise ValidationError(f"backend URL {shown(value)} needs an explicit numeric port")
     port = int(port_text)
     if not 1 <= port <= 65535:
-        raise ValidationError(f"backend URL {_shown(value)} has port {port}, outside 1-65535")
+        raise ValidationError(f"backend URL {shown(value)} has port {port}, outside 1-65535")
     if host_text.startswith("[") and host_text.endswith("]"):
         host_text = host_text[1:-1]
     try:
         host = ipaddress.ip_address(host_text)
     except ValueError:
         raise ValidationError(
-            f"backend URL {_shown(value)} must name its host by IP address, not by name"
+            f"backend URL {shown(value)} must name its host by IP address, not by name"
         ) from None
     if isinstance(host, ipaddress.IPv6Address) and host.scope_id:
-        raise ValidationError(f"backend URL {_shown(value)} must not use an IPv6 zone")
+        raise ValidationError(f"backend URL {shown(value)} must not use an IPv6 zone")
     if host.is_unspecified or host.is_multicast:
-        raise ValidationError(f"backend URL {_shown(value)} names no single host")
+        raise ValidationError(f"backend URL {shown(value)} names no single host")
     return host, port
+
+
+def reason(value: str) -> str:
+    """Return `value` if it can stand in the audit record as a write's reason: one printable line."""
+    if len(value) > REASON_MAX:
+        raise ValidationError(f"reason is longer than {REASON_MAX} characters")
+    if not value.isprintable():
+        raise ValidationError(f"reason {shown(value)} contains control or non-printable characters")
+    return value
+
+
+def task_id(value: str) -> str:
+    """Return `value` if it is an acceptable task id (e.g. `T12345`): printable, no blanks, bounded."""
+    if len(value) > TASK_ID_MAX:
+        raise ValidationError(f"task id is longer than {TASK_ID_MAX} characters")
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise ValidationError(f"task id {shown(value)} contains blanks or control characters")
+    return value

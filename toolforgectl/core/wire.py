@@ -21,6 +21,7 @@ from typing import Literal
 
 from toolforgectl.core import validate
 from toolforgectl.core.errors import BadRequestError, ValidationError
+from toolforgectl.core.models import Backend
 
 REGISTER = "register"
 REGISTER_CANONICAL = "registerCanonical"
@@ -47,11 +48,15 @@ class Limits:
 
 @dataclass(frozen=True)
 class Request:
-    """A complete, well-formed request. Nothing in it is trusted yet: identity comes later."""
+    """A complete, well-formed request. Nothing in it is trusted yet: identity comes later.
+
+    The destination is parsed here, once, and passed on as a Backend to the authorization rules
+    and the route store.
+    """
 
     command: str
     route: str
-    destination: str | None
+    destination: Backend | None
     token: str | None
 
     @property

@@ -13,6 +13,8 @@ from tests.conftest import RedisServer, run_cli, wait_until
 from tests.daemons.kube2proxy.harness import launcher, start_daemon, write_config
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core import validate
+from toolforgectl.core.models import Attribution
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
 
 
@@ -113,7 +115,7 @@ def test_deletions_while_the_daemon_was_down_are_cleaned_up_on_start(
 ) -> None:
     api.put(service("tool-alpha", "alpha", "127.96.0.11"))
     api.put(service("tool-beta", "beta", "127.96.0.12"))
-    store.set_route("grid", ".*", "http://127.0.0.1:41000", actor="proxylistener")
+    store.set_route("grid", ".*", validate.backend("http://127.0.0.1:41000"), Attribution("proxylistener"))
     daemon = launch()
     wait_until(lambda: store.routes("beta"), "the first sync")
     assert daemon.stop() == 0
@@ -283,7 +285,7 @@ def test_the_periodic_resync_repairs_a_route_changed_behind_its_back(
     api.put(service("tool-alpha", "alpha", "127.96.0.11"))
     daemon = launch(watch_timeout=1, resync_interval=1)
     wait_until(lambda: store.routes("alpha"), "the first sync")
-    store.delete_route("alpha", ".*", actor="someone")  # drift no watch event will report
+    store.delete_route("alpha", ".*", Attribution("someone"))  # drift no watch event will report
     wait_until(lambda: store.routes("alpha") == {".*": "http://127.96.0.11:8000"}, "the resync to repair it")
     assert daemon.metric("kube2proxy_relists_total", reason="resync") >= 1
 
@@ -319,7 +321,8 @@ def test_missing_credentials_are_one_error_line_and_exit_code_3(
 def test_registry_members_naming_no_tool_service_are_forgotten_not_deleted(
     launch: Any, api: FakeKubeApi, store: RouteStore
 ) -> None:
-    store.set_k8s_route("legacy/web/.*", "web", ".*", "http://127.0.0.1:5000")  # e.g. the original's
+    legacy = ("legacy/web/.*", "web", ".*", validate.backend("http://127.0.0.1:5000"))  # e.g. the original's
+    store.set_k8s_routes([legacy], Attribution("kube2proxy"))
     api.put(service("tool-alpha", "alpha", "127.96.0.11"))
     daemon = launch()
     wait_until(lambda: store.k8s_members() == {"tool-alpha/alpha/.*"}, "the registry cleaned")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from toolforgectl.adapters.kube import Service, ServicePort, service_from
-from toolforgectl.core import config
+from toolforgectl.core import config, validate
 from toolforgectl.core.config import Kube2proxy
 from toolforgectl.core.errors import ConfigError
 from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper, Skip
@@ -19,26 +19,26 @@ def mapped(service: Service, **settings: object) -> Route | Skip:
 
 def test_the_original_layout_namespace_equals_tool_is_one_setting_away() -> None:
     found = mapped(Service("dplbot", "dplbot", "127.96.0.5", HTTP), tool_namespace="{tool}")
-    assert found == Route("dplbot/dplbot/.*", "dplbot", ".*", "http://127.96.0.5:8000")
+    assert found == Route("dplbot/dplbot/.*", "dplbot", ".*", validate.backend("http://127.96.0.5:8000"))
 
 
 def test_the_path_label_gives_a_prefixed_route_and_the_original_member_form() -> None:
     labels = {"toollabs-proxy-path": "api"}
     found = mapped(Service("tool-a", "a", "127.96.0.5", HTTP, labels))
-    assert found == Route("tool-a/a/api.*", "a", "/api.*", "http://127.96.0.5:8000")
+    assert found == Route("tool-a/a/api.*", "a", "/api.*", validate.backend("http://127.96.0.5:8000"))
 
 
 def test_the_named_port_wins_over_position_and_a_configured_name_is_honoured() -> None:
     ports = (ServicePort("web", 9000), ServicePort("http", 8000), ServicePort("admin", 7000))
     assert isinstance(found := mapped(Service("tool-a", "a", "127.96.0.5", ports)), Route)
-    assert found.backend == "http://127.96.0.5:8000"
+    assert found.backend.url == "http://127.96.0.5:8000"
     assert isinstance(found := mapped(Service("tool-a", "a", "127.96.0.5", ports), port_name="admin"), Route)
-    assert found.backend == "http://127.96.0.5:7000"
+    assert found.backend.url == "http://127.96.0.5:7000"
 
 
 def test_an_ipv6_cluster_ip_is_bracketed() -> None:
     found = mapped(Service("tool-a", "a", "fd00::5", HTTP))
-    assert isinstance(found, Route) and found.backend == "http://[fd00::5]:8000"
+    assert isinstance(found, Route) and found.backend.url == "http://[fd00::5]:8000"
 
 
 @pytest.mark.parametrize(

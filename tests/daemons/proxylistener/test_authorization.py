@@ -7,6 +7,7 @@ import redis
 from tests.daemons.regstack import Identd, Stack, exchange, route_keys
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens
+from toolforgectl.core.models import Attribution
 
 VICTIM = "http://127.0.0.1:41234"
 
@@ -48,7 +49,7 @@ def test_a_token_under_another_key_is_refused(stack: Stack) -> None:
 def test_a_rotated_token_stops_working(stack: Stack) -> None:
     listener = stack.listener()
     old = listener.token("mytool")
-    RouteStore.from_url(stack.redis_url).rotate_token("mytool")
+    RouteStore.from_url(stack.redis_url).rotate_token("mytool", Attribution("test"))
 
     assert _register(listener.port, old) == b"Refused: token was rotated; fetch the current one."
     assert _register(listener.port, listener.token("mytool", 1)) == b"ok"

@@ -67,3 +67,12 @@ class DataPlane:
     redis_timeout_ms: Count = 100
     invalidation_poll_ms: Count = 25  # a route change is live within about one poll
     cache_ttl: Count = 60
+    # Tuning of urlproxy.lua (docs/dataplane.md, "Settings"); render passes each to its settings JSON.
+    redis_keepalive_ms: Count = 60000  # how long an idle pooled Redis connection is kept
+    redis_pool_size: Count = 32  # pooled Redis connections per worker
+    redis_backoff_ms: Count = 250  # after a Redis failure, requests leave Redis alone this long,
+    redis_backoff_max_ms: Count = 5000  # doubling with each further failure up to this
+    worker_cache_size: Count = 20000  # tools whose routes each worker keeps in its own table
+    peer_cache_size: Count = 10000  # backend URLs each worker keeps parsed
+    list_scan_count: Count = 1000  # keys per SCAN batch of /list
+    error_log_interval: Count = 10  # seconds between two repeated urlproxy error lines, per worker

@@ -14,6 +14,7 @@ from toolforgectl.adapters.kube import Service, ServicePort
 from toolforgectl.core import validate
 from toolforgectl.core.config import Kube2proxy
 from toolforgectl.core.errors import ValidationError
+from toolforgectl.core.models import Backend
 
 ROOT_ROUTE = ".*"
 
@@ -25,7 +26,7 @@ class Route:
     member: str
     tool: str
     route: str
-    backend: str
+    backend: Backend
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,15 @@ from toolforgectl.adapters.kube import Service, ServiceApi, WatchEvent
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core.config import Kube2proxy
 from toolforgectl.core.errors import GoneError, KubeError, RouteStoreError, StreamBrokenError
+from toolforgectl.core.models import Attribution
 from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
 
 log = logging.getLogger("kube2proxy")
 
 BACKOFF_FIRST = 0.5
+# Who kube2proxy's changes are attributed to in the audit record (`debug history`).
+ACTOR = Attribution("kube2proxy")
 
 
 class Reflector:
@@ -160,7 +163,7 @@ class Reflector:
 
     def write_many(self, routes: list[Route]) -> None:
         """Point routes at their backends and record ownership, in batched transactions."""
-        changes = self.store.set_k8s_routes([(r.member, r.tool, r.route, r.backend) for r in routes])
+        changes = self.store.set_k8s_routes([(r.member, r.tool, r.route, r.backend) for r in routes], ACTOR)
         for change in changes:
             if change.changed:
                 self.metrics.routes_written.labels("set").inc()
@@ -173,7 +176,7 @@ class Reflector:
             log.warning("forgetting registry member %r: it names no tool's own Service", member)
             self.store.forget_k8s_member(member)
             return
-        change = self.store.delete_k8s_route(member, owned.tool, owned.route)
+        change = self.store.delete_k8s_route(member, owned.tool, owned.route, ACTOR)
         if change.old is not None:
             self.metrics.routes_written.labels("delete").inc()
             log.info("%s %s removed (was %s)", owned.tool, owned.route, change.old)
@@ -193,4 +196,4 @@ class Reflector:
 
 def _differs(route: Route, current: dict[str, dict[str, str]], members: set[str]) -> bool:
     """Whether the store lacks `route`, points it elsewhere, or does not record it as ours."""
-    return current.get(route.tool, {}).get(route.route) != route.backend or route.member not in members
+    return current.get(route.tool, {}).get(route.route) != route.backend.url or route.member not in members

@@ -16,8 +16,8 @@ from toolforgectl.adapters.routestore import ADMIN_TOOL
 from toolforgectl.core import wire
 from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import RefusedError
+from toolforgectl.core.models import Backend, IPAddress
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -47,7 +47,10 @@ def _networks(texts: tuple[str, ...]) -> tuple[IPNetwork, ...]:
 
 def address(text: str) -> IPAddress:
     """An IP address, with IPv4-mapped IPv6 (a dual-stack listener's view) turned back into IPv4."""
-    found = ipaddress.ip_address(text.strip("[]"))
+    return _unmapped(ipaddress.ip_address(text.strip("[]")))
+
+
+def _unmapped(found: IPAddress) -> IPAddress:
     if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped is not None:
         return found.ipv4_mapped
     return found
@@ -65,9 +68,9 @@ def check_ident_source(policy: Policy, peer: str) -> None:
         raise RefusedError(f"Ident is not accepted from {peer}; send your tool's token line.")
 
 
-def check_destination(policy: Policy, destination: str, peer: str) -> None:
+def check_destination(policy: Policy, destination: Backend, peer: str) -> None:
     """A tool may only route to itself: the caller's own address, or an allow-listed network."""
-    host, port = _host_port(destination)
+    host, port = _unmapped(destination.host), destination.port
     if not wire.PORT_MIN <= port <= wire.PORT_MAX:
         raise RefusedError(f"Destination port {port} is outside {wire.PORT_MIN}-{wire.PORT_MAX}.")
     if host == address(peer) or any(host in network for network in policy.backend_networks):
@@ -76,14 +79,14 @@ def check_destination(policy: Policy, destination: str, peer: str) -> None:
 
 
 def check_owned(policy: Policy, current: str, peer: str) -> None:
-    """`unregister` removes only a backend on the caller's address, not a newer job's elsewhere."""
-    host, _ = _host_port(current)
+    """`unregister` removes only a backend on the caller's address, not a newer job's elsewhere.
+
+    `current` is what the store holds, maybe written by another client (even with a host name),
+    so it is read leniently: anything that is not on the caller's address stays.
+    """
+    try:
+        host = address(urlsplit(current).hostname or "")
+    except ValueError:
+        raise RefusedError(f"The route does not point at your address {peer}; not removed.") from None
     if host != address(peer):
         raise RefusedError(f"The route points at {host}, not at your address {peer}; not removed.")
-
-
-def _host_port(url: str) -> tuple[IPAddress, int]:
-    parts = urlsplit(url)
-    if parts.hostname is None or parts.port is None:
-        raise RefusedError("Destination has no host and port.")
-    return address(parts.hostname), parts.port

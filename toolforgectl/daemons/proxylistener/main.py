@@ -208,7 +208,7 @@ def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: 
         "tool": outcome.tool,
         "command": command,
         "route": request.route if request else None,
-        "destination": request.destination if request else None,
+        "destination": request.destination.url if request and request.destination else None,
         "peer": peer,
         "identity": ("token" if request.token else "ident") if request else None,
         "outcome": outcome.label,

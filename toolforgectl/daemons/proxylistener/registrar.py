@@ -1,8 +1,8 @@
 """Carrying out one parsed request: prove the token, apply the rules, write through the route store.
 
 Runs in the listener's small worker pool (the route store speaks blocking redis-py). Every accepted
-change goes through RouteStore, so it bumps the version, lands in the audit stream with the actor
-`proxylistener@<peer>` (what `toolforgectl debug history TOOL` shows) and is published.
+change goes through RouteStore, so it bumps the version and lands in the audit stream with the
+actor `proxylistener@<peer>` (what `toolforgectl debug history TOOL` shows), as an operator's does.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from toolforgectl.core.errors import (
     RouteStoreError,
     ValidationError,
 )
+from toolforgectl.core.models import Attribution
 from toolforgectl.daemons.proxylistener import authorize
 from toolforgectl.daemons.proxylistener.authorize import Policy
 
@@ -80,24 +81,19 @@ class Registrar:
     def _register(self, request: wire.Request, tool: str, generation: int | None, peer: str) -> None:
         assert request.destination is not None  # the parser guarantees it for register commands
         authorize.check_destination(self.policy, request.destination, peer)
-        actor = f"{ACTOR}@{peer}"
-        if generation is None:
-            self.store.set_route(tool, request.route, request.destination, actor=actor)
-        else:
-            self.store.set_route_if_token(
-                tool, request.route, request.destination, generation=generation, actor=actor
-            )
+        by = Attribution(f"{ACTOR}@{peer}")
+        self.store.set_route(tool, request.route, request.destination, by, token_generation=generation)
         if request.command == wire.REGISTER_CANONICAL:
-            host = f"{tool}.{self.canonical_domain}"
-            self.store.set_redirect(tool, request.route, host, actor=actor)
+            self.store.set_redirect(tool, request.route, f"{tool}.{self.canonical_domain}")
 
     def _unregister(self, request: wire.Request, tool: str, generation: int | None, peer: str) -> None:
         current = self.store.routes(tool).get(request.route)
         if current is None:
             return  # already gone: an epilog running twice is not an error
         authorize.check_owned(self.policy, current, peer)
+        by = Attribution(f"{ACTOR}@{peer}")
         change = self.store.delete_route(
-            tool, request.route, actor=f"{ACTOR}@{peer}", only_if_backend=current, token_generation=generation
+            tool, request.route, by, only_if_backend=current, token_generation=generation
         )
         if change.new is not None:
             raise RefusedError("The route changed while removing it; not removed.")

@@ -1,0 +1,1 @@
+require("urlproxy.routeversion").serve()

@@ -1,0 +1,35 @@
+-- The shared dicts every worker of one nginx reads and writes, and the name of every key in them.
+--
+-- One place for these names, so no two modules can disagree on a spelling or reuse a key for
+-- something else. The dict names are also declared by templates/nginx/urlproxy.conf.j2
+-- (`lua_shared_dict`), pinned with it by tests/fixtures/schema.json.
+local _M = {
+    -- tool name -> the JSON text of its cache entry (routecache.lua); nothing else lives here, so
+    -- the dict's LRU eviction only ever drops tools' routes.
+    ROUTES_DICT = "urlproxy_routes",
+    -- The data plane's state, under the keys below.
+    STATE_DICT = "urlproxy_state",
+
+    -- "<version>/<epoch>": the token a fresh cache entry carries (published by watcher.lua).
+    TOKEN = "token",
+    -- Grows each time Redis answers after a failure, so entries from before an outage are re-read.
+    EPOCH = "epoch",
+    -- While ngx.now() is below this, requests do not try Redis (redisconn.lua's back-off).
+    DOWN_UNTIL = "down_until",
+    -- Consecutive Redis failures: the back-off doubles with each.
+    FAILURES = "failures",
+    -- /list's last JSON answer and the token it was built under (routelist.lua).
+    LIST_BODY = "list_body",
+    LIST_TOKEN = "list_token",
+}
+
+-- The dicts themselves (nginx creates them before init_by_lua runs).
+function _M.routes()
+    return ngx.shared[_M.ROUTES_DICT]
+end
+
+function _M.state()
+    return ngx.shared[_M.STATE_DICT]
+end
+
+return _M

@@ -1,0 +1,59 @@
+-- balancer.lua: the peer nginx connects to, on the front and on the slow path.
+local unit = require "unit"
+local case, eq, check, shim = unit.case, unit.eq, unit.check, unit.shim
+
+local function route(uri)
+    ngx.var.uri = uri
+    shim.peer = nil
+    require("urlproxy.balancer").route()
+    return shim.peer
+end
+
+case("the front connects to the backend of a cached http route", function()
+    unit.publish(1)
+    unit.store("hello", { { ".*", "http://10.0.0.1:8000" } })
+    require("urlproxy.routecache").routes("hello")
+    eq(route("/hello/"), { host = "10.0.0.1", port = 8000 }, "peer")
+end)
+
+case("whatever the front cannot route goes to the slow path's unix socket", function()
+    unit.configure({ slow_socket = "/run/x/slow.sock" })
+    unit.publish(1)
+    eq(route("/not-cached/"), { host = "unix:/run/x/slow.sock" }, "peer")
+end)
+
+case("IPv6 backends are handed over in brackets", function()
+    unit.publish(1)
+    unit.store("six", { { ".*", "http://[::1]:8000" } })
+    require("urlproxy.routecache").routes("six")
+    eq(route("/six/"), { host = "[::1]", port = 8000 }, "peer")
+end)
+
+case("parsed peers stay right when the per-worker table of peer_cache_size URLs is emptied", function()
+    unit.configure({ peer_cache_size = 2 })
+    unit.publish(1)
+    local routecache = require "urlproxy.routecache"
+    for i = 1, 5 do
+        unit.store("t" .. i, { { ".*", "http://10.0.0." .. i .. ":80" } })
+        routecache.routes("t" .. i)
+    end
+    for round = 1, 2 do
+        for i = 1, 5 do
+            local what = "peer of t" .. i .. " in round " .. round
+            eq(route("/t" .. i .. "/"), { host = "10.0.0." .. i, port = 80 }, what)
+        end
+    end
+end)
+
+case("the slow path connects to the backend urlproxy.lua chose", function()
+    ngx.var.urlproxy_backend = "https://10.0.0.3:8443"
+    require("urlproxy.balancer").balance()
+    eq(shim.peer, { host = "10.0.0.3", port = 8443 }, "peer")
+end)
+
+case("the slow path reached without a usable backend answers 500 and says why", function()
+    ngx.var.urlproxy_backend = "none"
+    require("urlproxy.balancer").balance()
+    eq(shim.exited, 500, "status")
+    check(#shim.logged("balancer reached without a usable backend", ngx.ERR) == 1, "error line")
+end)

@@ -1,0 +1,222 @@
+-- routecache.lua: when a tool's cached routes are fresh, when Redis is asked, what is served when it fails.
+local unit = require "unit"
+local case, eq, check, shim = unit.case, unit.eq, unit.check, unit.shim
+
+local HELLO = "http://10.0.0.1:8000"
+local ECHO = "http://10.0.0.2:8000"
+
+local function calls()
+    return #shim.redis.calls
+end
+
+-- The urlproxy modules as another worker of the same nginx loads them: its own tables, the same
+-- shared dicts and Redis.
+local function another_worker()
+    for name in pairs(package.loaded) do
+        if name:sub(1, 9) == "urlproxy." then
+            package.loaded[name] = nil
+        end
+    end
+    unit.configure()
+    return require "urlproxy.routecache"
+end
+
+case("a tool is read from Redis once, then served from the worker's cache", function()
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    local routes = routecache.routes("hello")
+    eq({ unpack(routes) }, { ".*", HELLO }, "routes")
+    eq({ routes.token, routes.at }, { "1/0", 1000 }, "stamped with the version token and time read")
+    eq(calls(), 1, "Redis commands")
+    shim.clock = 1001
+    eq(routecache.cached("hello")[2], HELLO, "cached backend")
+    eq(routecache.routes("hello")[2], HELLO, "backend")
+    eq(calls(), 1, "Redis commands after two more lookups")
+end)
+
+case("cached() never asks Redis: a tool it does not hold takes the slow path", function()
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    eq(routecache.cached("hello"), nil, "cached routes")
+    eq(shim.redis.connects, 0, "connections")
+end)
+
+case("a write makes every entry read before it stale: cached() gives it up, routes() re-reads", function()
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    routecache.routes("hello")
+    unit.store("hello", { { ".*", ECHO } })
+    unit.publish(2)
+    shim.clock = shim.clock + 0.001
+    eq(routecache.cached("hello"), nil, "cached routes after the write")
+    eq(routecache.routes("hello")[2], ECHO, "backend after the write")
+    eq(routecache.cached("hello")[2], ECHO, "cached backend after the re-read")
+    eq(calls(), 2, "Redis commands")
+end)
+
+case("the version token is read once per clock tick: a write shows from the next tick", function()
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    routecache.routes("hello")
+    unit.publish(2)
+    check(routecache.cached("hello"), "same tick: still the token read at this tick")
+    shim.clock = shim.clock + 0.001
+    eq(routecache.cached("hello"), nil, "cached routes one tick later")
+end)
+
+case("an entry is fresh for cache_ttl seconds, even when no write bumps the version", function()
+    unit.configure({ cache_ttl = 60 })
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    routecache.routes("hello")
+    shim.clock = 1000 + 59.999
+    check(routecache.cached("hello"), "fresh just before cache_ttl")
+    shim.clock = 1000 + 60
+    eq(routecache.cached("hello"), nil, "cached routes at cache_ttl")
+    routecache.routes("hello")
+    eq(calls(), 2, "Redis commands (re-read at cache_ttl)")
+end)
+
+case("before the watcher's first poll nothing is fresh: every lookup asks Redis", function()
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    eq(routecache.routes("hello")[2], HELLO, "backend")
+    eq(routecache.cached("hello"), nil, "cached routes without a token")
+    routecache.routes("hello")
+    eq(calls(), 2, "Redis commands")
+end)
+
+case("Redis failing: a known tool is served stale, and Redis is left alone for the back-off", function()
+    local routecache = require "urlproxy.routecache"
+    local redisconn = require "urlproxy.redisconn"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    routecache.routes("hello")
+    unit.publish(2)
+    shim.clock = shim.clock + 1
+    shim.redis.down = true
+    local routes, stale = routecache.routes("hello")
+    eq({ routes[2], stale }, { HELLO, "stale" }, "answer while Redis is down")
+    check(not redisconn.available(), "Redis is marked down")
+    eq(#shim.logged("route store unavailable (backing off 0.25s)"), 1, "log lines")
+    local connects = shim.redis.connects
+    routes, stale = routecache.routes("hello")
+    eq({ routes[2], stale, shim.redis.connects }, { HELLO, "stale", connects }, "answer during the back-off")
+    shim.clock = shim.clock + 0.25
+    check(redisconn.available(), "Redis is tried again after the back-off")
+end)
+
+case("a hung Redis (commands time out) is handled like a down one", function()
+    local routecache = require "urlproxy.routecache"
+    local redisconn = require "urlproxy.redisconn"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    routecache.routes("hello")
+    shim.clock = shim.clock + 61
+    shim.redis.failing = true
+    local routes, stale = routecache.routes("hello")
+    eq({ routes[2], stale }, { HELLO, "stale" }, "answer while Redis hangs")
+    check(redisconn.marked_down(), "Redis is marked down")
+end)
+
+case("stale-if-error covers entries past cache_ttl too", function()
+    unit.configure({ cache_ttl = 1 })
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    routecache.routes("hello")
+    shim.redis.down = true
+    shim.clock = shim.clock + 3600
+    eq(routecache.cached("hello"), nil, "the front no longer routes it")
+    local routes, stale = routecache.routes("hello")
+    eq({ routes[2], stale }, { HELLO, "stale" }, "the slow path still does")
+end)
+
+case("a tool nobody cached while Redis is down: no routes and an error", function()
+    local routecache = require "urlproxy.routecache"
+    unit.publish(1)
+    shim.redis.down = true
+    local routes, err = routecache.routes("never-seen")
+    eq(routes, nil, "routes")
+    check(err and err:find("connection refused", 1, true), "error names the failure: " .. tostring(err))
+    routes, err = routecache.routes("never-seen")
+    eq({ routes, err }, { nil, "route store unavailable" }, "during the back-off")
+end)
+
+case("a key of the wrong type breaks its own tool only: no routes, Redis not marked down", function()
+    local routecache = require "urlproxy.routecache"
+    local redisconn = require "urlproxy.redisconn"
+    unit.publish(1)
+    shim.redis.wrongtype["prefix:broken"] = true
+    eq(#routecache.routes("broken"), 0, "routes")
+    check(redisconn.available(), "Redis still available")
+    eq(#shim.logged("WRONGTYPE"), 1, "log lines")
+end)
+
+case("names the route store cannot hold never reach Redis", function()
+    local routecache = require "urlproxy.routecache"
+    unit.publish(1)
+    for _, name in ipairs({ "Bad_Name", "favicon.ico", "-x", ("a"):rep(64) }) do
+        eq(#routecache.routes(name), 0, "routes of " .. name)
+        eq(#routecache.cached(name), 0, "cached routes of " .. name)
+    end
+    eq(shim.redis.connects, 0, "connections")
+end)
+
+case("routes are tried longest pattern first, then lexically; unusable backends are skipped", function()
+    local routecache = require "urlproxy.routecache"
+    unit.publish(1)
+    unit.store("multi", {
+        { ".*", HELLO },
+        { "^/b/", ECHO },
+        { "^/api/", ECHO },
+        { "^/a/", HELLO },
+        { "^/named/", "http://localhost:8000" },
+    })
+    local routes = routecache.routes("multi")
+    eq({ unpack(routes) }, { "^/api/", ECHO, "^/a/", HELLO, "^/b/", ECHO, ".*", HELLO }, "match order")
+    eq(#shim.logged("ignoring a stored route: backend http://localhost:8000"), 1, "log lines")
+end)
+
+case("another worker uses the shared dict's entry without asking Redis", function()
+    local first = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    first.routes("hello")
+    local second = another_worker()
+    eq(second.cached("hello")[2], HELLO, "the other worker's cached backend")
+    eq(calls(), 1, "Redis commands")
+end)
+
+case("a worker picks up a fresher entry another worker read into the shared dict", function()
+    local first = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.publish(1)
+    first.routes("hello")
+    unit.store("hello", { { ".*", ECHO } })
+    unit.publish(2)
+    shim.clock = shim.clock + 0.001
+    local second = another_worker()
+    second.routes("hello")
+    eq(first.cached("hello")[2], ECHO, "the first worker's cached backend")
+    eq(calls(), 2, "Redis commands")
+end)
+
+case("the worker's table holds worker_cache_size tools; the rest come back from the shared dict", function()
+    unit.configure({ worker_cache_size = 2 })
+    local routecache = require "urlproxy.routecache"
+    unit.publish(1)
+    for _, tool in ipairs({ "one", "two", "three" }) do
+        unit.store(tool, { { ".*", HELLO } })
+        routecache.routes(tool)
+    end
+    for _, tool in ipairs({ "one", "two", "three" }) do
+        eq(routecache.cached(tool)[2], HELLO, "cached backend of " .. tool)
+    end
+    eq(calls(), 3, "Redis commands")
+end)

@@ -1,0 +1,119 @@
+-- urlproxy.lua: which tool a request names, which of its routes matches, and the fallbacks.
+local unit = require "unit"
+local case, eq, check, shim = unit.case, unit.eq, unit.check, unit.shim
+
+local HELLO = "http://10.0.0.1:8000"
+local ECHO = "http://10.0.0.2:8000"
+local ADMIN = "http://10.0.0.9:8000"
+local SECURE = "https://10.0.0.3:8443"
+
+-- The slow path's decision for a request of `uri`: the backend URL, or "503 <why>".
+local function slow(uri, host)
+    ngx.var.uri, ngx.var.host = uri, host or "proxy.example.org"
+    ngx.var.urlproxy_backend, ngx.var.urlproxy_tool = "-", "-"
+    shim.exited = nil
+    require("urlproxy").access()
+    if shim.exited then
+        return shim.exited .. " " .. ngx.var.urlproxy_backend
+    end
+    return ngx.var.urlproxy_backend
+end
+
+-- The front's decision from cached routes: a backend URL, or nil for the slow path.
+local function front(uri)
+    ngx.var.uri, ngx.var.urlproxy_tool = uri, "-"
+    return require("urlproxy").fast()
+end
+
+case("path mode: the first segment is the tool, its routes see the rest of the path", function()
+    unit.publish(1)
+    unit.store("multi", { { ".*", HELLO }, { "^/api/", ECHO } })
+    eq(slow("/multi/api/v1"), ECHO, "backend of /multi/api/v1")
+    eq(slow("/multi/index.html"), HELLO, "backend of /multi/index.html")
+    eq(slow("/multi/x/api/"), HELLO, "backend of /multi/x/api/ (^ anchors at the rest)")
+    eq(ngx.var.urlproxy_tool, "multi", "tool for the access log")
+end)
+
+case("patterns are unanchored: they match anywhere in the rest of the path", function()
+    unit.publish(1)
+    unit.store("tool", { { "/v1", ECHO } })
+    eq(slow("/tool/api/v1/users"), ECHO, "backend")
+end)
+
+case("a tool without a trailing slash is matched against /", function()
+    unit.publish(1)
+    unit.store("bare", { { "^/$", ECHO } })
+    eq(slow("/bare"), ECHO, "backend of /bare")
+    eq(slow("/bare/"), ECHO, "backend of /bare/")
+    eq(slow("/bare/more"), "503 none", "answer for /bare/more")
+end)
+
+case("on a miss, admin's routes are matched against the full URI", function()
+    unit.publish(1)
+    unit.store("hello", { { "^/only/", HELLO } })
+    unit.store("admin", { { "^/hello/x$", ADMIN }, { "^/$", ECHO } })
+    eq(slow("/hello/x"), ADMIN, "backend of a miss in a known tool")
+    eq(slow("/x"), "503 none", "answer for /x (admin's ^/hello/x$ sees the full URI)")
+    eq(slow("/"), ECHO, "backend of / (no tool at all)")
+end)
+
+case("then the default backend, then 503", function()
+    unit.configure({ default_backend = "http://10.0.0.8:80" })
+    unit.publish(1)
+    eq(slow("/nobody/"), "http://10.0.0.8:80", "backend of an unknown tool")
+    unit.configure({ default_backend = "" })
+    package.loaded["urlproxy"] = nil -- the default backend is read once per worker
+    eq(slow("/nobody/"), "503 none", "answer without a default backend")
+end)
+
+case("Redis down and nothing known about the tool: 503 unavailable", function()
+    unit.publish(1)
+    shim.redis.down = true
+    eq(slow("/hello/"), "503 unavailable", "answer")
+end)
+
+case("host mode: the left-most Host label is the tool and its routes see the full URI", function()
+    unit.configure({ routing = "host" })
+    unit.publish(1)
+    unit.store("echo", { { "^/echo/", HELLO }, { "^/any/", ECHO } })
+    eq(slow("/any/path", "echo.tools.example.org"), ECHO, "backend")
+    eq(ngx.var.urlproxy_tool, "echo", "tool")
+    eq(slow("/echo/", "nobody.tools.example.org"), "503 none", "answer for an unknown label")
+    eq(slow("/any/path", "echo"), ECHO, "backend when Host is a single label")
+end)
+
+case("maintenance: every request gets the maintenance 503, and the front routes nothing", function()
+    unit.configure({ maintenance = true })
+    unit.publish(1)
+    unit.store("hello", { { ".*", HELLO } })
+    eq(slow("/hello/"), "503 maintenance", "answer")
+    eq(front("/hello/"), nil, "front's decision")
+end)
+
+case("the front routes a fresh plain http route itself and names the tool for the log", function()
+    unit.publish(1)
+    unit.store("hello", { { ".*", HELLO } })
+    eq(front("/hello/page"), nil, "front's decision before the tool is cached")
+    slow("/hello/page")
+    eq(front("/hello/page"), HELLO, "front's decision once cached")
+    eq(ngx.var.urlproxy_tool, "hello", "tool for the access log")
+end)
+
+case("https backends always go through the slow path, which proxies them over TLS", function()
+    unit.publish(1)
+    unit.store("secure", { { ".*", SECURE } })
+    eq(slow("/secure/"), SECURE, "backend")
+    eq(shim.exec, "@urlproxy_tls", "location")
+    eq(front("/secure/"), nil, "front's decision")
+end)
+
+case("the front hands stale and unknown routes to the slow path", function()
+    unit.publish(1)
+    unit.store("hello", { { ".*", HELLO } })
+    slow("/hello/")
+    unit.publish(2)
+    shim.clock = shim.clock + 0.001
+    eq(front("/hello/"), nil, "front's decision after a write")
+    eq(front("/nobody/"), nil, "front's decision for an unknown tool")
+    check(#shim.redis.calls == 1, "the front asked Redis nothing")
+end)
