@@ -23,10 +23,10 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 │                                         stopped, or no port was free (adapters/processes, lab/)
 └── TimedOutError                 exit 1: a condition waited for did not come true in time
 
-Two modules keep a private subclass for control flow that never leaves them (each says why):
-daemons/proxylistener/main.py (`_EmptyConnectionError`) and daemons/clients/proxyclient.py
-(`_TransientError`). kube2proxy's `Stopped` is no error but a stop request, so it derives from
-BaseException on purpose, as SystemExit does.
+Three modules keep a private subclass for control flow that never leaves them (each says why):
+daemons/proxylistener/main.py (`_EmptyConnectionError`), daemons/clients/proxyclient.py
+(`_TransientError`) and workflows/routes.py (`_DuplicateKeyError`). kube2proxy's `Stopped` is no
+error but a stop request, so it derives from BaseException on purpose, as SystemExit does.
 """
 
 from __future__ import annotations
