@@ -126,8 +126,5 @@ def ws_receive_text(sock: ssl.SSLSocket) -> str:
 def until(check: Callable[[], bool], timeout: float) -> float:
     """Poll `check` until it is true; return how long that took, or raise after `timeout` seconds."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.005)
-    raise AssertionError(f"not true within {timeout}s")
+    wait_until(check, "the condition", timeout, interval=0.005)
+    return time.monotonic() - start

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,9 +89,7 @@ def test_https_backend_is_reached_over_tls(lab: Proxy, tmp_path: Path) -> None:
 
 def test_ipv6_loopback_backend_is_reached(lab: Proxy, tmp_path: Path) -> None:
     try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-            port = probe.getsockname()[1]
+        port = free_port("::1")
     except OSError:
         pytest.skip("no IPv6 loopback here")
     tool = sample_tool("six", tmp_path / "ipv6-tool.log", "::1", port)

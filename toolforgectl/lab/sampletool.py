@@ -13,6 +13,7 @@ import hashlib
 import json
 import signal
 import ssl
+import subprocess
 import sys
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
@@ -99,6 +100,16 @@ def command(name: str, host: str, port: int | str, tls: tuple[str, str] | None =
     return [*argv, "--port", str(port), *(["--tls", *tls] if tls else [])]
 
 
+def _start_stubborn_child() -> None:
+    """A `sleep` that ignores SIGTERM: an ignored signal stays ignored across fork and exec, so it
+    ignores it from its first instruction on. Only SIGKILL ends it."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        subprocess.Popen(["sleep", "infinity"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main() -> None:
     """Parse the command line and serve until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -106,7 +117,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="Serve https with this pair.")
+    parser.add_argument(
+        "--stubborn-child",
+        action="store_true",
+        help="Also run a child that ignores SIGTERM, as a badly behaved worker does (tests `lab down`).",
+    )
     args = parser.parse_args()
+    if args.stubborn_child:
+        _start_stubborn_child()
     tls = None
     if args.tls:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
