@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -234,3 +237,17 @@ def test_a_standby_names_the_active_proxy_instead_of_crashing(
         replica.stop()
 
     assert reply == expected
+
+
+def test_a_bad_command_line_value_is_one_error_line_and_exit_2() -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "proxylistener"), "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "proxylistener: error: command line: port must be a port number (1-65535)"
+    ]

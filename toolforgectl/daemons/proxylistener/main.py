@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -245,8 +243,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
-    path = args.config or os.environ.get(config.ENV_VAR)
-    fleet = config.load(Path(path)) if path else None
+    path = config.find(args.config)
+    fleet = config.load(path) if path else None
     settings = fleet.proxylistener if fleet else ProxyListener()
     overrides = {
         name: value
@@ -256,7 +254,7 @@ def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
         )
         if value is not None
     }  # fmt: skip
-    return dataclasses.replace(settings, **overrides), (fleet.active_proxy if fleet else None)
+    return config.overridden(settings, "command line", **overrides), (fleet.active_proxy if fleet else None)
 
 
 def main(argv: list[str] | None = None) -> None:
