@@ -182,4 +182,19 @@ def start_redis(
     ]  # fmt: skip
     if replica_of is not None:
         argv += ["--replicaof", replica_of[0], str(replica_of[1])]
-    return spawn("redis-server", argv, directory / "redis.log", host, port)
+    process = spawn("redis-server", argv, directory / "redis.log", host, port)
+    # Redis accepts connections while it still loads its AOF, answering every command with LOADING.
+    wait_until(
+        lambda: _answers_pong(host, port), f"redis-server on {host}:{port} to load its data", error=LabError
+    )
+    return process
+
+
+def _answers_pong(host: str, port: int) -> bool:
+    """Whether the Redis at `host:port` answers PING with PONG (not LOADING, not silence)."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
