@@ -16,7 +16,7 @@ from pathlib import Path
 from toolforgectl.core.errors import LabError, TimedOutError
 from toolforgectl.core.waiting import wait_until
 
-START_TIMEOUT = 10.0
+START_TIMEOUT = 30.0  # a loaded machine starts nginx, Redis and Python daemons slowly
 KILL_TIMEOUT = 10.0  # only a process stuck in the kernel outlives SIGKILL this long
 STOP_POLL = 0.02
 LEFTOVER_GRACE = 2.0  # after a group's leader exited, what it left behind has this long to follow

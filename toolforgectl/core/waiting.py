@@ -19,7 +19,7 @@ T = TypeVar("T")
 def wait_until(
     check: Callable[[], T],
     what: str,
-    timeout: float = 15.0,
+    timeout: float = 30.0,  # generous: a loaded 2-core CI machine starts Python daemons slowly
     interval: float = 0.05,
     error: type[ToolforgectlError] = TimedOutError,
 ) -> T:
