@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
+from tests.conftest import wait_until
 from tests.daemons.regstack import Identd, Stack, exchange, route_keys
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens
@@ -53,6 +55,23 @@ def test_a_rotated_token_stops_working(stack: Stack) -> None:
 
     assert _register(listener.port, old) == b"Refused: token was rotated; fetch the current one."
     assert _register(listener.port, listener.token("mytool", 1)) == b"ok"
+
+
+# "²" made int() raise deep in the token check: "Internal error." and a traceback. "٠" and "０" (and
+# "00") were read as 0: the generation-0 token's MAC also proved these respellings of it.
+@pytest.mark.parametrize("generation", ["²", "٠", "０", "00"])
+def test_a_generation_in_other_digits_is_a_malformed_token_not_an_internal_error(
+    stack: Stack, generation: str
+) -> None:
+    listener = stack.listener()
+    mac = listener.token("mytool").rsplit(".", 1)[1]
+
+    reply = _register(listener.port, f"tf1.mytool.{generation}.{mac}")
+
+    assert reply == b"Refused: token is malformed."
+    assert not stack.client().exists("prefix:mytool")
+    wait_until(lambda: len(listener.log_entries()) == 1, "the request's log line")
+    assert [line for line in listener.log_lines() if "error.type" in line] == [], "no traceback"
 
 
 def test_token_mode_refuses_a_request_without_the_token_line(stack: Stack) -> None:
