@@ -124,6 +124,9 @@ def _once(where: Target, payload: Callable[[str], bytes]) -> str:
     with socket.create_connection((where.host, where.port), timeout=where.timeout) as sock:
         own = str(sock.getsockname()[0])
         sock.sendall(payload(own))
+        # Half-close: this is the whole request. A listener that would also read a token line
+        # (`[token, ident]` mode) otherwise waits out its read deadline before judging three lines.
+        sock.shutdown(socket.SHUT_WR)
         reply = _read_reply(sock)
     if reply == wire.OK:
         return own

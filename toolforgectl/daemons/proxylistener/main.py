@@ -121,20 +121,30 @@ class Listener:
 
     async def _receive(self, reader: asyncio.StreamReader, peer: str) -> wire.Request | Outcome:
         """The request, or the Outcome that ends the connection before there is one."""
-        waiting_for = ["command"]
+        token_line = self._token_line(peer)
+        received = [b""]  # what `_read` got so far, still here when the deadline cancels it
         try:
             async with asyncio.timeout(self.settings.read_timeout):
-                return await self._read(reader, self._token_line(peer), waiting_for)
+                return await self._read(reader, token_line, received)
         except TimeoutError:
-            return Outcome(
-                None, "timeout", wire.sentence(f"Timed out waiting for the {waiting_for[0]} line.")
-            )
+            return self._at_deadline(received[0], token_line)
         except BadRequestError as exc:
-            return Outcome(None, "fail" if exc.reply == wire.FAIL else "bad_request", exc.reply)
+            return _bad_request(exc)
         except ConnectionError:
             return Outcome(None, "reset", b"")
         except _EmptyConnectionError:
             return Outcome(None, "empty", b"")
+
+    def _at_deadline(self, received: bytes, token_line: wire.TokenLine) -> wire.Request | Outcome:
+        """The deadline ends the request: complete as it stands if only an optional token line is
+        missing (an original three-line client from the ident networks), else too late."""
+        try:
+            parsed = wire.parse(received, token_line, self.limits, ended=True)
+        except BadRequestError as exc:
+            return _bad_request(exc)
+        if isinstance(parsed, wire.Request):
+            return parsed
+        return Outcome(None, "timeout", wire.sentence(f"Timed out waiting for the {parsed.missing} line."))
 
     def _token_line(self, peer: str) -> wire.TokenLine:
         """Whether this caller must, may or need not send a token line."""
@@ -149,20 +159,20 @@ class Listener:
         return "optional"
 
     async def _read(
-        self, reader: asyncio.StreamReader, token_line: wire.TokenLine, waiting_for: list[str]
+        self, reader: asyncio.StreamReader, token_line: wire.TokenLine, received: list[bytes]
     ) -> wire.Request:
-        buffer = b""
+        ended = False
         while True:
-            parsed = wire.parse(buffer, token_line, self.limits)
+            parsed = wire.parse(received[0], token_line, self.limits, ended=ended)
             if isinstance(parsed, wire.Request):
                 return parsed
-            waiting_for[0] = parsed.missing
-            chunk = await reader.read(READ_CHUNK)
-            if not chunk and not buffer:
-                raise _EmptyConnectionError  # a port probe or health check, not a request
-            if not chunk:
+            if ended:
                 raise BadRequestError(wire.sentence(f"Request ended before the {parsed.missing} line."))
-            buffer += chunk
+            chunk = await reader.read(READ_CHUNK)
+            if not chunk and not received[0]:
+                raise _EmptyConnectionError  # a port probe or health check, not a request
+            ended = not chunk  # the client half-closed: what it sent is the whole request
+            received[0] += chunk
 
     async def _ident(
         self, request: wire.Request, peer: str, peer_port: int, writer: asyncio.StreamWriter
@@ -175,6 +185,10 @@ class Listener:
         local_port = writer.get_extra_info("sockname")[1]
         query = identity.IdentQuery(peer, self.settings.ident_port, peer_port, local_port)
         return await identity.ident_tool(query, self.settings.project, self.settings.ident_timeout)
+
+
+def _bad_request(exc: BadRequestError) -> Outcome:
+    return Outcome(None, "fail" if exc.reply == wire.FAIL else "bad_request", exc.reply)
 
 
 async def _reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reply: bytes) -> None:
