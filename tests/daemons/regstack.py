@@ -8,6 +8,7 @@ import socket
 import socketserver
 import sys
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,11 @@ class Listener:
     def log_entries(self) -> list[dict[str, Any]]:
         """The per-request log lines written so far."""
         return [entry for entry in self.log_lines() if "outcome" in entry]
+
+    def scrape(self) -> str:
+        """The Prometheus text of its /metrics page."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as page:
+            return str(page.read().decode())
 
 
 def start_listener(tmp: Path, redis_url: str, args: tuple[str, ...] = (), **settings: Any) -> Listener:

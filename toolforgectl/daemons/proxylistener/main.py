@@ -1,7 +1,8 @@
 """proxylistener: the TCP 8282 registration daemon, one asyncio loop serving every connection.
 
 Each connection gets one request and exactly one reply (registration/wire.py), within a deadline
-and size limits; concurrent connections are capped. Identity (identity.py) and the rules
+and size limits; concurrent connections are capped per source and overall (admission.py, which
+also keeps the "busy" log lines down to one per source per interval). Identity (identity.py) and the rules
 (authorize.py) decide; registrar.py writes through the route store in a small worker pool.
 One log line per request (core/logs.py: JSON or text, never the token), Prometheus metrics on a
 local port (port probes counted apart from requests), and SIGTERM stops accepting, then lets
@@ -25,7 +26,7 @@ from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, logs, output, tokens, wire
 from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
-from toolforgectl.daemons.proxylistener import authorize, identity, metrics
+from toolforgectl.daemons.proxylistener import admission, authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy
 from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar, standby_reply
 
@@ -36,6 +37,9 @@ WORKERS = 8
 STOP_GRACE = 10.0
 LINGER_SECONDS = 2.0  # after replying, read (and drop) what the client still sends ...
 LINGER_BYTES = 2 << 20  # ... so that closing does not reset the connection under our reply
+REFUSAL_LOG_INTERVAL = 10.0  # at most one "busy" log line per source this often (a flood is cheap)
+BUSY = wire.sentence("The proxy is busy; try again shortly.")
+BUSY_LABELS = ("busy", "busy_source")
 
 
 # Private control flow: raised deep in the read loop and caught in `_receive`, which turns it into
@@ -55,6 +59,8 @@ class Listener:
         self.ident_mode = "ident" in settings.identity
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="routestore")
         self.inflight: set[asyncio.Task[None]] = set()
+        self.slots = admission.Slots(settings.max_connections, settings.max_connections_per_source)
+        self.refusal_log = admission.RefusalLog(REFUSAL_LOG_INTERVAL)
 
     async def run(self) -> None:
         """Serve until SIGTERM or SIGINT, then finish the requests in flight."""
@@ -80,20 +86,32 @@ class Listener:
         self.inflight.add(task)
         started = time.monotonic()
         peer, peer_port = writer.get_extra_info("peername")[:2]
+        source = admission.source_of(peer)
+        refused_by = self.slots.take(source)
         try:
             with metrics.CONNECTIONS.track_inprogress():
-                request, outcome = await self._answer(reader, writer, peer, peer_port)
-            _record(request, outcome, peer, time.monotonic() - started)
+                request, outcome = await self._answer(reader, writer, peer, peer_port, refused_by)
+            self._record(request, outcome, peer, source, time.monotonic() - started)
         finally:
+            if refused_by is None:
+                self.slots.give_back(source)
             writer.close()
             self.inflight.discard(task)
 
     async def _answer(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, peer_port: int
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        peer_port: int,
+        refused_by: admission.Cap | None,
     ) -> tuple[wire.Request | None, Outcome]:
-        """Serve the one request of a connection and send its one reply."""
+        """Serve the one request of a connection (unless a cap refused it) and send its one reply."""
         try:
-            request, outcome = await self._serve(reader, writer, peer, peer_port)
+            if refused_by is not None:
+                request, outcome = None, _busy(refused_by, peer)
+            else:
+                request, outcome = await self._serve(reader, writer, peer, peer_port)
         except Exception:  # a bug: keep the traceback, but still answer exactly once
             log.exception("request from %s failed", peer)
             request, outcome = None, Outcome(None, "internal_error", wire.sentence("Internal error."))
@@ -105,8 +123,6 @@ class Listener:
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, peer_port: int
     ) -> tuple[wire.Request | None, Outcome]:
-        if len(self.inflight) > self.settings.max_connections:
-            return None, Outcome(None, "busy", wire.sentence("The proxy is busy; try again shortly."))
         request = await self._receive(reader, peer)
         if isinstance(request, Outcome):
             return None, request
@@ -174,6 +190,42 @@ class Listener:
             ended = not chunk  # the client half-closed: what it sent is the whole request
             received[0] += chunk
 
+    def _record(
+        self, request: wire.Request | None, outcome: Outcome, peer: str, source: str, seconds: float
+    ) -> None:
+        """The one log line and the metrics of a finished request. The token is never logged.
+
+        A connection closed without a byte is a port probe or health check, not a request: it is
+        counted apart and not logged, so probes neither fill the log nor skew the request figures.
+        Refusals over a cap are all counted, but logged at most once per source per interval.
+        """
+        if outcome.label == "empty":
+            metrics.PROBES.inc()
+            return
+        command = request.command if request else None
+        metrics.observe(command or "none", outcome.label, seconds)
+        message = f"{command or 'unparsed request'} from {peer}: {outcome.label}"
+        extra: dict[str, object] = {}
+        if outcome.label in BUSY_LABELS:
+            left_out = self.refusal_log.due(source)
+            if left_out is None:
+                return
+            extra = {"source": source, "not_logged": left_out}
+            message += f" ({left_out} more from {source} not logged)" if left_out else ""
+        entry = {
+            "tool": outcome.tool,
+            "command": command,
+            "route": request.route if request else None,
+            "destination": request.destination.url if request and request.destination else None,
+            "peer": peer,
+            "identity": ("token" if request.token else "ident") if request else None,
+            "outcome": outcome.label,
+            "reply": outcome.reply.decode("ascii", "replace"),
+            "ms": round(seconds * 1000, 2),
+            **extra,
+        }
+        logs.event(log, message, **entry)
+
     async def _ident(
         self, request: wire.Request, peer: str, peer_port: int, writer: asyncio.StreamWriter
     ) -> str | None:
@@ -205,29 +257,12 @@ async def _reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rep
                 drained += len(chunk)
 
 
-def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: float) -> None:
-    """The one log line and the metrics of a finished request. The token is never logged.
-
-    A connection closed without a byte is a port probe or health check, not a request: it is
-    counted apart and not logged, so probes neither fill the log nor skew the request figures.
-    """
-    if outcome.label == "empty":
-        metrics.PROBES.inc()
-        return
-    command = request.command if request else None
-    metrics.observe(command or "none", outcome.label, seconds)
-    entry = {
-        "tool": outcome.tool,
-        "command": command,
-        "route": request.route if request else None,
-        "destination": request.destination.url if request and request.destination else None,
-        "peer": peer,
-        "identity": ("token" if request.token else "ident") if request else None,
-        "outcome": outcome.label,
-        "reply": outcome.reply.decode("ascii", "replace"),
-        "ms": round(seconds * 1000, 2),
-    }
-    logs.event(log, f"{command or 'unparsed request'} from {peer}: {outcome.label}", **entry)
+def _busy(cap: admission.Cap, peer: str) -> Outcome:
+    """The reply to a connection over a cap; both say "try again", which clients retry on."""
+    if cap == "per_source":
+        reply = wire.sentence(f"Too many connections from {peer}; try again shortly.")
+        return Outcome(None, "busy_source", reply)
+    return Outcome(None, "busy", BUSY)
 
 
 def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
