@@ -6,7 +6,8 @@ also keeps the "busy" log lines down to one per source per interval). Identity (
 (authorize.py) decide; registrar.py writes through the route store in a small worker pool.
 One log line per request (core/logs.py: JSON or text, never the token), Prometheus metrics on a
 local port (port probes counted apart from requests), and SIGTERM stops accepting, then lets
-requests in flight finish.
+requests in flight finish. Under systemd the listening socket can be handed over (activation.py),
+so that connections made during a restart wait for the next process instead of being refused.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,13 +28,14 @@ from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, logs, output, tokens, wire
 from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
-from toolforgectl.daemons.proxylistener import admission, authorize, identity, metrics
+from toolforgectl.daemons.proxylistener import activation, admission, authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy
 from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar, standby_reply
 
 log = logging.getLogger("proxylistener")
 
 READ_CHUNK = 4096
+BACKLOG = 1024  # connections the kernel queues for us (and, socket-activated, during a restart)
 WORKERS = 8
 STOP_GRACE = 10.0
 LINGER_SECONDS = 2.0  # after replying, read (and drop) what the client still sends ...
@@ -62,17 +65,25 @@ class Listener:
         self.slots = admission.Slots(settings.max_connections, settings.max_connections_per_source)
         self.refusal_log = admission.RefusalLog(REFUSAL_LOG_INTERVAL)
 
-    async def run(self) -> None:
-        """Serve until SIGTERM or SIGINT, then finish the requests in flight."""
+    async def run(self, handed: socket.socket | None = None) -> None:
+        """Serve until SIGTERM or SIGINT, then finish the requests in flight.
+
+        `handed`: the listening socket systemd passed (activation.py), used instead of binding
+        `listen:port`; closing our copy of it on stop leaves it open in systemd for the next start.
+        """
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        server = await asyncio.start_server(
-            self._connection, self.settings.listen, self.settings.port, backlog=1024
-        )
-        where = {"address": self.settings.listen, "port": self.settings.port}
-        logs.event(log, f"listening on {self.settings.listen}:{self.settings.port}", **where)
+        if handed is None:
+            server = await asyncio.start_server(
+                self._connection, self.settings.listen, self.settings.port, backlog=BACKLOG
+            )
+        else:
+            server = await asyncio.start_server(self._connection, sock=handed, backlog=BACKLOG)
+        address, port = server.sockets[0].getsockname()[:2]
+        where = {"address": address, "port": port, "socket": "systemd" if handed else "own"}
+        logs.event(log, f"listening on {address}:{port}", **where)
         await stopping.wait()
         server.close()
         logs.event(log, "stopping: finishing the requests in flight", in_flight=len(self.inflight))
@@ -312,9 +323,12 @@ def main(argv: list[str] | None = None) -> None:
     logs.setup(args.log_format, args.log_level)
     try:
         settings, fleet_active = _settings(args)
+        handed = activation.inherited()
         listener = build(settings, fleet_active)
         metrics.serve(settings.metrics_address, settings.metrics_port)
-        uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
+        uvloop.run(
+            listener.run(handed)
+        )  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
     except (ToolforgectlError, OSError) as exc:
         output.fail("proxylistener", exc)
 
