@@ -2,8 +2,8 @@
 
 Each connection gets one request and exactly one reply (registration/wire.py), within a deadline
 and size limits; concurrent connections are capped per source and overall (admission.py, which
-also keeps the "busy" log lines down to one per source per interval). Identity (identity.py) and the rules
-(authorize.py) decide; registrar.py writes through the route store in a small worker pool.
+also keeps the "busy" log lines down to one per source per interval). Identity (identity.py) and
+the rules (authorize.py) decide; registrar.py writes through the route store in a small worker pool.
 One log line per request (core/logs.py: JSON or text, never the token), Prometheus metrics on a
 local port (port probes counted apart from requests), and SIGTERM stops accepting, then lets
 requests in flight finish. Under systemd the listening socket can be handed over (activation.py),
