@@ -49,8 +49,12 @@ class Listener:
         return found
 
 
-def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
-    """Start proxylistener on a free loopback port with `settings` as its config section."""
+def start_listener(
+    tmp: Path, redis_url: str, dataplane: dict[str, Any] | None = None, **settings: Any
+) -> Listener:
+    """Start proxylistener on a free loopback port with `settings` as its config section.
+
+    Its fleet's tools run on loopback, as the lab's (`dataplane` may say otherwise)."""
     tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
@@ -58,7 +62,11 @@ def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
     port, metrics_port = free_port(), free_port()
     section = {"listen": "127.0.0.1", "token_key_file": str(key_file), "read_timeout": 2.0}
     section |= {"active_proxy_file": str(tmp / "active-proxy"), **settings}
-    fleet = {"proxies": [{"name": "proxy-01", "address": "127.0.0.1"}], "proxylistener": section}
+    fleet = {
+        "proxies": [{"name": "proxy-01", "address": "127.0.0.1"}],
+        "proxylistener": section,
+        "dataplane": {"allow_loopback_backends": True, **(dataplane or {})},
+    }
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(fleet))
     argv = [str(BIN / "proxylistener"), "--config", str(config), "--port", str(port)]
@@ -83,9 +91,11 @@ class Stack:
     def client(self) -> redis.Redis:
         return self.redis.client()
 
-    def listener(self, redis_url: str | None = None, **settings: Any) -> Listener:
+    def listener(
+        self, redis_url: str | None = None, dataplane: dict[str, Any] | None = None, **settings: Any
+    ) -> Listener:
         where = self.tmp / f"listener{len(self.started)}"
-        found = start_listener(where, redis_url or self.redis_url, **settings)
+        found = start_listener(where, redis_url or self.redis_url, dataplane, **settings)
         self.started.append(found)
         return found
 

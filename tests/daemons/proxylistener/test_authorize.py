@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import LOOPBACK_TOOLS
 from toolforgectl.core import validate
 from toolforgectl.core.config import ProxyListener
 from toolforgectl.daemons.proxylistener import authorize
 from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
 
 POLICY = Policy.from_settings(
-    ProxyListener(backend_networks=("127.0.5.0/24",), ident_networks=("127.0.0.0/8",))
+    ProxyListener(backend_networks=("127.0.5.0/24",), ident_networks=("127.0.0.0/8",)), LOOPBACK_TOOLS
 )
 
 

@@ -27,6 +27,7 @@ import uvloop
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, output, tokens, wire
 from toolforgectl.core.config import ProxyListener
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import ToolforgectlError
 from toolforgectl.daemons.proxylistener import authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
@@ -222,12 +223,14 @@ def active_proxy_name(settings: ProxyListener, fleet_active: str | None) -> str:
     return name or fleet_active or "the active proxy"
 
 
-def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
-    """A Listener wired to its route store, policy and token key."""
+def build(
+    settings: ProxyListener, fleet_active: str | None, destinations: Destinations | None = None
+) -> Listener:
+    """A Listener wired to its route store, policy and token key, under the fleet's destination rule."""
     key = tokens.load_key(Path(settings.token_key_file)) if "token" in settings.identity else None
     registrar = Registrar(
-        store=RouteStore.from_url(settings.redis),
-        policy=Policy.from_settings(settings),
+        store=RouteStore.from_url(settings.redis, destinations=destinations),
+        policy=Policy.from_settings(settings, destinations),
         key=key,
         canonical_domain=settings.canonical_domain,
         active_proxy=lambda: active_proxy_name(settings, fleet_active),
@@ -247,9 +250,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
+def _fleet(args: argparse.Namespace) -> config.Fleet | None:
     path = args.config or os.environ.get(config.ENV_VAR)
-    fleet = config.load(Path(path)) if path else None
+    return config.load(Path(path)) if path else None
+
+
+def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
+    fleet = _fleet(args)
     settings = fleet.proxylistener if fleet else ProxyListener()
     overrides = {
         name: value
@@ -266,8 +273,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the daemon until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     try:
-        settings, fleet_active = _settings(_arguments(argv))
-        listener = build(settings, fleet_active)
+        args = _arguments(argv)
+        settings, fleet_active = _settings(args)
+        fleet = _fleet(args)
+        listener = build(settings, fleet_active, Destinations.of_fleet(fleet) if fleet else None)
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
     except (ToolforgectlError, OSError) as exc:
