@@ -24,14 +24,22 @@ _M.DEFAULTS = {
     peer_cache_size = 10000,
     list_scan_count = 1000,
     error_log_interval = 10,
+    allow_loopback_backends = false,
+    resolver = "", -- none: the nameservers of /etc/resolv.conf
+    resolver_timeout_ms = 500,
+    resolver_min_ttl = 5,
+    resolver_max_ttl = 300,
 }
 
--- What differs per proxy (its own Redis, its run dir): render always writes these.
+-- What differs per proxy (its own Redis, its run dir) or follows from the whole fleet config (the
+-- proxies' addresses and service ports, for backend.lua's destination rule): render always writes these.
 _M.REQUIRED = {
     redis_host = "string",
     redis_port = "number",
     redis_db = "number",
     slow_socket = "string",
+    proxy_addresses = "table",
+    proxy_ports = "table",
 }
 
 _M.current = nil
