@@ -255,6 +255,13 @@ def _fleet(args: argparse.Namespace) -> config.Fleet | None:
     return config.load(Path(path)) if path else None
 
 
+def _destinations(args: argparse.Namespace, settings: ProxyListener) -> Destinations | None:
+    """The fleet's destination rule, counting this listener's ports and Redis as given on the command
+    line; None (the strict default) without a fleet config."""
+    fleet = _fleet(args)
+    return Destinations.of_fleet(dataclasses.replace(fleet, proxylistener=settings)) if fleet else None
+
+
 def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
     fleet = _fleet(args)
     settings = fleet.proxylistener if fleet else ProxyListener()
@@ -275,8 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args = _arguments(argv)
         settings, fleet_active = _settings(args)
-        fleet = _fleet(args)
-        listener = build(settings, fleet_active, Destinations.of_fleet(fleet) if fleet else None)
+        listener = build(settings, fleet_active, _destinations(args, settings))
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
     except (ToolforgectlError, OSError) as exc:
