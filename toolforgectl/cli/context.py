@@ -6,6 +6,7 @@ a command first asks for `fleet` or `store()`, so `--help`, `--version` and TAB 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated
@@ -58,8 +59,6 @@ class Settings:
 
     def _has_config(self) -> bool:
         """Whether a fleet config file is there to read (a broken one still fails when read)."""
-        import os
-
         from toolforgectl.core import config
         from toolforgectl.core.errors import ConfigError
 

@@ -7,6 +7,7 @@ import pytest
 from toolforgectl.adapters.kube import Service, ServicePort, service_from
 from toolforgectl.core import config, validate
 from toolforgectl.core.config import Kube2proxy
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import ConfigError
 from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper, Skip
 
@@ -51,6 +52,8 @@ def test_an_ipv6_cluster_ip_is_bracketed() -> None:
         (Service("tool-a", "a", "", HTTP), "headless"),
         (Service("tool-a", "a", "10.0.0.999", HTTP), "invalid"),
         (Service("tool-a", "a", "0.0.0.0", HTTP), "invalid"),
+        (Service("tool-a", "a", "169.254.169.254", HTTP), "invalid"),
+        (Service("tool-a", "a", "127.96.0.5", HTTP), "invalid"),  # loopback: the proxy itself
         (Service("tool-a", "a", "10.96.0.5", ()), "port"),
         (Service("tool-a", "a", "10.96.0.5", (ServicePort("x", 1), ServicePort("y", 2))), "port"),
     ],
@@ -85,3 +88,10 @@ def test_the_kube2proxy_section_is_optional_and_typed() -> None:
         config.parse(base + "kube2proxy: {watch_timeout: soon}", "t")
     with pytest.raises(ConfigError, match="must contain"):
         config.parse(base + "kube2proxy: {tool_namespace: tools}", "t")
+
+
+def test_a_service_whose_ip_is_a_proxys_own_is_skipped() -> None:
+    fleet = config.parse("proxies: [{name: p1, address: 10.96.0.7}]\n", "fleet.yaml")
+    mapper = ServiceMapper(Kube2proxy(), Destinations.of_fleet(fleet))
+    found = mapper.route_for(Service("tool-a", "a", "10.96.0.7", HTTP))
+    assert isinstance(found, Skip) and found.kind == "invalid" and "a proxy's own address" in found.reason
