@@ -70,10 +70,11 @@ function _M.route_name(tool, pattern)
     return "route " .. gsub(pattern, "%c", "?") .. " of tool " .. tool
 end
 
--- Why nginx cannot use the route `pattern` -> `url`, or nil. The regex is compiled with the flags
--- requests use, so the compiled pattern is already in the worker's regex cache for them.
+-- Why nginx cannot use the route `pattern` -> `url`, or nil: a backend outside the grammar or
+-- where this fleet lets no route point, or a regex PCRE cannot compile. The regex is compiled with
+-- the flags requests use, so the compiled pattern is already in the worker's regex cache for them.
 local function unusable(tool, pattern, url)
-    local peer, err = backend.parse(url)
+    local peer, err = backend.usable(url)
     if not peer then
         return err
     end

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from toolforgectl.core import validate
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import ReadOnlyReplicaError, RouteLimitError, RouteStoreError, ValidationError
 from toolforgectl.core.models import Action, Attribution, AuditEntry, Backend, RouteChange
 
@@ -166,23 +167,34 @@ def redacted(url: str) -> str:
 class RouteStore:
     """Reads and writes routes in one Redis, validating everything on the way in.
 
-    A tool gets at most `max_routes` routes (the fleet's `dataplane.max_routes_per_tool`): the
-    write script refuses a new route past it, atomically, whoever writes.
+    Every backend written must also be a place the fleet lets routes point (`destinations`: the
+    fleet's rule; without one, the strict default that knows no proxy and refuses loopback). A tool
+    gets at most `max_routes` routes (the fleet's `dataplane.max_routes_per_tool`): the write script
+    refuses a new route past it, atomically, whoever writes.
     """
 
     def __init__(
-        self, client: redis.Redis, url: str = "redis", max_routes: int = validate.MAX_ROUTES_PER_TOOL
+        self,
+        client: redis.Redis,
+        url: str = "redis",
+        destinations: Destinations | None = None,
+        max_routes: int = validate.MAX_ROUTES_PER_TOOL,
     ) -> None:
         # redis-py types every reply as `bytes | str | None` whatever decode_responses says; the
         # client is always built with decode_responses=True, so replies are str, typed as Any here.
         self._redis: Any = client
         self._write: Any = client.register_script(_WRITE)
         self.url = redacted(url)
+        self.destinations = destinations or Destinations()
         self.max_routes = max_routes
 
     @classmethod
     def from_url(
-        cls, url: str, timeout: float = DEFAULT_TIMEOUT, max_routes: int = validate.MAX_ROUTES_PER_TOOL
+        cls,
+        url: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        destinations: Destinations | None = None,
+        max_routes: int = validate.MAX_ROUTES_PER_TOOL,
     ) -> RouteStore:
         """Connect (lazily) to the Redis at `url`, e.g. `redis://127.0.0.1:6379/0`."""
         try:
@@ -191,7 +203,7 @@ class RouteStore:
             )
         except ValueError as exc:
             raise ValidationError(f"Redis URL {redacted(url)!r} is not usable: {exc}") from None
-        return cls(client, url, max_routes)
+        return cls(client, url, destinations, max_routes)
 
     @contextmanager
     def _talking(self) -> Iterator[None]:
@@ -325,6 +337,7 @@ class RouteStore:
         in the same atomic step, so a rotated token cannot slip a write in between).
         """
         tool, route = validate.tool_name(tool), validate.route(route)
+        self.destinations.check(backend)
         with self._talking():
             if dry_run:
                 old = self._redis.hget(prefix_key(tool), route)
@@ -402,7 +415,15 @@ class RouteStore:
         change keeps the old value (None), so `new` differs from the backend asked for.
         """
         checked = [
-            _Write("set", validate.tool_name(tool), validate.route(route), by, backend.url, None, member)
+            _Write(
+                "set",
+                validate.tool_name(tool),
+                validate.route(route),
+                by,
+                self.destinations.check(backend).url,
+                None,
+                member,
+            )
             for member, tool, route, backend in routes
         ]
         changes: list[RouteChange] = []

@@ -6,6 +6,7 @@ a command first asks for `fleet` or `store()`, so `--help`, `--version` and TAB 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated
@@ -44,18 +45,29 @@ class Settings:
     def store(self) -> RouteStore:
         """The route store of `--redis`, else of `--proxy` (default: the active proxy).
 
-        Its per-tool route cap is the fleet's `dataplane.max_routes_per_tool`; `--redis` reads no
-        config unless `--config` is given too, so without it the default cap applies.
+        Its writes follow the fleet's destination rule (core/destinations.py) and its per-tool route
+        cap (`dataplane.max_routes_per_tool`). With `--redis` and no fleet config file, the defaults
+        apply: no loopback backends, and the default cap.
         """
         from toolforgectl.adapters.routestore import RouteStore
-        from toolforgectl.core.validate import MAX_ROUTES_PER_TOOL
+        from toolforgectl.core.destinations import Destinations
 
-        if self.redis_url:
-            cap = self.fleet.dataplane.max_routes_per_tool if self.config_option else MAX_ROUTES_PER_TOOL
-            return RouteStore.from_url(self.redis_url, max_routes=cap)
-        fleet = self.fleet
-        cap = fleet.dataplane.max_routes_per_tool
-        return RouteStore.from_url(fleet.proxy(self.proxy_name).redis, max_routes=cap)
+        if self.redis_url and not self._has_config():
+            return RouteStore.from_url(self.redis_url, destinations=Destinations())
+        destinations = Destinations.of_fleet(self.fleet)
+        cap = self.fleet.dataplane.max_routes_per_tool
+        url = self.redis_url or self.fleet.proxy(self.proxy_name).redis
+        return RouteStore.from_url(url, destinations=destinations, max_routes=cap)
+
+    def _has_config(self) -> bool:
+        """Whether a fleet config file is there to read (a broken one still fails when read)."""
+        from toolforgectl.core import config
+        from toolforgectl.core.errors import ConfigError
+
+        try:
+            return os.path.exists(config.config_path(self.config_option))
+        except ConfigError:
+            return False
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -27,6 +28,7 @@ import uvloop
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, logs, output, tokens, wire
 from toolforgectl.core.config import ProxyListener
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
 from toolforgectl.core.validate import MAX_ROUTES_PER_TOOL
 from toolforgectl.daemons.proxylistener import activation, admission, authorize, identity, metrics
@@ -278,13 +280,17 @@ def _busy(cap: admission.Cap, peer: str) -> Outcome:
 
 
 def build(
-    settings: ProxyListener, fleet_active: str | None, max_routes: int = MAX_ROUTES_PER_TOOL
+    settings: ProxyListener,
+    fleet_active: str | None,
+    destinations: Destinations | None = None,
+    max_routes: int = MAX_ROUTES_PER_TOOL,
 ) -> Listener:
-    """A Listener wired to its route store (which caps each tool at `max_routes`), policy and token key."""
+    """A Listener wired to its route store (which caps each tool at `max_routes`), policy and token
+    key, under the fleet's destination rule."""
     key = tokens.load_key(Path(settings.token_key_file)) if "token" in settings.identity else None
     registrar = Registrar(
-        store=RouteStore.from_url(settings.redis, max_routes=max_routes),
-        policy=Policy.from_settings(settings),
+        store=RouteStore.from_url(settings.redis, destinations=destinations, max_routes=max_routes),
+        policy=Policy.from_settings(settings, destinations),
         key=key,
         canonical_domain=settings.canonical_domain,
         standby_reply=lambda: standby_reply(settings.active_proxy_file, fleet_active),
@@ -310,6 +316,12 @@ def _fleet(args: argparse.Namespace) -> config.Fleet | None:
     return config.load(path) if path else None
 
 
+def _destinations(fleet: config.Fleet | None, settings: ProxyListener) -> Destinations | None:
+    """The fleet's destination rule, counting this listener's ports and Redis as given on the command
+    line; None (the strict default) without a fleet config."""
+    return Destinations.of_fleet(dataclasses.replace(fleet, proxylistener=settings)) if fleet else None
+
+
 def _settings(args: argparse.Namespace, fleet: config.Fleet | None) -> tuple[ProxyListener, str | None]:
     settings = fleet.proxylistener if fleet else ProxyListener()
     overrides = {
@@ -332,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         settings, fleet_active = _settings(args, fleet)
         max_routes = fleet.dataplane.max_routes_per_tool if fleet else MAX_ROUTES_PER_TOOL
         handed = activation.inherited()
-        listener = build(settings, fleet_active, max_routes)
+        listener = build(settings, fleet_active, _destinations(fleet, settings), max_routes)
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(
             listener.run(handed)
