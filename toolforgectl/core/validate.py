@@ -20,6 +20,7 @@ ROUTE_MAX = 256
 BACKEND_MAX = 128
 REASON_MAX = 500
 TASK_ID_MAX = 64
+DOMAIN_NAME_MAX = 253
 
 # DNS-label style: a tool name is also the left-most label in host mode.
 _TOOL_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -107,6 +108,24 @@ def _host_and_port(netloc: str, value: str) -> tuple[IPAddress, int]:
     if host.is_unspecified or host.is_multicast:
         raise ValidationError(f"backend URL {shown(value)} names no single host")
     return host, port
+
+
+def domain_name(value: str) -> str:
+    """Return `value` if it is a host name a redirect may point at: dotted lowercase DNS labels.
+
+    What `registerCanonical` records in `redirect:<tool>` (`<tool>.toolforge.org`) and what the data
+    plane's `canonical_domain` names; never a URL, so nothing can ride along into a Location header.
+    """
+    if not value:
+        raise ValidationError("domain name is empty")
+    if len(value) > DOMAIN_NAME_MAX:
+        raise ValidationError(f"domain name is longer than {DOMAIN_NAME_MAX} characters")
+    if not all(_TOOL_NAME.fullmatch(label) for label in value.split(".")):
+        raise ValidationError(
+            f"domain name {shown(value)} is not dot-separated lowercase DNS labels "
+            "(letters a-z, digits and inner hyphens)"
+        )
+    return value
 
 
 def reason(value: str) -> str:
