@@ -24,6 +24,7 @@ _M.DEFAULTS = {
     peer_cache_size = 10000,
     list_scan_count = 1000,
     error_log_interval = 10,
+    canonical_domain = "", -- none: `redirect:<tool>` keys are not served
 }
 
 -- What differs per proxy (its own Redis, its run dir): render always writes these.

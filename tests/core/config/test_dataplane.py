@@ -49,6 +49,8 @@ def test_nginx_counts_and_sizes_may_be_written_as_numbers() -> None:
         ("{rate_limt: 5}", "dataplane: unknown setting 'rate_limt' (did you mean 'rate_limit'?)"),
         ("{default_backend: 'http://example.org:80'}", "dataplane.default_backend is not a usable backend"),
         ("[1, 2]", "dataplane must be a mapping, not a list"),
+        ("{canonical_domain: 'https://toolforge.org/'}", "dataplane.canonical_domain is not a usable domain"),
+        ("{read_timeout: 0}", "dataplane.read_timeout must be positive"),
     ],
 )
 def test_mistakes_are_one_line_naming_the_file_line_and_setting(section: str, complaint: str) -> None:
