@@ -69,3 +69,11 @@ def test_render_out_makes_a_run_dir_only_nginx_workers_enter(tmp_path: Path) -> 
     assert run.stat().st_mode & 0o777 == 0o700
     if os.geteuid() == 0:  # only root can hand it over
         assert pwd.getpwuid(run.stat().st_uid).pw_name == "nobody"
+
+
+def test_gzip_and_the_body_limit_follow_the_settings(tmp_path: Path) -> None:
+    plain = run_cli("--config", str(write_fleet(tmp_path)), "render").stdout
+    changed = write_fleet(tmp_path, "dataplane: {gzip: false, client_max_body_size: 10m}\n")
+    tuned = run_cli("--config", str(changed), "render").stdout
+    assert "gzip on;" in plain and "client_max_body_size 128m;" in plain  # the original's values
+    assert "gzip on;" not in tuned and "client_max_body_size 10m;" in tuned

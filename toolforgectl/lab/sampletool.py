@@ -1,7 +1,9 @@
 """A tiny sample tool for the lab and tests: echoes each request as JSON, and echoes WebSocket messages.
 
 Run as `python -m toolforgectl.lab.sampletool --name NAME --port PORT`. It answers every path with
-`{"tool", "method", "uri", "headers"}`, so a test can see exactly what the proxy passed on.
+`{"tool", "method", "uri", "headers"}`, so a test can see exactly what the proxy passed on; with
+`?redirect_to=/path` it answers a 302 to `http://<Host>/path` instead, as a web server that does
+not know it is behind TLS does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import signal
 import ssl
 import sys
+from urllib.parse import parse_qs, urlsplit
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
 _MAX_HEADER_LINES = 100
@@ -59,6 +62,17 @@ async def _websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         await writer.drain()
 
 
+def _answer(name: str, method: str, uri: str, headers: dict[str, str]) -> bytes:
+    """The echo as JSON, or the redirect `?redirect_to=` asks for."""
+    target = parse_qs(urlsplit(uri).query).get("redirect_to", [""])[0]
+    if target.startswith("/") and target.isprintable() and " " not in target:  # nothing to inject
+        location = f"http://{headers.get('host', '')}{target}"
+        return f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+    body = json.dumps({"tool": name, "method": method, "uri": uri, "headers": headers}).encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
 async def _serve(name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while (head := await _read_head(reader)) is not None:
@@ -67,12 +81,7 @@ async def _serve(name: str, reader: asyncio.StreamReader, writer: asyncio.Stream
                 await _websocket(reader, writer, headers.get("sec-websocket-key", ""))
                 return
             await reader.readexactly(int(headers.get("content-length", "0") or 0))
-            body = json.dumps({"tool": name, "method": method, "uri": uri, "headers": headers}).encode()
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+            writer.write(_answer(name, method, uri, headers))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, ValueError):
         pass
