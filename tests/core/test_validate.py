@@ -55,9 +55,24 @@ def test_hostile_tool_names_are_refused(name: str) -> None:
         validate.tool_name(name)
 
 
-@pytest.mark.parametrize("name", ["dplbot", "admin", "a", "tool-2", "x" * 63])
+@pytest.mark.parametrize("name", ["dplbot", "admin", "a", "tool-2", "x" * 63, "404-tool", "0a"])
 def test_ordinary_tool_names_are_accepted(name: str) -> None:
     assert validate.tool_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["0", "10", "127", "8081"])
+def test_all_digit_tool_names_are_refused_as_an_ip_address_label(name: str) -> None:
+    # In host mode `10.0.0.5` (or 10.toolforge.org) would otherwise select a tool named "10".
+    with pytest.raises(ValidationError, match="all digits"):
+        validate.tool_name(name)
+
+
+def test_a_domain_name_may_have_all_digit_labels_that_a_tool_name_may_not() -> None:
+    # The all-digit rule is about tool names (host mode's left-most label), not every DNS label.
+    assert validate.domain_name("eqiad1.wikimedia.cloud") == "eqiad1.wikimedia.cloud"
+    assert validate.domain_name("tools.2020.example") == "tools.2020.example"
+    with pytest.raises(ValidationError, match="not dot-separated lowercase DNS labels"):
+        validate.domain_name("https://toolforge.org/")
 
 
 @pytest.mark.parametrize("url", HOSTILE_BACKENDS)
@@ -93,6 +108,7 @@ def test_accepted_tool_names_are_single_safe_labels(text: str) -> None:
         return
     assert re.fullmatch(r"[a-z0-9-]{1,63}", name)
     assert not name.startswith("-") and not name.endswith("-")
+    assert not name.isdigit()
 
 
 @given(

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolforgectl.core import validate, wire
+from toolforgectl.core.errors import BadRequestError
 
 LIMITS = wire.Limits(max_line=64, max_lines=4)
 MODES: list[wire.TokenLine] = ["required", "optional", "absent"]
@@ -25,7 +26,7 @@ raw = st.one_of(st.binary(max_size=400), requests, requests.map(lambda b: b + b"
 def test_parse_is_total_and_only_accepts_valid_requests(buffer: bytes, mode: wire.TokenLine) -> None:
     try:
         parsed = wire.parse(buffer, mode, LIMITS)
-    except wire.BadRequestError as exc:
+    except BadRequestError as exc:
         assert exc.reply == wire.FAIL or (exc.reply.isascii() and b"\n" not in exc.reply)
         assert 0 < len(exc.reply) <= wire.SENTENCE_MAX
         return

@@ -37,20 +37,18 @@ class Listener:
     def token(self, tool: str, generation: int = 0) -> str:
         return tokens.mint(self.key, tool, generation)
 
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every log line written so far (each must be one JSON object)."""
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
     def log_entries(self) -> list[dict[str, Any]]:
-        """The per-request JSON log lines written so far."""
-        found = []
-        for line in self.log.read_text().splitlines():
-            payload = line.split(" proxylistener ", 1)[-1]
-            if payload.startswith("{"):
-                entry = json.loads(payload)
-                if "outcome" in entry:
-                    found.append(entry)
-        return found
+        """The per-request log lines written so far."""
+        return [entry for entry in self.log_lines() if "outcome" in entry]
 
 
-def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
-    """Start proxylistener on a free loopback port with `settings` as its config section."""
+def start_listener(tmp: Path, redis_url: str, args: tuple[str, ...] = (), **settings: Any) -> Listener:
+    """Start proxylistener on a free loopback port with `settings` as its config section and
+    `args` added to its command line."""
     tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
@@ -62,7 +60,7 @@ def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(fleet))
     argv = [str(BIN / "proxylistener"), "--config", str(config), "--port", str(port)]
-    argv += ["--metrics-port", str(metrics_port), "--redis", redis_url]
+    argv += ["--metrics-port", str(metrics_port), "--redis", redis_url, *args]
     log = tmp / "proxylistener.log"
     process = spawn("proxylistener", argv, log, "127.0.0.1", port)
     return Listener(process, port, metrics_port, redis_url, log)
@@ -83,9 +81,9 @@ class Stack:
     def client(self) -> redis.Redis:
         return self.redis.client()
 
-    def listener(self, redis_url: str | None = None, **settings: Any) -> Listener:
+    def listener(self, redis_url: str | None = None, args: tuple[str, ...] = (), **settings: Any) -> Listener:
         where = self.tmp / f"listener{len(self.started)}"
-        found = start_listener(where, redis_url or self.redis_url, **settings)
+        found = start_listener(where, redis_url or self.redis_url, args, **settings)
         self.started.append(found)
         return found
 

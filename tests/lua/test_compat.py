@@ -22,6 +22,7 @@ from tests.conftest import run_cli, wait_until
 from tests.lua.proxyclient import Proxy, Reply, ws_receive_text, ws_send_text
 from tests.lua.test_urlproxy import access_log_line, new_tool, sample_tool, store
 from toolforgectl.adapters.processes import free_port
+from toolforgectl.adapters.render import HOP_HEADER
 from toolforgectl.core import validate
 from toolforgectl.core.models import Attribution
 from toolforgectl.lab import fleet
@@ -101,6 +102,31 @@ def test_a_tool_that_never_answers_gets_a_branded_504_after_read_timeout(
         line = access_log_line(lab, f"/silent/{path}")
         assert f"path={path}" in line and '" 504 ' in line
     assert f"chosen={silent_backend}" in access_log_line(lab, "/silent/slow")
+
+
+def test_an_upgrade_other_than_websocket_gets_the_plain_read_timeout(lab: Proxy, silent_backend: str) -> None:
+    # Only `Upgrade: websocket` is passed on (A.3), so only it may take the WebSocket's long timeout.
+    store(lab).set_route("silent-h2c", ".*", validate.backend(silent_backend), ACTOR)
+    lab.caught_up()
+    for path in ("slow", "front"):
+        started = time.monotonic()
+        reply = lab.get(f"/silent-h2c/{path}", headers={"Upgrade": "h2c", "Connection": "Upgrade"})
+        assert branded(reply, 504, "Tool timed out"), reply
+        assert time.monotonic() - started < READ_TIMEOUT + 5
+        assert f"path={path}" in access_log_line(lab, f"/silent-h2c/{path}")
+
+
+def test_a_websocket_carrying_the_hop_marker_gets_the_508_too(lab: Proxy) -> None:
+    # The loop check (A.5) comes before the jump to the WebSocket location.
+    tool = new_tool(lab, "ws-loop", "echo", "front")
+    head = (
+        f"GET /{tool}/socket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade, close\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{HOP_HEADER}: {fleet.PROXY_NAME}\r\n\r\n"
+    )
+    assert branded(raw(lab, head.encode()), 508, "Loop detected")
+    with lab.websocket(f"/{tool}/socket") as (_sock, status):
+        assert status == "HTTP/1.1 101 Switching Protocols"
 
 
 def test_websockets_keep_their_long_timeout_on_every_path(lab: Proxy, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -23,6 +24,8 @@ from toolforgectl.core.errors import ConfigError, ValidationError
 VERSION = "tf1"
 KEY_MIN_BYTES = 32
 TOKEN_MAX = 200
+# Anything shaped like a token, wherever it appears: core/logs.py cuts the MAC out of every line.
+SHAPE = re.compile(rf"(?P<prefix>{VERSION}\.[a-z0-9-]{{1,63}}\.[0-9]{{1,9}}\.)[A-Za-z0-9_-]+")
 
 
 def mint(key: bytes, tool: str, generation: int) -> str:

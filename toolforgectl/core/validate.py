@@ -22,8 +22,13 @@ REASON_MAX = 500
 TASK_ID_MAX = 64
 DOMAIN_NAME_MAX = 253
 
-# DNS-label style: a tool name is also the left-most label in host mode.
-_TOOL_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# One lowercase DNS label: each label of a domain name (digits alone are a valid label there).
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# A tool name is also the left-most label in host mode. Not all digits: such a label is what the
+# first number of an IP address looks like, and a request to an address must never select a tool
+# (lua/urlproxy/schema.lua mirrors this, pinned by tests/fixtures/schema.json).
+_TOOL_NAME = re.compile(r"(?![0-9]+$)" + _DNS_LABEL.pattern)
+_ALL_DIGITS = re.compile(r"[0-9]+")
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
@@ -34,11 +39,15 @@ def shown(value: object, limit: int = 40) -> str:
 
 
 def tool_name(value: str) -> str:
-    """Return `value` if it is an acceptable tool name (lowercase DNS label, 1-63 characters)."""
+    """Return `value` if it is an acceptable tool name (a lowercase DNS label, not all digits)."""
     if not value:
         raise ValidationError("tool name is empty")
     if len(value) > TOOL_NAME_MAX:
         raise ValidationError(f"tool name is longer than {TOOL_NAME_MAX} characters")
+    if _ALL_DIGITS.fullmatch(value):
+        raise ValidationError(
+            f"tool name {shown(value)} is all digits (it would look like part of an IP address)"
+        )
     if not _TOOL_NAME.fullmatch(value):
         raise ValidationError(
             f"tool name {shown(value)} is not a lowercase DNS label "
@@ -120,7 +129,7 @@ def domain_name(value: str) -> str:
         raise ValidationError("domain name is empty")
     if len(value) > DOMAIN_NAME_MAX:
         raise ValidationError(f"domain name is longer than {DOMAIN_NAME_MAX} characters")
-    if not all(_TOOL_NAME.fullmatch(label) for label in value.split(".")):
+    if not all(_DNS_LABEL.fullmatch(label) for label in value.split(".")):
         raise ValidationError(
             f"domain name {shown(value)} is not dot-separated lowercase DNS labels "
             "(letters a-z, digits and inner hyphens)"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from toolforgectl.core import validate
-from toolforgectl.core.errors import ValidationError
+from toolforgectl.core.errors import BadRequestError, ValidationError
 from toolforgectl.core.models import Backend
 
 REGISTER = "register"
@@ -30,6 +30,10 @@ COMMANDS = (REGISTER, REGISTER_CANONICAL, UNREGISTER)
 OK = b"ok"
 FAIL = b"fail"
 SENTENCE_MAX = 200
+# The ports a destination may use: clients pick one in this range, the server refuses any other
+# (a privileged port on a grid node belongs to root, not to a tool).
+PORT_MIN = 1024
+PORT_MAX = 65535
 
 TokenLine = Literal["required", "optional", "absent"]
 
@@ -66,14 +70,6 @@ class Incomplete:
     """More bytes are needed; `missing` names the next line, for the timeout reply."""
 
     missing: str
-
-
-class BadRequestError(Exception):
-    """The bytes can never become an acceptable request; `reply` is what the client gets."""
-
-    def __init__(self, reply: bytes) -> None:
-        super().__init__(reply.decode("ascii", "replace"))
-        self.reply = reply
 
 
 def sentence(text: str) -> bytes:

@@ -211,6 +211,7 @@ function shim.reset()
     shim.exited = nil
     shim.exec = nil
     shim.redirected = nil
+    shim.recreated = nil
     shim.output = {}
     shim.redis = new_redis_state()
     local dicts = setmetatable({}, {
@@ -269,6 +270,11 @@ function shim.reset()
     package.loaded["ngx.balancer"] = {
         set_current_peer = function(host, port)
             shim.peer = { host = host, port = port }
+            return true
+        end,
+        -- Records the client address the rebuilt request carries ($urlproxy_client).
+        recreate_request = function()
+            shim.recreated = { client = ngx.var.urlproxy_client }
             return true
         end,
     }

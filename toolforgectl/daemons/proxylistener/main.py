@@ -3,8 +3,9 @@
 Each connection gets one request and exactly one reply (registration/wire.py), within a deadline
 and size limits; concurrent connections are capped. Identity (identity.py) and the rules
 (authorize.py) decide; registrar.py writes through the route store in a small worker pool.
-One JSON log line per request (never the token), Prometheus metrics on a local port, and SIGTERM
-stops accepting, then lets requests in flight finish.
+One log line per request (core/logs.py: JSON or text, never the token), Prometheus metrics on a
+local port (port probes counted apart from requests), and SIGTERM stops accepting, then lets
+requests in flight finish.
 """
 
 from __future__ import annotations
@@ -12,12 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
-import os
 import signal
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,12 +22,12 @@ from pathlib import Path
 import uvloop
 
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config, output, tokens, wire
+from toolforgectl.core import config, logs, output, tokens, wire
 from toolforgectl.core.config import ProxyListener
-from toolforgectl.core.errors import ToolforgectlError
+from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
 from toolforgectl.daemons.proxylistener import authorize, identity, metrics
-from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
-from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar
+from toolforgectl.daemons.proxylistener.authorize import Policy
+from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar, standby_reply
 
 log = logging.getLogger("proxylistener")
 
@@ -41,7 +38,9 @@ LINGER_SECONDS = 2.0  # after replying, read (and drop) what the client still se
 LINGER_BYTES = 2 << 20  # ... so that closing does not reset the connection under our reply
 
 
-class _EmptyConnectionError(Exception):
+# Private control flow: raised deep in the read loop and caught in `_receive`, which turns it into
+# the "empty" outcome; it never leaves this module, so it has no place of its own in core/errors.py.
+class _EmptyConnectionError(ToolforgectlError):
     """The client closed without sending a byte."""
 
 
@@ -66,12 +65,11 @@ class Listener:
         server = await asyncio.start_server(
             self._connection, self.settings.listen, self.settings.port, backlog=1024
         )
-        log.info(
-            json.dumps({"event": "listening", "address": self.settings.listen, "port": self.settings.port})
-        )
+        where = {"address": self.settings.listen, "port": self.settings.port}
+        logs.event(log, f"listening on {self.settings.listen}:{self.settings.port}", **where)
         await stopping.wait()
         server.close()
-        log.info(json.dumps({"event": "stopping", "in_flight": len(self.inflight)}))
+        logs.event(log, "stopping: finishing the requests in flight", in_flight=len(self.inflight))
         if self.inflight:
             await asyncio.wait(self.inflight, timeout=STOP_GRACE)
         self.pool.shutdown(wait=True)
@@ -131,7 +129,7 @@ class Listener:
             return Outcome(
                 None, "timeout", wire.sentence(f"Timed out waiting for the {waiting_for[0]} line.")
             )
-        except wire.BadRequestError as exc:
+        except BadRequestError as exc:
             return Outcome(None, "fail" if exc.reply == wire.FAIL else "bad_request", exc.reply)
         except ConnectionError:
             return Outcome(None, "reset", b"")
@@ -163,7 +161,7 @@ class Listener:
             if not chunk and not buffer:
                 raise _EmptyConnectionError  # a port probe or health check, not a request
             if not chunk:
-                raise wire.BadRequestError(wire.sentence(f"Request ended before the {parsed.missing} line."))
+                raise BadRequestError(wire.sentence(f"Request ended before the {parsed.missing} line."))
             buffer += chunk
 
     async def _ident(
@@ -194,11 +192,16 @@ async def _reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rep
 
 
 def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: float) -> None:
-    """The one log line and the metrics of a finished request. The token is never logged."""
+    """The one log line and the metrics of a finished request. The token is never logged.
+
+    A connection closed without a byte is a port probe or health check, not a request: it is
+    counted apart and not logged, so probes neither fill the log nor skew the request figures.
+    """
+    if outcome.label == "empty":
+        metrics.PROBES.inc()
+        return
     command = request.command if request else None
     metrics.observe(command or "none", outcome.label, seconds)
-    if outcome.label == "empty":
-        return
     entry = {
         "tool": outcome.tool,
         "command": command,
@@ -210,16 +213,7 @@ def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: 
         "reply": outcome.reply.decode("ascii", "replace"),
         "ms": round(seconds * 1000, 2),
     }
-    log.info(json.dumps(entry))
-
-
-def active_proxy_name(settings: ProxyListener, fleet_active: str | None) -> str:
-    """The active proxy as this host knows it now: /etc/active-proxy, else the fleet config."""
-    try:
-        name = Path(settings.active_proxy_file).read_text(encoding="utf-8").strip()
-    except OSError:
-        name = ""
-    return name or fleet_active or "the active proxy"
+    logs.event(log, f"{command or 'unparsed request'} from {peer}: {outcome.label}", **entry)
 
 
 def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
@@ -230,7 +224,7 @@ def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
         policy=Policy.from_settings(settings),
         key=key,
         canonical_domain=settings.canonical_domain,
-        active_proxy=lambda: active_proxy_name(settings, fleet_active),
+        standby_reply=lambda: standby_reply(settings.active_proxy_file, fleet_active),
     )
     return Listener(settings, registrar)
 
@@ -244,12 +238,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="TCP port (default 8282)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port on metrics_address, 0 = off")
     parser.add_argument("--redis", help="route store URL (default the local Redis)")
+    logs.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
-    path = args.config or os.environ.get(config.ENV_VAR)
-    fleet = config.load(Path(path)) if path else None
+    path = config.find(args.config)
+    fleet = config.load(path) if path else None
     settings = fleet.proxylistener if fleet else ProxyListener()
     overrides = {
         name: value
@@ -259,14 +254,15 @@ def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
         )
         if value is not None
     }  # fmt: skip
-    return dataclasses.replace(settings, **overrides), (fleet.active_proxy if fleet else None)
+    return config.overridden(settings, "command line", **overrides), (fleet.active_proxy if fleet else None)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the daemon until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    args = _arguments(argv)
+    logs.setup(args.log_format, args.log_level)
     try:
-        settings, fleet_active = _settings(_arguments(argv))
+        settings, fleet_active = _settings(args)
         listener = build(settings, fleet_active)
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
