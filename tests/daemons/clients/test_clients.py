@@ -208,6 +208,25 @@ def test_runner_without_a_token_speaks_the_original_three_lines_to_an_ident_list
     assert stack.client().exists("prefix:mytool", "redirect:mytool") == 0
 
 
+def test_runner_without_a_token_is_served_at_once_by_a_migration_listener(
+    stack: Stack, identd: Identd, tmp_path: Path
+) -> None:
+    # In `[token, ident]` mode three lines may still be followed by a token line; the runner's
+    # half-close says they are not, so it is not kept waiting for the listener's read deadline.
+    listener = stack.listener(
+        identity=["token", "ident"], ident_networks=["127.0.0.0/8"], ident_port=identd.port, read_timeout=60.0
+    )
+    argv = _runner(listener, tmp_path / "no-token", "true")
+    argv[1:1] = ["--proxy", "127.0.0.1", "--timeout", "10", "--retries", "0"]
+
+    done = _run(argv, tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    audit = stack.client().xrange("toolforgectl:audit:mytool")
+    # registerCanonical: the route, then its redirect; the epilog's unregister removes both.
+    assert [fields["action"] for _, fields in audit] == ["set", "redirect", "delete"]
+
+
 def test_runner_registers_the_own_ip_it_is_given_and_the_proxy_checks_it(
     stack: Stack, tmp_path: Path
 ) -> None:

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -150,11 +149,11 @@ def test_metrics_count_requests_by_outcome(stack: Stack) -> None:
 
     # The reply goes out before the request is counted, so a scrape may briefly lag the replies.
     wait_until(
-        lambda: "proxylistener_request_seconds_count 2.0" in _scrape(listener.metrics_port),
+        lambda: "proxylistener_request_seconds_count 2.0" in listener.scrape(),
         "both requests counted",
         10,
     )
-    text = _scrape(listener.metrics_port)
+    text = listener.scrape()
     assert 'proxylistener_requests_total{command="register",outcome="ok"} 1.0' in text
     assert 'proxylistener_requests_total{command="none",outcome="fail"} 1.0' in text
 
@@ -162,11 +161,11 @@ def test_metrics_count_requests_by_outcome(stack: Stack) -> None:
 def test_a_health_probe_that_connects_and_closes_is_not_counted_as_a_request(stack: Stack) -> None:
     listener = stack.listener()
     # Starting the listener waited for its port by connecting once: that was the first probe.
-    wait_until(lambda: "probes_total 1.0" in _scrape(listener.metrics_port), "the start-up check counted")
+    wait_until(lambda: "probes_total 1.0" in listener.scrape(), "the start-up check counted")
     socket.create_connection(("127.0.0.1", listener.port), timeout=10).close()
 
-    wait_until(lambda: "probes_total 2.0" in _scrape(listener.metrics_port), "the health probe counted")
-    text = _scrape(listener.metrics_port)
+    wait_until(lambda: "probes_total 2.0" in listener.scrape(), "the health probe counted")
+    text = listener.scrape()
     assert "proxylistener_requests_total{" not in text, "no request of any command or outcome"
     assert "proxylistener_request_seconds_count 0.0" in text
     assert listener.log_entries() == [], "and no log line"
@@ -175,12 +174,7 @@ def test_a_health_probe_that_connects_and_closes_is_not_counted_as_a_request(sta
 def _wait_for_connections(listener: Listener, count: int) -> None:
     """Wait until the listener serves `count` connections (it has accepted them, not only the kernel)."""
     gauge = f"proxylistener_connections {count:.1f}"
-    wait_until(lambda: gauge in _scrape(listener.metrics_port), f"{count} connection(s) being served")
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
-        return str(page.read().decode())
+    wait_until(lambda: gauge in listener.scrape(), f"{count} connection(s) being served")
 
 
 def test_sigterm_stops_accepting_but_finishes_the_request_in_flight(stack: Stack) -> None:

@@ -64,6 +64,7 @@ class ProxyListener:
     max_line: Count = 1024
     max_lines: Count = 4
     max_connections: Count = 512
+    max_connections_per_source: Count = 16  # checked first: one host cannot fill max_connections
     active_proxy_file: Text = activeproxy.DEFAULT_FILE
 
 

@@ -3,7 +3,7 @@
 Finds the active proxy (`--proxy`, else /etc/active-proxy as core/activeproxy.py reads it; an
 empty file is the kill switch that skips registration), sends one request per connection, accepts
 exactly `ok`, and retries a bounded number of times with backoff when the proxy is unreachable or
-says to try again.
+says to try again, for long enough to outlast a proxylistener restart.
 """
 
 from __future__ import annotations
@@ -28,6 +28,14 @@ TOKEN_FILE_ENV = "TOOLFORGE_PROXY_TOKEN_FILE"
 DEFAULT_TOKEN_FILE = "~/.proxylistener-token"
 REPLY_MAX = 1024
 TRANSIENT = ("try again", "busy")
+# The retry budget: waits of 0.5, 1, 2, then 4 s, 19.5 s in all with the default 7 retries. A
+# proxylistener restart refuses connections until the old process has finished its requests in
+# flight (up to its 10 s stop grace) and the new one listens; the budget outlasts that, so a job
+# that starts during a restart still registers. (A socket-activated listener queues connections
+# across a restart instead: the per-attempt timeout covers that wait.)
+RETRIES = 7
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 4.0
 
 log = logging.getLogger("proxyclient")
 
@@ -58,7 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(TOKEN_FILE_ENV, DEFAULT_TOKEN_FILE),
         help=f"the tool's token (default ${TOKEN_FILE_ENV} or {DEFAULT_TOKEN_FILE}); absent = ident",
     )
-    parser.add_argument("--retries", type=int, default=3, help="extra attempts when the proxy is unreachable")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=RETRIES,
+        help=f"extra attempts when the proxy is unreachable or busy (default {RETRIES}, "
+        f"{sum(backoff(RETRIES)):g} s of waiting in all)",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
     logs.add_arguments(parser)
 
@@ -95,17 +109,20 @@ def call(where: Target, payload: Callable[[str], bytes]) -> str:
 
     Returns the own address the proxy saw, which is what a registration must point at.
     """
-    delay = 0.5
-    for attempt in range(where.retries + 1):
+    for delay in [*backoff(where.retries), None]:
         try:
             return _once(where, payload)
         except (OSError, _TransientError) as exc:
-            if attempt == where.retries:
+            if delay is None:
                 raise RegistrationError(f"proxy {where.host}:{where.port} failed: {_reason(exc)}") from None
             log.warning("proxy %s:%d: %s; retrying in %gs", where.host, where.port, _reason(exc), delay)
             time.sleep(delay)
-            delay *= 2
     raise AssertionError("unreachable")
+
+
+def backoff(retries: int) -> list[float]:
+    """The waits before each of `retries` retries: doubling from BACKOFF_FIRST, at most BACKOFF_MAX."""
+    return [min(BACKOFF_FIRST * 2**n, BACKOFF_MAX) for n in range(retries)]
 
 
 # Private control flow: raised by one attempt and caught by `call`, which retries or turns it into
@@ -124,6 +141,9 @@ def _once(where: Target, payload: Callable[[str], bytes]) -> str:
     with socket.create_connection((where.host, where.port), timeout=where.timeout) as sock:
         own = str(sock.getsockname()[0])
         sock.sendall(payload(own))
+        # Half-close: this is the whole request. A listener that would also read a token line
+        # (`[token, ident]` mode) otherwise waits out its read deadline before judging three lines.
+        sock.shutdown(socket.SHUT_WR)
         reply = _read_reply(sock)
     if reply == wire.OK:
         return own
