@@ -19,6 +19,7 @@
 -- https://<tool>.<canonical_domain> and the rest of the path and query, as the 2020 data plane did.
 -- The front hands such a tool to the slow path (no redirect can be sent from the balancer phase).
 local backend = require "urlproxy.backend"
+local resolver = require "urlproxy.resolver"
 local routecache = require "urlproxy.routecache"
 local schema = require "urlproxy.schema"
 local settings = require "urlproxy.settings"
@@ -88,7 +89,7 @@ end
 local function fallback()
     if default_url == nil then
         local url = settings.current.default_backend -- "" for none
-        default_url = url ~= "" and backend.parse(url) and url or false
+        default_url = url ~= "" and backend.trust(url) and url or false
     end
     return default_url
 end
@@ -182,6 +183,9 @@ function _M.access()
     ngx_var.urlproxy_backend = url
     if own and reveals(tool) then
         ngx_var.urlproxy_client = ngx_var.remote_addr -- X-Forwarded-For, X-Real-IP (the template)
+    end
+    if not resolver.ready(url) then
+        return exit(502) -- a host name without a usable address (resolver.lua logged why)
     end
     if is_https(url) then
         -- Keeps the URI; the http path stays variable-free. A WebSocket keeps its long timeouts.

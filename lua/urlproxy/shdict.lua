@@ -9,6 +9,9 @@ local _M = {
     ROUTES_DICT = "urlproxy_routes",
     -- The data plane's state, under the keys below.
     STATE_DICT = "urlproxy_state",
+    -- host name -> its address, when to resolve it again, and whether it is near (resolver.lua);
+    -- nothing else lives here, so the refresher can walk every key.
+    DNS_DICT = "urlproxy_dns",
 
     -- "<version>/<epoch>": the token a fresh cache entry carries (published by watcher.lua).
     TOKEN = "token",
@@ -30,6 +33,10 @@ end
 
 function _M.state()
     return ngx.shared[_M.STATE_DICT]
+end
+
+function _M.dns()
+    return ngx.shared[_M.DNS_DICT]
 end
 
 return _M

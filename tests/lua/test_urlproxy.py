@@ -16,7 +16,8 @@ from tests.conftest import wait_until
 from tests.lua.proxyclient import Proxy, until, ws_receive_text, ws_send_text
 from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
 from toolforgectl.adapters.routestore import RouteStore, prefix_key
-from toolforgectl.core import validate
+from toolforgectl.core import config, validate
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.models import Attribution, Backend
 from toolforgectl.lab import fleet, sampletool
 from toolforgectl.lab.state import ProcessRecord
@@ -64,7 +65,9 @@ def lab_redis(proxy: Proxy) -> ProcessRecord:
 
 
 def store(proxy: Proxy) -> RouteStore:
-    return RouteStore.from_url(proxy.info["redis"])
+    """The lab's route store, under the lab fleet's destination rule (its tools run on loopback)."""
+    fleet_config = config.load(Path(proxy.state.config))
+    return RouteStore.from_url(proxy.info["redis"], destinations=Destinations.of_fleet(fleet_config))
 
 
 def backend(proxy: Proxy, tool: str) -> Backend:

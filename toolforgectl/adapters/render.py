@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import jinja2
 
 from toolforgectl.core.config import DEFAULT_REDIS_PORT, DataPlane, Fleet, Proxy
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import RenderError
 from toolforgectl.core.resources import resource_dir
 
@@ -62,6 +63,11 @@ LUA_SETTINGS = (
     "canonical_domain",
     "client_ip",
     "client_ip_forwarded_tools",
+    "allow_loopback_backends",
+    "resolver",
+    "resolver_timeout_ms",
+    "resolver_min_ttl",
+    "resolver_max_ttl",
 )
 
 
@@ -113,10 +119,11 @@ def render_proxy(
     env = _environment(templates or resource_dir("templates"))
     _check_socket_path(layout.slow_socket)
     context = {**_context(proxy, plane, layout), **_hop_marker(fleet)}
+    settings = lua_settings(proxy, plane, layout, Destinations.of_fleet(fleet))
     files = {
         "nginx.conf": _render(env, TEMPLATES[0], context),
         "urlproxy.conf": _render(env, TEMPLATES[1], context),
-        "urlproxy.json": json.dumps(lua_settings(proxy, plane, layout), indent=2, sort_keys=True) + "\n",
+        "urlproxy.json": json.dumps(settings, indent=2, sort_keys=True) + "\n",
     }
     for name, (title, message) in ERROR_PAGES.items():
         page = {"title": title, "message": message, "code": name.split("-")[0], "brand": plane.brand}
@@ -148,8 +155,11 @@ def write_files(files: Mapping[str, str], layout: Layout, workers_user: str = ""
         path.write_text(text, encoding="utf-8")
 
 
-def lua_settings(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, Any]:
-    """What lua/urlproxy/settings.lua reads: the `dataplane:` knobs, the proxy's Redis, the socket."""
+def lua_settings(
+    proxy: Proxy, plane: DataPlane, layout: Layout, destinations: Destinations | None = None
+) -> dict[str, Any]:
+    """What lua/urlproxy/settings.lua reads: the `dataplane:` knobs, the proxy's Redis, the socket,
+    and the fleet's destination rule (`Destinations.of_fleet`; without one: no proxy known)."""
     host, port, db = _redis_address(proxy)
     return {
         **{name: _json(getattr(plane, name)) for name in LUA_SETTINGS},
@@ -157,6 +167,7 @@ def lua_settings(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, An
         "redis_port": port,
         "redis_db": db,
         "slow_socket": str(layout.slow_socket),
+        **(destinations or Destinations()).lua_settings(),
     }
 
 
