@@ -24,6 +24,7 @@ _M.DEFAULTS = {
     peer_cache_size = 10000,
     list_scan_count = 1000,
     error_log_interval = 10,
+    canonical_domain = "", -- none: `redirect:<tool>` keys are not served
     client_ip = "hidden", -- or "forwarded": the template then gives every tool the address
     client_ip_forwarded_tools = {}, -- with "hidden": tools that get the client's address anyway
     allow_loopback_backends = false,
