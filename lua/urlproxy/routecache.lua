@@ -115,6 +115,26 @@ local function build(tool, flat)
     return routes
 end
 
+-- Whether `tool` redirects to its canonical host (`redirect:<tool>` holds a field, whatever its
+-- value, as in the original); asked only where redirects are served: path mode with a
+-- `canonical_domain`. nil and an error when Redis did not answer.
+local function redirected(red, tool)
+    local conf = settings.current
+    if conf.canonical_domain == "" or conf.routing ~= "path" then
+        return false
+    end
+    local fields, err = red:hlen(schema.REDIRECT .. tool)
+    if fields == false then
+        -- An error reply (e.g. WRONGTYPE): this key is unusable, Redis is fine.
+        redisconn.log_error("HLEN " .. schema.REDIRECT .. tool .. " answered " .. tostring(err))
+        return false
+    end
+    if not fields then
+        return nil, "HLEN " .. schema.REDIRECT .. tool .. ": " .. tostring(err)
+    end
+    return fields > 0
+end
+
 local function fetch(tool)
     local red, err = redisconn.connect()
     if not red then
@@ -132,12 +152,21 @@ local function fetch(tool)
         red:close()
         return nil, "HGETALL " .. schema.PREFIX .. tool .. ": " .. tostring(err)
     end
+    local redirect
+    redirect, err = redirected(red, tool)
+    if redirect == nil then
+        red:close()
+        return nil, err
+    end
     redisconn.release(red)
-    return build(tool, flat)
+    local routes = build(tool, flat)
+    routes.redirect = redirect or nil
+    return routes
 end
 
 -- The entry is the route list itself, stamped with the version token and time it was read, and
--- with its shared dict text (`text`) once it has one.
+-- with its shared dict text (`text`) once it has one; `redirect` is true for a tool that answers
+-- with its canonical redirect.
 local function stamp(routes, token, at)
     routes.token, routes.at = token, at
     return routes
@@ -149,7 +178,7 @@ local function encode(entry)
     for i = 1, #entry do
         routes[i] = entry[i]
     end
-    return cjson.encode({ token = entry.token, at = entry.at, routes = routes })
+    return cjson.encode({ token = entry.token, at = entry.at, routes = routes, redirect = entry.redirect })
 end
 
 local function decode(text)
@@ -159,6 +188,7 @@ local function decode(text)
     end
     local entry = stamp(data.routes, data.token, data.at)
     entry.text = text
+    entry.redirect = data.redirect == true or nil
     return entry
 end
 

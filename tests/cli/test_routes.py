@@ -94,19 +94,38 @@ def test_delete_removes_one_route_or_all(redis_server: RedisServer) -> None:
     assert again.code == 1
 
 
-def test_export_then_import_restores_every_route(
+def test_export_then_import_restores_every_route_and_redirect(
     redis_server: RedisServer, tmp_path: pytest.TempPathFactory
 ) -> None:
     client = redis_server.client()
     client.hset("prefix:a", mapping={".*": "http://10.0.0.5:1", "^/x": "http://10.0.0.5:2"})
     client.hset("prefix:b", ".*", "http://10.0.0.5:3")
+    client.hset("redirect:a", ".*", "a.toolforge.org")  # as registerCanonical records it
     exported = run_cli("--redis", redis_server.url, "routes", "export")
     assert exported.code == 0
+    assert json.loads(exported.stdout)["redirects"] == {"a": {".*": "a.toolforge.org"}}
     client.flushall()
     imported = run_cli("--redis", redis_server.url, "routes", "import", "-", stdin=exported.stdout)
     assert imported.code == 0, imported.stderr
+    assert "4 added, 0 changed, 0 unchanged, 0 kept" in imported.stdout
+    assert "did redirect: a '.*' -> a.toolforge.org" in imported.stdout
     assert client.hgetall("prefix:a") == {".*": "http://10.0.0.5:1", "^/x": "http://10.0.0.5:2"}
     assert client.hgetall("prefix:b") == {".*": "http://10.0.0.5:3"}
+    assert client.hgetall("redirect:a") == {".*": "a.toolforge.org"}
+    assert run_cli("--redis", redis_server.url, "routes", "export").stdout == exported.stdout
+
+
+def test_show_lists_a_tools_redirects(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    client.hset("prefix:a", ".*", "http://10.0.0.5:1")
+    client.hset("redirect:a", ".*", "a.toolforge.org")
+    client.hset("redirect:only-redirect", ".*", "only-redirect.toolforge.org")
+    shown = run_cli("--redis", redis_server.url, "routes", "show", "a", "--no-probe")
+    assert shown.code == 0, shown.stderr
+    assert "redirects of a" in shown.stdout and "a.toolforge.org" in shown.stdout
+    alone = run_cli("--redis", redis_server.url, "routes", "show", "only-redirect", "--no-probe", "--json")
+    data = json.loads(alone.stdout)["data"]
+    assert (data["routes"], data["redirects"]) == ([], {".*": "only-redirect.toolforge.org"})
 
 
 def test_list_json_has_every_tool(redis_server: RedisServer) -> None:
@@ -221,7 +240,7 @@ def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServe
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"format": "toolforgectl-routes/2", "routes": {}}', "unknown format 'toolforgectl-routes/2'"),
+        ('{"format": "toolforgectl-routes/99", "routes": {}}', "unknown format 'toolforgectl-routes/99'"),
         ('{"format": "toolforgectl-routes/1", "format": "toolforgectl-routes/1", "routes": {}}', "twice"),
         (
             '{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://10.0.0.5:1"}, "a": {}}}',
@@ -232,6 +251,11 @@ def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServe
             "twice",
         ),
         ('{"routes": {"a": {".*": "http://10.0.0.5:1"}}}', "as written by `routes export`"),
+        (
+            '{"format": "toolforgectl-routes/2", "routes": {}, "redirects": {"a": {".*": "https://evil/"}}}',
+            "domain name 'https://evil/' is not",
+        ),
+        ('{"format": "toolforgectl-routes/2", "routes": {}}', "as written by `routes export`"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ('{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://10.0.0.5:1"}', "not JSON"),
     ],
@@ -241,6 +265,8 @@ def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServe
         "duplicate-tool",
         "duplicate-route",
         "no-format",
+        "bad-redirect-host",
+        "v2-without-redirects",
         "deep",
         "cut",
     ],

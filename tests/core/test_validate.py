@@ -67,6 +67,14 @@ def test_all_digit_tool_names_are_refused_as_an_ip_address_label(name: str) -> N
         validate.tool_name(name)
 
 
+def test_a_domain_name_may_have_all_digit_labels_that_a_tool_name_may_not() -> None:
+    # The all-digit rule is about tool names (host mode's left-most label), not every DNS label.
+    assert validate.domain_name("eqiad1.wikimedia.cloud") == "eqiad1.wikimedia.cloud"
+    assert validate.domain_name("tools.2020.example") == "tools.2020.example"
+    with pytest.raises(ValidationError, match="not dot-separated lowercase DNS labels"):
+        validate.domain_name("https://toolforge.org/")
+
+
 @pytest.mark.parametrize("url", HOSTILE_BACKENDS)
 def test_hostile_backends_are_refused(url: str) -> None:
     with pytest.raises(ValidationError):

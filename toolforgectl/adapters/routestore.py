@@ -47,8 +47,9 @@ DEFAULT_TIMEOUT = 2.0
 _BATCH = 1000
 
 # The one write. KEYS: 1 prefix:<tool>, 2 redirect:<tool>, 3 the version, 4 the audit stream,
-# 5 the token generation, 6 k8s_services. ARGV: 1 action (set | delete | rotate-token), 2 route,
-# 3 backend (set: the new one; delete: the one the route must still point at, '' for any),
+# 5 the token generation, 6 k8s_services. ARGV: 1 action (set | delete | rotate-token | redirect),
+# 2 route, 3 backend (set: the new one; delete: the one the route must still point at, '' for any;
+# redirect: the canonical host of redirect:<tool>'s route),
 # 4 the token generation the write requires ('' for any), 5 a k8s_services member to add (set) or
 # remove (delete), '' for none, 6 the audit stream's length, 7 the most routes a tool may have,
 # 8.. the audit entry's fields.
@@ -74,6 +75,12 @@ elseif action == 'set' then
     if ARGV[5] ~= '' then redis.call('SADD', KEYS[6], ARGV[5]) end
     if old == backend then return {'unchanged', old} end
     redis.call('HSET', KEYS[1], route, backend)
+    redis.call('INCR', KEYS[3])
+    audited = backend
+elseif action == 'redirect' then
+    old = redis.call('HGET', KEYS[2], route) or ''
+    if old == backend then return {'unchanged', old} end
+    redis.call('HSET', KEYS[2], route, backend)
     redis.call('INCR', KEYS[3])
     audited = backend
 else
@@ -246,17 +253,27 @@ class RouteStore:
 
     def all_routes(self) -> dict[str, dict[str, str]]:
         """Every tool's routes, fetched in pipelined batches."""
-        tools = self.tools()
+        return self._all_hashes(PREFIX, self.tools())
+
+    def all_redirects(self) -> dict[str, dict[str, str]]:
+        """Every tool's canonical-host redirects (route -> host), fetched like all_routes."""
+        with self._talking():
+            keys = self._redis.scan_iter(match=REDIRECT + "*", count=_BATCH, _type="hash")
+            tools = sorted({key[len(REDIRECT) :] for key in keys})
+        return self._all_hashes(REDIRECT, tools)
+
+    def _all_hashes(self, family: str, tools: list[str]) -> dict[str, dict[str, str]]:
+        """`family<tool>` of each of `tools` that is not empty, in pipelined batches."""
         result: dict[str, dict[str, str]] = {}
         with self._talking():
             for start in range(0, len(tools), _BATCH):
                 batch = tools[start : start + _BATCH]
                 pipe = self._redis.pipeline(transaction=False)
                 for tool in batch:
-                    pipe.hgetall(PREFIX + tool)
-                for tool, routes in zip(batch, pipe.execute(), strict=True):
-                    if routes:
-                        result[tool] = dict(routes)
+                    pipe.hgetall(family + tool)
+                for tool, table in zip(batch, pipe.execute(), strict=True):
+                    if table:
+                        result[tool] = dict(table)
         return result
 
     def version(self) -> int:
@@ -384,11 +401,31 @@ class RouteStore:
         """Remove every route (and redirect) of `tool`, each as its own audited change."""
         return [self.delete_route(tool, route, by, dry_run=dry_run) for route in self.routes(tool)]
 
-    def set_redirect(self, tool: str, route: str, host: str) -> None:
-        """Record `registerCanonical`: `tool`'s `route` has canonical host `host`."""
-        tool, route = validate.tool_name(tool), validate.route(route)
+    def set_redirect(
+        self,
+        tool: str,
+        route: str,
+        host: str,
+        by: Attribution,
+        *,
+        token_generation: int | None = None,
+        dry_run: bool = False,
+    ) -> RouteChange:
+        """Record `registerCanonical`: `tool`'s `route` has canonical host `host` (audited).
+
+        Bumps the version like a route write, so the data plane starts redirecting at once. With
+        `token_generation`, only while the tool's token is still of that generation.
+        """
+        tool, route, host = validate.tool_name(tool), validate.route(route), validate.domain_name(host)
         with self._talking():
-            self._redis.hset(redirect_key(tool), route, host)
+            if dry_run:
+                old = self._redis.hget(redirect_key(tool), route)
+                return RouteChange(tool, route, "redirect", old, host, dry_run=True)
+            write = _Write("redirect", tool, route, by, host, token_generation)
+            outcome, old = self._apply(write)
+        if outcome == "rotated":
+            raise ValidationError("token was rotated; fetch the current one")
+        return RouteChange(tool, route, "redirect", old, host)
 
     def rotate_token(self, tool: str, by: Attribution) -> int:
         """Invalidate `tool`'s current token by bumping its generation (audited); returns the new one."""

@@ -27,12 +27,14 @@ TASK_ID_MAX = 64
 # Routes one tool may have (`dataplane.max_routes_per_tool`): every request of a tool may try each
 # of its regexes, and the clients only ever register `.*`.
 MAX_ROUTES_PER_TOOL = 16
-HOST_NAME_MAX = 253
+HOST_NAME_MAX = 253  # a DNS name: a backend's host, a canonical domain
 
-# DNS-label style: a tool name is also the left-most label in host mode. Not all digits: such a
-# label is what the first number of an IP address looks like, and a request to an address must
-# never select a tool (lua/urlproxy/schema.lua mirrors this, pinned by tests/fixtures/schema.json).
-_TOOL_NAME = re.compile(r"(?![0-9]+$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# One lowercase DNS label: each label of a domain or host name (digits alone are a valid label there).
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# A tool name is also the left-most label in host mode. Not all digits: such a label is what the
+# first number of an IP address looks like, and a request to an address must never select a tool
+# (lua/urlproxy/schema.lua mirrors this, pinned by tests/fixtures/schema.json).
+_TOOL_NAME = re.compile(r"(?![0-9]+$)" + _LABEL.pattern)
 _ALL_DIGITS = re.compile(r"[0-9]+")
 _PORT = re.compile(r"[0-9]{1,5}")
 # What a route's `{...}` may hold when its meaning changed between PCRE versions: `{,3}` is the text
@@ -40,7 +42,6 @@ _PORT = re.compile(r"[0-9]{1,5}")
 # the braces likewise. A quantifier every version reads alike is `{n}`, `{n,}` or `{n,m}`.
 _BRACES = re.compile(r"\{([0-9 \t,]*)\}")
 _QUANTIFIER = re.compile(r"[0-9]+(?:,[0-9]*)?")
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # 0.0.0.0/8 is "this network": connecting to any of it reaches this host or fails, never a tool.
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
@@ -170,6 +171,24 @@ def _host_and_port(netloc: str, value: str) -> tuple[Host, int]:
     if why:
         raise ValidationError(f"backend URL {shown(value)} names {why}")
     return host, port
+
+
+def domain_name(value: str) -> str:
+    """Return `value` if it is a host name a redirect may point at: dotted lowercase DNS labels.
+
+    What `registerCanonical` records in `redirect:<tool>` (`<tool>.toolforge.org`) and what the data
+    plane's `canonical_domain` names; never a URL, so nothing can ride along into a Location header.
+    """
+    if not value:
+        raise ValidationError("domain name is empty")
+    if len(value) > HOST_NAME_MAX:
+        raise ValidationError(f"domain name is longer than {HOST_NAME_MAX} characters")
+    if not all(_LABEL.fullmatch(label) for label in value.split(".")):
+        raise ValidationError(
+            f"domain name {shown(value)} is not dot-separated lowercase DNS labels "
+            "(letters a-z, digits and inner hyphens)"
+        )
+    return value
 
 
 def host_name(text: str, value: str) -> str:

@@ -4,7 +4,8 @@
 -- (lrexlib; nginx's Lua uses PCRE, whose syntax the route store's patterns share), shared dicts as
 -- tables, a clock the test sets, timers the test fires, the request as plain tables (`ngx.var`,
 -- `ngx.header`), and a scripted Redis in place of lua-resty-redis (`nginx.redis`). Everything a
--- module did is recorded (log lines, Redis commands, the peer, exit status) for the test to check.
+-- module did is recorded (log lines, Redis commands, the peer, exit status, a redirect) for the
+-- test to check.
 local cjson = require "cjson.safe"
 local rex = require "rex_pcre2"
 
@@ -159,6 +160,17 @@ local function fake_redis_module()
         return flat
     end
 
+    function client.hlen(_, key)
+        local ok, err = command("HLEN", key)
+        if not ok then
+            return nil, err
+        end
+        if shim.redis.wrongtype[key] then
+            return false, "WRONGTYPE Operation against a key holding the wrong kind of value"
+        end
+        return #(shim.redis.hashes[key] or {})
+    end
+
     function client.get(_, key)
         local ok, err = command("GET", key)
         if not ok then
@@ -254,6 +266,7 @@ function shim.reset()
     shim.peer = nil
     shim.exited = nil
     shim.exec = nil
+    shim.redirected = nil
     shim.recreated = nil
     shim.output = {}
     shim.redis = new_redis_state()
@@ -292,6 +305,9 @@ function shim.reset()
         end,
         exec = function(location)
             shim.exec = location
+        end,
+        redirect = function(url, status)
+            shim.redirected = { url = url, status = status }
         end,
         timer = {
             at = function(delay, callback)

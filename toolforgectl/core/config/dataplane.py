@@ -30,6 +30,7 @@ from toolforgectl.core.config.schema import (
     Port,
     Text,
     Texts,
+    domain,
     invalid,
     one_of,
 )
@@ -87,8 +88,14 @@ class DataPlane:
     maintenance: StrictBool = False
     brand: Text = "Toolforge"
     hsts_max_age: CountOrOff = 31622400
-    websocket_timeout: Count = 3600
+    websocket_timeout: Count = 3600  # seconds a WebSocket may stay silent (both directions)
+    read_timeout: Count = 300  # seconds a tool may take to answer any other request, else 504
     connect_timeout: Count = 5
+    client_max_body_size: Nginx = "128m"  # largest request body (uploads), as the original; over it: 413
+    gzip: StrictBool = True  # compress text answers for clients that accept it, as the original did
+    # Path mode: a tool with `redirect:<tool>` (registerCanonical) answers every request with a 301
+    # to https://<tool>.<canonical_domain><rest of the path>; empty: redirect keys are ignored.
+    canonical_domain: Annotated[Text, domain(optional=True)] = ""
     proxy_buffering: StrictBool = True
     user: Text = "www-data"  # workers' user when nginx starts as root; empty: nginx's default
     worker_processes: Nginx = "auto"

@@ -87,7 +87,8 @@ class Registrar:
         by = Attribution(f"{ACTOR}@{peer}")
         self.store.set_route(tool, request.route, request.destination, by, token_generation=generation)
         if request.command == wire.REGISTER_CANONICAL:
-            self.store.set_redirect(tool, request.route, f"{tool}.{self.canonical_domain}")
+            host = f"{tool}.{self.canonical_domain}"
+            self.store.set_redirect(tool, request.route, host, by, token_generation=generation)
 
     def _unregister(self, request: wire.Request, tool: str, generation: int | None, peer: str) -> None:
         current = self.store.routes(tool).get(request.route)
