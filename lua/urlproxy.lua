@@ -19,6 +19,7 @@
 -- https://<tool>.<canonical_domain> and the rest of the path and query, as the 2020 data plane did.
 -- The front hands such a tool to the slow path (no redirect can be sent from the balancer phase).
 local backend = require "urlproxy.backend"
+local redisconn = require "urlproxy.redisconn"
 local resolver = require "urlproxy.resolver"
 local routecache = require "urlproxy.routecache"
 local schema = require "urlproxy.schema"
@@ -79,8 +80,16 @@ local function match(routes_of, tool, subject, redirects)
     for i = 1, #routes, 2 do
         local pattern = routes[i]
         -- ".*" (what every client registers) matches anything: skip the regex engine for it.
-        if pattern == ".*" or re_find(subject, pattern, "jo") then
+        if pattern == ".*" then
             return routes[i + 1]
+        end
+        local from, _, match_err = re_find(subject, pattern, "jo")
+        if from then
+            return routes[i + 1]
+        end
+        if match_err then
+            -- Past lua_regex_match_limit: this request goes on without the route, and says so.
+            redisconn.log_error(routecache.route_name(tool, pattern) .. " skipped: " .. match_err)
         end
     end
     return false

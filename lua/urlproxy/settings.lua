@@ -24,6 +24,7 @@ _M.DEFAULTS = {
     peer_cache_size = 10000,
     list_scan_count = 1000,
     error_log_interval = 10,
+    max_routes_per_tool = 16, -- a tool with more routes in Redis is routed by the first ones
     canonical_domain = "", -- none: `redirect:<tool>` keys are not served
     client_ip = "hidden", -- or "forwarded": the template then gives every tool the address
     client_ip_forwarded_tools = {}, -- with "hidden": tools that get the client's address anyway

@@ -60,6 +60,7 @@ LUA_SETTINGS = (
     "peer_cache_size",
     "list_scan_count",
     "error_log_interval",
+    "max_routes_per_tool",
     "canonical_domain",
     "client_ip",
     "client_ip_forwarded_tools",

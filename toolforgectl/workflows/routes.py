@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from toolforgectl.adapters import probe
 from toolforgectl.core import validate
-from toolforgectl.core.errors import NotFoundError, RouteStoreError, ToolforgectlError, UsageError
+from toolforgectl.core.errors import (
+    NotFoundError,
+    RouteLimitError,
+    RouteStoreError,
+    ToolforgectlError,
+    UsageError,
+)
 from toolforgectl.core.models import Attribution, Backend, RouteChange
 
 if TYPE_CHECKING:  # the caller passes a store in: the CLI's --help never loads redis
@@ -133,6 +139,8 @@ def import_routes(
     """Write every route of `routes`, then every redirect of `redirects` (all validated first), then verify.
 
     Routes and redirects the store has and the file does not are kept. One already so is not written.
+    A tool that would end with more routes than the store's `max_routes` is refused before anything
+    is written.
     """
     checked = sorted(
         (
@@ -152,6 +160,7 @@ def import_routes(
         for route, host in table.items()
     )
     before, before_redirects = store.all_routes(), store.all_redirects()
+    _check_room(routes, before, store.max_routes)
     changes: list[RouteChange] = []
     total = len(checked) + len(canonical)
     try:
@@ -170,6 +179,17 @@ def import_routes(
         ) from None
     verify(store, changes)
     return Imported(changes, _recap(changes, before, before_redirects))
+
+
+def _check_room(routes: Routes, before: Routes, max_routes: int) -> None:
+    """Refuse an import that would give a tool more than `max_routes` routes (its own and the file's)."""
+    for tool, table in sorted(routes.items()):
+        count = len(before.get(tool, {}).keys() | table.keys())
+        if count > max_routes:
+            raise RouteLimitError(
+                f"tool {tool} would have {count} routes, more than the {max_routes} one tool may have"
+                " (dataplane.max_routes_per_tool); nothing was imported"
+            )
 
 
 def _recap(changes: list[RouteChange], before: Routes, before_redirects: Routes) -> Recap:

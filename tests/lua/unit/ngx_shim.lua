@@ -26,10 +26,15 @@ local function regex(pattern)
     return found
 end
 
+-- `shim.match_errors[pattern]`: what matching that pattern against a non-empty subject fails with,
+-- as PCRE does past lua_regex_match_limit ("pcre_exec() failed: -8"); compiling it still works.
 local function re_find(subject, pattern)
     local r, err = regex(pattern)
     if not r then
         return nil, nil, err
+    end
+    if subject ~= "" and shim.match_errors[pattern] then
+        return nil, nil, shim.match_errors[pattern]
     end
     local from, to = r:find(subject)
     return from, to
@@ -265,6 +270,7 @@ function shim.reset()
     shim.recreated = nil
     shim.output = {}
     shim.redis = new_redis_state()
+    shim.match_errors = {}
     shim.dns = new_dns_state()
     local dicts = setmetatable({}, {
         __index = function(dicts, name)

@@ -117,6 +117,9 @@ class DataPlane:
     peer_cache_size: Count = 10000  # backend URLs each worker keeps parsed
     list_scan_count: Count = 1000  # keys per SCAN batch of /list
     error_log_interval: Count = 10  # seconds between two repeated urlproxy error lines, per worker
+    # What one tool's routes may cost a worker (docs/security.md, B.1 and B.2).
+    regex_match_limit: Count = 100000  # PCRE backtracking steps per route match (lua_regex_match_limit)
+    max_routes_per_tool: Count = validate.MAX_ROUTES_PER_TOOL  # writers refuse more; Lua uses the first
     # Whether tools learn the client's address (docs/dataplane.md, "Client addresses"): "hidden" as
     # the original (none of X-Forwarded-For, X-Real-IP), or "forwarded"; in both modes whatever the
     # client sent in those headers (or Forwarded, Client-IP, ...) never reaches a tool.

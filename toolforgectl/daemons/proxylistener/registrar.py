@@ -17,6 +17,7 @@ from toolforgectl.core.errors import (
     ActiveProxyError,
     ReadOnlyReplicaError,
     RefusedError,
+    RouteLimitError,
     RouteStoreError,
     ValidationError,
 )
@@ -58,6 +59,8 @@ class Registrar:
                 self._register(request, tool, generation, peer)
             else:
                 self._unregister(request, tool, generation, peer)
+        except RouteLimitError as exc:  # checked atomically with the write, like the generation
+            return Outcome(tool, "refused", wire.sentence(f"Refused: {exc}."))
         except ValidationError as exc:  # the token's generation is checked atomically with the write
             return Outcome(tool, "unauthenticated", wire.sentence(f"Refused: {exc}."))
         except RefusedError as exc:
