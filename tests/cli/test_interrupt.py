@@ -32,7 +32,10 @@ def test_ctrl_c_is_one_line_and_exit_130_with_the_envelope() -> None:
     try:
         wait_until(lambda: reading_stdin(cli.pid), "the CLI to wait for the export on stdin")
         cli.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        out, err = cli.communicate(timeout=30)
+        # Not communicate(): it closes stdin, and an EOF that beats the signal ends the read first.
+        cli.wait(timeout=30)
+        assert cli.stdout is not None and cli.stderr is not None
+        out, err = cli.stdout.read(), cli.stderr.read()
     finally:
         cli.kill()
     assert cli.returncode == 130
