@@ -13,6 +13,7 @@ Every key is optional; unknown keys are rejected so a typo never silently does n
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, StrictBool
@@ -31,6 +32,16 @@ def _backend_or_empty(value: str) -> str:
             validate.backend(value)
         except ValidationError as exc:
             raise invalid(f"is not a usable backend: {exc}") from None
+    return value
+
+
+_REDIS_SIZE = re.compile(r"[1-9][0-9]*(?:[kmg]b?)?", re.IGNORECASE)
+
+
+def _redis_size(value: str) -> str:
+    # A limit of 0 is Redis's "no limit": the point of the setting is to have one.
+    if not _REDIS_SIZE.fullmatch(value):
+        raise invalid(f"must be a size Redis reads, such as 512mb or 2gb, not {value!r}")
     return value
 
 
@@ -75,4 +86,6 @@ class DataPlane:
     worker_cache_size: Count = 20000  # tools whose routes each worker keeps in its own table
     peer_cache_size: Count = 10000  # backend URLs each worker keeps parsed
     list_scan_count: Count = 1000  # keys per SCAN batch of /list
-    error_log_interval: Count = 10  # seconds between two repeated urlproxy error lines, per worker
+    error_log_interval: Count = 10  # seconds between two urlproxy error lines (all workers together)
+    # The proxy's Redis (templates/redis/redis.conf.j2): its memory limit, in Redis's units.
+    redis_maxmemory: Annotated[Text, AfterValidator(_redis_size)] = "512mb"
