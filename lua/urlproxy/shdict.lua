@@ -18,6 +18,10 @@ local _M = {
     DOWN_UNTIL = "down_until",
     -- Consecutive Redis failures: the back-off doubles with each.
     FAILURES = "failures",
+    -- Exists while an urlproxy error line was written less than error_log_interval ago (any worker),
+    -- and how many lines were suppressed since (redisconn.lua).
+    LOG_GATE = "log_gate",
+    LOG_SUPPRESSED = "log_suppressed",
     -- /list's last JSON answer and the token it was built under (routelist.lua).
     LIST_BODY = "list_body",
     LIST_TOKEN = "list_token",

@@ -51,22 +51,45 @@ local function re_match(subject, pattern)
     return m
 end
 
--- A shared dict: the operations the modules use, with ngx.shared.DICT's results.
+-- A shared dict: the operations the modules use, with ngx.shared.DICT's results. Expiry follows
+-- the shim's clock; `full` makes safe_set fail as a full dict does.
 local function new_dict()
-    local values = {}
-    local dict = {}
-    function dict.get(_, key)
+    local values, expires = {}, {}
+    local dict = { full = false }
+    local function live(key)
+        if expires[key] and shim.clock >= expires[key] then
+            values[key], expires[key] = nil, nil
+        end
         return values[key]
     end
-    function dict.set(_, key, value)
+    local function store(key, value, exptime)
         values[key] = value
+        expires[key] = exptime and exptime > 0 and shim.clock + exptime or nil
         return true
     end
+    function dict.get(_, key)
+        return live(key)
+    end
+    function dict.set(_, key, value, exptime)
+        return store(key, value, exptime)
+    end
+    function dict.safe_set(_, key, value, exptime)
+        if dict.full then
+            return false, "no memory"
+        end
+        return store(key, value, exptime)
+    end
+    function dict.add(_, key, value, exptime)
+        if live(key) ~= nil then
+            return false, "exists"
+        end
+        return store(key, value, exptime)
+    end
     function dict.delete(_, key)
-        values[key] = nil
+        values[key], expires[key] = nil, nil
     end
     function dict.incr(_, key, by, init)
-        local value = values[key]
+        local value = live(key)
         if value == nil then
             if init == nil then
                 return nil, "not found"
