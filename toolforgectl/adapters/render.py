@@ -45,7 +45,7 @@ LUA_SETTINGS = (
     "redis_pool_size",
     "redis_backoff_ms",
     "redis_backoff_max_ms",
-    "invalidation_poll_ms",
+    "watcher_ping_ms",
     "cache_ttl",
     "worker_cache_size",
     "peer_cache_size",

@@ -105,7 +105,14 @@ end
 
 -- The scripted Redis: `hashes` (key -> ordered {field, value} pairs), `strings` and `wrongtype`
 -- hold the data; `down` refuses connections; `failing` makes every command time out (a hung
--- server); `connects` counts connections and `calls` lists the commands sent.
+-- server); `connects` counts connections and `calls` lists the commands sent; `during`, a function,
+-- runs once while the next command is answered.
+-- For the watcher: `inbox` is what a subscribed connection reads next, in order (a reply table,
+-- or "timeout" / "closed"); a PING's answer joins its end unless Redis is `failing`. A subscribed
+-- connection's reads stop the worker (ngx.worker.exiting()) after `reads_left` reads; a function
+-- in the inbox is a step of the test run between two reads.
+-- `tracking` records the CLIENT TRACKING arguments, `no_tracking` refuses the command (Redis 5),
+-- `tracking_gone` makes CLIENT LIST say the tracking connection was closed.
 local function new_redis_state()
     return {
         hashes = {},
@@ -115,6 +122,12 @@ local function new_redis_state()
         failing = false,
         calls = {},
         connects = 0,
+        inbox = {},
+        reads_left = 50,
+        tracking = nil,
+        no_tracking = false,
+        tracking_gone = false,
+        during = nil,
     }
 end
 
@@ -125,6 +138,11 @@ local function fake_redis_module()
     local function command(name, ...)
         local state = shim.redis
         state.calls[#state.calls + 1] = table.concat({ name, ... }, " ")
+        local during = state.during
+        if during then -- once: what happens elsewhere while Redis answers this command
+            state.during = nil
+            during()
+        end
         if state.failing then
             return nil, "timeout"
         end
@@ -133,12 +151,76 @@ local function fake_redis_module()
 
     function client.set_timeout() end
 
-    function client.connect()
+    function client.connect(self)
         shim.redis.connects = shim.redis.connects + 1
         if shim.redis.down then
             return nil, "connection refused"
         end
+        self.id = shim.redis.connects
         return 1
+    end
+
+    function client.client(self, sub, ...)
+        local ok, err = command("CLIENT", sub, ...)
+        if not ok then
+            return nil, err
+        end
+        local state = shim.redis
+        if sub == "ID" then
+            return self.id
+        elseif sub == "TRACKING" then
+            if state.no_tracking then
+                return false, "ERR Unknown subcommand or wrong number of arguments for 'TRACKING'"
+            end
+            state.tracking = { ... }
+            state.tracking.client = self.id
+            return "OK"
+        elseif sub == "LIST" then
+            if state.tracking_gone then
+                return ""
+            end
+            return "id=" .. select(2, ...) .. " addr=127.0.0.1:1 flags=t db=0 sub=0 cmd=client|tracking\n"
+        end
+        return false, "ERR unknown CLIENT subcommand in the shim"
+    end
+
+    function client.subscribe(self, channel)
+        local ok, err = command("SUBSCRIBE", channel)
+        if not ok then
+            return nil, err
+        end
+        self.subscribed = true
+        return { "subscribe", channel, 1 }
+    end
+
+    function client.read_reply()
+        local state = shim.redis
+        state.reads_left = state.reads_left - 1
+        if state.reads_left < 0 then
+            shim.exiting = true
+            return nil, "timeout"
+        end
+        local item = table.remove(state.inbox, 1)
+        while type(item) == "function" do -- a step of the test's script, between two reads
+            item()
+            item = table.remove(state.inbox, 1)
+        end
+        if item == nil or item == "timeout" then
+            return nil, "timeout"
+        elseif item == "closed" then
+            return nil, "closed"
+        end
+        return item
+    end
+
+    -- On a subscribed connection: sent, and the next message read (the answer joins the inbox).
+    function client.ping(_, payload)
+        local state = shim.redis
+        state.calls[#state.calls + 1] = "PING " .. tostring(payload)
+        if not state.failing then
+            state.inbox[#state.inbox + 1] = { "pong", payload or "" }
+        end
+        return client.read_reply()
     end
 
     function client.get_reused_times()
@@ -222,6 +304,10 @@ function shim.reset()
     shim.exited = nil
     shim.exec = nil
     shim.output = {}
+    shim.sleeps = {}
+    shim.max_sleeps = 10 -- then the worker exits: a watcher that cannot reach Redis stops there
+    shim.on_sleep = nil
+    shim.exiting = false
     shim.redis = new_redis_state()
     local dicts = setmetatable({}, {
         __index = function(dicts, name)
@@ -263,7 +349,20 @@ function shim.reset()
                 return true
             end,
         },
+        sleep = function(seconds)
+            shim.sleeps[#shim.sleeps + 1] = seconds
+            shim.clock = shim.clock + seconds
+            if shim.on_sleep then
+                shim.on_sleep()
+            end
+            if #shim.sleeps >= shim.max_sleeps then
+                shim.exiting = true
+            end
+        end,
         worker = {
+            exiting = function()
+                return shim.exiting
+            end,
             id = function()
                 return 0
             end,

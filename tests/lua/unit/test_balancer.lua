@@ -10,7 +10,7 @@ local function route(uri)
 end
 
 case("the front connects to the backend of a cached http route", function()
-    unit.publish(1)
+    unit.watching()
     unit.store("hello", { { ".*", "http://10.0.0.1:8000" } })
     require("urlproxy.routecache").routes("hello")
     eq(route("/hello/"), { host = "10.0.0.1", port = 8000 }, "peer")
@@ -18,12 +18,12 @@ end)
 
 case("whatever the front cannot route goes to the slow path's unix socket", function()
     unit.configure({ slow_socket = "/run/x/slow.sock" })
-    unit.publish(1)
+    unit.watching()
     eq(route("/not-cached/"), { host = "unix:/run/x/slow.sock" }, "peer")
 end)
 
 case("IPv6 backends are handed over in brackets", function()
-    unit.publish(1)
+    unit.watching()
     unit.store("six", { { ".*", "http://[::1]:8000" } })
     require("urlproxy.routecache").routes("six")
     eq(route("/six/"), { host = "[::1]", port = 8000 }, "peer")
@@ -31,7 +31,7 @@ end)
 
 case("parsed peers stay right when the per-worker table of peer_cache_size URLs is emptied", function()
     unit.configure({ peer_cache_size = 2 })
-    unit.publish(1)
+    unit.watching()
     local routecache = require "urlproxy.routecache"
     for i = 1, 5 do
         unit.store("t" .. i, { { ".*", "http://10.0.0." .. i .. ":80" } })

@@ -76,7 +76,8 @@ class DataPlane:
     route_cache_size: Nginx = "32m"
     state_cache_size: Nginx = "8m"
     redis_timeout_ms: Count = 100
-    invalidation_poll_ms: Count = 25  # a route change is live within about one poll
+    # The route watcher PINGs Redis after this long without a message; unanswered twice: Redis is down.
+    watcher_ping_ms: Count = 1000
     cache_ttl: Count = 60
     # Tuning of urlproxy.lua (docs/dataplane.md, "Settings"); render passes each to its settings JSON.
     redis_keepalive_ms: Count = 60000  # how long an idle pooled Redis connection is kept
