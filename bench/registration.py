@@ -35,6 +35,7 @@ def start_listener(tmp: Path, redis_port: int) -> Process:
     (tmp / "key").chmod(0o600)
     section = {"listen": "127.0.0.1", "token_key_file": str(tmp / "key"), "metrics_port": 0}
     section["max_connections"] = 1024
+    section["max_connections_per_source"] = 1024  # every client of the benchmark is on 127.0.0.1
     config = {"proxies": [{"name": "bench"}], "proxylistener": section}
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     port = free_port()

@@ -4,7 +4,10 @@
 -- matched against the rest of the path ("/" when empty), longest pattern first. On a miss,
 -- `prefix:admin` is matched against the full URI, then the default backend applies, else 503.
 -- Host mode: the left-most Host label is the tool and the routes see the full URI.
--- The URI is never rewritten.
+-- The URI is never rewritten, and it is the one routes see: the path as the client sent it
+-- (`$request_uri` without the query), which the tool receives and by which a browser scopes cookies
+-- and service workers. nginx's decoded, normalised `$uri` would let `/hello/..%2fecho/x` (`/echo/x`
+-- there) reach `echo` with the cookies a browser keeps for `/hello/`.
 --
 -- Two entry points make the same decision. `fast()` runs in the front's balancer phase and uses
 -- only fresh cached routes (no I/O is allowed there); when it cannot decide, or the answer is not a
@@ -29,6 +32,13 @@ local default_url -- checked once per worker
 
 local function is_https(url)
     return byte(url, 5) == S -- "https://..." (the route store allows only http and https)
+end
+
+-- The request's path exactly as the client sent it, without the query (see the top of the file).
+local function raw_path()
+    local raw = ngx_var.request_uri
+    local query = find(raw, "?", 2, true)
+    return query and sub(raw, 1, query - 1) or raw
 end
 
 -- The tool named by the request and the part of the URI its routes are matched against.
@@ -71,30 +81,50 @@ local function fallback()
 end
 
 -- The tool named by the request, and the backend URL for it: false when nothing routes it; nil and
--- an error when it is unknown.
+-- an error when it is unknown. Fourth: whether the URL is one of the tool's own routes (not admin's
+-- or the default backend).
 local function choose(routes_of)
-    local uri = ngx_var.uri
+    local uri = raw_path()
     local tool, rest = split(uri)
-    local url, err = false, nil
+    local url, err, own = false, nil, false
     if tool ~= "" then
         url, err = match(routes_of, tool, rest)
+        own = url and true or false
     end
     if url == false then
         url, err = match(routes_of, schema.ADMIN_TOOL, uri)
         url = url or (url == false and fallback())
     end
-    return tool, url, err
+    return tool, url, err, own
 end
 
--- The front's balancer phase: the http backend URL cached routes decide on, or nil for the slow path.
+-- Tools that get the client's address although `client_ip` is "hidden": a set, read once per worker.
+local revealed
+
+-- Whether `tool`'s own backend gets the client's address that the config otherwise hides from
+-- tools (with "forwarded" the template gives it to every tool; nothing to do here).
+local function reveals(tool)
+    if revealed == nil then
+        revealed = {}
+        if settings.current.client_ip == "hidden" then
+            for _, name in ipairs(settings.current.client_ip_forwarded_tools) do
+                revealed[name] = true
+            end
+        end
+    end
+    return revealed[tool] == true
+end
+
+-- The front's balancer phase: the http backend URL cached routes decide on, or nil for the slow path;
+-- second, whether that backend may see the client's address (client_ip_forwarded_tools).
 function _M.fast()
     if settings.current.maintenance then
         return nil
     end
-    local tool, url = choose(routecache.cached)
+    local tool, url, _, own = choose(routecache.cached)
     if url and not is_https(url) then
         ngx_var.urlproxy_tool = tool
-        return url
+        return url, own and reveals(tool)
     end
     return nil
 end
@@ -106,13 +136,16 @@ function _M.access()
         ngx_var.urlproxy_backend = "maintenance" -- selects the maintenance page (see the map)
         return exit(503)
     end
-    local tool, url, err = choose(routecache.routes)
+    local tool, url, err, own = choose(routecache.routes)
     ngx_var.urlproxy_tool = tool
     if not url then
         ngx_var.urlproxy_backend = err and "unavailable" or "none"
         return exit(503)
     end
     ngx_var.urlproxy_backend = url
+    if own and reveals(tool) then
+        ngx_var.urlproxy_client = ngx_var.remote_addr -- X-Forwarded-For, X-Real-IP (the template)
+    end
     if is_https(url) then
         return ngx.exec("@urlproxy_tls") -- keeps the URI; the http path stays variable-free
     end

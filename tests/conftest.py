@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import redis
@@ -17,6 +15,7 @@ from hypothesis import settings
 
 from toolforgectl.adapters.processes import Process, start_redis
 from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core.waiting import wait_until  # noqa: F401  (re-exported: tests import it from here)
 
 REPO = Path(__file__).resolve().parent.parent  # the checkout: templates/, lua/, tests/fixtures/
 
@@ -67,20 +66,6 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 # without anything being wrong; a slow example is not a failure here, a wrong one is.
 settings.register_profile("real-servers", deadline=None)
 settings.load_profile("real-servers")
-
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], what: str, timeout: float = 15.0, interval: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy and return that; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass

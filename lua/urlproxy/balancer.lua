@@ -12,6 +12,7 @@ local urlproxy = require "urlproxy"
 local _M = {}
 
 local set_current_peer = ngx_balancer.set_current_peer
+local recreate_request = ngx_balancer.recreate_request
 
 -- Backend URL -> parsed peer, per worker: a route's URL is parsed once, not per request. A plain
 -- table (a hit is one lookup), emptied when it holds `peer_cache_size` URLs.
@@ -53,11 +54,30 @@ local function connect(peer, url)
     end
 end
 
+-- With `client_ip: hidden` the front's request carries no client address: nginx built it before
+-- this phase, with $urlproxy_client empty. The slow path's server needs the address (its access
+-- log, and the tools in client_ip_forwarded_tools), and so do those tools' own backends: set the
+-- variable and have nginx build the request again. Only for these requests; the rest pay nothing.
+local function reveal_client()
+    ngx.var.urlproxy_client = ngx.var.remote_addr
+    local ok, err = recreate_request()
+    if not ok then
+        ngx.log(ngx.ERR, "urlproxy: cannot pass on the client's address: ", err)
+        return ngx.exit(500)
+    end
+end
+
 function _M.route()
-    local url = urlproxy.fast()
+    local url, reveal = urlproxy.fast()
     local peer = url and peer_of(url)
     if peer then
+        if reveal then
+            reveal_client()
+        end
         return connect(peer, url)
+    end
+    if settings.current.client_ip == "hidden" then
+        reveal_client()
     end
     return connect(slow(), "slow path")
 end

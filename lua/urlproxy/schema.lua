@@ -2,8 +2,9 @@
 -- (toolforgectl/core/validate.py) and the Redis key names (toolforgectl/adapters/routestore.py).
 -- tests/fixtures/schema.json pins both copies: change all three together.
 local _M = {
-    -- A whole tool name matches this (a lowercase DNS label, so at most 63 characters).
-    TOOL_NAME = [[[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?]],
+    -- A whole tool name matches this (a lowercase DNS label, so at most 63 characters; not all
+    -- digits, so a request to an IP address never names a tool in host mode).
+    TOOL_NAME = [[(?![0-9]+$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?]],
     PREFIX = "prefix:",
     REDIRECT = "redirect:",
     ADMIN_TOOL = "admin",

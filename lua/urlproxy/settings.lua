@@ -24,6 +24,8 @@ _M.DEFAULTS = {
     peer_cache_size = 10000,
     list_scan_count = 1000,
     error_log_interval = 10,
+    client_ip = "hidden", -- or "forwarded": the template then gives every tool the address
+    client_ip_forwarded_tools = {}, -- with "hidden": tools that get the client's address anyway
 }
 
 -- What differs per proxy (its own Redis, its run dir): render always writes these.
@@ -84,6 +86,14 @@ function _M.checked(data)
     end
     if data.routing ~= "path" and data.routing ~= "host" then
         return nil, "routing must be \"path\" or \"host\""
+    end
+    if data.client_ip ~= "hidden" and data.client_ip ~= "forwarded" then
+        return nil, "client_ip must be \"hidden\" or \"forwarded\""
+    end
+    for _, tool in ipairs(data.client_ip_forwarded_tools) do
+        if type(tool) ~= "string" then
+            return nil, "client_ip_forwarded_tools must list tool names"
+        end
     end
     return data
 end

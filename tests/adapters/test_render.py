@@ -69,3 +69,21 @@ def test_render_out_makes_a_run_dir_only_nginx_workers_enter(tmp_path: Path) -> 
     assert run.stat().st_mode & 0o777 == 0o700
     if os.geteuid() == 0:  # only root can hand it over
         assert pwd.getpwuid(run.stat().st_uid).pw_name == "nobody"
+
+
+def test_the_hop_marker_is_the_proxys_name_and_every_fleet_proxy_counts_as_a_loop(tmp_path: Path) -> None:
+    rendered = run_cli("--config", str(write_fleet(tmp_path)), "--proxy", "proxy-02", "render").stdout
+    assert 'proxy_set_header X-Toolforgectl-Hop "proxy-02";' in rendered
+    assert '"proxy-01" 1;' in rendered and '"proxy-02" 1;' in rendered
+
+
+def test_only_a_configured_domain_gets_a_catch_all_server_and_only_path_mode_hides_service_workers(
+    tmp_path: Path,
+) -> None:
+    plain = run_cli("--config", str(write_fleet(tmp_path)), "render").stdout
+    named = write_fleet(tmp_path, "dataplane: {server_name: tools.example, routing: host}\n")
+    domain = run_cli("--config", str(named), "render").stdout
+    assert plain.count("default_server") == 2 and 'server_name "";' not in plain
+    assert domain.count("default_server") == 2 and 'server_name "";' in domain
+    assert "proxy_hide_header Service-Worker-Allowed;" in plain
+    assert "Service-Worker-Allowed" not in domain

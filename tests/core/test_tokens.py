@@ -27,11 +27,22 @@ def test_a_minted_token_proves_its_tool_and_generation() -> None:
         ("tf1.mytool.-1.x", "malformed"),
         ("tf1.My_Tool.0.x", "lowercase DNS label"),
         ("tf1.mytool.0." + "A" * 300, "too long"),
+        ("tf1.mytool.1234567890.x", "malformed"),
     ],
 )
 def test_malformed_tokens_are_refused_before_any_mac_work(token: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         tokens.prove(KEY, token)
+
+
+# "²" is a digit to str.isdigit() but not to int(); "٠" (Arabic-Indic) and "０" (full-width) are read
+# as 0 by int(); "00" too. Only the spelling `mint` writes is the generation.
+@pytest.mark.parametrize("generation", ["²", "٠", "０", "00", "01", "+1", " 1", "1_0"])
+def test_a_generation_spelled_other_than_ascii_digits_is_malformed(generation: str) -> None:
+    mac = tokens.mint(KEY, "mytool", 0).rsplit(".", 1)[1]
+
+    with pytest.raises(ValidationError, match="malformed"):
+        tokens.prove(KEY, f"tf1.mytool.{generation}.{mac}")
 
 
 def test_the_mac_binds_the_name_the_generation_and_the_key() -> None:

@@ -55,9 +55,16 @@ def test_hostile_tool_names_are_refused(name: str) -> None:
         validate.tool_name(name)
 
 
-@pytest.mark.parametrize("name", ["dplbot", "admin", "a", "tool-2", "x" * 63])
+@pytest.mark.parametrize("name", ["dplbot", "admin", "a", "tool-2", "x" * 63, "404-tool", "0a"])
 def test_ordinary_tool_names_are_accepted(name: str) -> None:
     assert validate.tool_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["0", "10", "127", "8081"])
+def test_all_digit_tool_names_are_refused_as_an_ip_address_label(name: str) -> None:
+    # In host mode `10.0.0.5` (or 10.toolforge.org) would otherwise select a tool named "10".
+    with pytest.raises(ValidationError, match="all digits"):
+        validate.tool_name(name)
 
 
 @pytest.mark.parametrize("url", HOSTILE_BACKENDS)
@@ -93,6 +100,7 @@ def test_accepted_tool_names_are_single_safe_labels(text: str) -> None:
         return
     assert re.fullmatch(r"[a-z0-9-]{1,63}", name)
     assert not name.startswith("-") and not name.endswith("-")
+    assert not name.isdigit()
 
 
 @given(

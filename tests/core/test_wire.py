@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolforgectl.core import validate, wire
+from toolforgectl.core.errors import BadRequestError
 
 LIMITS = wire.Limits(max_line=64, max_lines=4)
 MODES: list[wire.TokenLine] = ["required", "optional", "absent"]
@@ -21,11 +22,13 @@ raw = st.one_of(st.binary(max_size=400), requests, requests.map(lambda b: b + b"
 
 
 @settings(max_examples=1500, deadline=None)
-@given(buffer=raw, mode=st.sampled_from(MODES))
-def test_parse_is_total_and_only_accepts_valid_requests(buffer: bytes, mode: wire.TokenLine) -> None:
+@given(buffer=raw, mode=st.sampled_from(MODES), ended=st.booleans())
+def test_parse_is_total_and_only_accepts_valid_requests(
+    buffer: bytes, mode: wire.TokenLine, ended: bool
+) -> None:
     try:
-        parsed = wire.parse(buffer, mode, LIMITS)
-    except wire.BadRequestError as exc:
+        parsed = wire.parse(buffer, mode, LIMITS, ended=ended)
+    except BadRequestError as exc:
         assert exc.reply == wire.FAIL or (exc.reply.isascii() and b"\n" not in exc.reply)
         assert 0 < len(exc.reply) <= wire.SENTENCE_MAX
         return
@@ -73,13 +76,25 @@ def test_incomplete_requests_name_the_missing_line(buffer: bytes, missing: str) 
     assert wire.parse(buffer, "absent", wire.Limits()) == wire.Incomplete(missing)
 
 
-def test_a_token_line_is_waited_for_only_when_required() -> None:
+def test_a_required_token_line_is_waited_for_until_the_request_ends() -> None:
     three = b"register\n.*\nhttp://127.0.0.1:8000\n"
 
     assert wire.parse(three, "required", wire.Limits()) == wire.Incomplete("token")
-    assert isinstance(wire.parse(three, "optional", wire.Limits()), wire.Request)
-    optional = wire.parse(three + b"tf1.x.0.m\n", "optional", wire.Limits())
-    assert isinstance(optional, wire.Request) and optional.token == "tf1.x.0.m"
+    assert wire.parse(three, "required", wire.Limits(), ended=True) == wire.Incomplete("token")
+    assert isinstance(wire.parse(three, "absent", wire.Limits()), wire.Request)
+
+
+@pytest.mark.parametrize("command", [b"register\n.*\nhttp://127.0.0.1:8000\n", b"unregister\n.*\n"])
+def test_an_optional_token_line_is_waited_for_until_the_request_ends(command: bytes) -> None:
+    # The token line may arrive in a later TCP segment: three lines are not yet the whole request.
+    assert wire.parse(command, "optional", wire.Limits()) == wire.Incomplete("token")
+    assert wire.parse(command + b"tf1.x", "optional", wire.Limits(), ended=True) == wire.Incomplete("token")
+    with_token = wire.parse(command + b"tf1.x.0.m\n", "optional", wire.Limits())
+    assert isinstance(with_token, wire.Request) and with_token.token == "tf1.x.0.m"
+    at_the_end = wire.parse(command, "optional", wire.Limits(), ended=True)
+    assert isinstance(at_the_end, wire.Request) and at_the_end.token is None
+    empty_line = wire.parse(command + b"\n", "optional", wire.Limits())  # "no token", said at once
+    assert isinstance(empty_line, wire.Request) and empty_line.token is None
 
 
 def test_crlf_lines_from_telnet_style_clients_are_accepted() -> None:

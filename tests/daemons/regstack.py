@@ -6,8 +6,10 @@ import json
 import os
 import socket
 import socketserver
+import subprocess
 import sys
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ import yaml
 from tests.conftest import RedisServer
 from toolforgectl.adapters.processes import Process, free_port, spawn
 from toolforgectl.core import tokens
+from toolforgectl.core.errors import LabError
+from toolforgectl.core.waiting import wait_until
 
 BIN = Path(sys.executable).parent
 KEY = b"k" * 32
@@ -37,35 +41,96 @@ class Listener:
     def token(self, tool: str, generation: int = 0) -> str:
         return tokens.mint(self.key, tool, generation)
 
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every log line written so far (each must be one JSON object)."""
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
     def log_entries(self) -> list[dict[str, Any]]:
-        """The per-request JSON log lines written so far."""
-        found = []
-        for line in self.log.read_text().splitlines():
-            payload = line.split(" proxylistener ", 1)[-1]
-            if payload.startswith("{"):
-                entry = json.loads(payload)
-                if "outcome" in entry:
-                    found.append(entry)
-        return found
+        """The per-request log lines written so far."""
+        return [entry for entry in self.log_lines() if "outcome" in entry]
+
+    def scrape(self) -> str:
+        """The Prometheus text of its /metrics page."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as page:
+            return str(page.read().decode())
 
 
-def start_listener(tmp: Path, redis_url: str, **settings: Any) -> Listener:
-    """Start proxylistener on a free loopback port with `settings` as its config section."""
+def start_listener(
+    tmp: Path,
+    redis_url: str,
+    args: tuple[str, ...] = (),
+    handed: socket.socket | None = None,
+    **settings: Any,
+) -> Listener:
+    """Start proxylistener on a free loopback port with `settings` as its config section and
+    `args` added to its command line; or on the listening socket `handed`, as systemd's socket
+    activation passes it (`systemd_socket`)."""
     tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
     key_file.chmod(0o600)
-    port, metrics_port = free_port(), free_port()
+    port = settings.pop("port", None) or (handed.getsockname()[1] if handed else free_port())
+    metrics_port = free_port()
     section = {"listen": "127.0.0.1", "token_key_file": str(key_file), "read_timeout": 2.0}
     section |= {"active_proxy_file": str(tmp / "active-proxy"), **settings}
     fleet = {"proxies": [{"name": "proxy-01", "address": "127.0.0.1"}], "proxylistener": section}
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(fleet))
     argv = [str(BIN / "proxylistener"), "--config", str(config), "--port", str(port)]
-    argv += ["--metrics-port", str(metrics_port), "--redis", redis_url]
+    argv += ["--metrics-port", str(metrics_port), "--redis", redis_url, *args]
     log = tmp / "proxylistener.log"
-    process = spawn("proxylistener", argv, log, "127.0.0.1", port)
+    if handed is None:
+        process = spawn("proxylistener", argv, log, "127.0.0.1", port)
+    else:
+        process = _spawn_activated(argv, log, handed)
     return Listener(process, port, metrics_port, redis_url, log)
+
+
+def systemd_socket(port: int = 0) -> socket.socket:
+    """A listening socket on loopback as `daemons/proxylistener.socket` makes one (the test holds
+    it, as systemd does, across the listener processes it passes it to)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    return sock
+
+
+# What systemd does between fork and exec for a socket-activated service.
+_ACTIVATE = """
+import os, sys
+fd = int(sys.argv[1])
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _spawn_activated(argv: list[str], log: Path, handed: socket.socket) -> Process:
+    """Start `argv` as systemd starts a socket-activated service: the socket as fd 3,
+    LISTEN_FDS=1 and LISTEN_PID=its pid (the shim's, which exec keeps); then wait until it
+    listens (the socket accepts from the start, so its port cannot tell)."""
+    fd = handed.fileno()
+    wrapper = [sys.executable, "-c", _ACTIVATE, str(fd), *argv]
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            wrapper, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(fd,)
+        )
+    process = Process("proxylistener", popen.pid, "127.0.0.1", handed.getsockname()[1], log, popen)
+    try:
+        wait_until(lambda: _listening(process), f"{argv[0]} to take over the socket")
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def _listening(process: Process) -> bool:
+    if not process.alive():
+        raise LabError(f"{process.name} exited during start; see {process.log}")
+    return "listening on" in process.log.read_text()
 
 
 @dataclass
@@ -83,9 +148,15 @@ class Stack:
     def client(self) -> redis.Redis:
         return self.redis.client()
 
-    def listener(self, redis_url: str | None = None, **settings: Any) -> Listener:
+    def listener(
+        self,
+        redis_url: str | None = None,
+        args: tuple[str, ...] = (),
+        handed: socket.socket | None = None,
+        **settings: Any,
+    ) -> Listener:
         where = self.tmp / f"listener{len(self.started)}"
-        found = start_listener(where, redis_url or self.redis_url, **settings)
+        found = start_listener(where, redis_url or self.redis_url, args, handed, **settings)
         self.started.append(found)
         return found
 

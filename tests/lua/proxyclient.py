@@ -93,13 +93,13 @@ class Proxy:
         return str(reply.json()["tool"])
 
     @contextmanager
-    def websocket(self, path: str) -> Iterator[tuple[ssl.SSLSocket, str]]:
-        """A raw TLS socket after the Upgrade request, and the status line nginx answered."""
+    def websocket(self, path: str, upgrade: str = "websocket") -> Iterator[tuple[ssl.SSLSocket, str]]:
+        """A raw TLS socket after the Upgrade request (`Upgrade: <upgrade>`), and nginx's status line."""
         raw = socket.create_connection(("127.0.0.1", self.port("https")), timeout=10)
         sock = self.tls().wrap_socket(raw, server_hostname="localhost")
         key = base64.b64encode(os.urandom(16)).decode()
         sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: {upgrade}\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
         )
         head = b""
@@ -128,11 +128,8 @@ def ws_receive_text(sock: ssl.SSLSocket) -> str:
 def until(check: Callable[[], bool], timeout: float) -> float:
     """Poll `check` until it is true; return how long that took, or raise after `timeout` seconds."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.005)
-    raise AssertionError(f"not true within {timeout}s")
+    wait_until(check, "the condition", timeout, interval=0.005)
+    return time.monotonic() - start
 
 
 def access_log_line(proxy: Proxy, path: str) -> str:

@@ -16,21 +16,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolforgectl.core.errors import KubeError
+from toolforgectl.core.errors import GoneError, KubeError, StreamBrokenError
 
 CONNECT_TIMEOUT = 5.0
 LIST_TIMEOUT = 60.0
 WATCH_READ_SLACK = 30.0  # a watch may be silent for timeoutSeconds; only then is the socket dead
 PAGE_SIZE = 500
 BATCH_MAX = 1000
-
-
-class GoneError(KubeError):
-    """410 Gone: the resourceVersion is too old to watch from (etcd compacted); relist."""
-
-
-class StreamBrokenError(KubeError):
-    """The watch stream broke off mid-way (connection reset, truncated chunk, garbled line)."""
 
 
 @dataclass(frozen=True)

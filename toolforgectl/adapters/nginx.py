@@ -8,10 +8,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from toolforgectl.adapters.processes import LabError, Process, binary, spawn
+from toolforgectl.adapters.processes import Process, binary, spawn
 from toolforgectl.adapters.render import Layout, render_proxy, write_files
 from toolforgectl.core.config.fleet import Fleet
-from toolforgectl.core.errors import NginxError
+from toolforgectl.core.errors import LabError, NginxError
 
 # `nginx: [emerg] unknown directive "x" in /path/urlproxy.conf:12`, and a Lua error at start:
 # `nginx: [error] init_by_lua_file error: /path/lua/x.lua:12: module 'y' not found:`

@@ -1,32 +1,38 @@
-"""Starting and stopping the lab's server processes (redis-server, ...) and waiting for their ports."""
+"""Starting local server processes (redis-server, nginx, the daemons) in groups of their own, waiting
+for their ports, and stopping each with everything it started."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from toolforgectl.adapters.render import RedisSite, redis_conf
 from toolforgectl.core.config import DataPlane
-from toolforgectl.core.errors import ToolforgectlError
+from toolforgectl.core.errors import LabError, TimedOutError
+from toolforgectl.core.waiting import wait_until
 
-START_TIMEOUT = 10.0
-
-
-class LabError(ToolforgectlError):
-    """A lab process could not be started or stopped."""
+START_TIMEOUT = 30.0  # a loaded machine starts nginx, Redis and Python daemons slowly
+KILL_TIMEOUT = 10.0  # only a process stuck in the kernel outlives SIGKILL this long
+STOP_POLL = 0.02
+LEFTOVER_GRACE = 2.0  # after a group's leader exited, what it left behind has this long to follow
+FREE_PORT_TRIES = 200
 
 
 @dataclass
 class Process:
-    """A server the lab started: its pid, where it listens, and its log."""
+    """A server the lab started: its pid and process group, where it listens, and its log.
+
+    `spawn` starts each in a session of its own, so its group (`pgid`, the same number as its pid)
+    holds it and everything it starts: a web server's workers, a runner's server and that server's
+    children. Stopping the group stops them all, even those that ignore SIGTERM.
+    """
 
     name: str
     pid: int
@@ -34,50 +40,92 @@ class Process:
     port: int
     log: Path
     popen: subprocess.Popen[bytes] | None = None
+    pgid: int | None = None  # None: the same as `pid`
+
+    @property
+    def group(self) -> int:
+        """The process group to stop."""
+        return self.pgid or self.pid
 
     def alive(self) -> bool:
-        """Whether the process still exists."""
+        """Whether the process itself still runs (its group may outlive it; see `stop`)."""
         if self.popen is not None:
             return self.popen.poll() is None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return self.pid in group_members(self.group)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, wait, then SIGKILL: the process is gone when this returns."""
-        terminate(self.pid, self.alive, timeout)
+        """Stop the process and its whole group (see `stop_group`); all gone when this returns."""
+        stop_group(self.group, timeout)
         if self.popen is not None:
             self.popen.wait(timeout=timeout)
 
 
-def terminate(pid: int, running: Callable[[], bool], timeout: float = 10.0) -> None:
-    """SIGTERM `pid`, wait up to `timeout` while `running()`, then SIGKILL and wait for it to go."""
-    if not running():
+def stop_group(pgid: int, timeout: float = 10.0) -> None:
+    """Stop every process of group `pgid`, whose leader (pid `pgid`) started the rest.
+
+    SIGTERM to the whole group, as systemd does; the leader gets up to `timeout` to finish (a
+    webservice-runner unregisters, nginx lets its workers drain). Whatever is still there once the
+    leader is gone gets `LEFTOVER_GRACE` more, then SIGKILL, and this returns once nothing is left:
+    a child that ignores SIGTERM, or one whose parent was SIGKILLed, cannot outlive the lab. Only a
+    process that moved to a group of its own (setsid) escapes, as it would a systemd KillMode=process.
+    """
+    if not group_members(pgid):
         return
-    signal_process(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while running() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if running():
-        signal_process(pid, signal.SIGKILL)
-        while running():
-            time.sleep(0.02)
+    signal_group(pgid, signal.SIGTERM)
+    with contextlib.suppress(TimedOutError):
+        wait_until(lambda: pgid not in group_members(pgid), f"process {pgid} to exit", timeout, STOP_POLL)
+    with contextlib.suppress(TimedOutError):
+        what = f"what process {pgid} left behind to exit"
+        wait_until(lambda: not group_members(pgid), what, LEFTOVER_GRACE, STOP_POLL)
+    if group_members(pgid):
+        signal_group(pgid, signal.SIGKILL)
+        what = f"process group {pgid} to die of SIGKILL"
+        wait_until(lambda: not group_members(pgid), what, KILL_TIMEOUT, STOP_POLL, LabError)
 
 
-def signal_process(pid: int, sig: signal.Signals) -> None:
-    """Send `sig` to `pid`, ignoring a process that is already gone."""
+def group_members(pgid: int) -> set[int]:
+    """The pids of the live processes in group `pgid` (zombies are dead, only not yet reaped)."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # it exited while we looked
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after it.
+        state, _ppid, pgrp = stat.rpartition(")")[2].split()[:3]
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            found.add(int(entry.name))
+    return found
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to every process of group `pgid`, ignoring a group that is already gone."""
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
+        os.killpg(pgid, sig)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+def free_port(host: str = "127.0.0.1", ports: range | None = None) -> int:
+    """A TCP port on `host` (an IPv4 or IPv6 address, or "" for all) that nothing listens on now.
+
+    The caller binds it later, so another process may take it in between: the lab, the tests and
+    webservice-runner (as the original did) accept that. Without `ports`, the kernel picks one from
+    its ephemeral range; with `ports`, one is picked at random in that range, and a range below the
+    ephemeral one (32768 and up on Linux) cannot be handed to an outgoing connection in between.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if ports is None:
+        return _bind(family, host, 0)
+    for _ in range(FREE_PORT_TRIES):
+        with contextlib.suppress(OSError):
+            return _bind(family, host, random.choice(ports))
+    raise LabError(f"no free port in {ports.start}-{ports.stop - 1} on {host or 'any address'}")
+
+
+def _bind(family: socket.AddressFamily, host: str, port: int) -> int:
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, port))
         return int(sock.getsockname()[1])
 
 
@@ -85,16 +133,17 @@ def wait_for_port(
     host: str, port: int, process: Process | None = None, timeout: float = START_TIMEOUT
 ) -> None:
     """Return once `host:port` accepts connections; fail early if `process` dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             with socket.create_connection((host, port), timeout=0.2):
-                return
+                return True
         except OSError:
             if process is not None and not process.alive():
                 raise LabError(f"{process.name} exited during start; see {process.log}") from None
-            time.sleep(0.05)
-    raise LabError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
+            return False
+
+    wait_until(answers, f"something to answer on {host}:{port}", timeout, error=LabError)
 
 
 def binary(name: str, *fallbacks: str) -> str:
@@ -111,7 +160,8 @@ def spawn(name: str, argv: list[str], log: Path, host: str, port: int) -> Proces
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    process = Process(name, popen.pid, host, port, log, popen)
+    # start_new_session made it the leader of a new group, numbered as its pid; `stop` ends the group.
+    process = Process(name, popen.pid, host, port, log, popen, pgid=popen.pid)
     try:
         wait_for_port(host, port, process)
     except LabError:
@@ -144,5 +194,21 @@ def start_redis_from(conf: Path, host: str, port: int, log: Path, *overrides: st
     """A redis-server started from the rendered `conf` and listening on `host:port`; output to `log`.
 
     `overrides` are directives given after the file (`--port 1234`), which win over the file's.
+    Returns once Redis answers PONG: it accepts connections while it still loads its AOF,
+    answering every command with LOADING.
     """
-    return spawn("redis-server", [binary("redis-server"), str(conf), *overrides], log, host, port)
+    process = spawn("redis-server", [binary("redis-server"), str(conf), *overrides], log, host, port)
+    wait_until(
+        lambda: _answers_pong(host, port), f"redis-server on {host}:{port} to load its data", error=LabError
+    )
+    return process
+
+
+def _answers_pong(host: str, port: int) -> bool:
+    """Whether the Redis at `host:port` answers PING with PONG (not LOADING, not silence)."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False

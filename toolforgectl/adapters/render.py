@@ -30,7 +30,11 @@ ERROR_PAGES = {
     "503-maintenance": ("Down for maintenance", "The proxy is in maintenance. Please come back soon."),
     "504": ("Tool timed out", "The tool took too long to answer. Try again later."),
     "500": ("Proxy error", "The proxy failed to handle this request. Please try again later."),
+    "508": ("Loop detected", "This request came back to the proxy through a tool's server and was stopped."),
 }
+# The hop marker urlproxy.conf sets on every request to a tool (value: the proxy's name); a request
+# arriving with one of the fleet's names in it went round through a tool and gets the 508.
+HOP_HEADER = "X-Toolforgectl-Hop"
 UNIX_PATH_MAX = 107  # sun_path's 108 bytes, less the terminating NUL
 TEMPLATES = ("nginx/nginx.conf.j2", "nginx/urlproxy.conf.j2", "nginx/errors/page.html.j2")
 REDIS_TEMPLATE = "redis/redis.conf.j2"
@@ -51,6 +55,8 @@ LUA_SETTINGS = (
     "peer_cache_size",
     "list_scan_count",
     "error_log_interval",
+    "client_ip",
+    "client_ip_forwarded_tools",
 )
 
 
@@ -108,7 +114,7 @@ def render_proxy(
     plane = fleet.dataplane
     env = _environment(templates or resource_dir("templates"))
     _check_socket_path(layout.slow_socket)
-    context = _context(proxy, plane, layout)
+    context = {**_context(proxy, plane, layout), **_hop_marker(fleet)}
     files = {
         "nginx.conf": _render(env, TEMPLATES[0], context),
         "urlproxy.conf": _render(env, TEMPLATES[1], context),
@@ -177,12 +183,17 @@ def lua_settings(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, An
     """What lua/urlproxy/settings.lua reads: the `dataplane:` knobs, the proxy's Redis, the socket."""
     host, port, db = _redis_address(proxy)
     return {
-        **{name: getattr(plane, name) for name in LUA_SETTINGS},
+        **{name: _json(getattr(plane, name)) for name in LUA_SETTINGS},
         "redis_host": host,
         "redis_port": port,
         "redis_db": db,
         "slow_socket": str(layout.slow_socket),
     }
+
+
+def _json(value: object) -> object:
+    """A setting as the Lua reads it from JSON: a list setting (a tuple here) as a list."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _check_socket_path(path: Path) -> None:
@@ -217,6 +228,11 @@ def _context(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, Any]:
         "internal_address": _listen(plane.internal_address or proxy.address),
         "https_port_suffix": "" if plane.https_port == 443 else f":{plane.https_port}",
     }
+
+
+def _hop_marker(fleet: Fleet) -> dict[str, Any]:
+    """The hop marker's header and the values that mean "one of us": every proxy's name."""
+    return {"hop_header": HOP_HEADER, "fleet_proxies": [proxy.name for proxy in fleet.proxies]}
 
 
 def _listen(address: str) -> str:

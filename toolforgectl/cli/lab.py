@@ -81,7 +81,7 @@ def try_commands(state: LabState) -> list[tuple[str, str]]:
 @app.command("status")
 def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
     """Which lab processes run, and the URLs to try."""
-    from toolforgectl.adapters.processes import LabError
+    from toolforgectl.core.errors import LabError
     from toolforgectl.lab.commands import program, quote
     from toolforgectl.lab.state import load, state_dir
 

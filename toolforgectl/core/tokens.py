@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -23,6 +24,12 @@ from toolforgectl.core.errors import ConfigError, ValidationError
 VERSION = "tf1"
 KEY_MIN_BYTES = 32
 TOKEN_MAX = 200
+# Anything shaped like a token, wherever it appears: core/logs.py cuts the MAC out of every line.
+SHAPE = re.compile(rf"(?P<prefix>{VERSION}\.[a-z0-9-]{{1,63}}\.[0-9]{{1,9}}\.)[A-Za-z0-9_-]+")
+# A generation is spelled one way only, as `mint` writes it: ASCII digits, no leading zero. Python's
+# str.isdigit() and int() also take "²" (which int() then rejects) and "٠" or "０" (read as 0), which
+# would give one token several spellings; `[0-9]` in a str pattern is the ASCII range only.
+_GENERATION = re.compile(r"0|[1-9][0-9]{0,8}")
 
 
 def mint(key: bytes, tool: str, generation: int) -> str:
@@ -36,7 +43,7 @@ def claimed(token: str) -> tuple[str, int, str]:
     if len(token) > TOKEN_MAX:
         raise ValidationError("token is too long")
     parts = token.split(".")
-    if len(parts) != 4 or parts[0] != VERSION or not parts[2].isdigit() or len(parts[2]) > 9:
+    if len(parts) != 4 or parts[0] != VERSION or not _GENERATION.fullmatch(parts[2]):
         raise ValidationError("token is malformed")
     return validate.tool_name(parts[1]), int(parts[2]), parts[3]
 

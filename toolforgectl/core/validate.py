@@ -21,8 +21,11 @@ BACKEND_MAX = 128
 REASON_MAX = 500
 TASK_ID_MAX = 64
 
-# DNS-label style: a tool name is also the left-most label in host mode.
-_TOOL_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# DNS-label style: a tool name is also the left-most label in host mode. Not all digits: such a
+# label is what the first number of an IP address looks like, and a request to an address must
+# never select a tool (lua/urlproxy/schema.lua mirrors this, pinned by tests/fixtures/schema.json).
+_TOOL_NAME = re.compile(r"(?![0-9]+$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_ALL_DIGITS = re.compile(r"[0-9]+")
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
@@ -33,11 +36,15 @@ def shown(value: object, limit: int = 40) -> str:
 
 
 def tool_name(value: str) -> str:
-    """Return `value` if it is an acceptable tool name (lowercase DNS label, 1-63 characters)."""
+    """Return `value` if it is an acceptable tool name (a lowercase DNS label, not all digits)."""
     if not value:
         raise ValidationError("tool name is empty")
     if len(value) > TOOL_NAME_MAX:
         raise ValidationError(f"tool name is longer than {TOOL_NAME_MAX} characters")
+    if _ALL_DIGITS.fullmatch(value):
+        raise ValidationError(
+            f"tool name {shown(value)} is all digits (it would look like part of an IP address)"
+        )
     if not _TOOL_NAME.fullmatch(value):
         raise ValidationError(
             f"tool name {shown(value)} is not a lowercase DNS label "

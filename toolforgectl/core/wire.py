@@ -9,9 +9,13 @@ stripped, as the original's `readline().strip()` did):
     [<token>]                             (token mode)
 
 The token line comes last, so a server that does not want it (the original, or ours in ident mode)
-never reads it, and the original three-line clients still work against ident mode. The reply is the
-raw bytes `ok`, `fail` (unknown command) or one short English sentence, no newline; then the server
-closes. `parse` is a pure function of the bytes received so far, so it is fuzzed directly.
+never reads it, and the original three-line clients still work against ident mode. Where the token
+line is optional (`[token, ident]` mode), a request without one is complete only once nothing more
+can come: the client half-closed, or the whole-request deadline passed (or it sent an empty line
+where the token would be). A token line that arrives in a later TCP segment is therefore read, not
+ignored. The reply is the raw bytes `ok`, `fail` (unknown command) or one short English sentence,
+no newline; then the server closes. `parse` is a pure function of the bytes received so far and of
+whether the request has ended, so it is fuzzed directly.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from toolforgectl.core import validate
-from toolforgectl.core.errors import ValidationError
+from toolforgectl.core.errors import BadRequestError, ValidationError
 from toolforgectl.core.models import Backend
 
 REGISTER = "register"
@@ -30,6 +34,10 @@ COMMANDS = (REGISTER, REGISTER_CANONICAL, UNREGISTER)
 OK = b"ok"
 FAIL = b"fail"
 SENTENCE_MAX = 200
+# The ports a destination may use: clients pick one in this range, the server refuses any other
+# (a privileged port on a grid node belongs to root, not to a tool).
+PORT_MIN = 1024
+PORT_MAX = 65535
 
 TokenLine = Literal["required", "optional", "absent"]
 
@@ -68,24 +76,18 @@ class Incomplete:
     missing: str
 
 
-class BadRequestError(Exception):
-    """The bytes can never become an acceptable request; `reply` is what the client gets."""
-
-    def __init__(self, reply: bytes) -> None:
-        super().__init__(reply.decode("ascii", "replace"))
-        self.reply = reply
-
-
 def sentence(text: str) -> bytes:
     """An error reply: one ASCII line without a newline, bounded in length."""
     clean = "".join(c if c.isprintable() and c.isascii() else "?" for c in text)
     return clean[:SENTENCE_MAX].encode("ascii")
 
 
-def parse(buffer: bytes, token: TokenLine, limits: Limits) -> Request | Incomplete:
+def parse(buffer: bytes, token: TokenLine, limits: Limits, *, ended: bool = False) -> Request | Incomplete:
     """The request in `buffer` (all bytes received so far), or what is still missing.
 
-    Raises BadRequestError when no further bytes could make the request acceptable.
+    `ended`: no more bytes will come (the client half-closed, or the read deadline passed); only an
+    optional token line depends on it. Raises BadRequestError when no further bytes could make the
+    request acceptable.
     """
     *complete, tail = buffer.split(b"\n")
     if len(tail) > limits.max_line or any(len(line) > limits.max_line for line in complete):
@@ -98,11 +100,23 @@ def parse(buffer: bytes, token: TokenLine, limits: Limits) -> Request | Incomple
     if lines[0] not in COMMANDS:
         raise BadRequestError(FAIL)
     names = ["command", "route"] + (["destination"] if lines[0] != UNREGISTER else [])
-    if token == "required" or (token == "optional" and len(lines) > len(names) and lines[len(names)]):
+    if token == "required" or (token == "optional" and _token_line_coming(lines[len(names) :], tail, ended)):
         names.append("token")
     if len(lines) < len(names):
         return Incomplete(names[len(lines)])
     return _request(dict(zip(names, lines, strict=False)))
+
+
+def _token_line_coming(after: list[str], tail: bytes, ended: bool) -> bool:
+    """Whether a request whose token line is optional has, or may still get, one.
+
+    `after` holds the complete lines after the request's own; `tail` the start of a line still
+    arriving. An empty line in the token's place says "no token", as does the end of the request
+    with nothing after the last line; until then the token line may still be on its way.
+    """
+    if after:
+        return bool(after[0])
+    return bool(tail) or not ended
 
 
 def _text(line: bytes) -> str:

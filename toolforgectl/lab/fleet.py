@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,12 @@ from typing import Any
 import yaml
 
 from toolforgectl.adapters import nginx as frontproxy
-from toolforgectl.adapters.processes import LabError, Process, free_port, spawn, start_redis_from
+from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis_from
 from toolforgectl.adapters.render import Layout
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens
+from toolforgectl.core.errors import LabError
+from toolforgectl.core.waiting import wait_until
 from toolforgectl.lab import commands, sampletool
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 
@@ -38,13 +39,16 @@ def up(
     tools: tuple[str, ...] = SAMPLE_TOOLS,
     dataplane: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    sample_args: tuple[str, ...] = (),
 ) -> LabState:
-    """Start the lab in `directory`; on any failure, stop what was started and raise."""
+    """Start the lab in `directory`; on any failure, stop what was started and raise.
+
+    `sample_args` go on every sample tool's command line (lab/sampletool.py's options)."""
     _refuse_if_running(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = LabState(dir=str(directory), config=str(directory / "fleet.yaml"))
     try:
-        _start_all(state, directory, tools, dataplane or {}, progress)
+        _start_all(state, directory, tools, dataplane or {}, progress, sample_args)
     except BaseException:
         down(directory)
         raise
@@ -58,7 +62,7 @@ def down(directory: Path) -> list[ProcessRecord]:
         return []
     stopped = []
     for record in reversed(state.processes):
-        if record.alive():
+        if record.running():  # its pid, or what it started: a runner SIGKILLed leaves its server
             record.stop()
             stopped.append(record)
     remove(directory)
@@ -69,7 +73,7 @@ def _refuse_if_running(directory: Path) -> None:
     state = load(directory)
     if state is None:
         return
-    if any(record.alive() for record in state.processes):
+    if any(record.running() for record in state.processes):  # a leftover child counts: down stops it
         stop = f"{commands.program('toolforgectl')} lab down --dir {commands.quote(directory)}"
         raise LabError(f"a lab already runs in {directory}; stop it with: {stop}")
     remove(directory)
@@ -81,6 +85,7 @@ def _start_all(
     tools: tuple[str, ...],
     dataplane: Mapping[str, Any],
     progress: Callable[[str], None],
+    sample_args: tuple[str, ...],
 ) -> None:
     redis_port = free_port(LAB_HOST)
     redis_url = f"redis://{LAB_HOST}:{redis_port}/0"
@@ -105,7 +110,7 @@ def _start_all(
     for tool in tools:
         progress(f"lab: starting sample tool {tool} under webservice-runner (registers over 8282)")
         token = _tool_token(directory, key, tool)
-        backend = _start_tool(state, directory, tool, fleet.proxylistener.port, token)
+        backend = _start_tool(state, directory, tool, fleet.proxylistener.port, token, sample_args)
         _wait_for_route(store, tool, backend)
         state.tools[tool] = {"backend": backend, "url": f"{base}/{tool}/"}
     state.save()
@@ -163,13 +168,8 @@ def _tool_token(directory: Path, key: Path, tool: str) -> Path:
 
 def _wait_for_route(store: RouteStore, tool: str, backend: str, timeout: float = 10.0) -> None:
     """Return once the runner's registration reached the route store."""
-    deadline = time.monotonic() + timeout
-    while store.routes(tool).get(".*") != backend:
-        if time.monotonic() > deadline:
-            raise LabError(
-                f"{tool} did not register {backend} within {timeout:.0f}s; see the lab's tools/ logs"
-            )
-        time.sleep(0.05)
+    what = f"{tool} to register {backend} (see the lab's tools/ logs)"
+    wait_until(lambda: store.routes(tool).get(".*") == backend, what, timeout, error=LabError)
 
 
 def _write_fleet(directory: Path, redis_url: str, key: Path, dataplane: Mapping[str, Any]) -> config.Fleet:
@@ -212,7 +212,9 @@ def _write_fleet(directory: Path, redis_url: str, key: Path, dataplane: Mapping[
     return config.load(path)
 
 
-def _start_tool(state: LabState, directory: Path, tool: str, listener_port: int, token: Path) -> str:
+def _start_tool(
+    state: LabState, directory: Path, tool: str, listener_port: int, token: Path, sample_args: tuple[str, ...]
+) -> str:
     """A sample tool under webservice-runner; the recorded pid is the runner's (it stops the tool)."""
     port = free_port(LAB_HOST)
     runner = [
@@ -220,7 +222,7 @@ def _start_tool(state: LabState, directory: Path, tool: str, listener_port: int,
         "--proxy", LAB_HOST, "--proxy-port", str(listener_port), "--own-ip", LAB_HOST,
         "--token-file", str(token), "--port", str(port), "--no-append-port", "--",
     ]  # fmt: skip
-    argv = [*runner, *sampletool.command(tool, LAB_HOST, port)]
+    argv = [*runner, *sampletool.command(tool, LAB_HOST, port), *sample_args]
     process: Process = spawn(f"tool {tool}", argv, directory / "tools" / f"{tool}.log", LAB_HOST, port)
     marks = ["toolforgectl.daemons.clients.webservice_runner", f"--port {port}"]
     _record(state, ProcessRecord.of("tool", process, marks, tool=tool))

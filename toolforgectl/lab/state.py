@@ -4,7 +4,7 @@ Schema (version 1), designed so that later work can add roles without changing i
 
     {"version": 1, "dir": "...", "config": "<dir>/fleet.yaml",
      "processes": [{"role": "redis"|"nginx"|"tool"|..., "name": "...", "pid": 123,
-                    "host": "127.0.0.1", "port": 6379, "log": "...",
+                    "pgid": 123, "host": "127.0.0.1", "port": 6379, "log": "...",
                     "marks": ["redis-server", "127.0.0.1:6379"],  # must all be in its cmdline
                     "proxy": "proxy-01" (or null), "tool": "hello" (or null)}],
      "proxies": {"proxy-01": {"address": ..., "redis": ..., "http": ..., "https": ..., "internal": ...}},
@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.adapters.processes import LabError, Process, terminate
+from toolforgectl.adapters.processes import Process, group_members, stop_group
+from toolforgectl.core.errors import LabError
 
 STATE_VERSION = 1
 STATE_FILE = "lab.json"
@@ -40,13 +41,15 @@ class ProcessRecord:
     marks: list[str]  # every one appears in /proc/<pid>/cmdline while it is ours
     proxy: str | None = None
     tool: str | None = None
+    pgid: int | None = None  # its process group: it and all it started (None in older state: = pid)
 
     @classmethod
     def of(cls, role: str, process: Process, marks: list[str], **labels: str) -> ProcessRecord:
         """Record `process`, recognisable by `marks` (strings of its command line)."""
         return cls(
-            role, process.name, process.pid, process.host, process.port, str(process.log), marks, **labels
-        )
+            role, process.name, process.pid, process.host, process.port, str(process.log), marks,
+            **labels, pgid=process.group,
+        )  # fmt: skip
 
     def alive(self) -> bool:
         """Whether this pid still runs the program the lab started (pids get reused; zombies are gone)."""
@@ -57,15 +60,33 @@ class ProcessRecord:
         text = cmdline.replace(b"\0", b" ").decode("utf-8", "replace")
         return bool(text) and all(mark in text for mark in self.marks)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, wait, then SIGKILL; gone when this returns. Never signals a reused pid."""
-        terminate(self.pid, self._running, timeout)
+    @property
+    def group(self) -> int:
+        """The process group it leads."""
+        return self.pgid or self.pid
 
-    def _running(self) -> bool:
-        # When the caller started it (tests), reap it: an unreaped zombie still looks alive to kill(0).
+    def running(self) -> bool:
+        """Whether it, or anything it started, still runs: what `stop` would stop.
+
+        A live leader of the group must be the program the lab started (pids get reused); once the
+        leader is gone, whoever is still in its group was started by it (a group's number stays
+        taken while it has members, so it cannot have been reused)."""
+        self._reap()
+        members = group_members(self.group)
+        return bool(members) and (self.group not in members or self.alive())
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop it and everything it started (adapters/processes.stop_group), even a child that
+        ignores SIGTERM or outlived its parent; all gone when this returns. Never signals a group
+        whose number was reused."""
+        if self.running():
+            stop_group(self.group, timeout)
+        self._reap()
+
+    def _reap(self) -> None:
+        # When the caller started it (tests), reap it, so that its zombie does not linger.
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, os.WNOHANG)
-        return self.alive()
 
 
 @dataclass

@@ -21,11 +21,11 @@ from pathlib import Path
 import yaml
 
 from toolforgectl.adapters import nginx as frontproxy
-from toolforgectl.adapters.processes import LabError, binary, free_port, start_redis_from
+from toolforgectl.adapters.processes import binary, free_port, start_redis_from
 from toolforgectl.adapters.render import Layout
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config
-from toolforgectl.core.errors import ConfigError, LintError, NginxError, RouteStoreError
+from toolforgectl.core.errors import ConfigError, LabError, LintError, NginxError, RouteStoreError
 from toolforgectl.core.resources import resource_dir
 
 _LUACHECK_LINE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):\d+: (?P<message>.*)$", re.MULTILINE)

@@ -153,7 +153,11 @@ def _recap(changes: list[RouteChange], before: Routes) -> Recap:
     )
 
 
-class _DuplicateKeyError(ValueError):
+# Private control flow: raised from inside json.loads (its object_pairs_hook) and caught in
+# read_export, which turns it into a UsageError; it never leaves this module.
+class _DuplicateKeyError(ToolforgectlError):
+    """A JSON object named `key` twice."""
+
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key

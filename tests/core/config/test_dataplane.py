@@ -51,9 +51,22 @@ def test_nginx_counts_and_sizes_may_be_written_as_numbers() -> None:
         ("{redis_maxmemory: lots}", "dataplane.redis_maxmemory must be a size Redis reads, such as 512mb"),
         ("{redis_maxmemory: '0'}", "dataplane.redis_maxmemory must be a size Redis reads"),
         ("[1, 2]", "dataplane must be a mapping, not a list"),
+        ("{client_ip: shown}", "dataplane.client_ip must be one of hidden, forwarded"),
+        ("{client_ip_forwarded_tools: [My_Tool]}", "dataplane.client_ip_forwarded_tools must list tool"),
+        (
+            "{client_ip: forwarded, client_ip_forwarded_tools: [a]}",
+            "dataplane.client_ip_forwarded_tools is only for client_ip: hidden",
+        ),
     ],
 )
 def test_mistakes_are_one_line_naming_the_file_line_and_setting(section: str, complaint: str) -> None:
     with pytest.raises(ConfigError) as raised:
         config.parse(BASE + f"dataplane: {section}\n", "fleet.yaml")
     assert str(raised.value).startswith(f"fleet.yaml:2: {complaint}")
+
+
+def test_client_addresses_are_hidden_from_tools_by_default_as_in_the_original() -> None:
+    plane = config.parse(BASE, "fleet.yaml").dataplane
+    assert (plane.client_ip, plane.client_ip_forwarded_tools) == ("hidden", ())
+    listed = config.parse(BASE + "dataplane: {client_ip_forwarded_tools: [geohack]}\n", "f").dataplane
+    assert listed.client_ip_forwarded_tools == ("geohack",)

@@ -67,6 +67,7 @@ def test_a_replaced_setting_is_checked_like_a_loaded_one() -> None:
         ("proxies: [{name: a}, {name: a}]\n", "fleet.yaml:1: proxies must have unique names: 'a'"),
         ("proxies:\n  - address: 10.0.0.1\n", "fleet.yaml:2: proxies[0].name is required"),
         ("proxies: [{name: a}]\nsource: x\n", "fleet.yaml:2: unknown setting 'source'"),
+        ('proxies: [{name: "a$b"}]\n', "fleet.yaml:1: proxies[0].name must be a host name"),
     ],
 )
 def test_broken_configs_name_the_line_and_the_problem(text: str, message: str) -> None:

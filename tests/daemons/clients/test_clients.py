@@ -8,6 +8,9 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import run_cli, wait_until
 from tests.daemons.regstack import BIN, Identd, Listener, Stack, exchange, free_port, venv_env
@@ -82,7 +85,9 @@ def test_runner_passes_the_port_in_the_environment_and_unregisters_on_exit(
     assert done.returncode == 0, done.stderr
     port = int(seen.read_text())
     assert 1024 <= port <= 65535
-    assert f"registered http://127.0.0.1:{port}" in done.stderr
+    registered = [line for line in _log(done.stderr) if line["message"].startswith("registered ")]
+    assert registered[0]["message"] == f"registered http://127.0.0.1:{port} with 127.0.0.1"
+    assert registered[0]["log.logger"] == "webservice-runner"
     assert stack.client().exists("prefix:mytool") == 0
 
 
@@ -119,8 +124,9 @@ def test_runner_gives_up_after_bounded_retries_when_the_proxy_is_unreachable(tmp
     done = _run(argv, tmp_path)
 
     assert done.returncode == 1
-    assert done.stderr.count("retrying in") == 2
-    assert "failed: Connection refused" in done.stderr
+    retries = [line for line in _log(done.stderr) if "retrying in" in line["message"]]
+    assert [line["log.level"] for line in retries] == ["warning", "warning"]
+    assert "failed: Connection refused" in done.stderr.splitlines()[-1]
     assert not marker.exists()
 
 
@@ -136,6 +142,31 @@ def test_an_empty_active_proxy_file_skips_registration_but_runs_the_server(
 
     assert done.returncode == 0, done.stderr
     assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        (b"\xffproxy", "not UTF-8 text"),
+        (b"proxy-01\nproxy-02", "more than one line"),
+    ],
+    ids=["missing", "garbled", "two lines"],
+)
+def test_an_unusable_active_proxy_file_is_one_error_line_and_no_server(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    if content is not None:
+        (tmp_path / "active-proxy").write_bytes(content)
+    marker = tmp_path / "started"
+    argv = [str(BIN / "webservice-runner"), "--active-proxy-file", str(tmp_path / "active-proxy")]
+
+    done = _run([*argv, "--", "touch", str(marker)], tmp_path)
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("webservice-runner: error: ") and "Traceback" not in done.stderr
+    assert message in done.stderr and "pass --proxy" in done.stderr
+    assert not marker.exists()
 
 
 def test_portreleaser_unregisters_this_hosts_route(stack: Stack, tmp_path: Path) -> None:
@@ -176,6 +207,24 @@ def test_runner_without_a_token_speaks_the_original_three_lines_to_an_ident_list
     assert stack.client().exists("prefix:mytool") == 0
 
 
+def test_runner_without_a_token_is_served_at_once_by_a_migration_listener(
+    stack: Stack, identd: Identd, tmp_path: Path
+) -> None:
+    # In `[token, ident]` mode three lines may still be followed by a token line; the runner's
+    # half-close says they are not, so it is not kept waiting for the listener's read deadline.
+    listener = stack.listener(
+        identity=["token", "ident"], ident_networks=["127.0.0.0/8"], ident_port=identd.port, read_timeout=60.0
+    )
+    argv = _runner(listener, tmp_path / "no-token", "true")
+    argv[1:1] = ["--proxy", "127.0.0.1", "--timeout", "10", "--retries", "0"]
+
+    done = _run(argv, tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    audit = stack.client().xrange("toolforgectl:audit:mytool")
+    assert [fields["action"] for _, fields in audit] == ["set", "delete"]
+
+
 def test_runner_registers_the_own_ip_it_is_given_and_the_proxy_checks_it(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -198,4 +247,15 @@ def test_a_token_file_others_can_read_is_warned_about(stack: Stack, tmp_path: Pa
     done = _run([*argv, "--token-file", str(token_file)], tmp_path)
 
     assert done.returncode == 0, done.stderr
-    assert f"warning: {token_file} is readable by others" in done.stderr
+    warnings = [line for line in _log(done.stderr) if line["log.level"] == "warning"]
+    assert [line["message"].split(" is ")[0] for line in warnings] == [str(token_file)]
+    assert "is readable by others" in warnings[0]["message"]
+
+
+def _log(stderr: str) -> list[dict[str, Any]]:
+    """A client's log lines: one JSON object each (the final error line, if any, is plain)."""
+    return [
+        json.loads(line)
+        for line in stderr.splitlines()
+        if not line.startswith(("webservice-runner:", "portreleaser:"))
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from toolforgectl.adapters.processes import free_port
+from toolforgectl.core.waiting import wait_until
 
 
 def write_config(
@@ -55,6 +57,10 @@ class Daemon:
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every log line so far, each one JSON object (core/logs.py)."""
+        return [json.loads(line) for line in self.log_text().splitlines()]
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample on /metrics, keyed by (name, sorted labels)."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -78,6 +84,13 @@ class Daemon:
         """Whether the first list is done (counted before its routes are written: to see a
         route of the first sync, wait for the route itself)."""
         return self.metric("kube2proxy_relists_total", reason="start") >= 1
+
+    def wait_for_checks(self, more: int) -> None:
+        """Wait until the daemon has re-read who is active `more` more times: each time, a daemon
+        that believed itself active would have listed or written before the next check."""
+        start = self.metric("kube2proxy_active_checks_total")
+        what = f"{more} more active-proxy checks"
+        wait_until(lambda: self.metric("kube2proxy_active_checks_total") >= start + more, what)
 
     def stop(self) -> int:
         """SIGTERM; the exit code."""

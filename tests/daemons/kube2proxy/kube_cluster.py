@@ -7,19 +7,22 @@ through its JSON gateway makes a watch from an older resourceVersion end in 410 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import random
 import shutil
-import socket
 import ssl
 import subprocess
-import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.adapters.processes import LabError, Process, spawn
+from prometheus_client.parser import text_string_to_metric_families
+
+from toolforgectl.adapters.processes import Process, free_port, spawn
+from toolforgectl.core.errors import LabError
+from toolforgectl.core.waiting import wait_until
 
 TOKEN = "lab-admin-token"
 SERVICE_RANGE = "127.96.0.0/16"  # clusterIPs on loopback: nothing is ever reached by accident
@@ -27,17 +30,9 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "toolfo
 BINARY = Path(os.environ.get("TOOLFORGECTL_KUBE_APISERVER", CACHE / "kube-apiserver-1.20.2"))
 
 
-def low_free_port() -> int:
-    """A free loopback port below 32768, where the kernel's ephemeral range cannot take it."""
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise LabError("no free port below 32768")
+# Below the kernel's ephemeral range, so that no outgoing connection takes a port before etcd or
+# kube-apiserver (which start slowly) bind it.
+LOW_PORTS = range(20000, 32000)
 
 
 class Cluster:
@@ -45,7 +40,7 @@ class Cluster:
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.etcd_port, self.peer_port, self.api_port = low_free_port(), low_free_port(), low_free_port()
+        self.etcd_port, self.peer_port, self.api_port = (free_port(ports=LOW_PORTS) for _ in range(3))
         self.etcd: Process | None = None
         self.apiserver: Process | None = None
 
@@ -75,7 +70,8 @@ class Cluster:
             self.apiserver = spawn(
                 "kube-apiserver", self._argv(), self.dir / "apiserver.log", "127.0.0.1", self.api_port
             )
-            if self._ready(self.apiserver):
+            with contextlib.suppress(LabError):
+                wait_until(self._ready(self.apiserver), "kube-apiserver's /readyz", 60.0, 0.3, LabError)
                 return
             self.apiserver.stop()
         raise LabError(f"kube-apiserver never became ready; see {self.dir / 'apiserver.log'}")
@@ -112,22 +108,40 @@ class Cluster:
         )
         (self.dir / "tokens.csv").write_text(f"{TOKEN},admin,admin-uid,system:masters\n")
 
-    def _ready(self, process: Process, timeout: float = 60.0) -> bool:
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed, loopback
-        request = urllib.request.Request(
-            f"https://127.0.0.1:{self.api_port}/readyz", headers={"Authorization": f"Bearer {TOKEN}"}
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process.alive():
+    def _ready(self, process: Process) -> Callable[[], bool]:
+        """A check that /readyz says ok; LabError at once if the apiserver exited."""
+
+        def ready() -> bool:
+            if not process.alive():
+                raise LabError("kube-apiserver exited during start")
             try:
-                with urllib.request.urlopen(request, context=context, timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        return True
+                return self._get("/readyz", timeout=2).strip() == b"ok"
             except OSError:
-                pass
-            time.sleep(0.3)
-        return False
+                return False
+
+        return ready
+
+    def open_watches(self, resource: str) -> float:
+        """How many watches of `resource` the apiserver is serving now (apiserver_longrunning_gauge)."""
+        samples = (
+            s for f in text_string_to_metric_families(self._get("/metrics").decode()) for s in f.samples
+        )
+        return sum(
+            s.value
+            for s in samples
+            if s.name == "apiserver_longrunning_gauge"
+            and (s.labels.get("verb"), s.labels.get("resource")) == ("WATCH", resource)
+        )
+
+    def _get(self, path: str, timeout: float = 10) -> bytes:
+        """GET `path` from the apiserver as the admin (its certificate is self-signed, on loopback)."""
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{self.api_port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
+            return bytes(response.read())
 
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig for the admin token, skipping TLS verification of the self-signed cert."""

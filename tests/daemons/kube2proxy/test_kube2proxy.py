@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,17 +166,18 @@ def test_a_cut_stream_recovers_without_rewriting_unchanged_routes(
     for i in range(3):
         api.put(service(f"tool-t{i}", f"t{i}", f"127.96.0.{20 + i}"))
     daemon = launch()
-    wait_until(lambda: len(store.k8s_members()) == 3, "the first sync")
+
+    def writes() -> float:  # counted just after a write reaches Redis: wait for it, not only the route
+        return daemon.metric("kube2proxy_routes_written_total", action="set")
+
+    wait_until(lambda: writes() == 3, "the first sync's three writes")
     wait_until(api.watches, "the watch")
-    written = daemon.metric("kube2proxy_routes_written_total", action="set")
     audit = {f"t{i}": len(store.audit(f"t{i}")) for i in range(3)}
     api.cut_watches()
     wait_until(lambda: daemon.metric("kube2proxy_relists_total", reason="stream_broken") == 1, "a relist")
     api.put(service("tool-t9", "t9", "127.96.0.29"))
-    wait_until(lambda: store.routes("t9"), "watching again after the cut")
-    assert daemon.metric("kube2proxy_routes_written_total", action="set") == written + 1, (
-        "only t9 was written"
-    )
+    wait_until(lambda: store.routes("t9") and writes() >= 4, "watching again after the cut")
+    assert writes() == 4, "only t9 was written"
     assert {f"t{i}": len(store.audit(f"t{i}")) for i in range(3)} == audit, "no duplicate audit entries"
     assert "broke off" in daemon.log_text()
 
@@ -232,16 +232,39 @@ def test_a_standby_proxy_writes_nothing_until_it_becomes_active(
     api.put(service("tool-alpha", "alpha", "127.96.0.11"))
     daemon = launch(active="proxy-02")
     wait_until(lambda: "standby (proxy-02 is active)" in daemon.log_text(), "the daemon to idle")
-    time.sleep(1)  # give a wrongly active daemon time to write
+    daemon.wait_for_checks(2)  # a wrongly active daemon would have listed in between
     assert store.routes("alpha") == {} and api.requests == [], "a standby neither lists nor writes"
     (tmp_path / "active-proxy").write_text("proxy-01.example.org\n")  # failover, no restart
     wait_until(lambda: store.routes("alpha"), "the new active proxy to sync")
     (tmp_path / "active-proxy").write_text("proxy-02\n")
     wait_until(lambda: daemon.metric("kube2proxy_active") == 0, "the daemon to notice it is standby")
     api.put(service("tool-beta", "beta", "127.96.0.12"))
-    time.sleep(1)
+    daemon.wait_for_checks(2)  # the event reached the watch, or the daemon had let go of it
     assert store.routes("beta") == {}, "a proxy that went standby writes nothing"
     assert daemon.stop() == 0, "an idle daemon stops cleanly too"
+    standby = [line for line in daemon.log_lines() if "standby" in line["message"]]
+    assert standby[0]["log.logger"] == "kube2proxy" and standby[0]["log.level"] == "info"
+
+
+@pytest.mark.parametrize(
+    ("content", "logged"),
+    [
+        (b"", "standby (no proxy is active: "),
+        (b"\xffproxy-01", "cannot tell which proxy is active, so acting as standby: "),
+    ],
+    ids=["empty: the kill switch", "garbled"],
+)
+def test_an_empty_or_garbled_active_proxy_file_stands_by_instead_of_trusting_the_config(
+    launch: Any, api: FakeKubeApi, store: RouteStore, tmp_path: Path, content: bytes, logged: str
+) -> None:
+    api.put(service("tool-alpha", "alpha", "127.96.0.11"))
+    (tmp_path / "active-proxy").write_bytes(content)
+    daemon = launch(active="proxy-01")  # the fleet config names this proxy; only the file says no
+    wait_until(lambda: logged in daemon.log_text(), "the daemon to say why it stands by")
+    daemon.wait_for_checks(2)
+    assert store.routes("alpha") == {} and api.requests == [], "a standby neither lists nor writes"
+    (tmp_path / "active-proxy").write_text("proxy-01")
+    wait_until(lambda: store.routes("alpha"), "the sync once the file names this proxy")
 
 
 def test_api_errors_are_retried_with_backoff_until_the_sync_succeeds(

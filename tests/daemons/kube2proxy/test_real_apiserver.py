@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,11 +115,15 @@ def test_410_after_compaction_relists_and_removes_a_deletion_made_in_the_gap(
 ) -> None:
     create(kube, "rstay")
     create(kube, "rgap")
+    others = cluster.open_watches("services")  # the apiserver's own informer watches Services too
     daemon = launch(watch_timeout=2)
     wait_until(lambda: store.routes("rgap"), "the first sync")
+    wait_until(lambda: cluster.open_watches("services") > others, "the daemon's watch")
     os.kill(daemon.popen.pid, signal.SIGSTOP)  # a daemon too slow to see what happens next
     try:
-        time.sleep(4)  # every open watch has now timed out on the server: nothing more is sent
+        # Once its watch has timed out on the server, nothing more is sent to it: what happens
+        # next it can only learn by watching again from its old version, which compaction makes 410.
+        wait_until(lambda: cluster.open_watches("services") <= others, "its watch to time out on the server")
         delete(kube, "rgap")
         create(kube, "rnew")
         cluster.compact()  # the version the daemon will resume from is history now
@@ -175,7 +178,7 @@ def test_a_standby_proxy_writes_nothing(launch: Any, kube: client.CoreV1Api, sto
     create(kube, "rstandby")
     daemon = launch(active="proxy-02")
     wait_until(lambda: "standby (proxy-02 is active)" in daemon.log_text(), "the daemon to idle")
-    time.sleep(1)
+    daemon.wait_for_checks(2)  # a wrongly active daemon would have listed and written in between
     assert store.routes("rstandby") == {}
     delete(kube, "rstandby")
 

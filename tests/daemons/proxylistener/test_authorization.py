@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
+import pytest
 import redis
 
-from tests.daemons.regstack import Identd, Stack, exchange, route_keys
+from tests.conftest import wait_until
+from tests.daemons.regstack import Identd, Stack, exchange, read_all, route_keys
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens
 from toolforgectl.core.models import Attribution
@@ -55,6 +60,23 @@ def test_a_rotated_token_stops_working(stack: Stack) -> None:
     assert _register(listener.port, listener.token("mytool", 1)) == b"ok"
 
 
+# "²" made int() raise deep in the token check: "Internal error." and a traceback. "٠" and "０" (and
+# "00") were read as 0: the generation-0 token's MAC also proved these respellings of it.
+@pytest.mark.parametrize("generation", ["²", "٠", "０", "00"])
+def test_a_generation_in_other_digits_is_a_malformed_token_not_an_internal_error(
+    stack: Stack, generation: str
+) -> None:
+    listener = stack.listener()
+    mac = listener.token("mytool").rsplit(".", 1)[1]
+
+    reply = _register(listener.port, f"tf1.mytool.{generation}.{mac}")
+
+    assert reply == b"Refused: token is malformed."
+    assert not stack.client().exists("prefix:mytool")
+    wait_until(lambda: len(listener.log_entries()) == 1, "the request's log line")
+    assert [line for line in listener.log_lines() if "error.type" in line] == [], "no traceback"
+
+
 def test_token_mode_refuses_a_request_without_the_token_line(stack: Stack) -> None:
     listener = stack.listener(read_timeout=1.0)
 
@@ -90,11 +112,58 @@ def test_mixed_mode_demands_a_token_from_outside_the_ident_networks(stack: Stack
 def test_mixed_mode_accepts_three_lines_with_ident_from_the_ident_networks(
     stack: Stack, identd: Identd
 ) -> None:
+    # An original client keeps its socket open after three lines: judged by ident at the deadline.
     listener = stack.listener(
         identity=["token", "ident"], ident_networks=["127.0.0.0/8"], ident_port=identd.port
     )
 
     assert exchange(listener.port, b"register\n.*\nhttp://127.0.0.1:41234\n") == b"ok"
+    assert stack.client().hget("prefix:mytool", ".*") == "http://127.0.0.1:41234"
+
+
+# The pause between the segments is the behaviour under test: the listener judged a request as soon
+# as it had three lines, so a token line sent a moment later was ignored and identd was believed.
+@pytest.mark.parametrize("command", ["register", "unregister"])
+def test_mixed_mode_reads_a_token_line_that_arrives_in_a_later_segment(
+    stack: Stack, identd: Identd, command: str
+) -> None:
+    listener = stack.listener(
+        identity=["token", "ident"], ident_networks=["127.0.0.0/8"], ident_port=identd.port, read_timeout=5.0
+    )
+    identd.user = "tools.othertool"
+    if command == "unregister":
+        stack.client().hset("prefix:mytool", ".*", "http://127.0.0.1:41234")
+    lines = "register\n.*\nhttp://127.0.0.1:41234\n" if command == "register" else "unregister\n.*\n"
+
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=15) as sock:
+        sock.sendall(lines.encode())
+        time.sleep(0.5)
+        sock.sendall(f"{listener.token('mytool')}\n".encode())
+        reply = read_all(sock)
+
+    assert reply == b"ok"
+    expected = {".*": "http://127.0.0.1:41234"} if command == "register" else {}
+    assert stack.client().hgetall("prefix:mytool") == expected
+    assert not stack.client().exists("prefix:othertool")
+    assert identd.queries == [], "a request with a token is never judged by ident"
+
+
+def test_mixed_mode_judges_three_lines_by_ident_once_the_client_half_closes(
+    stack: Stack, identd: Identd
+) -> None:
+    # Without a token line the request is complete when nothing more can come: a client that says
+    # so by half-closing (ours do) is served at once, not after the read deadline.
+    listener = stack.listener(
+        identity=["token", "ident"], ident_networks=["127.0.0.0/8"], ident_port=identd.port, read_timeout=30.0
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=30) as sock:
+        sock.sendall(b"register\n.*\nhttp://127.0.0.1:41234\n")
+        sock.shutdown(socket.SHUT_WR)
+        reply = read_all(sock)
+
+    assert reply == b"ok"
+    assert time.monotonic() - started < 30.0, "served before the read deadline"
     assert stack.client().hget("prefix:mytool", ".*") == "http://127.0.0.1:41234"
 
 

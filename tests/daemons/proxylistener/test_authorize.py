@@ -6,8 +6,9 @@ import pytest
 
 from toolforgectl.core import validate
 from toolforgectl.core.config import ProxyListener
+from toolforgectl.core.errors import RefusedError
 from toolforgectl.daemons.proxylistener import authorize
-from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
+from toolforgectl.daemons.proxylistener.authorize import Policy
 
 POLICY = Policy.from_settings(
     ProxyListener(backend_networks=("127.0.5.0/24",), ident_networks=("127.0.0.0/8",))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.daemons.regstack import Listener, Stack, exchange, read_all, route_keys
 
 READ_TIMEOUT = 1.0
@@ -114,13 +115,30 @@ def test_connection_reset_mid_request_leaves_the_daemon_serving(stack: Stack, li
     assert stack.client().hgetall("prefix:mytool") == {".*": "http://127.0.0.1:41234"}
 
 
-def test_many_idle_connections_do_not_block_a_real_client(stack: Stack, listener: Listener) -> None:
-    idle = [socket.create_connection(("127.0.0.1", listener.port), timeout=10) for _ in range(50)]
+def test_one_host_holding_many_idle_connections_does_not_lock_out_another(stack: Stack) -> None:
+    # The red-team reproduction: ~600 idle connections from one address filled the overall cap
+    # (512) and every other caller was told "busy"; the listener logged ~290 lines a second.
+    flood, per_source = 600, 16
+    listener = stack.listener(read_timeout=60.0, max_connections=512, max_connections_per_source=per_source)
+    started = time.monotonic()
+    idle = [_connect_from("127.0.0.2", listener.port) for _ in range(flood)]
+    refused = f'requests_total{{command="none",outcome="busy_source"}} {flood - per_source}.0'
     try:
+        wait_until(lambda: refused in listener.scrape(), "every connection over the cap refused")
         _still_serving(stack, listener)
+        assert read_all(idle[-1]) == b"Too many connections from 127.0.0.2; try again shortly."
     finally:
         for sock in idle:
             sock.close()
+
+    busy = [entry for entry in listener.log_entries() if entry["outcome"].startswith("busy")]
+    assert busy and {entry["source"] for entry in busy} == {"127.0.0.2"}
+    # One line per source per 10 s, however many refusals: the whole flood took a few seconds.
+    assert len(busy) <= 1 + (time.monotonic() - started) // 10
+
+
+def _connect_from(source: str, port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(source, 0))
 
 
 def _still_serving(stack: Stack, listener: Listener) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
-import urllib.request
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import run_cli, wait_until
-from tests.daemons.regstack import Identd, Stack, exchange, read_all
+from tests.daemons.regstack import Identd, Listener, Stack, exchange, read_all
 from toolforgectl.adapters.processes import start_redis
 
 ORIGINAL_REGISTER = b"register\n.*\nhttp://127.0.0.1:41234\n"
@@ -95,6 +98,8 @@ def test_each_request_logs_one_structured_line_without_the_token(stack: Stack) -
 
     wait_until(lambda: len(listener.log_entries()) == 2, "two log lines")
     first, second = listener.log_entries()
+    assert first["log.level"] == "info" and first["log.logger"] == "proxylistener"
+    assert first["@timestamp"].endswith("Z") and first["message"] == "register from 127.0.0.1: ok"
     assert first["tool"] == "mytool" and first["command"] == "register" and first["route"] == ".*"
     assert first["destination"] == "http://127.0.0.1:41234" and first["peer"] == "127.0.0.1"
     assert (first["outcome"], second["outcome"]) == ("ok", "fail")
@@ -102,20 +107,67 @@ def test_each_request_logs_one_structured_line_without_the_token(stack: Stack) -
     assert token.rsplit(".", 1)[1] not in listener.log.read_text()
 
 
+def test_a_token_sent_where_it_does_not_belong_is_redacted_from_the_log(stack: Stack) -> None:
+    listener = stack.listener()
+    token = listener.token("mytool")
+    mac = token.rsplit(".", 1)[1]
+    # A client that swapped its lines: the token as the route (a valid regex), and as the command.
+    swapped = f"register\n{token}\nhttp://127.0.0.1:41234\n{token}\n".encode()
+    assert exchange(listener.port, swapped) == b"ok"
+    exchange(listener.port, f"{token}\n.*\n".encode())
+
+    wait_until(lambda: len(listener.log_entries()) == 2, "two log lines")
+    assert listener.log_entries()[0]["route"] == "tf1.mytool.0.[REDACTED]"
+    assert mac not in listener.log.read_text()
+    assert stack.client().hget("prefix:mytool", token) == "http://127.0.0.1:41234", "only the log is redacted"
+
+
+def test_text_logs_are_plain_lines_for_a_person(stack: Stack) -> None:
+    listener = stack.listener(args=("--log-format", "text"))
+    exchange(listener.port, ORIGINAL_REGISTER + listener.token("mytool").encode() + b"\n")
+
+    line = wait_until(lambda: _line_with(listener.log.read_text(), "register from"), "the request's line")
+    assert " INFO proxylistener: register from 127.0.0.1: ok tool=mytool command=register route=.* " in line
+    assert not line.startswith("{")
+
+
+def _line_with(text: str, part: str) -> str | None:
+    return next((line for line in text.splitlines() if part in line), None)
+
+
 def test_metrics_count_requests_by_outcome(stack: Stack) -> None:
     listener = stack.listener()
     exchange(listener.port, ORIGINAL_REGISTER + listener.token("mytool").encode() + b"\n")
     exchange(listener.port, b"hijack\n")
 
-    def scrape() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{listener.metrics_port}/metrics", timeout=10) as page:
-            return str(page.read().decode())
-
     # The reply goes out before the request is counted, so a scrape may briefly lag the replies.
-    wait_until(lambda: "proxylistener_request_seconds_count 2.0" in scrape(), "both requests counted", 10)
-    text = scrape()
+    wait_until(
+        lambda: "proxylistener_request_seconds_count 2.0" in listener.scrape(),
+        "both requests counted",
+        10,
+    )
+    text = listener.scrape()
     assert 'proxylistener_requests_total{command="register",outcome="ok"} 1.0' in text
     assert 'proxylistener_requests_total{command="none",outcome="fail"} 1.0' in text
+
+
+def test_a_health_probe_that_connects_and_closes_is_not_counted_as_a_request(stack: Stack) -> None:
+    listener = stack.listener()
+    # Starting the listener waited for its port by connecting once: that was the first probe.
+    wait_until(lambda: "probes_total 1.0" in listener.scrape(), "the start-up check counted")
+    socket.create_connection(("127.0.0.1", listener.port), timeout=10).close()
+
+    wait_until(lambda: "probes_total 2.0" in listener.scrape(), "the health probe counted")
+    text = listener.scrape()
+    assert "proxylistener_requests_total{" not in text, "no request of any command or outcome"
+    assert "proxylistener_request_seconds_count 0.0" in text
+    assert listener.log_entries() == [], "and no log line"
+
+
+def _wait_for_connections(listener: Listener, count: int) -> None:
+    """Wait until the listener serves `count` connections (it has accepted them, not only the kernel)."""
+    gauge = f"proxylistener_connections {count:.1f}"
+    wait_until(lambda: gauge in listener.scrape(), f"{count} connection(s) being served")
 
 
 def test_sigterm_stops_accepting_but_finishes_the_request_in_flight(stack: Stack) -> None:
@@ -123,7 +175,7 @@ def test_sigterm_stops_accepting_but_finishes_the_request_in_flight(stack: Stack
     token = listener.token("mytool").encode()
     with socket.create_connection(("127.0.0.1", listener.port), timeout=20) as sock:
         sock.sendall(b"register\n.*\n")
-        time.sleep(0.3)  # the listener has accepted this connection
+        _wait_for_connections(listener, 1)  # SIGTERM must find this request in flight
         listener.process.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
         wait_until(lambda: _refused(listener.port), "the listener to stop accepting", 10)
         sock.sendall(b"http://127.0.0.1:41234\n" + token + b"\n")
@@ -145,7 +197,7 @@ def test_connections_over_the_cap_are_told_to_retry(stack: Stack) -> None:
     listener = stack.listener(max_connections=2, read_timeout=20.0)
     idle = [socket.create_connection(("127.0.0.1", listener.port), timeout=10) for _ in range(2)]
     try:
-        time.sleep(0.3)
+        _wait_for_connections(listener, 2)  # both are being served: the next one is over the cap
         reply = exchange(listener.port, ORIGINAL_REGISTER)
     finally:
         for sock in idle:
@@ -154,10 +206,23 @@ def test_connections_over_the_cap_are_told_to_retry(stack: Stack) -> None:
     assert reply == b"The proxy is busy; try again shortly."
 
 
-def test_a_standby_names_the_active_proxy_instead_of_crashing(stack: Stack) -> None:
+@pytest.mark.parametrize(
+    ("active_proxy", "expected"),
+    [
+        (b"proxy-02", b"This proxy is a standby; register with proxy-02."),
+        (None, b"This proxy is a standby; register with proxy-01."),  # no file: the fleet config
+        (b"", b"This proxy is a standby, and registration is switched off."),
+        (b"\xffproxy-02", b"This proxy is a standby; the active proxy is not known here."),
+    ],
+    ids=["names a proxy", "missing", "empty", "garbled"],
+)
+def test_a_standby_names_the_active_proxy_instead_of_crashing(
+    stack: Stack, active_proxy: bytes | None, expected: bytes
+) -> None:
     replica = start_redis(stack.tmp / "replica", replica_of=("127.0.0.1", stack.redis.process.port))
     try:
-        (stack.tmp / "active-proxy").write_text("proxy-02")
+        if active_proxy is not None:
+            (stack.tmp / "active-proxy").write_bytes(active_proxy)
         listener = stack.listener(
             redis_url=f"redis://127.0.0.1:{replica.port}/0", active_proxy_file=str(stack.tmp / "active-proxy")
         )
@@ -165,4 +230,18 @@ def test_a_standby_names_the_active_proxy_instead_of_crashing(stack: Stack) -> N
     finally:
         replica.stop()
 
-    assert reply == b"This proxy is a standby; register with proxy-02."
+    assert reply == expected
+
+
+def test_a_bad_command_line_value_is_one_error_line_and_exit_2() -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "proxylistener"), "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "proxylistener: error: command line: port must be a port number (1-65535)"
+    ]

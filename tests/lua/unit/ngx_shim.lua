@@ -303,6 +303,7 @@ function shim.reset()
     shim.peer = nil
     shim.exited = nil
     shim.exec = nil
+    shim.recreated = nil
     shim.output = {}
     shim.sleeps = {}
     shim.max_sleeps = 10 -- then the worker exits: a watcher that cannot reach Redis stops there
@@ -375,6 +376,11 @@ function shim.reset()
     package.loaded["ngx.balancer"] = {
         set_current_peer = function(host, port)
             shim.peer = { host = host, port = port }
+            return true
+        end,
+        -- Records the client address the rebuilt request carries ($urlproxy_client).
+        recreate_request = function()
+            shim.recreated = { client = ngx.var.urlproxy_client }
             return true
         end,
     }

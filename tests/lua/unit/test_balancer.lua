@@ -3,7 +3,7 @@ local unit = require "unit"
 local case, eq, check, shim = unit.case, unit.eq, unit.check, unit.shim
 
 local function route(uri)
-    ngx.var.uri = uri
+    ngx.var.request_uri = uri
     shim.peer = nil
     require("urlproxy.balancer").route()
     return shim.peer
@@ -56,4 +56,33 @@ case("the slow path reached without a usable backend answers 500 and says why", 
     require("urlproxy.balancer").balance()
     eq(shim.exited, 500, "status")
     check(#shim.logged("balancer reached without a usable backend", ngx.ERR) == 1, "error line")
+end)
+
+case("client_ip hidden: the request to the slow path is rebuilt with the client's address", function()
+    unit.watching()
+    ngx.var.remote_addr = "192.0.2.7"
+    route("/not-cached/")
+    eq(shim.recreated, { client = "192.0.2.7" }, "rebuilt request")
+end)
+
+case("client_ip hidden: a tool's backend gets a request without it, unless the tool is listed", function()
+    unit.configure({ client_ip_forwarded_tools = { "listed" } })
+    unit.watching()
+    ngx.var.remote_addr = "192.0.2.7"
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", "http://10.0.0.1:8000" } })
+    unit.store("listed", { { ".*", "http://10.0.0.2:8000" } })
+    routecache.routes("hello")
+    routecache.routes("listed")
+    eq(route("/hello/"), { host = "10.0.0.1", port = 8000 }, "peer of hello")
+    eq(shim.recreated, nil, "hello's request rebuilt")
+    eq(route("/listed/"), { host = "10.0.0.2", port = 8000 }, "peer of listed")
+    eq(shim.recreated, { client = "192.0.2.7" }, "listed's rebuilt request")
+end)
+
+case("client_ip forwarded: no request is rebuilt (the headers already carry the address)", function()
+    unit.configure({ client_ip = "forwarded" })
+    unit.watching()
+    route("/not-cached/")
+    eq(shim.recreated, nil, "rebuilt request")
 end)

@@ -9,7 +9,7 @@ local SECURE = "https://10.0.0.3:8443"
 
 -- The slow path's decision for a request of `uri`: the backend URL, or "503 <why>".
 local function slow(uri, host)
-    ngx.var.uri, ngx.var.host = uri, host or "proxy.example.org"
+    ngx.var.request_uri, ngx.var.host = uri, host or "proxy.example.org"
     ngx.var.urlproxy_backend, ngx.var.urlproxy_tool = "-", "-"
     shim.exited = nil
     require("urlproxy").access()
@@ -21,7 +21,7 @@ end
 
 -- The front's decision from cached routes: a backend URL, or nil for the slow path.
 local function front(uri)
-    ngx.var.uri, ngx.var.urlproxy_tool = uri, "-"
+    ngx.var.request_uri, ngx.var.urlproxy_tool = uri, "-"
     return require("urlproxy").fast()
 end
 
@@ -116,4 +116,57 @@ case("the front hands stale and unknown routes to the slow path", function()
     eq(front("/hello/"), nil, "front's decision after a write")
     eq(front("/nobody/"), nil, "front's decision for an unknown tool")
     check(#shim.redis.calls == 1, "the front asked Redis nothing")
+end)
+
+case("the tool and the routed path are the path as the client sent it, not nginx's decoded $uri", function()
+    unit.watching()
+    unit.store("hello", { { ".*", HELLO } })
+    unit.store("echo", { { ".*", ECHO } })
+    -- nginx's $uri would be /echo/x for the first three: echo would get hello's visitors' cookies.
+    ngx.var.uri = "/echo/x"
+    eq(slow("/hello/..%2fecho/x"), HELLO, "backend of /hello/..%2fecho/x")
+    eq(slow("/hello/%2e%2e%2fecho/x"), HELLO, "backend of /hello/%2e%2e%2fecho/x")
+    eq(slow("/hello/%2e%2e/echo/x"), HELLO, "backend of /hello/%2e%2e/echo/x")
+    eq(slow("/nosuch/..%2fecho/x"), "503 none", "answer for /nosuch/..%2fecho/x")
+    eq(slow("/%65cho/x"), "503 none", "answer for an encoded tool name")
+    eq(slow("/hello?to=/echo/"), HELLO, "backend when the query names another tool")
+    eq(slow("/echo"), ECHO, "backend of a bare tool name")
+end)
+
+case("routes are matched against the raw path without the query", function()
+    unit.watching()
+    unit.store("tool", { { "^/api/", ECHO }, { ".*", HELLO } })
+    eq(slow("/tool/api/v1?x=1"), ECHO, "backend of /tool/api/v1?x=1")
+    eq(slow("/tool/x?/api/"), HELLO, "backend when only the query holds /api/")
+    eq(slow("/tool/%61pi/v1"), HELLO, "backend of an encoded /api/ (the tool sees it encoded too)")
+end)
+
+case("client_ip_forwarded_tools: only the listed tools' own routes may see the client's address", function()
+    unit.configure({ client_ip_forwarded_tools = { "hello" } })
+    unit.watching()
+    unit.store("hello", { { "^/app/", HELLO } })
+    unit.store("echo", { { ".*", ECHO } })
+    unit.store("admin", { { ".*", ADMIN } })
+    ngx.var.remote_addr = "192.0.2.7"
+    ngx.var.urlproxy_client = nil
+    eq(slow("/hello/app/"), HELLO, "backend of hello")
+    eq(ngx.var.urlproxy_client, "192.0.2.7", "client address for hello")
+    ngx.var.urlproxy_client = nil
+    eq(slow("/hello/other"), ADMIN, "backend of a miss in hello")
+    eq(ngx.var.urlproxy_client, nil, "client address for admin serving hello's miss")
+    eq(slow("/echo/"), ECHO, "backend of echo")
+    eq(ngx.var.urlproxy_client, nil, "client address for echo")
+    local url, reveal = front("/hello/app/")
+    eq({ url, reveal }, { HELLO, true }, "front's decision for hello")
+    url, reveal = front("/echo/")
+    eq({ url, reveal }, { ECHO, false }, "front's decision for echo")
+end)
+
+case("client_ip forwarded: the template gives every tool the address, the Lua adds nothing", function()
+    unit.configure({ client_ip = "forwarded" })
+    unit.watching()
+    unit.store("hello", { { ".*", HELLO } })
+    slow("/hello/")
+    local url, reveal = front("/hello/")
+    eq({ url, reveal }, { HELLO, false }, "front's decision")
 end)

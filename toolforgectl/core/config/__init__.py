@@ -3,7 +3,8 @@
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
 from toolforgectl.core.config.fleet import Fleet, Proxy, load, parse
-from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path
+from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path, find
+from toolforgectl.core.config.schema import overridden
 
 __all__ = [
     "DEFAULT_REDIS_PORT",
@@ -15,6 +16,8 @@ __all__ = [
     "Proxy",
     "ProxyListener",
     "config_path",
+    "find",
     "load",
+    "overridden",
     "parse",
 ]

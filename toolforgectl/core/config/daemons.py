@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 from pydantic.dataclasses import dataclass
 
+from toolforgectl.core import activeproxy
 from toolforgectl.core.config.schema import (
     SECTION,
     Count,
@@ -62,7 +63,8 @@ class ProxyListener:
     max_line: Count = 1024
     max_lines: Count = 4
     max_connections: Count = 512
-    active_proxy_file: Text = "/etc/active-proxy"
+    max_connections_per_source: Count = 16  # checked first: one host cannot fill max_connections
+    active_proxy_file: Text = activeproxy.DEFAULT_FILE
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -76,7 +78,7 @@ class Kube2proxy:
     tool_namespace: Annotated[Text, AfterValidator(_names_a_tool)] = "tool-{tool}"
     port_name: Text = "http"
     path_label: Text = "toollabs-proxy-path"
-    active_proxy_file: Text = "/etc/active-proxy"
+    active_proxy_file: Text = activeproxy.DEFAULT_FILE
     watch_timeout: Count = 240  # server-side timeoutSeconds of each watch
     resync_interval: Seconds = 1800.0  # full relist and diff even when the watch is healthy
     active_check_interval: Seconds = 10.0

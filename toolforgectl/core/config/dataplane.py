@@ -7,6 +7,7 @@
       default_backend: http://127.0.0.1:8000   # where unknown tools go (else 503)
       rate_limit: 50             # requests/s per client IP, 0 = off; over it: 429
       maintenance: false         # true: every tool answers the maintenance page (503)
+      client_ip: hidden          # or "forwarded": tools get the client's address (X-Forwarded-For)
 
 Every key is optional; unknown keys are rejected so a typo never silently does nothing.
 """
@@ -16,14 +17,25 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, StrictBool
+from pydantic import AfterValidator, StrictBool, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 
 from toolforgectl.core import validate
-from toolforgectl.core.config.schema import SECTION, Count, CountOrOff, Nginx, Port, Text, invalid, one_of
+from toolforgectl.core.config.schema import (
+    SECTION,
+    Count,
+    CountOrOff,
+    Nginx,
+    Port,
+    Text,
+    Texts,
+    invalid,
+    one_of,
+)
 from toolforgectl.core.errors import ValidationError
 
 ROUTING_MODES = ("path", "host")
+CLIENT_IP_MODES = ("hidden", "forwarded")
 
 
 def _backend_or_empty(value: str) -> str:
@@ -90,3 +102,21 @@ class DataPlane:
     error_log_interval: Count = 10  # seconds between two urlproxy error lines (all workers together)
     # The proxy's Redis (templates/redis/redis.conf.j2): its memory limit, in Redis's units.
     redis_maxmemory: Annotated[Text, AfterValidator(_redis_size)] = "512mb"
+    # Whether tools learn the client's address (docs/dataplane.md, "Client addresses"): "hidden" as
+    # the original (none of X-Forwarded-For, X-Real-IP), or "forwarded"; in both modes whatever the
+    # client sent in those headers (or Forwarded, Client-IP, ...) never reaches a tool.
+    client_ip: Annotated[Text, one_of(*CLIENT_IP_MODES)] = "hidden"
+    # With client_ip hidden: the tools that get it all the same (their own routes only).
+    client_ip_forwarded_tools: Texts = ()
+
+    @field_validator("client_ip_forwarded_tools")
+    @classmethod
+    def _tool_names_while_hidden(cls, tools: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        for tool in tools:
+            try:
+                validate.tool_name(tool)
+            except ValidationError as exc:
+                raise invalid(f"must list tool names: {exc}") from None
+        if tools and info.data.get("client_ip") == "forwarded":
+            raise invalid("is only for client_ip: hidden (with forwarded, every tool gets the address)")
+        return tools

@@ -14,6 +14,7 @@ Any problem is one ConfigError `file:line: message`; lookup.py says where the fi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -35,11 +36,21 @@ NOT_USED_YET = {
 }
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})")
+
+
+def _host_name(name: str) -> str:
+    # The name is the VM's host name, and the data plane's hop marker (a header value in nginx.conf).
+    if not _HOST_NAME.fullmatch(name):
+        raise invalid("must be a host name (letters, digits, '.', '-' and '_')")
+    return name
+
+
 @dataclass(frozen=True, config=SECTION)
 class Proxy:
     """One proxy VM: its name, address and Redis."""
 
-    name: Text
+    name: Annotated[Text, AfterValidator(_host_name)]
     address: Text = "127.0.0.1"
     redis: Text = Field(default="", validate_default=True)  # empty: redis://<address>:6379/0
 

@@ -25,14 +25,26 @@ def user_path() -> Path:
     return root / "toolforgectl" / "config.yaml"
 
 
-def config_path(option: str | None) -> Path:
-    """The config file to load: `option` (--config) if given, else by the documented lookup."""
+def find(option: str | None) -> Path | None:
+    """The config file to load: `option` (--config) if given, else by the documented lookup; None
+    when neither is given and no implicit file exists (a daemon then runs on its defaults)."""
     explicit = option or os.environ.get(ENV_VAR)
     if explicit:
         return Path(explicit).expanduser()
-    implicit = (user_path(), SYSTEM_PATH)
-    for path in implicit:
+    for path in _implicit():
         if os.path.exists(path):  # unlike Path.exists, False on EACCES too
             return path
-    looked = ", ".join(["--config", f"${ENV_VAR}", *map(str, implicit)])
-    raise ConfigError(f"no fleet config found (looked at {looked}); create one, or use --redis URL")
+    return None
+
+
+def config_path(option: str | None) -> Path:
+    """Like find(), but finding nothing is a ConfigError that says where it looked."""
+    found = find(option)
+    if found is None:
+        looked = ", ".join(["--config", f"${ENV_VAR}", *map(str, _implicit())])
+        raise ConfigError(f"no fleet config found (looked at {looked}); create one, or use --redis URL")
+    return found
+
+
+def _implicit() -> tuple[Path, Path]:
+    return user_path(), SYSTEM_PATH

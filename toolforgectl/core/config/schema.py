@@ -8,6 +8,7 @@ as is `name: 5`; only the nginx size and count settings take a number for text (
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import typing
@@ -26,6 +27,7 @@ from toolforgectl.core.errors import ConfigError
 SECTION = ConfigDict(extra="forbid", defer_build=True)
 
 N = TypeVar("N", int, float)
+S = TypeVar("S")
 
 
 def invalid(predicate: str) -> PydanticCustomError:
@@ -120,6 +122,15 @@ def problem(exc: pydantic.ValidationError, doc: Document, root: type) -> ConfigE
     line, _, _, error = min(found, key=lambda item: item[:3])
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
     return ConfigError(f"{doc.source}:{line}: {_describe(error, root)}{more}")
+
+
+def overridden(settings: S, source: str, **changes: Any) -> S:
+    """`settings` with `changes` applied and checked like the file's values; a bad value is one
+    ConfigError naming `source` (e.g. "command line") and the setting."""
+    try:
+        return dataclasses.replace(settings, **changes)  # type: ignore[type-var]
+    except pydantic.ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0], type(settings))}") from None
 
 
 def _describe(error: Any, root: type) -> str:

@@ -7,14 +7,15 @@ at this host, so a late epilog cannot drop a newer job's registration elsewhere.
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from collections.abc import Sequence
 
-from toolforgectl.core import output, wire
+from toolforgectl.core import logs, output, wire
 from toolforgectl.core.errors import RegistrationError
 from toolforgectl.daemons.clients import proxyclient
 
 PROG = "portreleaser"
+log = logging.getLogger(PROG)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -22,10 +23,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     proxyclient.add_arguments(parser)
     args = parser.parse_args(argv)
+    logs.setup(args.log_format, args.log_level)
     try:
         where = proxyclient.target(args)
         if where is None:
-            print(f"{PROG}: {args.active_proxy_file} is empty; nothing to unregister", file=sys.stderr)
+            log.info(
+                "%s is empty (registration is switched off); nothing to unregister", args.active_proxy_file
+            )
             return
         proxyclient.call(where, lambda _own: wire.encode(wire.UNREGISTER, args.route, None, where.token))
     except RegistrationError as exc:

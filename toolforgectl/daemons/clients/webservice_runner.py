@@ -16,22 +16,24 @@ empty /etc/active-proxy skips registration but still runs the server.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from toolforgectl.core import output, wire
+from toolforgectl.adapters.processes import free_port
+from toolforgectl.core import logs, output, wire
 from toolforgectl.core.errors import RegistrationError
 from toolforgectl.daemons.clients import proxyclient
 from toolforgectl.daemons.clients.proxyclient import Target
-from toolforgectl.daemons.proxylistener.authorize import PORT_MAX, PORT_MIN
 
 PROG = "webservice-runner"
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+log = logging.getLogger(PROG)
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -56,17 +58,6 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def free_port() -> int:
-    """A port the listener accepts that nothing listens on now (the kernel's choice; racy as the original)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("", 0))
-            port = int(sock.getsockname()[1])
-        if port >= PORT_MIN:
-            return port
-    raise RegistrationError(f"no free port in {PORT_MIN}-{PORT_MAX}")
-
-
 def register(where: Target, args: argparse.Namespace, port: int) -> str:
     """Register `http://<own ip>:<port>`; returns the registered destination."""
     command = wire.REGISTER if args.no_canonical else wire.REGISTER_CANONICAL
@@ -85,7 +76,7 @@ def unregister(where: Target, route: str) -> None:
     try:
         proxyclient.call(where, lambda _own: wire.encode(wire.UNREGISTER, route, None, where.token))
     except RegistrationError as exc:
-        print(f"{PROG}: warning: could not unregister: {exc}", file=sys.stderr)
+        log.warning("could not unregister: %s", exc)
 
 
 def server_argv(command: list[str], port: int, append: bool) -> list[str]:
@@ -104,7 +95,7 @@ def serve(argv: list[str], port: int, port_env: str, early: list[int]) -> int:
     try:
         child = subprocess.Popen(argv, env={**os.environ, port_env: str(port)})
     except OSError as exc:
-        print(f"{PROG}: error: cannot start {argv[0]}: {exc.strerror}", file=sys.stderr)
+        log.error("cannot start %s: %s", argv[0], exc.strerror)
         return 127
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -121,15 +112,16 @@ def serve(argv: list[str], port: int, port_env: str, early: list[int]) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry."""
     args = _arguments(argv)
+    logs.setup(args.log_format, args.log_level)
     early: list[int] = []
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, _frame: early.append(signum))
     try:
         where = proxyclient.target(args)
-        port = args.port or free_port()
+        port = args.port or free_port("", range(wire.PORT_MIN, wire.PORT_MAX + 1))  # what the proxy accepts
         if where is not None:
             destination = register(where, args, port)
-            print(f"{PROG}: registered {destination} with {where.host}", file=sys.stderr)
+            log.info("registered %s with %s", destination, where.host)
     except RegistrationError as exc:
         output.fail(PROG, exc)
     try:

@@ -6,7 +6,6 @@ import argparse
 import logging
 import signal
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from types import FrameType
 
 from toolforgectl.adapters.kube import ServiceApi
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config, output
+from toolforgectl.core import activeproxy, config, logs, output
 from toolforgectl.core.config.fleet import Fleet, Proxy
 from toolforgectl.core.errors import ConfigError, ToolforgectlError
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
@@ -24,7 +23,9 @@ from toolforgectl.daemons.kube2proxy.reflector import Reflector
 log = logging.getLogger("kube2proxy")
 
 
-class Stopped(BaseException):  # like SystemExit: no library `except Exception` swallows it
+# Not an error, so not in core/errors.py's tree: a stop request that must unwind through the
+# kubernetes and redis clients, whose `except Exception` would swallow any Exception. Like SystemExit.
+class Stopped(BaseException):
     """SIGTERM or SIGINT arrived: unwind and exit 0."""
 
 
@@ -63,7 +64,9 @@ class Stopper:
 
 
 class ActiveGate:
-    """Whether this host is the active proxy: `/etc/active-proxy` if present, else the fleet config.
+    """Whether this host is the active proxy, by the one policy of core/activeproxy.py: the file
+    names it (or, when there is no file, the fleet config does). An empty file (the kill switch) or
+    one that cannot be read means standby: writing nothing is safe, two writers are not.
 
     Re-read at most every `active_check_interval` seconds, so a failover needs no restart.
     """
@@ -80,29 +83,27 @@ class ActiveGate:
             return self._active
         self._next_check = now + self.settings.active_check_interval
         active, holder = self._check()
+        self.metrics.active_checks.inc()
         if active != self._active:
-            state = "active: syncing routes" if active else f"standby ({holder} is active): writing nothing"
+            state = "active: syncing routes" if active else f"standby ({holder}): writing nothing"
             log.info("this proxy (%s) is %s", self.proxy.name, state)
         self._active = active
         self.metrics.active.set(int(active))
         return active
 
     def _check(self) -> tuple[bool, str]:
+        """Whether this proxy is active, and who is, in words for the log."""
         try:
-            holder = self._holder()
-        except (OSError, ToolforgectlError) as exc:
+            active = activeproxy.read(
+                self.settings.active_proxy_file, lambda: config.load(self.config_file).active_proxy
+            )
+        except ToolforgectlError as exc:  # the file is broken, or it is missing and so is the config
             log.error("cannot tell which proxy is active, so acting as standby: %s", exc)
-            return False, "unknown"
-        names = {self.proxy.name, self.proxy.address}
-        return holder in names or holder.split(".")[0] == self.proxy.name, holder
-
-    def _holder(self) -> str:
-        """The active proxy's name (or host name) as the file or the config states it."""
-        try:
-            text = Path(self.settings.active_proxy_file).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            text = ""
-        return text or config.load(self.config_file).active_proxy
+            return False, "the active proxy is unknown"
+        if active.host is None:
+            return False, f"no proxy is active: {active.source} is empty"
+        mine = activeproxy.names_proxy(active.host, self.proxy.name, self.proxy.address)
+        return mine, f"{active.host} is active"
 
 
 def serve(reflector: Reflector, gate: ActiveGate, stopper: Stopper) -> None:
@@ -150,16 +151,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     hostname = socket.gethostname().split(".")[0]
     parser.add_argument("--proxy", default=hostname, help="this host's proxy name (default: its hostname)")
     parser.add_argument("--redis", help="write to this Redis instead of this proxy's")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    logs.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run until SIGTERM (exit 0) or a fatal configuration error."""
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s kube2proxy %(levelname)s %(message)s", stream=sys.stderr
-    )
+    logs.setup(args.log_format, args.log_level)
     stopper = Stopper()
     stopper.install()
     try:

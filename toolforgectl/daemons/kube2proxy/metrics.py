@@ -37,6 +37,9 @@ class Metrics:
         )
         self.services = Gauge("kube2proxy_services", "Services routed after the last relist", registry=r)
         self.active = Gauge("kube2proxy_active", "1 while this proxy is the active one", registry=r)
+        self.active_checks = Counter(
+            "kube2proxy_active_checks", "Times this proxy re-read whether it is the active one", registry=r
+        )
 
     def synced(self) -> None:
         """Record that the API just spoke to us."""

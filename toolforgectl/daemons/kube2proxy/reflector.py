@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager, closing
 
-from toolforgectl.adapters.kube import GoneError, Service, ServiceApi, StreamBrokenError, WatchEvent
+from toolforgectl.adapters.kube import Service, ServiceApi, WatchEvent
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core.config import Kube2proxy
-from toolforgectl.core.errors import KubeError, RouteStoreError
+from toolforgectl.core.errors import GoneError, KubeError, RouteStoreError, StreamBrokenError
 from toolforgectl.core.models import Attribution
 from toolforgectl.daemons.kube2proxy.mapping import Route, ServiceMapper
 from toolforgectl.daemons.kube2proxy.metrics import Metrics

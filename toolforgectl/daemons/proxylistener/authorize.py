@@ -13,16 +13,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from toolforgectl.adapters.routestore import ADMIN_TOOL
+from toolforgectl.core import wire
 from toolforgectl.core.config import ProxyListener
+from toolforgectl.core.errors import RefusedError
 from toolforgectl.core.models import Backend, IPAddress
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-PORT_MIN = 1024
-PORT_MAX = 65535
-
-
-class RefusedError(Exception):
-    """The request is well-formed but not allowed; the message is the reply sentence."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +71,8 @@ def check_ident_source(policy: Policy, peer: str) -> None:
 def check_destination(policy: Policy, destination: Backend, peer: str) -> None:
     """A tool may only route to itself: the caller's own address, or an allow-listed network."""
     host, port = _unmapped(destination.host), destination.port
-    if not PORT_MIN <= port <= PORT_MAX:
-        raise RefusedError(f"Destination port {port} is outside {PORT_MIN}-{PORT_MAX}.")
+    if not wire.PORT_MIN <= port <= wire.PORT_MAX:
+        raise RefusedError(f"Destination port {port} is outside {wire.PORT_MIN}-{wire.PORT_MAX}.")
     if host == address(peer) or any(host in network for network in policy.backend_networks):
         return
     raise RefusedError(f"Destination {host} is not your address {peer}.")

@@ -12,8 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from toolforgectl.core import validate
-from toolforgectl.core.errors import ValidationError
-from toolforgectl.daemons.proxylistener.authorize import RefusedError
+from toolforgectl.core.errors import RefusedError, ValidationError
 
 IDENT_REPLY_MAX = 1000
 IDENT_FAILED = "Identd authentication failed. Please contact an administrator"

@@ -1,10 +1,13 @@
 """proxylistener: the TCP 8282 registration daemon, one asyncio loop serving every connection.
 
 Each connection gets one request and exactly one reply (registration/wire.py), within a deadline
-and size limits; concurrent connections are capped. Identity (identity.py) and the rules
-(authorize.py) decide; registrar.py writes through the route store in a small worker pool.
-One JSON log line per request (never the token), Prometheus metrics on a local port, and SIGTERM
-stops accepting, then lets requests in flight finish.
+and size limits; concurrent connections are capped per source and overall (admission.py, which
+also keeps the "busy" log lines down to one per source per interval). Identity (identity.py) and
+the rules (authorize.py) decide; registrar.py writes through the route store in a small worker pool.
+One log line per request (core/logs.py: JSON or text, never the token), Prometheus metrics on a
+local port (port probes counted apart from requests), and SIGTERM stops accepting, then lets
+requests in flight finish. Under systemd the listening socket can be handed over (activation.py),
+so that connections made during a restart wait for the next process instead of being refused.
 """
 
 from __future__ import annotations
@@ -12,12 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
-import os
 import signal
-import sys
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,23 +25,29 @@ from pathlib import Path
 import uvloop
 
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config, output, tokens, wire
+from toolforgectl.core import config, logs, output, tokens, wire
 from toolforgectl.core.config import ProxyListener
-from toolforgectl.core.errors import ToolforgectlError
-from toolforgectl.daemons.proxylistener import authorize, identity, metrics
-from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
-from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar
+from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
+from toolforgectl.daemons.proxylistener import activation, admission, authorize, identity, metrics
+from toolforgectl.daemons.proxylistener.authorize import Policy
+from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar, standby_reply
 
 log = logging.getLogger("proxylistener")
 
 READ_CHUNK = 4096
+BACKLOG = 1024  # connections the kernel queues for us (and, socket-activated, during a restart)
 WORKERS = 8
 STOP_GRACE = 10.0
 LINGER_SECONDS = 2.0  # after replying, read (and drop) what the client still sends ...
 LINGER_BYTES = 2 << 20  # ... so that closing does not reset the connection under our reply
+REFUSAL_LOG_INTERVAL = 10.0  # at most one "busy" log line per source this often (a flood is cheap)
+BUSY = wire.sentence("The proxy is busy; try again shortly.")
+BUSY_LABELS = ("busy", "busy_source")
 
 
-class _EmptyConnectionError(Exception):
+# Private control flow: raised deep in the read loop and caught in `_receive`, which turns it into
+# the "empty" outcome; it never leaves this module, so it has no place of its own in core/errors.py.
+class _EmptyConnectionError(ToolforgectlError):
     """The client closed without sending a byte."""
 
 
@@ -56,22 +62,31 @@ class Listener:
         self.ident_mode = "ident" in settings.identity
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="routestore")
         self.inflight: set[asyncio.Task[None]] = set()
+        self.slots = admission.Slots(settings.max_connections, settings.max_connections_per_source)
+        self.refusal_log = admission.RefusalLog(REFUSAL_LOG_INTERVAL)
 
-    async def run(self) -> None:
-        """Serve until SIGTERM or SIGINT, then finish the requests in flight."""
+    async def run(self, handed: socket.socket | None = None) -> None:
+        """Serve until SIGTERM or SIGINT, then finish the requests in flight.
+
+        `handed`: the listening socket systemd passed (activation.py), used instead of binding
+        `listen:port`; closing our copy of it on stop leaves it open in systemd for the next start.
+        """
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        server = await asyncio.start_server(
-            self._connection, self.settings.listen, self.settings.port, backlog=1024
-        )
-        log.info(
-            json.dumps({"event": "listening", "address": self.settings.listen, "port": self.settings.port})
-        )
+        if handed is None:
+            server = await asyncio.start_server(
+                self._connection, self.settings.listen, self.settings.port, backlog=BACKLOG
+            )
+        else:
+            server = await asyncio.start_server(self._connection, sock=handed, backlog=BACKLOG)
+        address, port = server.sockets[0].getsockname()[:2]
+        where = {"address": address, "port": port, "socket": "systemd" if handed else "own"}
+        logs.event(log, f"listening on {address}:{port}", **where)
         await stopping.wait()
         server.close()
-        log.info(json.dumps({"event": "stopping", "in_flight": len(self.inflight)}))
+        logs.event(log, "stopping: finishing the requests in flight", in_flight=len(self.inflight))
         if self.inflight:
             await asyncio.wait(self.inflight, timeout=STOP_GRACE)
         self.pool.shutdown(wait=True)
@@ -82,20 +97,32 @@ class Listener:
         self.inflight.add(task)
         started = time.monotonic()
         peer, peer_port = writer.get_extra_info("peername")[:2]
+        source = admission.source_of(peer)
+        refused_by = self.slots.take(source)
         try:
             with metrics.CONNECTIONS.track_inprogress():
-                request, outcome = await self._answer(reader, writer, peer, peer_port)
-            _record(request, outcome, peer, time.monotonic() - started)
+                request, outcome = await self._answer(reader, writer, peer, peer_port, refused_by)
+            self._record(request, outcome, peer, source, time.monotonic() - started)
         finally:
+            if refused_by is None:
+                self.slots.give_back(source)
             writer.close()
             self.inflight.discard(task)
 
     async def _answer(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, peer_port: int
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        peer_port: int,
+        refused_by: admission.Cap | None,
     ) -> tuple[wire.Request | None, Outcome]:
-        """Serve the one request of a connection and send its one reply."""
+        """Serve the one request of a connection (unless a cap refused it) and send its one reply."""
         try:
-            request, outcome = await self._serve(reader, writer, peer, peer_port)
+            if refused_by is not None:
+                request, outcome = None, _busy(refused_by, peer)
+            else:
+                request, outcome = await self._serve(reader, writer, peer, peer_port)
         except Exception:  # a bug: keep the traceback, but still answer exactly once
             log.exception("request from %s failed", peer)
             request, outcome = None, Outcome(None, "internal_error", wire.sentence("Internal error."))
@@ -107,8 +134,6 @@ class Listener:
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, peer_port: int
     ) -> tuple[wire.Request | None, Outcome]:
-        if len(self.inflight) > self.settings.max_connections:
-            return None, Outcome(None, "busy", wire.sentence("The proxy is busy; try again shortly."))
         request = await self._receive(reader, peer)
         if isinstance(request, Outcome):
             return None, request
@@ -123,20 +148,30 @@ class Listener:
 
     async def _receive(self, reader: asyncio.StreamReader, peer: str) -> wire.Request | Outcome:
         """The request, or the Outcome that ends the connection before there is one."""
-        waiting_for = ["command"]
+        token_line = self._token_line(peer)
+        received = [b""]  # what `_read` got so far, still here when the deadline cancels it
         try:
             async with asyncio.timeout(self.settings.read_timeout):
-                return await self._read(reader, self._token_line(peer), waiting_for)
+                return await self._read(reader, token_line, received)
         except TimeoutError:
-            return Outcome(
-                None, "timeout", wire.sentence(f"Timed out waiting for the {waiting_for[0]} line.")
-            )
-        except wire.BadRequestError as exc:
-            return Outcome(None, "fail" if exc.reply == wire.FAIL else "bad_request", exc.reply)
+            return self._at_deadline(received[0], token_line)
+        except BadRequestError as exc:
+            return _bad_request(exc)
         except ConnectionError:
             return Outcome(None, "reset", b"")
         except _EmptyConnectionError:
             return Outcome(None, "empty", b"")
+
+    def _at_deadline(self, received: bytes, token_line: wire.TokenLine) -> wire.Request | Outcome:
+        """The deadline ends the request: complete as it stands if only an optional token line is
+        missing (an original three-line client from the ident networks), else too late."""
+        try:
+            parsed = wire.parse(received, token_line, self.limits, ended=True)
+        except BadRequestError as exc:
+            return _bad_request(exc)
+        if isinstance(parsed, wire.Request):
+            return parsed
+        return Outcome(None, "timeout", wire.sentence(f"Timed out waiting for the {parsed.missing} line."))
 
     def _token_line(self, peer: str) -> wire.TokenLine:
         """Whether this caller must, may or need not send a token line."""
@@ -151,20 +186,56 @@ class Listener:
         return "optional"
 
     async def _read(
-        self, reader: asyncio.StreamReader, token_line: wire.TokenLine, waiting_for: list[str]
+        self, reader: asyncio.StreamReader, token_line: wire.TokenLine, received: list[bytes]
     ) -> wire.Request:
-        buffer = b""
+        ended = False
         while True:
-            parsed = wire.parse(buffer, token_line, self.limits)
+            parsed = wire.parse(received[0], token_line, self.limits, ended=ended)
             if isinstance(parsed, wire.Request):
                 return parsed
-            waiting_for[0] = parsed.missing
+            if ended:
+                raise BadRequestError(wire.sentence(f"Request ended before the {parsed.missing} line."))
             chunk = await reader.read(READ_CHUNK)
-            if not chunk and not buffer:
+            if not chunk and not received[0]:
                 raise _EmptyConnectionError  # a port probe or health check, not a request
-            if not chunk:
-                raise wire.BadRequestError(wire.sentence(f"Request ended before the {parsed.missing} line."))
-            buffer += chunk
+            ended = not chunk  # the client half-closed: what it sent is the whole request
+            received[0] += chunk
+
+    def _record(
+        self, request: wire.Request | None, outcome: Outcome, peer: str, source: str, seconds: float
+    ) -> None:
+        """The one log line and the metrics of a finished request. The token is never logged.
+
+        A connection closed without a byte is a port probe or health check, not a request: it is
+        counted apart and not logged, so probes neither fill the log nor skew the request figures.
+        Refusals over a cap are all counted, but logged at most once per source per interval.
+        """
+        if outcome.label == "empty":
+            metrics.PROBES.inc()
+            return
+        command = request.command if request else None
+        metrics.observe(command or "none", outcome.label, seconds)
+        message = f"{command or 'unparsed request'} from {peer}: {outcome.label}"
+        extra: dict[str, object] = {}
+        if outcome.label in BUSY_LABELS:
+            left_out = self.refusal_log.due(source)
+            if left_out is None:
+                return
+            extra = {"source": source, "not_logged": left_out}
+            message += f" ({left_out} more from {source} not logged)" if left_out else ""
+        entry = {
+            "tool": outcome.tool,
+            "command": command,
+            "route": request.route if request else None,
+            "destination": request.destination.url if request and request.destination else None,
+            "peer": peer,
+            "identity": ("token" if request.token else "ident") if request else None,
+            "outcome": outcome.label,
+            "reply": outcome.reply.decode("ascii", "replace"),
+            "ms": round(seconds * 1000, 2),
+            **extra,
+        }
+        logs.event(log, message, **entry)
 
     async def _ident(
         self, request: wire.Request, peer: str, peer_port: int, writer: asyncio.StreamWriter
@@ -177,6 +248,10 @@ class Listener:
         local_port = writer.get_extra_info("sockname")[1]
         query = identity.IdentQuery(peer, self.settings.ident_port, peer_port, local_port)
         return await identity.ident_tool(query, self.settings.project, self.settings.ident_timeout)
+
+
+def _bad_request(exc: BadRequestError) -> Outcome:
+    return Outcome(None, "fail" if exc.reply == wire.FAIL else "bad_request", exc.reply)
 
 
 async def _reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reply: bytes) -> None:
@@ -193,33 +268,12 @@ async def _reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rep
                 drained += len(chunk)
 
 
-def _record(request: wire.Request | None, outcome: Outcome, peer: str, seconds: float) -> None:
-    """The one log line and the metrics of a finished request. The token is never logged."""
-    command = request.command if request else None
-    metrics.observe(command or "none", outcome.label, seconds)
-    if outcome.label == "empty":
-        return
-    entry = {
-        "tool": outcome.tool,
-        "command": command,
-        "route": request.route if request else None,
-        "destination": request.destination.url if request and request.destination else None,
-        "peer": peer,
-        "identity": ("token" if request.token else "ident") if request else None,
-        "outcome": outcome.label,
-        "reply": outcome.reply.decode("ascii", "replace"),
-        "ms": round(seconds * 1000, 2),
-    }
-    log.info(json.dumps(entry))
-
-
-def active_proxy_name(settings: ProxyListener, fleet_active: str | None) -> str:
-    """The active proxy as this host knows it now: /etc/active-proxy, else the fleet config."""
-    try:
-        name = Path(settings.active_proxy_file).read_text(encoding="utf-8").strip()
-    except OSError:
-        name = ""
-    return name or fleet_active or "the active proxy"
+def _busy(cap: admission.Cap, peer: str) -> Outcome:
+    """The reply to a connection over a cap; both say "try again", which clients retry on."""
+    if cap == "per_source":
+        reply = wire.sentence(f"Too many connections from {peer}; try again shortly.")
+        return Outcome(None, "busy_source", reply)
+    return Outcome(None, "busy", BUSY)
 
 
 def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
@@ -230,7 +284,7 @@ def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
         policy=Policy.from_settings(settings),
         key=key,
         canonical_domain=settings.canonical_domain,
-        active_proxy=lambda: active_proxy_name(settings, fleet_active),
+        standby_reply=lambda: standby_reply(settings.active_proxy_file, fleet_active),
     )
     return Listener(settings, registrar)
 
@@ -244,12 +298,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="TCP port (default 8282)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port on metrics_address, 0 = off")
     parser.add_argument("--redis", help="route store URL (default the local Redis)")
+    logs.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
-    path = args.config or os.environ.get(config.ENV_VAR)
-    fleet = config.load(Path(path)) if path else None
+    path = config.find(args.config)
+    fleet = config.load(path) if path else None
     settings = fleet.proxylistener if fleet else ProxyListener()
     overrides = {
         name: value
@@ -259,17 +314,21 @@ def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
         )
         if value is not None
     }  # fmt: skip
-    return dataclasses.replace(settings, **overrides), (fleet.active_proxy if fleet else None)
+    return config.overridden(settings, "command line", **overrides), (fleet.active_proxy if fleet else None)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the daemon until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    args = _arguments(argv)
+    logs.setup(args.log_format, args.log_level)
     try:
-        settings, fleet_active = _settings(_arguments(argv))
+        settings, fleet_active = _settings(args)
+        handed = activation.inherited()
         listener = build(settings, fleet_active)
         metrics.serve(settings.metrics_address, settings.metrics_port)
-        uvloop.run(listener.run())  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
+        uvloop.run(
+            listener.run(handed)
+        )  # libuv's loop: part of what took it past 2,000/s (docs/benchmarks.md)
     except (ToolforgectlError, OSError) as exc:
         output.fail("proxylistener", exc)
 

@@ -1,4 +1,5 @@
-"""The proxylistener's Prometheus metrics: requests by command and outcome, latency, open connections."""
+"""The proxylistener's Prometheus metrics: requests by command and outcome, latency, open connections,
+and, apart from the requests, port probes (a connect and close without a byte)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 CONNECTIONS = Gauge("proxylistener_connections", "Connections being served right now")
+PROBES = Counter(
+    "proxylistener_probes", "Connections closed without sending a byte (port probes, health checks)"
+)
 
 
 def observe(command: str, outcome: str, seconds: float) -> None:
     """Count one finished request and its latency."""
     REQUESTS.labels(command=command, outcome=outcome).inc()
-    if outcome != "empty":  # port probes would only drag the latency figures down
-        LATENCY.observe(seconds)
+    LATENCY.observe(seconds)
 
 
 def serve(address: str, port: int) -> None:

@@ -7,17 +7,25 @@ actor `proxylistener@<peer>` (what `toolforgectl debug history TOOL` shows), as 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import tokens, wire
-from toolforgectl.core.errors import ReadOnlyReplicaError, RouteStoreError, ValidationError
+from toolforgectl.core import activeproxy, tokens, wire
+from toolforgectl.core.errors import (
+    ActiveProxyError,
+    ReadOnlyReplicaError,
+    RefusedError,
+    RouteStoreError,
+    ValidationError,
+)
 from toolforgectl.core.models import Attribution
 from toolforgectl.daemons.proxylistener import authorize
-from toolforgectl.daemons.proxylistener.authorize import Policy, RefusedError
+from toolforgectl.daemons.proxylistener.authorize import Policy
 
 ACTOR = "proxylistener"
+log = logging.getLogger("proxylistener")
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class Registrar:
     policy: Policy
     key: bytes | None
     canonical_domain: str
-    active_proxy: Callable[[], str]
+    standby_reply: Callable[[], bytes]
 
     def handle(self, request: wire.Request, peer: str, ident_tool: str | None) -> Outcome:
         """Carry out `request` from `peer` (whose identd named `ident_tool`, if ident was used)."""
@@ -56,8 +64,7 @@ class Registrar:
             label = "unauthenticated" if tool is None else "refused"
             return Outcome(tool, label, wire.sentence(str(exc)))
         except ReadOnlyReplicaError:
-            where = self.active_proxy()
-            return Outcome(tool, "standby", wire.sentence(f"This proxy is a standby; register with {where}."))
+            return Outcome(tool, "standby", self.standby_reply())
         except RouteStoreError:
             return Outcome(tool, "store_error", wire.sentence("The route store is unavailable; try again."))
         return Outcome(tool, "ok", wire.OK)
@@ -90,3 +97,15 @@ class Registrar:
         )
         if change.new is not None:
             raise RefusedError("The route changed while removing it; not removed.")
+
+
+def standby_reply(active_proxy_file: str, fleet_active: str | None) -> bytes:
+    """What a standby answers: where to register instead, as /etc/active-proxy says (core/activeproxy.py)."""
+    try:
+        active = activeproxy.read(active_proxy_file, fleet_active)
+    except ActiveProxyError as exc:
+        log.warning("a standby cannot name the active proxy: %s", exc)
+        return wire.sentence("This proxy is a standby; the active proxy is not known here.")
+    if active.host is None:
+        return wire.sentence("This proxy is a standby, and registration is switched off.")
+    return wire.sentence(f"This proxy is a standby; register with {active.host}.")
