@@ -175,7 +175,10 @@ def test_a_busy_worker_does_not_make_the_watcher_give_up_on_redis(own_lab: Calla
     # longer than that between two looks at its sockets (as a costly route did in issue 10).
     proxy = own_lab(watcher_ping_ms=50)
     hello = backend_url(proxy, "hello")
-    redis_cli(proxy, "HSET", prefix_key("busy"), r"^/(\w+\s?)*$", hello, ".*", hello)
+    # Each such regex gives up at PCRE's match limit after 10-20 ms here; six before `.*` keep one
+    # request well past a PING timeout whatever the machine's speed.
+    costly = [rf"^/(\w+\s?)*{'1' * n}$" for n in range(6)]
+    redis_cli(proxy, "HSET", prefix_key("busy"), *[f for r in costly for f in (r, hello)], ".*", hello)
     backtracking = f"/busy/{'a' * 40}!"
     start = time.monotonic()
     assert proxy.backend_of(backtracking) == "hello"
