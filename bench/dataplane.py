@@ -36,6 +36,7 @@ from toolforgectl.adapters import nginx as frontproxy
 from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
 from toolforgectl.adapters.routestore import RouteStore, prefix_key
 from toolforgectl.core import config, validate
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.models import Attribution
 
 ACTOR = Attribution("bench")
@@ -234,7 +235,9 @@ def setup(
                 PORT=backend_port, PORT2=backend_port2)  # fmt: skip
     procs["backend"] = start_nginx(conf, work / "backend", backend_port)
     procs["redis"] = start_redis(work / "redis")
-    store = RouteStore.from_url(f"redis://127.0.0.1:{procs['redis'].port}/0")
+    # The bench's backends are on loopback, as the lab's tools are.
+    loopback = Destinations(allow_loopback=True)
+    store = RouteStore.from_url(f"redis://127.0.0.1:{procs['redis'].port}/0", destinations=loopback)
     backend = f"http://127.0.0.1:{backend_port}"
     bulk_load(store, tools, backend)
     cert, key = frontproxy.self_signed(work / "tls")
@@ -264,7 +267,8 @@ def start_ours(
     text = (
         f"proxies: [{{name: bench, address: 127.0.0.1, redis: 'redis://127.0.0.1:{redis_port}/0'}}]\n"
         f"dataplane: {{https_port: {port}, http_port: {free_port()}, internal_port: {internal},"
-        f" worker_processes: '1', user: '{'root' if os.geteuid() == 0 else ''}'}}\n"
+        f" worker_processes: '1', user: '{'root' if os.geteuid() == 0 else ''}',"
+        " allow_loopback_backends: true}\n"
     )
     fleet = frontproxy.with_tls(config.parse(text, "bench"), cert, key)
     layout = frontproxy.render_into(fleet, "bench", work / name)

@@ -208,7 +208,11 @@ def run(
     config = workdir / "fleet.yaml"
     settings = {"kubeconfig": str(api.write_kubeconfig(workdir / "kubeconfig")), "metrics_port": port,
                 "active_proxy_file": str(workdir / "active-proxy")}  # fmt: skip
-    doc = {"proxies": [{"name": "p1", "redis": f"redis://127.0.0.1:{redis_port}/0"}], "kube2proxy": settings}
+    doc = {
+        "proxies": [{"name": "p1", "redis": f"redis://127.0.0.1:{redis_port}/0"}],
+        "kube2proxy": settings,
+        "dataplane": {"allow_loopback_backends": True},  # the fake clusterIPs are on loopback
+    }
     config.write_text(yaml.safe_dump(doc))
     syncs = []
     for run_number in range(args.syncs):

@@ -36,7 +36,12 @@ def start_listener(tmp: Path, redis_port: int) -> Process:
     section = {"listen": "127.0.0.1", "token_key_file": str(tmp / "key"), "metrics_port": 0}
     section["max_connections"] = 1024
     section["max_connections_per_source"] = 1024  # every client of the benchmark is on 127.0.0.1
-    config = {"proxies": [{"name": "bench"}], "proxylistener": section}
+    # The clients register 127.0.0.1, as the lab's tools do.
+    config = {
+        "proxies": [{"name": "bench"}],
+        "proxylistener": section,
+        "dataplane": {"allow_loopback_backends": True},
+    }
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
     argv = [str(Path(sys.executable).parent / "proxylistener"), "--config", str(tmp / "config.yaml")]

@@ -14,6 +14,7 @@
 -- plain http backend, the request takes the slow path: the internal server runs `access()`, which
 -- may ask Redis, serves stale routes when Redis fails, and answers the 503s.
 local backend = require "urlproxy.backend"
+local resolver = require "urlproxy.resolver"
 local routecache = require "urlproxy.routecache"
 local schema = require "urlproxy.schema"
 local settings = require "urlproxy.settings"
@@ -75,7 +76,7 @@ end
 local function fallback()
     if default_url == nil then
         local url = settings.current.default_backend -- "" for none
-        default_url = url ~= "" and backend.parse(url) and url or false
+        default_url = url ~= "" and backend.trust(url) and url or false
     end
     return default_url
 end
@@ -145,6 +146,9 @@ function _M.access()
     ngx_var.urlproxy_backend = url
     if own and reveals(tool) then
         ngx_var.urlproxy_client = ngx_var.remote_addr -- X-Forwarded-For, X-Real-IP (the template)
+    end
+    if not resolver.ready(url) then
+        return exit(502) -- a host name without a usable address (resolver.lua logged why)
     end
     if is_https(url) then
         return ngx.exec("@urlproxy_tls") -- keeps the URI; the http path stays variable-free

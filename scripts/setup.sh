@@ -8,6 +8,8 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip make openssl
   redis-server
   nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-resty-lrucache lua-nginx-redis
+  # lua-resty-dns (host-name backends, lua/urlproxy/resolver.lua); a DNS server for its tests
+  lua-nginx-dns dnsmasq-base
   lua-check lua-cjson wrk valgrind
   # the Lua unit tests (tests/lua/unit/), and a CPU load to run the tests under
   lua5.1 lua-rex-pcre2 stress-ng

@@ -15,6 +15,7 @@ from hypothesis import settings
 
 from toolforgectl.adapters.processes import Process, start_redis
 from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.waiting import wait_until  # noqa: F401  (re-exported: tests import it from here)
 
 REPO = Path(__file__).resolve().parent.parent  # the checkout: templates/, lua/, tests/fixtures/
@@ -45,10 +46,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         process.stop()
 
 
+# Test tools run on loopback, as the lab's do: the destination rule of a fleet that says so.
+LOOPBACK_TOOLS = Destinations(allow_loopback=True)
+
+
 @pytest.fixture
 def store(redis_server: RedisServer) -> RouteStore:
-    """The route store on this test's redis-server."""
-    return RouteStore.from_url(redis_server.url)
+    """The route store on this test's redis-server, for tools on loopback (LOOPBACK_TOOLS)."""
+    return RouteStore.from_url(redis_server.url, destinations=LOOPBACK_TOOLS)
 
 
 @pytest.fixture(scope="module")

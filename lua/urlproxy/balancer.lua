@@ -4,8 +4,11 @@
 -- phase a proxied request cannot avoid. Whatever it cannot decide goes to the slow path's socket.
 -- `balance()` serves the slow path, where urlproxy.lua's access phase has already chosen the
 -- backend and passed it as $urlproxy_backend (which also picks the 503 page and is logged).
+-- Backend URLs are read once per worker (backend.peer); host names take their address from the
+-- resolver's cache (resolver.lua), never from DNS here: no I/O is allowed in this phase.
 local ngx_balancer = require "ngx.balancer"
 local backend = require "urlproxy.backend"
+local resolver = require "urlproxy.resolver"
 local settings = require "urlproxy.settings"
 local urlproxy = require "urlproxy"
 
@@ -13,41 +16,21 @@ local _M = {}
 
 local set_current_peer = ngx_balancer.set_current_peer
 local recreate_request = ngx_balancer.recreate_request
-
--- Backend URL -> parsed peer, per worker: a route's URL is parsed once, not per request. A plain
--- table (a hit is one lookup), emptied when it holds `peer_cache_size` URLs.
-local peers, count = {}, 0
-
-local function peer_of(url)
-    local peer = peers[url]
-    if peer then
-        return peer
-    end
-    local err
-    peer, err = backend.parse(url)
-    if not peer then
-        return nil, err
-    end
-    count = count + 1
-    if count > settings.current.peer_cache_size then
-        peers, count = {}, 1
-    end
-    peers[url] = peer
-    return peer
-end
+local peer_of = backend.peer
+local address_of = resolver.cached
 
 -- The slow path's server, as a peer (set_current_peer takes nginx's "unix:" address form).
-local slow_peer
+local slow_host
 
 local function slow()
-    if not slow_peer then
-        slow_peer = { host = "unix:" .. settings.current.slow_socket }
+    if not slow_host then
+        slow_host = "unix:" .. settings.current.slow_socket
     end
-    return slow_peer
+    return slow_host
 end
 
-local function connect(peer, url)
-    local ok, err = set_current_peer(peer.host, peer.port)
+local function connect(host, port, url)
+    local ok, err = set_current_peer(host, port)
     if not ok then
         ngx.log(ngx.ERR, "urlproxy: cannot use backend ", url, ": ", err)
         return ngx.exit(502)
@@ -71,15 +54,19 @@ function _M.route()
     local url, reveal = urlproxy.fast()
     local peer = url and peer_of(url)
     if peer then
-        if reveal then
-            reveal_client()
+        -- An IP literal, or a host name the resolver already has an address for (no I/O here).
+        local host = peer.host or address_of(peer)
+        if host then
+            if reveal then
+                reveal_client()
+            end
+            return connect(host, peer.port, url)
         end
-        return connect(peer, url)
     end
     if settings.current.client_ip == "hidden" then
         reveal_client()
     end
-    return connect(slow(), "slow path")
+    return connect(slow(), nil, "slow path")
 end
 
 function _M.balance()
@@ -89,7 +76,14 @@ function _M.balance()
         ngx.log(ngx.ERR, "urlproxy: balancer reached without a usable backend: ", err)
         return ngx.exit(500)
     end
-    return connect(peer, url)
+    -- urlproxy.access() resolved a host name before coming here; a name that lost its address
+    -- since (evicted from the dict) is unreachable for this request.
+    local host = peer.host or address_of(peer)
+    if not host then
+        ngx.log(ngx.ERR, "urlproxy: no address for backend ", url)
+        return ngx.exit(502)
+    end
+    return connect(host, peer.port, url)
 end
 
 return _M

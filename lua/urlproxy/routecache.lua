@@ -76,11 +76,12 @@ end
 
 -- HGETALL's flat reply as an ordered flat list {pattern1, url1, pattern2, url2, ...}: one table
 -- per tool keeps the Lua heap (and the garbage collector's work) small at thousands of tools.
--- Unusable backends are logged and skipped.
+-- Unusable backends (outside the grammar, or where this fleet lets no route point) are logged
+-- and skipped.
 local function build(flat)
     local pairs_ = {}
     for i = 1, #flat, 2 do
-        local peer, err = backend.parse(flat[i + 1])
+        local peer, err = backend.usable(flat[i + 1])
         if peer then
             pairs_[#pairs_ + 1] = { flat[i], flat[i + 1] }
         else

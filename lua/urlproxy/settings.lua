@@ -26,14 +26,22 @@ _M.DEFAULTS = {
     error_log_interval = 10,
     client_ip = "hidden", -- or "forwarded": the template then gives every tool the address
     client_ip_forwarded_tools = {}, -- with "hidden": tools that get the client's address anyway
+    allow_loopback_backends = false,
+    resolver = "", -- none: the nameservers of /etc/resolv.conf
+    resolver_timeout_ms = 500,
+    resolver_min_ttl = 5,
+    resolver_max_ttl = 300,
 }
 
--- What differs per proxy (its own Redis, its run dir): render always writes these.
+-- What differs per proxy (its own Redis, its run dir) or follows from the whole fleet config (the
+-- proxies' addresses and service ports, for backend.lua's destination rule): render always writes these.
 _M.REQUIRED = {
     redis_host = "string",
     redis_port = "number",
     redis_db = "number",
     slow_socket = "string",
+    proxy_addresses = "table",
+    proxy_ports = "table",
 }
 
 _M.current = nil

@@ -9,6 +9,9 @@ local _M = {
     ROUTES_DICT = "urlproxy_routes",
     -- The data plane's state, under the keys below.
     STATE_DICT = "urlproxy_state",
+    -- host name -> its address, when to resolve it again, and whether it is near (resolver.lua);
+    -- nothing else lives here, so the refresher can walk every key.
+    DNS_DICT = "urlproxy_dns",
 
     -- The invalidation log (changes.lua, written by watcher.lua): CHANGES is the number of the last
     -- change published, CHANGE_NEXT the last number handed out; slot CHANGE_SLOT .. (n % changes.RING)
@@ -46,6 +49,10 @@ end
 
 function _M.state()
     return ngx.shared[_M.STATE_DICT]
+end
+
+function _M.dns()
+    return ngx.shared[_M.DNS_DICT]
 end
 
 return _M

@@ -13,10 +13,12 @@ function _M.init()
     require "urlproxy.routelist"
     require "urlproxy.routeversion"
     require "urlproxy.watcher"
+    require("urlproxy.resolver").init()
 end
 
 function _M.init_worker()
     require("urlproxy.watcher").start()
+    require("urlproxy.resolver").start()
 end
 
 return _M

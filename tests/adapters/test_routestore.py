@@ -18,13 +18,13 @@ from toolforgectl.core.models import Attribution
 
 ALICE = Attribution("alice@bastion", "moving to the new cluster", "T12345")
 BOB = Attribution("bob@bastion")
-URL = validate.backend("http://127.0.0.1:8000")
+URL = validate.backend("http://10.0.0.5:8000")
 
 
 def test_set_route_writes_the_original_schema(redis_server: RedisServer) -> None:
     store = RouteStore.from_url(redis_server.url)
     store.set_route("dplbot", ".*", URL, ALICE)
-    assert redis_server.client().hgetall("prefix:dplbot") == {".*": "http://127.0.0.1:8000"}
+    assert redis_server.client().hgetall("prefix:dplbot") == {".*": "http://10.0.0.5:8000"}
 
 
 def test_routes_written_by_other_clients_are_read(redis_server: RedisServer) -> None:
@@ -93,11 +93,11 @@ def test_every_writer_leaves_the_same_audit_fields(redis_server: RedisServer) ->
 
 def test_unregister_of_a_stale_backend_keeps_the_newer_route(redis_server: RedisServer) -> None:
     store = RouteStore.from_url(redis_server.url)
-    store.set_route("dplbot", ".*", validate.backend("http://127.0.0.1:9001"), Attribution("new-job"))
+    store.set_route("dplbot", ".*", validate.backend("http://10.0.0.5:9001"), Attribution("new-job"))
     old_job = Attribution("old-job")
-    change = store.delete_route("dplbot", ".*", old_job, only_if_backend="http://127.0.0.1:9000")
+    change = store.delete_route("dplbot", ".*", old_job, only_if_backend="http://10.0.0.5:9000")
     assert not change.changed
-    assert store.routes("dplbot") == {".*": "http://127.0.0.1:9001"}
+    assert store.routes("dplbot") == {".*": "http://10.0.0.5:9001"}
     assert [e.actor for e in store.audit("dplbot")] == ["new-job"]
 
 
@@ -112,10 +112,10 @@ def test_listing_many_tools_uses_scan_and_sees_them_all(redis_server: RedisServe
     client = redis_server.client()
     pipe = client.pipeline()
     for i in range(2500):
-        pipe.hset(f"prefix:tool{i}", ".*", f"http://127.0.0.1:{1024 + i}")
+        pipe.hset(f"prefix:tool{i}", ".*", f"http://10.0.0.5:{1024 + i}")
     pipe.execute()
     routes = RouteStore.from_url(redis_server.url).all_routes()
-    assert len(routes) == 2500 and routes["tool2499"] == {".*": "http://127.0.0.1:3523"}
+    assert len(routes) == 2500 and routes["tool2499"] == {".*": "http://10.0.0.5:3523"}
 
 
 def test_unreachable_redis_is_a_route_store_error() -> None:
@@ -146,7 +146,7 @@ def test_passwords_never_appear_in_errors() -> None:
 @given(
     tool=st.one_of(st.text(max_size=70), st.sampled_from(["ok", "../x", "a b", "A"])),
     route=st.one_of(st.text(max_size=40), st.just(".*")),
-    backend=st.one_of(st.text(max_size=60), st.sampled_from(["http://127.0.0.1:80", "http://u:p@h:1"])),
+    backend=st.one_of(st.text(max_size=60), st.sampled_from(["http://10.0.0.5:80", "http://u:p@h:1"])),
 )
 def test_no_input_makes_the_store_hold_an_invalid_key_or_value(
     shared_redis: RedisServer, tool: str, route: str, backend: str
@@ -166,7 +166,7 @@ def test_a_write_with_a_rotated_token_generation_changes_nothing(redis_server: R
     store = RouteStore.from_url(redis_server.url)
     store.set_route("dplbot", ".*", URL, Attribution("job"))
     assert store.rotate_token("dplbot", ALICE) == 1
-    other = validate.backend("http://127.0.0.1:9999")
+    other = validate.backend("http://10.0.0.5:9999")
     with pytest.raises(ValidationError, match="token was rotated"):
         store.set_route("dplbot", ".*", other, Attribution("old-token"), token_generation=0)
     with pytest.raises(ValidationError, match="token was rotated"):

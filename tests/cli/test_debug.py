@@ -30,18 +30,18 @@ def _wait_for_aof(redis_server: RedisServer, expected: int) -> list[dict[str, ob
 def test_history_shows_the_set_and_delete_sequence_from_the_aof(redis_server: RedisServer) -> None:
     url = redis_server.url
     for argv in [
-        ("routes", "set", "dplbot", "http://127.0.0.1:8000"),
-        ("routes", "set", "other", "http://127.0.0.1:9999"),
-        ("routes", "set", "dplbot", "http://127.0.0.1:8001"),
-        ("routes", "set", "dplbot", "http://127.0.0.1:8002", "--route", "^/api"),
+        ("routes", "set", "dplbot", "http://10.0.0.5:8000"),
+        ("routes", "set", "other", "http://10.0.0.5:9999"),
+        ("routes", "set", "dplbot", "http://10.0.0.5:8001"),
+        ("routes", "set", "dplbot", "http://10.0.0.5:8002", "--route", "^/api"),
         ("routes", "delete", "dplbot", "--route", "^/api"),
     ]:
         assert run_cli("--redis", url, *argv).code == 0
     changes = _wait_for_aof(redis_server, 4)
     assert [c["args"] for c in changes] == [
-        ["HSET", "prefix:dplbot", ".*", "http://127.0.0.1:8000"],
-        ["HSET", "prefix:dplbot", ".*", "http://127.0.0.1:8001"],
-        ["HSET", "prefix:dplbot", "^/api", "http://127.0.0.1:8002"],
+        ["HSET", "prefix:dplbot", ".*", "http://10.0.0.5:8000"],
+        ["HSET", "prefix:dplbot", ".*", "http://10.0.0.5:8001"],
+        ["HSET", "prefix:dplbot", "^/api", "http://10.0.0.5:8002"],
         ["HDEL", "prefix:dplbot", "^/api"],
     ]
     assert all(isinstance(c["time"], float) for c in changes)  # Redis 7 #TS annotations
@@ -70,7 +70,7 @@ def test_history_reads_a_single_file_aof_with_an_rdb_preamble(
 def test_history_answers_who_changed_a_tool_and_why(redis_server: RedisServer) -> None:
     url = redis_server.url
     alice = {"SUDO_USER": "alice"}
-    set_argv = ("routes", "set", "dplbot", "http://127.0.0.1:8000", "--reason", "new grid", "--task-id", "T1")
+    set_argv = ("routes", "set", "dplbot", "http://10.0.0.5:8000", "--reason", "new grid", "--task-id", "T1")
     assert run_cli("--redis", url, *set_argv, env=alice).code == 0
     assert (
         run_cli("--redis", url, "routes", "delete", "dplbot", "--reason", "tool retired", env=alice).code == 0
@@ -90,7 +90,7 @@ def test_history_answers_who_changed_a_tool_and_why(redis_server: RedisServer) -
 
 def test_history_without_an_aof_still_shows_the_audit_record_with_a_note(redis_server: RedisServer) -> None:
     redis_server.client().config_set("appendonly", "no")
-    assert run_cli("--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000").code == 0
+    assert run_cli("--redis", redis_server.url, "routes", "set", "dplbot", "http://10.0.0.5:8000").code == 0
 
     result = run_cli("--redis", redis_server.url, "debug", "history", "dplbot", "--json")
     human = run_cli("--redis", redis_server.url, "debug", "history", "dplbot")

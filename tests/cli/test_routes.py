@@ -11,29 +11,29 @@ import pytest
 from tests.conftest import RedisServer, run_cli
 
 HOSTILE = [
-    ("routes", "set", "../x", "http://127.0.0.1:8000"),
-    ("routes", "set", "a b", "http://127.0.0.1:8000"),
+    ("routes", "set", "../x", "http://10.0.0.5:8000"),
+    ("routes", "set", "a b", "http://10.0.0.5:8000"),
     ("routes", "set", "dplbot", "http://u:p@127.0.0.1:1"),
     ("routes", "set", "dplbot", "ftp://127.0.0.1:21"),
-    ("routes", "set", "dplbot", "http://127.0.0.1:0"),
-    ("routes", "set", "dplbot", "http://127.0.0.1:70000"),
-    ("routes", "set", "x" * 10_000, "http://127.0.0.1:8000"),
-    ("routes", "set", "dplbot", "http://127.0.0.1:8000", "--route", "(" * 10_000),
+    ("routes", "set", "dplbot", "http://10.0.0.5:0"),
+    ("routes", "set", "dplbot", "http://10.0.0.5:70000"),
+    ("routes", "set", "x" * 10_000, "http://10.0.0.5:8000"),
+    ("routes", "set", "dplbot", "http://10.0.0.5:8000", "--route", "(" * 10_000),
     ("routes", "set", "dplbot", "http://" + "9" * 10_000 + ":1"),
 ]
 
 
 def test_set_then_show_reports_the_route(redis_server: RedisServer) -> None:
-    set_result = run_cli("--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000")
+    set_result = run_cli("--redis", redis_server.url, "routes", "set", "dplbot", "http://10.0.0.5:8000")
     assert set_result.code == 0, set_result.stderr
-    assert "dplbot" in set_result.stdout and "http://127.0.0.1:8000" in set_result.stdout
-    assert redis_server.client().hgetall("prefix:dplbot") == {".*": "http://127.0.0.1:8000"}
+    assert "dplbot" in set_result.stdout and "http://10.0.0.5:8000" in set_result.stdout
+    assert redis_server.client().hgetall("prefix:dplbot") == {".*": "http://10.0.0.5:8000"}
 
     shown = run_cli("--redis", redis_server.url, "routes", "show", "dplbot", "--json")
     assert shown.code == 0, shown.stderr
     data = json.loads(shown.stdout)["data"]
     assert data["routes"][0]["route"] == ".*"
-    assert data["routes"][0]["backend"] == "http://127.0.0.1:8000"
+    assert data["routes"][0]["backend"] == "http://10.0.0.5:8000"
 
 
 def test_show_reports_whether_the_backend_answers(redis_server: RedisServer) -> None:
@@ -64,7 +64,7 @@ def test_show_of_a_tool_without_routes_fails_clearly(redis_server: RedisServer) 
 def test_hostile_input_is_refused_and_changes_nothing(
     redis_server: RedisServer, argv: tuple[str, ...]
 ) -> None:
-    redis_server.client().hset("prefix:dplbot", ".*", "http://127.0.0.1:7000")
+    redis_server.client().hset("prefix:dplbot", ".*", "http://10.0.0.5:7000")
     before = redis_server.client().hgetall("prefix:dplbot")
     result = run_cli("--redis", redis_server.url, *argv)
     assert result.code == 2
@@ -77,7 +77,7 @@ def test_hostile_input_is_refused_and_changes_nothing(
 
 def test_dry_run_says_what_would_change_and_writes_nothing(redis_server: RedisServer) -> None:
     result = run_cli(
-        "--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000", "--dry-run"
+        "--redis", redis_server.url, "routes", "set", "dplbot", "http://10.0.0.5:8000", "--dry-run"
     )
     assert result.code == 0 and "would set" in result.stdout
     assert redis_server.client().dbsize() == 0
@@ -85,9 +85,9 @@ def test_dry_run_says_what_would_change_and_writes_nothing(redis_server: RedisSe
 
 def test_delete_removes_one_route_or_all(redis_server: RedisServer) -> None:
     client = redis_server.client()
-    client.hset("prefix:dplbot", mapping={".*": "http://127.0.0.1:1", "^/api": "http://127.0.0.1:2"})
+    client.hset("prefix:dplbot", mapping={".*": "http://10.0.0.5:1", "^/api": "http://10.0.0.5:2"})
     one = run_cli("--redis", redis_server.url, "routes", "delete", "dplbot", "--route", "^/api")
-    assert one.code == 0 and client.hgetall("prefix:dplbot") == {".*": "http://127.0.0.1:1"}
+    assert one.code == 0 and client.hgetall("prefix:dplbot") == {".*": "http://10.0.0.5:1"}
     everything = run_cli("--redis", redis_server.url, "routes", "delete", "dplbot")
     assert everything.code == 0 and not client.exists("prefix:dplbot")
     again = run_cli("--redis", redis_server.url, "routes", "delete", "dplbot")
@@ -98,23 +98,23 @@ def test_export_then_import_restores_every_route(
     redis_server: RedisServer, tmp_path: pytest.TempPathFactory
 ) -> None:
     client = redis_server.client()
-    client.hset("prefix:a", mapping={".*": "http://127.0.0.1:1", "^/x": "http://127.0.0.1:2"})
-    client.hset("prefix:b", ".*", "http://127.0.0.1:3")
+    client.hset("prefix:a", mapping={".*": "http://10.0.0.5:1", "^/x": "http://10.0.0.5:2"})
+    client.hset("prefix:b", ".*", "http://10.0.0.5:3")
     exported = run_cli("--redis", redis_server.url, "routes", "export")
     assert exported.code == 0
     client.flushall()
     imported = run_cli("--redis", redis_server.url, "routes", "import", "-", stdin=exported.stdout)
     assert imported.code == 0, imported.stderr
-    assert client.hgetall("prefix:a") == {".*": "http://127.0.0.1:1", "^/x": "http://127.0.0.1:2"}
-    assert client.hgetall("prefix:b") == {".*": "http://127.0.0.1:3"}
+    assert client.hgetall("prefix:a") == {".*": "http://10.0.0.5:1", "^/x": "http://10.0.0.5:2"}
+    assert client.hgetall("prefix:b") == {".*": "http://10.0.0.5:3"}
 
 
 def test_list_json_has_every_tool(redis_server: RedisServer) -> None:
-    redis_server.client().hset("prefix:a", ".*", "http://127.0.0.1:1")
-    redis_server.client().hset("prefix:b", ".*", "http://127.0.0.1:2")
+    redis_server.client().hset("prefix:a", ".*", "http://10.0.0.5:1")
+    redis_server.client().hset("prefix:b", ".*", "http://10.0.0.5:2")
     result = run_cli("--redis", redis_server.url, "routes", "list", "--json")
     envelope = json.loads(result.stdout)
-    assert envelope["data"] == {"a": {".*": "http://127.0.0.1:1"}, "b": {".*": "http://127.0.0.1:2"}}
+    assert envelope["data"] == {"a": {".*": "http://10.0.0.5:1"}, "b": {".*": "http://10.0.0.5:2"}}
 
 
 def test_unreachable_redis_is_one_line_and_exit_3() -> None:
@@ -124,7 +124,7 @@ def test_unreachable_redis_is_one_line_and_exit_3() -> None:
 
 
 def test_routes_with_markup_characters_are_printed_verbatim(redis_server: RedisServer) -> None:
-    redis_server.client().hset("prefix:a", "^/[a-z]+", "http://127.0.0.1:1")
+    redis_server.client().hset("prefix:a", "^/[a-z]+", "http://10.0.0.5:1")
     result = run_cli("--redis", redis_server.url, "routes", "list")
     assert "^/[a-z]+" in result.stdout
 
@@ -149,7 +149,7 @@ def _audit(redis_server: RedisServer, tool: str) -> list[dict[str, str]]:
 
 
 def test_setting_the_current_backend_says_unchanged_and_writes_nothing(redis_server: RedisServer) -> None:
-    argv = ("--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000")
+    argv = ("--redis", redis_server.url, "routes", "set", "dplbot", "http://10.0.0.5:8000")
     assert run_cli(*argv).code == 0
     again = run_cli(*argv)
     as_json = json.loads(run_cli(*argv, "--json").stdout)["data"]
@@ -165,7 +165,7 @@ def test_a_write_is_attributed_to_the_user_behind_sudo_with_reason_and_task(
     redis_server: RedisServer,
 ) -> None:
     result = run_cli(
-        "--redis", redis_server.url, "routes", "set", "dplbot", "http://127.0.0.1:8000",
+        "--redis", redis_server.url, "routes", "set", "dplbot", "http://10.0.0.5:8000",
         "--reason", "move to the new grid", "--task-id", "T4242",
         env={"SUDO_USER": "alice", "USER": "root", "LOGNAME": "root"},
     )  # fmt: skip
@@ -180,13 +180,13 @@ def test_a_write_is_attributed_to_the_user_behind_sudo_with_reason_and_task(
 
 def test_without_sudo_the_login_user_is_the_actor(redis_server: RedisServer) -> None:
     env = {"SUDO_USER": "", "LOGNAME": "bob", "USER": "bob"}
-    assert run_cli("--redis", redis_server.url, "routes", "set", "a", "http://127.0.0.1:1", env=env).code == 0
+    assert run_cli("--redis", redis_server.url, "routes", "set", "a", "http://10.0.0.5:1", env=env).code == 0
     assert run_cli("--redis", redis_server.url, "routes", "delete", "a", env=env).code == 0
     assert [e["actor"] for e in _audit(redis_server, "a")] == [f"bob@{socket.gethostname()}"] * 2
 
 
 def test_a_reason_that_would_break_the_audit_line_is_refused(redis_server: RedisServer) -> None:
-    argv = ("routes", "set", "a", "http://127.0.0.1:1", "--reason", "one\ntwo")
+    argv = ("routes", "set", "a", "http://10.0.0.5:1", "--reason", "one\ntwo")
     result = run_cli("--redis", redis_server.url, *argv)
     assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
     assert redis_server.client().dbsize() == 0
@@ -198,13 +198,13 @@ def _export(routes: dict[str, dict[str, str]]) -> str:
 
 def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServer) -> None:
     client = redis_server.client()
-    client.hset("prefix:same", ".*", "http://127.0.0.1:1")
-    client.hset("prefix:moved", ".*", "http://127.0.0.1:2")
-    client.hset("prefix:other", ".*", "http://127.0.0.1:3")
+    client.hset("prefix:same", ".*", "http://10.0.0.5:1")
+    client.hset("prefix:moved", ".*", "http://10.0.0.5:2")
+    client.hset("prefix:other", ".*", "http://10.0.0.5:3")
     routes = {
-        "same": {".*": "http://127.0.0.1:1"},
-        "moved": {".*": "http://127.0.0.1:20"},
-        "new": {".*": "http://127.0.0.1:4"},
+        "same": {".*": "http://10.0.0.5:1"},
+        "moved": {".*": "http://10.0.0.5:20"},
+        "new": {".*": "http://10.0.0.5:4"},
     }
     argv = ("--redis", redis_server.url, "routes", "import", "-", "--reason", "restore")
     human = run_cli(*argv, stdin=_export(routes))
@@ -212,8 +212,8 @@ def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServe
     assert "1 added, 1 changed, 1 unchanged, 1 kept" in human.stdout
     recap = json.loads(run_cli(*argv, "--json", stdin=_export(routes)).stdout)["data"]["recap"]
     assert recap == {"added": 0, "changed": 0, "unchanged": 3, "kept": 1}
-    assert client.hget("prefix:moved", ".*") == "http://127.0.0.1:20"
-    assert client.hget("prefix:other", ".*") == "http://127.0.0.1:3"
+    assert client.hget("prefix:moved", ".*") == "http://10.0.0.5:20"
+    assert client.hget("prefix:other", ".*") == "http://10.0.0.5:3"
     assert client.get("toolforgectl:routes:version") == "2", "only the two changes were written"
     assert [e["reason"] for e in _audit(redis_server, "new")] == ["restore"]
 
@@ -224,16 +224,16 @@ def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServe
         ('{"format": "toolforgectl-routes/2", "routes": {}}', "unknown format 'toolforgectl-routes/2'"),
         ('{"format": "toolforgectl-routes/1", "format": "toolforgectl-routes/1", "routes": {}}', "twice"),
         (
-            '{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://127.0.0.1:1"}, "a": {}}}',
+            '{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://10.0.0.5:1"}, "a": {}}}',
             "twice",
         ),
         (
-            '{"format": "toolforgectl-routes/1", "routes": {"a": {"x": "http://127.0.0.1:1", "x": "x"}}}',
+            '{"format": "toolforgectl-routes/1", "routes": {"a": {"x": "http://10.0.0.5:1", "x": "x"}}}',
             "twice",
         ),
-        ('{"routes": {"a": {".*": "http://127.0.0.1:1"}}}', "as written by `routes export`"),
+        ('{"routes": {"a": {".*": "http://10.0.0.5:1"}}}', "as written by `routes export`"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-        ('{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://127.0.0.1:1"}', "not JSON"),
+        ('{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://10.0.0.5:1"}', "not JSON"),
     ],
     ids=[
         "unknown-format",
@@ -257,7 +257,7 @@ def test_import_refuses_malformed_input_in_one_line_and_writes_nothing(
 
 def test_import_of_a_file_that_is_not_utf8_is_one_line(redis_server: RedisServer, tmp_path: Path) -> None:
     latin1 = tmp_path / "routes.json"
-    text = '{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://127.0.0.1:1"}}} // café'
+    text = '{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://10.0.0.5:1"}}} // café'
     latin1.write_bytes(text.encode("latin-1"))
     result = run_cli("--redis", redis_server.url, "routes", "import", str(latin1))
     assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
@@ -267,9 +267,9 @@ def test_import_of_a_file_that_is_not_utf8_is_one_line(redis_server: RedisServer
 def test_import_failing_part_way_says_how_many_routes_were_written(redis_server: RedisServer) -> None:
     client = redis_server.client()
     client.set("prefix:b", "not a hash")  # Redis refuses the second write (WRONGTYPE)
-    routes = {tool: {".*": f"http://127.0.0.1:{port}"} for tool, port in (("a", 1), ("b", 2), ("c", 3))}
+    routes = {tool: {".*": f"http://10.0.0.5:{port}"} for tool, port in (("a", 1), ("b", 2), ("c", 3))}
     result = run_cli("--redis", redis_server.url, "routes", "import", "-", stdin=_export(routes))
     assert result.code == 3
     assert len(result.stderr.strip().splitlines()) == 1
     assert "import stopped after 1 of 3 routes (1 written)" in result.stderr, result.stderr
-    assert client.hgetall("prefix:a") == {".*": "http://127.0.0.1:1"} and not client.exists("prefix:c")
+    assert client.hgetall("prefix:a") == {".*": "http://10.0.0.5:1"} and not client.exists("prefix:c")

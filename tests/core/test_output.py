@@ -12,11 +12,11 @@ from toolforgectl.core.output import ENVELOPE_KEYS, ERROR_ENVELOPE_KEYS, fail
 
 
 def test_every_json_answer_has_the_stable_envelope(redis_server: RedisServer) -> None:
-    redis_server.client().hset("prefix:a", ".*", "http://127.0.0.1:1")
+    redis_server.client().hset("prefix:a", ".*", "http://10.0.0.5:1")
     for argv, command in [
         (("routes", "list", "--json"), "routes list"),
         (("routes", "show", "a", "--json", "--no-probe"), "routes show"),
-        (("routes", "set", "a", "http://127.0.0.1:2", "--json", "--dry-run"), "routes set"),
+        (("routes", "set", "a", "http://10.0.0.5:2", "--json", "--dry-run"), "routes set"),
         (("debug", "redis", "--json"), "debug redis"),
         (("debug", "history", "a", "--json"), "debug history"),
     ]:
@@ -47,7 +47,7 @@ REDIS_DOWN = ("--redis", "redis://127.0.0.1:1/0")
         ((*REDIS_DOWN, "routes", "list", "--json"), "routes list", 3, "route_store"),
         (("--config", "/nonexistent.yaml", "debug", "redis", "--json"), "debug redis", 2, "config"),
         (
-            (*REDIS_DOWN, "routes", "set", "../x", "http://127.0.0.1:1", "--json"),
+            (*REDIS_DOWN, "routes", "set", "../x", "http://10.0.0.5:1", "--json"),
             "routes set",
             2,
             "validation",

@@ -60,11 +60,13 @@ def start_listener(
     redis_url: str,
     args: tuple[str, ...] = (),
     handed: socket.socket | None = None,
+    dataplane: dict[str, Any] | None = None,
     **settings: Any,
 ) -> Listener:
     """Start proxylistener on a free loopback port with `settings` as its config section and
     `args` added to its command line; or on the listening socket `handed`, as systemd's socket
-    activation passes it (`systemd_socket`)."""
+    activation passes it (`systemd_socket`). Its fleet's tools run on loopback, as the lab's
+    (`dataplane` may say otherwise)."""
     tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
@@ -73,7 +75,11 @@ def start_listener(
     metrics_port = free_port()
     section = {"listen": "127.0.0.1", "token_key_file": str(key_file), "read_timeout": 2.0}
     section |= {"active_proxy_file": str(tmp / "active-proxy"), **settings}
-    fleet = {"proxies": [{"name": "proxy-01", "address": "127.0.0.1"}], "proxylistener": section}
+    fleet = {
+        "proxies": [{"name": "proxy-01", "address": "127.0.0.1"}],
+        "proxylistener": section,
+        "dataplane": {"allow_loopback_backends": True, **(dataplane or {})},
+    }
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(fleet))
     argv = [str(BIN / "proxylistener"), "--config", str(config), "--port", str(port)]
@@ -153,10 +159,11 @@ class Stack:
         redis_url: str | None = None,
         args: tuple[str, ...] = (),
         handed: socket.socket | None = None,
+        dataplane: dict[str, Any] | None = None,
         **settings: Any,
     ) -> Listener:
         where = self.tmp / f"listener{len(self.started)}"
-        found = start_listener(where, redis_url or self.redis_url, args, handed, **settings)
+        found = start_listener(where, redis_url or self.redis_url, args, handed, dataplane, **settings)
         self.started.append(found)
         return found
 

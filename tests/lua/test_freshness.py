@@ -21,8 +21,9 @@ import redis
 
 from tests.conftest import wait_until
 from tests.lua.proxyclient import Proxy, access_log_line, lab_redis, restart_redis, until
+from tests.lua.test_urlproxy import store
 from toolforgectl.adapters.processes import start_redis
-from toolforgectl.adapters.routestore import RouteStore, prefix_key
+from toolforgectl.adapters.routestore import prefix_key
 from toolforgectl.core import validate
 from toolforgectl.core.models import Attribution
 from toolforgectl.lab import fleet
@@ -114,7 +115,7 @@ def test_writes_to_other_tools_leave_a_hot_tool_on_the_fast_path(lab: Proxy) -> 
     served_on_the_front(lab, "hello")
     epoch = route_state(lab)["epoch"]
     writer = redis.Redis.from_url(lab.info["redis"])
-    routes = RouteStore.from_url(lab.info["redis"])
+    routes = store(lab)  # under the lab fleet's destination rule: its tools run on loopback
     echo = validate.backend(backend_url(lab, "echo"))
     with traffic(lab, [f"/hello/hot-{next(UNIQUE)}" for _ in range(100_000)]) as done:
         # About 50 writes a second to other tools, raw (redis-cli, old daemons) and through our store.

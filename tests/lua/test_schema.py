@@ -54,6 +54,7 @@ def test_python_backend_grammar_is_the_pinned_one() -> None:
     grammar = PINNED["backend"]
     for pin in grammar["accepted"]:
         parsed = validate.backend(pin["url"])
+        assert parsed.is_name == (pin.get("kind") == "name")
         assert (parsed.url, parsed.scheme, str(parsed.host), parsed.port) == (
             pin["url"],
             pin["scheme"],
@@ -68,7 +69,7 @@ def test_python_backend_grammar_is_the_pinned_one() -> None:
 
 
 # First octets and groups at the edges of the grammar (unspecified, multicast, link-local, mapped).
-_EDGE_OCTETS = [0, 1, 10, 127, 223, 224, 239, 240, 255]
+_EDGE_OCTETS = [0, 1, 10, 127, 169, 223, 224, 239, 240, 255]
 _EDGE_GROUPS = [0, 1, 0xFE80, 0xFEFF, 0xFF00, 0xFF02, 0xFFFF]
 
 
@@ -94,6 +95,12 @@ def _ipv6_text() -> st.SearchStrategy[str]:
     return st.builds(text, first, rest, st.none() | st.integers(0, 8), st.booleans())
 
 
+def _name_text() -> st.SearchStrategy[str]:
+    """Near DNS names: short labels of letters, digits and hyphens (some empty, some all digits)."""
+    label = st.text("aZ09-", max_size=5)
+    return st.lists(label, min_size=1, max_size=4).map(".".join)
+
+
 def _host() -> st.SearchStrategy[str]:
     malformed = st.one_of(
         st.text("0123456789abcdef:.", max_size=45).map(lambda a: f"[{a}]"),
@@ -104,6 +111,7 @@ def _host() -> st.SearchStrategy[str]:
         _ipv4_text(),
         _ipv6_text().map(lambda a: f"[{a}]"),
         st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+        _name_text(),
         malformed,
     )
 
@@ -152,7 +160,8 @@ def test_lua_reads_every_backend_as_python_does(urls: list[str]) -> None:
         elif peer is None:
             assert python.url != url, f"Lua refuses {url!r}, which Python stores as it is"
         else:
-            lua = (peer["scheme"], ipaddress.ip_address(peer["host"].strip("[]")), peer["port"])
+            host = peer["name"] if "name" in peer else ipaddress.ip_address(peer["host"].strip("[]"))
+            lua = (peer["scheme"], host, peer["port"])
             assert (python.scheme, python.host, python.port) == lua, f"Lua reads {url!r} as {peer}"
 
 
@@ -195,7 +204,7 @@ def test_only_shdict_lua_names_shared_dicts_and_their_keys() -> None:
         ("schema.lua", '"prefix:"', '"route:"', "schema.lua PREFIX"),
         ("schema.lua", "{0,61}", "{0,62}", "TOOL_NAME"),
         ("settings.lua", "cache_ttl = 60", "cache_ttl = 30", "cache_ttl"),
-        ("backend.lua", "parts[1] >= 224", "parts[1] >= 225", '"http://224.0.0.1:80" accepted'),
+        ("backend.lua", "o[1] >= 224", "o[1] >= 225", '"http://224.0.0.1:80" accepted'),
         ("shdict.lua", '"urlproxy_state"', '"urlproxy_status"', "dict names"),
     ],
 )

@@ -24,7 +24,8 @@ from tests.lua.proxyclient import (
 )
 from toolforgectl.adapters.processes import Process, free_port, spawn
 from toolforgectl.adapters.routestore import RouteStore, prefix_key
-from toolforgectl.core import validate
+from toolforgectl.core import config, validate
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.models import Attribution, Backend
 from toolforgectl.lab import fleet, sampletool
 
@@ -40,7 +41,9 @@ def sample_tool(
 
 
 def store(proxy: Proxy) -> RouteStore:
-    return RouteStore.from_url(proxy.info["redis"])
+    """The lab's route store, under the lab fleet's destination rule (its tools run on loopback)."""
+    fleet_config = config.load(Path(proxy.state.config))
+    return RouteStore.from_url(proxy.info["redis"], destinations=Destinations.of_fleet(fleet_config))
 
 
 def backend(proxy: Proxy, tool: str) -> Backend:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import jinja2
 
 from toolforgectl.core.config import DEFAULT_REDIS_PORT, DataPlane, Fleet, Proxy
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import RenderError
 from toolforgectl.core.resources import resource_dir
 
@@ -57,6 +58,11 @@ LUA_SETTINGS = (
     "error_log_interval",
     "client_ip",
     "client_ip_forwarded_tools",
+    "allow_loopback_backends",
+    "resolver",
+    "resolver_timeout_ms",
+    "resolver_min_ttl",
+    "resolver_max_ttl",
 )
 
 
@@ -115,10 +121,11 @@ def render_proxy(
     env = _environment(templates or resource_dir("templates"))
     _check_socket_path(layout.slow_socket)
     context = {**_context(proxy, plane, layout), **_hop_marker(fleet)}
+    settings = lua_settings(proxy, plane, layout, Destinations.of_fleet(fleet))
     files = {
         "nginx.conf": _render(env, TEMPLATES[0], context),
         "urlproxy.conf": _render(env, TEMPLATES[1], context),
-        "urlproxy.json": json.dumps(lua_settings(proxy, plane, layout), indent=2, sort_keys=True) + "\n",
+        "urlproxy.json": json.dumps(settings, indent=2, sort_keys=True) + "\n",
         "redis.conf": redis_conf(redis_site(fleet, proxy, layout), plane, templates),
     }
     for name, (title, message) in ERROR_PAGES.items():
@@ -179,8 +186,11 @@ def write_files(files: Mapping[str, str], layout: Layout, workers_user: str = ""
         path.write_text(text, encoding="utf-8")
 
 
-def lua_settings(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, Any]:
-    """What lua/urlproxy/settings.lua reads: the `dataplane:` knobs, the proxy's Redis, the socket."""
+def lua_settings(
+    proxy: Proxy, plane: DataPlane, layout: Layout, destinations: Destinations | None = None
+) -> dict[str, Any]:
+    """What lua/urlproxy/settings.lua reads: the `dataplane:` knobs, the proxy's Redis, the socket,
+    and the fleet's destination rule (`Destinations.of_fleet`; without one: no proxy known)."""
     host, port, db = _redis_address(proxy)
     return {
         **{name: _json(getattr(plane, name)) for name in LUA_SETTINGS},
@@ -188,6 +198,7 @@ def lua_settings(proxy: Proxy, plane: DataPlane, layout: Layout) -> dict[str, An
         "redis_port": port,
         "redis_db": db,
         "slow_socket": str(layout.slow_socket),
+        **(destinations or Destinations()).lua_settings(),
     }
 
 

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from toolforgectl.core import validate
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import ReadOnlyReplicaError, RouteStoreError, ValidationError
 from toolforgectl.core.models import Action, Attribution, AuditEntry, Backend, RouteChange
 
@@ -157,17 +158,26 @@ def redacted(url: str) -> str:
 
 
 class RouteStore:
-    """Reads and writes routes in one Redis, validating everything on the way in."""
+    """Reads and writes routes in one Redis, validating everything on the way in.
 
-    def __init__(self, client: redis.Redis, url: str = "redis") -> None:
+    Every backend written must also be a place the fleet lets routes point (`destinations`: the
+    fleet's rule; without one, the strict default that knows no proxy and refuses loopback).
+    """
+
+    def __init__(
+        self, client: redis.Redis, url: str = "redis", destinations: Destinations | None = None
+    ) -> None:
         # redis-py types every reply as `bytes | str | None` whatever decode_responses says; the
         # client is always built with decode_responses=True, so replies are str, typed as Any here.
         self._redis: Any = client
         self._write: Any = client.register_script(_WRITE)
         self.url = redacted(url)
+        self.destinations = destinations or Destinations()
 
     @classmethod
-    def from_url(cls, url: str, timeout: float = DEFAULT_TIMEOUT) -> RouteStore:
+    def from_url(
+        cls, url: str, timeout: float = DEFAULT_TIMEOUT, destinations: Destinations | None = None
+    ) -> RouteStore:
         """Connect (lazily) to the Redis at `url`, e.g. `redis://127.0.0.1:6379/0`."""
         try:
             client = redis.Redis.from_url(
@@ -175,7 +185,7 @@ class RouteStore:
             )
         except ValueError as exc:
             raise ValidationError(f"Redis URL {redacted(url)!r} is not usable: {exc}") from None
-        return cls(client, url)
+        return cls(client, url, destinations)
 
     @contextmanager
     def _talking(self) -> Iterator[None]:
@@ -303,6 +313,7 @@ class RouteStore:
         in the same atomic step, so a rotated token cannot slip a write in between).
         """
         tool, route = validate.tool_name(tool), validate.route(route)
+        self.destinations.check(backend)
         with self._talking():
             if dry_run:
                 old = self._redis.hget(prefix_key(tool), route)
@@ -373,7 +384,15 @@ class RouteStore:
         again. For kube2proxy's relists and event bursts: one round trip per thousand routes.
         """
         checked = [
-            _Write("set", validate.tool_name(tool), validate.route(route), by, backend.url, None, member)
+            _Write(
+                "set",
+                validate.tool_name(tool),
+                validate.route(route),
+                by,
+                self.destinations.check(backend).url,
+                None,
+                member,
+            )
             for member, tool, route, backend in routes
         ]
         changes: list[RouteChange] = []

@@ -6,6 +6,7 @@ a command first asks for `fleet` or `store()`, so `--help`, `--version` and TAB 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated
@@ -42,12 +43,29 @@ class Settings:
         return config.load(config.config_path(self.config_option))
 
     def store(self) -> RouteStore:
-        """The route store of `--redis`, else of `--proxy` (default: the active proxy)."""
-        from toolforgectl.adapters.routestore import RouteStore
+        """The route store of `--redis`, else of `--proxy` (default: the active proxy).
 
-        if self.redis_url:
-            return RouteStore.from_url(self.redis_url)
-        return RouteStore.from_url(self.fleet.proxy(self.proxy_name).redis)
+        Its writes follow the fleet's destination rule (core/destinations.py). With `--redis` and
+        no fleet config file, the strict default applies: no loopback backends.
+        """
+        from toolforgectl.adapters.routestore import RouteStore
+        from toolforgectl.core.destinations import Destinations
+
+        if self.redis_url and not self._has_config():
+            return RouteStore.from_url(self.redis_url, destinations=Destinations())
+        destinations = Destinations.of_fleet(self.fleet)
+        url = self.redis_url or self.fleet.proxy(self.proxy_name).redis
+        return RouteStore.from_url(url, destinations=destinations)
+
+    def _has_config(self) -> bool:
+        """Whether a fleet config file is there to read (a broken one still fails when read)."""
+        from toolforgectl.core import config
+        from toolforgectl.core.errors import ConfigError
+
+        try:
+            return os.path.exists(config.config_path(self.config_option))
+        except ConfigError:
+            return False
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -88,7 +88,7 @@ def _reachable(row: dict[str, Any]) -> object:
 def set_route(
     ctx: typer.Context,
     tool: Annotated[str, typer.Argument(help="The tool whose prefix /<tool>/ is routed.")],
-    backend: Annotated[str, typer.Argument(help="Backend URL: http[s]://<ip>:<port>.")],
+    backend: Annotated[str, typer.Argument(help="Backend URL: http[s]://<ip or host name>:<port>.")],
     route: RouteOpt = ".*",
     reason: ReasonOpt = None,
     task_id: TaskIdOpt = None,

@@ -9,24 +9,35 @@ from typing import Any, Literal
 Action = Literal["set", "delete", "rotate-token"]
 Scheme = Literal["http", "https"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# A backend's host: an IP literal, or a lowercase DNS name (`tools-webgrid-lighttpd-1205.tools.eqiad.wmflabs`)
+# that the data plane resolves off the request path.
+Host = IPAddress | str
 
 
 @dataclass(frozen=True)
 class Backend:
     """Where a route points, parsed once where it enters (`validate.backend`) and passed on as is.
 
-    Only `validate.backend` should build one from text: it holds the rules (IP literal, port
-    1-65535, no credentials or path), so a Backend anywhere else is known to be acceptable.
+    Only `validate.backend` should build one from text: it holds the rules (an IP literal naming
+    one host, or a DNS name; port 1-65535; no credentials or path), so a Backend anywhere else is
+    known to be well-formed. Where it may point is a separate question, per fleet
+    (`core/destinations.py`).
     """
 
     scheme: Scheme
-    host: IPAddress
+    host: Host
     port: int
 
     @property
+    def is_name(self) -> bool:
+        """Whether the host is a DNS name (resolved by the data plane) rather than an IP literal."""
+        return isinstance(self.host, str)
+
+    @property
     def url(self) -> str:
-        """The canonical form stored in `prefix:<tool>`: `http://10.0.0.5:41234`, `http://[::1]:80`."""
-        host = f"[{self.host}]" if self.host.version == 6 else str(self.host)
+        """The canonical form stored in `prefix:<tool>`: `http://10.0.0.5:41234`, `http://[::1]:80`,
+        `http://tools-webgrid-lighttpd-1205.tools.eqiad.wmflabs:33555`."""
+        host = f"[{self.host}]" if isinstance(self.host, ipaddress.IPv6Address) else str(self.host)
         return f"{self.scheme}://{host}:{self.port}"
 
     def __str__(self) -> str:

@@ -13,13 +13,14 @@ import re
 from urllib.parse import urlsplit
 
 from toolforgectl.core.errors import ValidationError
-from toolforgectl.core.models import Backend, IPAddress
+from toolforgectl.core.models import Backend, Host, IPAddress
 
 TOOL_NAME_MAX = 63
 ROUTE_MAX = 256
 BACKEND_MAX = 128
 REASON_MAX = 500
 TASK_ID_MAX = 64
+HOST_NAME_MAX = 253
 
 # DNS-label style: a tool name is also the left-most label in host mode. Not all digits: such a
 # label is what the first number of an IP address looks like, and a request to an address must
@@ -27,6 +28,10 @@ TASK_ID_MAX = 64
 _TOOL_NAME = re.compile(r"(?![0-9]+$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ALL_DIGITS = re.compile(r"[0-9]+")
 _PORT = re.compile(r"[0-9]{1,5}")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# 0.0.0.0/8 is "this network": connecting to any of it reaches this host or fails, never a tool.
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 def shown(value: object, limit: int = 40) -> str:
@@ -70,11 +75,13 @@ def route(value: str) -> str:
 
 
 def backend(value: str) -> Backend:
-    """Parse a backend URL `http[s]://<ip>:<port>` into a Backend (its `.url` is the canonical form).
+    """Parse a backend URL `http[s]://<host>:<port>` into a Backend (its `.url` is the canonical form).
 
-    The host must be an IP literal: nginx's balancer needs one, and resolving names on the
-    request path is what the original stopped doing in 2016. No credentials, no path, no query:
-    the URI reaches the backend unchanged, so anything after the port would be a path trick.
+    The host is an IP literal naming one host (not an unspecified, multicast, link-local or
+    broadcast address: no tool can be there), or a DNS name with a domain, which the data plane
+    resolves off the request path (docs/dataplane.md). No credentials, no path, no query: the URI
+    reaches the backend unchanged, so anything after the port would be a path trick. Whether this
+    fleet may route there (loopback, the proxies themselves) is `core/destinations.py`'s question.
     """
     if len(value) > BACKEND_MAX:
         raise ValidationError(f"backend URL is longer than {BACKEND_MAX} characters")
@@ -94,7 +101,7 @@ def backend(value: str) -> Backend:
     return Backend("https" if parts.scheme == "https" else "http", host, port)
 
 
-def _host_and_port(netloc: str, value: str) -> tuple[IPAddress, int]:
+def _host_and_port(netloc: str, value: str) -> tuple[Host, int]:
     host_text, sep, port_text = netloc.rpartition(":")
     if not sep or not _PORT.fullmatch(port_text):
         raise ValidationError(f"backend URL {shown(value)} needs an explicit numeric port")
@@ -106,14 +113,53 @@ def _host_and_port(netloc: str, value: str) -> tuple[IPAddress, int]:
     try:
         host = ipaddress.ip_address(host_text)
     except ValueError:
-        raise ValidationError(
-            f"backend URL {shown(value)} must name its host by IP address, not by name"
-        ) from None
+        return host_name(host_text, value), port
     if isinstance(host, ipaddress.IPv6Address) and host.scope_id:
         raise ValidationError(f"backend URL {shown(value)} must not use an IPv6 zone")
-    if host.is_unspecified or host.is_multicast:
-        raise ValidationError(f"backend URL {shown(value)} names no single host")
+    why = no_single_host(host)
+    if why:
+        raise ValidationError(f"backend URL {shown(value)} names {why}")
     return host, port
+
+
+def host_name(text: str, value: str) -> str:
+    """The lowercase form of `text` if it is a DNS name a backend may use; `value` names it in errors.
+
+    ASCII letters, digits and inner hyphens in labels of 1-63 characters, 253 in all, at least two
+    labels (no search domain is applied, so a bare `grid-1205` would mean nothing definite), no
+    trailing dot, and a last label that is not all digits (`127.1` is an address, not a name).
+    """
+    labels = text.lower().split(".") if text.isascii() else []
+    if (
+        len(text) > HOST_NAME_MAX
+        or len(labels) < 2
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValidationError(
+            f"backend URL {shown(value)} must name its host by IP address or by a DNS name with a"
+            " domain (labels of letters, digits and inner hyphens)"
+        )
+    return ".".join(labels)
+
+
+def no_single_host(address: IPAddress) -> str | None:
+    """Why no tool can be at `address` (unspecified, multicast, link-local, broadcast), or None.
+
+    An IPv4-mapped IPv6 address is judged as the IPv4 address it reaches. Link-local covers
+    169.254.169.254, the cloud metadata service: a route there would publish its answers.
+    """
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_unspecified or address in _THIS_NETWORK:
+        return "an unspecified address (0.0.0.0/8, ::)"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_link_local:
+        return "a link-local address (169.254.0.0/16, fe80::/10: e.g. the cloud metadata service)"
+    if address == _BROADCAST:
+        return "the broadcast address"
+    return None
 
 
 def reason(value: str) -> str:

@@ -183,6 +183,8 @@ def _write_fleet(directory: Path, redis_url: str, key: Path, dataplane: Mapping[
         # nginx ignores `user` anyway.
         "user": "root" if os.geteuid() == 0 else "",
         "access_log_buffer": "",
+        # The lab's tools run on the proxy's host, at 127.0.0.1 (on a proxy VM, loopback is the proxy).
+        "allow_loopback_backends": True,
         **dataplane,
     }
     key.parent.mkdir(parents=True, exist_ok=True)

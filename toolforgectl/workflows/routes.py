@@ -118,7 +118,11 @@ def import_routes(store: RouteStore, routes: Routes, by: Attribution, *, dry_run
     """
     checked = sorted(
         (
-            (validate.tool_name(tool), validate.route(route), validate.backend(backend))
+            (
+                validate.tool_name(tool),
+                validate.route(route),
+                store.destinations.check(validate.backend(backend)),
+            )
             for tool, table in routes.items()
             for route, backend in table.items()
         ),

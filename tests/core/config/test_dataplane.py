@@ -47,7 +47,10 @@ def test_nginx_counts_and_sizes_may_be_written_as_numbers() -> None:
         ("{rate_limit: -1}", "dataplane.rate_limit must be 0 (off) or positive"),
         ("{maintenance: 'yes'}", "dataplane.maintenance must be true or false, not a string"),
         ("{rate_limt: 5}", "dataplane: unknown setting 'rate_limt' (did you mean 'rate_limit'?)"),
-        ("{default_backend: 'http://example.org:80'}", "dataplane.default_backend is not a usable backend"),
+        (
+            "{default_backend: 'http://169.254.169.254:80'}",
+            "dataplane.default_backend is not a usable backend",
+        ),
         ("{redis_maxmemory: lots}", "dataplane.redis_maxmemory must be a size Redis reads, such as 512mb"),
         ("{redis_maxmemory: '0'}", "dataplane.redis_maxmemory must be a size Redis reads"),
         ("[1, 2]", "dataplane must be a mapping, not a list"),

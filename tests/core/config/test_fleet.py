@@ -189,8 +189,8 @@ def test_commands_use_the_active_proxys_redis_from_the_config(
         f"  - {{name: active, redis: '{redis_server.url}'}}\n"
         "active_proxy: active\n"
     )
-    result = run_cli("--config", str(path), "routes", "set", "dplbot", "http://127.0.0.1:8000")
+    result = run_cli("--config", str(path), "routes", "set", "dplbot", "http://10.0.0.5:8000")
     assert result.code == 0, result.stderr
-    assert redis_server.client().hget("prefix:dplbot", ".*") == "http://127.0.0.1:8000"
+    assert redis_server.client().hget("prefix:dplbot", ".*") == "http://10.0.0.5:8000"
     standby = run_cli("--config", str(path), "--proxy", "standby", "routes", "list")
     assert standby.code == 3

@@ -92,6 +92,6 @@ def test_the_cli_uses_the_users_config_without_flags(tmp_path: Path, redis_serve
     path.parent.mkdir(parents=True)
     path.write_text(f"proxies: [{{name: p1, redis: '{redis_server.url}'}}]\n")
     env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), config.ENV_VAR: ""}
-    result = run_cli("routes", "set", "dplbot", "http://127.0.0.1:8000", env=env)
+    result = run_cli("routes", "set", "dplbot", "http://10.0.0.5:8000", env=env)
     assert result.code == 0, result.stderr
-    assert redis_server.client().hget("prefix:dplbot", ".*") == "http://127.0.0.1:8000"
+    assert redis_server.client().hget("prefix:dplbot", ".*") == "http://10.0.0.5:8000"

@@ -40,6 +40,8 @@ def write_config(
         ],
         "active_proxy": active,
         "kube2proxy": section,
+        # The test clusters' Service IPs are on loopback (127.96.0.0/16).
+        "dataplane": {"allow_loopback_backends": True},
     }
     path = directory / "fleet.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import LOOPBACK_TOOLS
 from toolforgectl.core import validate
 from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.errors import RefusedError
@@ -11,7 +12,7 @@ from toolforgectl.daemons.proxylistener import authorize
 from toolforgectl.daemons.proxylistener.authorize import Policy
 
 POLICY = Policy.from_settings(
-    ProxyListener(backend_networks=("127.0.5.0/24",), ident_networks=("127.0.0.0/8",))
+    ProxyListener(backend_networks=("127.0.5.0/24",), ident_networks=("127.0.0.0/8",)), LOOPBACK_TOOLS
 )
 
 

@@ -88,6 +88,14 @@ local function new_dict()
     function dict.delete(_, key)
         values[key], expires[key] = nil, nil
     end
+    function dict.get_keys()
+        local keys = {}
+        for key in pairs(values) do
+            keys[#keys + 1] = key
+        end
+        table.sort(keys)
+        return keys
+    end
     function dict.incr(_, key, by, init)
         local value = live(key)
         if value == nil then
@@ -295,6 +303,49 @@ local function fake_redis_module()
     }
 end
 
+-- The scripted DNS (in place of lua-resty-dns, `nginx.dns.resolver`): `records` maps a name to
+-- its answers ({type = 1 (A) or 28 (AAAA), address, ttl} each) or to "servfail"; a name it lacks
+-- does not exist (NXDOMAIN); `down` answers nothing. `queries` lists "<name> <type>" asked, and
+-- `servers` the nameservers the last resolver was made with.
+local function new_dns_state()
+    return { records = {}, down = false, queries = {}, servers = nil }
+end
+
+local function fake_dns_module()
+    local resolver = { TYPE_A = 1, TYPE_AAAA = 28 }
+    resolver.__index = resolver
+
+    function resolver.new(_, opts)
+        shim.dns.servers = opts.nameservers
+        return setmetatable({}, resolver)
+    end
+
+    function resolver.query(_, name, opts)
+        local state = shim.dns
+        state.queries[#state.queries + 1] = name .. " " .. opts.qtype
+        if state.down then
+            return nil, "failed to receive reply from UDP server 127.0.0.1:53: connection refused"
+        end
+        local records = state.records[name]
+        if records == nil then
+            return { errcode = 3, errstr = "name error" }
+        end
+        if records == "servfail" then
+            return { errcode = 2, errstr = "server failure" }
+        end
+        local answers = {}
+        for _, record in ipairs(records) do
+            if record.type == opts.qtype then
+                answers[#answers + 1] =
+                    { name = name, type = record.type, address = record.address, ttl = record.ttl }
+            end
+        end
+        return answers
+    end
+
+    return resolver
+end
+
 -- A fresh `ngx` global and fresh recordings: every test case starts from here.
 function shim.reset()
     shim.clock = 1000
@@ -310,6 +361,7 @@ function shim.reset()
     shim.on_sleep = nil
     shim.exiting = false
     shim.redis = new_redis_state()
+    shim.dns = new_dns_state()
     local dicts = setmetatable({}, {
         __index = function(dicts, name)
             local dict = new_dict()
@@ -360,6 +412,15 @@ function shim.reset()
                 shim.exiting = true
             end
         end,
+        -- Light threads run to completion at once (the modules only spawn, then wait for all).
+        thread = {
+            spawn = function(fn, ...)
+                return { pcall(fn, ...) }
+            end,
+            wait = function(thread)
+                return unpack(thread)
+            end,
+        },
         worker = {
             exiting = function()
                 return shim.exiting
@@ -373,6 +434,7 @@ function shim.reset()
         },
     }
     package.loaded["nginx.redis"] = fake_redis_module()
+    package.loaded["nginx.dns.resolver"] = fake_dns_module()
     package.loaded["ngx.balancer"] = {
         set_current_peer = function(host, port)
             shim.peer = { host = host, port = port }

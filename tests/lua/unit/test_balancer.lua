@@ -24,9 +24,9 @@ end)
 
 case("IPv6 backends are handed over in brackets", function()
     unit.watching()
-    unit.store("six", { { ".*", "http://[::1]:8000" } })
+    unit.store("six", { { ".*", "http://[2001:db8::1]:8000" } })
     require("urlproxy.routecache").routes("six")
-    eq(route("/six/"), { host = "[::1]", port = 8000 }, "peer")
+    eq(route("/six/"), { host = "[2001:db8::1]", port = 8000 }, "peer")
 end)
 
 case("parsed peers stay right when the per-worker table of peer_cache_size URLs is emptied", function()

@@ -55,8 +55,13 @@ case("the backend grammar: every pinned backend parses to its address and port",
     for _, pin in ipairs(pinned().backend.accepted) do
         local peer, err = backend.parse(pin.url)
         check(peer, pin.url .. " refused: " .. tostring(err))
-        local host = pin.address:find(":", 1, true) and "[" .. pin.address .. "]" or pin.address
-        eq(peer, { scheme = pin.scheme, host = host, port = pin.port }, "peer of " .. pin.url)
+        local expected = { scheme = pin.scheme, port = pin.port }
+        if pin.kind == "name" then
+            expected.name = pin.address
+        else
+            expected.host = pin.address:find(":", 1, true) and "[" .. pin.address .. "]" or pin.address
+        end
+        eq(peer, expected, "peer of " .. pin.url)
     end
 end)
 
@@ -84,7 +89,7 @@ end)
 
 case("the shared dicts are the pinned ones", function()
     local shdict = require "urlproxy.shdict"
-    local names = { shdict.ROUTES_DICT, shdict.STATE_DICT }
+    local names = { shdict.ROUTES_DICT, shdict.STATE_DICT, shdict.DNS_DICT }
     table.sort(names)
     eq(names, pinned().shared_dicts, "shdict.lua dict names")
 end)

@@ -68,6 +68,8 @@ function unit.configure(overrides)
         redis_port = 6379,
         redis_db = 0,
         slow_socket = "/run/test/slow.sock",
+        proxy_addresses = {},
+        proxy_ports = {},
     }
     for key, value in pairs(overrides or {}) do
         data[key] = value

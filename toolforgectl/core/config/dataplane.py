@@ -14,6 +14,7 @@ Every key is optional; unknown keys are rejected so a typo never silently does n
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated
 
@@ -36,6 +37,9 @@ from toolforgectl.core.errors import ValidationError
 
 ROUTING_MODES = ("path", "host")
 CLIENT_IP_MODES = ("hidden", "forwarded")
+_NAMESERVER = re.compile(
+    r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::(?P<p6>[0-9]{1,5}))?|(?P<v4>[0-9.]+)(?::(?P<p4>[0-9]{1,5}))?"
+)
 
 
 def _backend_or_empty(value: str) -> str:
@@ -54,6 +58,23 @@ def _redis_size(value: str) -> str:
     # A limit of 0 is Redis's "no limit": the point of the setting is to have one.
     if not _REDIS_SIZE.fullmatch(value):
         raise invalid(f"must be a size Redis reads, such as 512mb or 2gb, not {value!r}")
+    return value
+
+
+def _nameservers(value: str) -> str:
+    """Space-separated nameservers as nginx's `resolver` directive takes them: `10.0.0.2`,
+    `10.0.0.2:5353`, `[2001:db8::2]:53`. Empty: those of the proxy's /etc/resolv.conf."""
+    for text in value.split():
+        found = _NAMESERVER.fullmatch(text)
+        try:
+            if not found:
+                raise ValueError(text)
+            ipaddress.ip_address(found["v6"] or found["v4"])
+            port = int(found["p6"] or found["p4"] or 53)
+        except ValueError:
+            raise invalid(f"must list nameservers as IP or IP:port ([IPv6]:port), not {text!r}") from None
+        if not 1 <= port <= 65535:
+            raise invalid(f"has port {port} in {text!r}, outside 1-65535")
     return value
 
 
@@ -120,3 +141,12 @@ class DataPlane:
         if tools and info.data.get("client_ip") == "forwarded":
             raise invalid("is only for client_ip: hidden (with forwarded, every tool gets the address)")
         return tools
+
+    # Where routes may point (core/destinations.py): loopback only where the tools run on the
+    # proxy host itself (the lab); on a proxy VM, loopback is the proxy.
+    allow_loopback_backends: StrictBool = False
+    # Host-name backends (docs/dataplane.md): resolved off the request path, cached by TTL.
+    resolver: Annotated[Text, AfterValidator(_nameservers)] = ""  # empty: /etc/resolv.conf's
+    resolver_timeout_ms: Count = 500  # per DNS try (the slow path tries once, the refresher twice)
+    resolver_min_ttl: Count = 5  # seconds: an answer's TTL is raised to this, and failures retried after it
+    resolver_max_ttl: Count = 300  # seconds: and lowered to this

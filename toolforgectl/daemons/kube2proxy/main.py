@@ -16,6 +16,7 @@ from toolforgectl.adapters.kube import ServiceApi
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import activeproxy, config, logs, output
 from toolforgectl.core.config.fleet import Fleet, Proxy
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import ConfigError, ToolforgectlError
 from toolforgectl.daemons.kube2proxy.metrics import Metrics
 from toolforgectl.daemons.kube2proxy.reflector import Reflector
@@ -122,7 +123,7 @@ def build(args: argparse.Namespace, stopper: Stopper) -> tuple[Reflector, Active
     proxy = fleet.proxy(args.proxy)
     settings = fleet.kube2proxy
     metrics = Metrics()
-    store = RouteStore.from_url(args.redis or proxy.redis)
+    store = RouteStore.from_url(args.redis or proxy.redis, destinations=Destinations.of_fleet(fleet))
     api = ServiceApi.connect(settings.kubeconfig, settings.context)
     gate = ActiveGate(proxy, config_file, fleet, metrics)
     reflector = Reflector(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from toolforgectl.adapters.kube import Service, ServicePort
 from toolforgectl.core import validate
 from toolforgectl.core.config import Kube2proxy
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import ValidationError
 from toolforgectl.core.models import Backend
 
@@ -54,8 +55,9 @@ def member(namespace: str, service: str, route: str) -> str:
 class ServiceMapper:
     """Applies the kube2proxy settings to Services and to registry members."""
 
-    def __init__(self, settings: Kube2proxy) -> None:
+    def __init__(self, settings: Kube2proxy, destinations: Destinations | None = None) -> None:
         self.settings = settings
+        self.destinations = destinations or Destinations()
         before, _, after = settings.tool_namespace.partition("{tool}")
         self._namespace = re.compile(re.escape(before) + "(.+)" + re.escape(after))
 
@@ -85,7 +87,7 @@ class ServiceMapper:
         route = f"/{path}{ROOT_ROUTE}" if path else ROOT_ROUTE
         host = f"[{service.cluster_ip}]" if ":" in service.cluster_ip else service.cluster_ip
         try:
-            backend = validate.backend(f"http://{host}:{port.port}")
+            backend = self.destinations.check(validate.backend(f"http://{host}:{port.port}"))
             route = validate.route(route)
         except ValidationError as exc:
             return Skip("invalid", str(exc))

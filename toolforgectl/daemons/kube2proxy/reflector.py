@@ -46,7 +46,7 @@ class Reflector:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api, self.store, self.settings, self.metrics = api, store, settings, metrics
-        self.mapper = ServiceMapper(settings)
+        self.mapper = ServiceMapper(settings, store.destinations)
         self.is_active, self.interruptible, self.sleep = is_active, interruptible, sleep
         self.owned: dict[tuple[str, str], set[str]] = {}  # Service -> registry members it wrote
         self.skipped: dict[tuple[str, str], str] = {}  # Service -> why it has no route (logged once)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -27,6 +28,7 @@ import uvloop
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, logs, output, tokens, wire
 from toolforgectl.core.config import ProxyListener
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
 from toolforgectl.daemons.proxylistener import activation, admission, authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy
@@ -276,12 +278,14 @@ def _busy(cap: admission.Cap, peer: str) -> Outcome:
     return Outcome(None, "busy", BUSY)
 
 
-def build(settings: ProxyListener, fleet_active: str | None) -> Listener:
-    """A Listener wired to its route store, policy and token key."""
+def build(
+    settings: ProxyListener, fleet_active: str | None, destinations: Destinations | None = None
+) -> Listener:
+    """A Listener wired to its route store, policy and token key, under the fleet's destination rule."""
     key = tokens.load_key(Path(settings.token_key_file)) if "token" in settings.identity else None
     registrar = Registrar(
-        store=RouteStore.from_url(settings.redis),
-        policy=Policy.from_settings(settings),
+        store=RouteStore.from_url(settings.redis, destinations=destinations),
+        policy=Policy.from_settings(settings, destinations),
         key=key,
         canonical_domain=settings.canonical_domain,
         standby_reply=lambda: standby_reply(settings.active_proxy_file, fleet_active),
@@ -302,9 +306,20 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
+def _fleet(args: argparse.Namespace) -> config.Fleet | None:
     path = config.find(args.config)
-    fleet = config.load(path) if path else None
+    return config.load(path) if path else None
+
+
+def _destinations(args: argparse.Namespace, settings: ProxyListener) -> Destinations | None:
+    """The fleet's destination rule, counting this listener's ports and Redis as given on the command
+    line; None (the strict default) without a fleet config."""
+    fleet = _fleet(args)
+    return Destinations.of_fleet(dataclasses.replace(fleet, proxylistener=settings)) if fleet else None
+
+
+def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
+    fleet = _fleet(args)
     settings = fleet.proxylistener if fleet else ProxyListener()
     overrides = {
         name: value
@@ -324,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings, fleet_active = _settings(args)
         handed = activation.inherited()
-        listener = build(settings, fleet_active)
+        listener = build(settings, fleet_active, _destinations(args, settings))
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(
             listener.run(handed)
