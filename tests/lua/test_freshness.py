@@ -23,7 +23,7 @@ from tests.conftest import wait_until
 from tests.lua.proxyclient import Proxy, access_log_line, lab_redis, restart_redis, until
 from tests.lua.test_urlproxy import store
 from toolforgectl.adapters.processes import start_redis
-from toolforgectl.adapters.routestore import prefix_key
+from toolforgectl.adapters.routestore import prefix_key, redirect_key
 from toolforgectl.core import validate
 from toolforgectl.core.models import Attribution
 from toolforgectl.lab import fleet
@@ -109,6 +109,29 @@ def test_a_tool_registered_with_a_plain_hset_is_served_at_once(lab: Proxy) -> No
     assert lab.get("/latecomer/").status == 503  # cached as unknown now
     redis.Redis.from_url(lab.info["redis"]).hset(prefix_key("latecomer"), ".*", backend_url(lab, "echo"))
     until(lambda: lab.backend_of("/latecomer/") == "echo", timeout=LIVE_WITHIN)
+
+
+def test_a_redirect_key_written_by_another_client_makes_only_its_tool_stale(lab: Proxy) -> None:
+    # The canonical-redirect flag (`redirect:<tool>`, registerCanonical) is cached with the tool's
+    # routes, so a change of it must reach nginx like a change of `prefix:<tool>` does.
+    served_on_the_front(lab, "hello")
+    served_on_the_front(lab, "echo")
+    epoch = route_state(lab)["epoch"]
+    try:
+        redis_cli(lab, "HSET", redirect_key("hello"), ".*", "hello.toolforge.org")
+
+        def hello_reread() -> bool:
+            path = f"/hello/after-{next(UNIQUE)}"
+            lab.get(path)
+            return "path=slow" in access_log_line(lab, path)
+
+        until(hello_reread, timeout=LIVE_WITHIN)
+        path = f"/echo/after-{next(UNIQUE)}"
+        lab.get(path)
+        assert "path=front" in access_log_line(lab, path), "another tool's cache was dropped too"
+        assert route_state(lab)["epoch"] == epoch, "every tool went stale, not just hello"
+    finally:
+        redis_cli(lab, "DEL", redirect_key("hello"))
 
 
 def test_writes_to_other_tools_leave_a_hot_tool_on_the_fast_path(lab: Proxy) -> None:
