@@ -13,7 +13,13 @@
 -- only fresh cached routes (no I/O is allowed there); when it cannot decide, or the answer is not a
 -- plain http backend, the request takes the slow path: the internal server runs `access()`, which
 -- may ask Redis, serves stale routes when Redis fails, and answers the 503s.
+--
+-- Canonical redirects (path mode, with `canonical_domain` set): a tool whose `redirect:<tool>` key
+-- holds anything (what `registerCanonical` writes) answers every request with a redirect to
+-- https://<tool>.<canonical_domain> and the rest of the path and query, as the 2020 data plane did.
+-- The front hands such a tool to the slow path (no redirect can be sent from the balancer phase).
 local backend = require "urlproxy.backend"
+local redisconn = require "urlproxy.redisconn"
 local resolver = require "urlproxy.resolver"
 local routecache = require "urlproxy.routecache"
 local schema = require "urlproxy.schema"
@@ -25,11 +31,15 @@ local find = string.find
 local sub = string.sub
 local byte = string.byte
 local S = string.byte("s")
+local SLASH = string.byte("/")
 local re_find = ngx.re.find
 local ngx_var = ngx.var
 local exit = ngx.exit
 
 local default_url -- checked once per worker
+
+-- match()'s error when the tool's answer is a canonical redirect, not a backend.
+local REDIRECTED = "redirect"
 
 local function is_https(url)
     return byte(url, 5) == S -- "https://..." (the route store allows only http and https)
@@ -57,17 +67,29 @@ local function split(uri)
 end
 
 -- The backend URL of `tool`'s first route matching `subject`; false for none; nil, err when the
--- routes cannot be known. `routes_of` is routecache.routes or routecache.cached.
-local function match(routes_of, tool, subject)
+-- routes cannot be known, or nil, REDIRECTED when the tool redirects (only with `redirects`: never
+-- for admin). `routes_of` is routecache.routes or routecache.cached.
+local function match(routes_of, tool, subject, redirects)
     local routes, err = routes_of(tool)
     if not routes then
         return nil, err
     end
+    if redirects and routes.redirect then
+        return nil, REDIRECTED
+    end
     for i = 1, #routes, 2 do
         local pattern = routes[i]
         -- ".*" (what every client registers) matches anything: skip the regex engine for it.
-        if pattern == ".*" or re_find(subject, pattern, "jo") then
+        if pattern == ".*" then
             return routes[i + 1]
+        end
+        local from, _, match_err = re_find(subject, pattern, "jo")
+        if from then
+            return routes[i + 1]
+        end
+        if match_err then
+            -- Past lua_regex_match_limit: this request goes on without the route, and says so.
+            redisconn.log_error(routecache.route_name(tool, pattern) .. " skipped: " .. match_err)
         end
     end
     return false
@@ -89,7 +111,7 @@ local function choose(routes_of)
     local tool, rest = split(uri)
     local url, err, own = false, nil, false
     if tool ~= "" then
-        url, err = match(routes_of, tool, rest)
+        url, err = match(routes_of, tool, rest, true)
         own = url and true or false
     end
     if url == false then
@@ -130,6 +152,26 @@ function _M.fast()
     return nil
 end
 
+-- The canonical address of `tool` for this request: its host, then the client's raw URI after the
+-- tool's segment (path and query as sent, "/" when there is no path left).
+local function canonical_url(tool)
+    local uri = ngx_var.request_uri
+    local rest = find(uri, "[/?]", 2) -- the end of the first segment, by a pattern without captures
+    rest = rest and sub(uri, rest) or ""
+    if byte(rest, 1) ~= SLASH then
+        rest = "/" .. rest
+    end
+    return "https://" .. tool .. "." .. settings.current.canonical_domain .. rest
+end
+
+-- 301 for GET and HEAD (browsers and search engines move to the canonical address for good); 308
+-- for the rest, so a form's POST keeps its method and body (why the original moved from 302 to 307).
+local function redirect(tool)
+    local method = ngx_var.request_method
+    local status = (method == "GET" or method == "HEAD") and 301 or 308
+    return ngx.redirect(canonical_url(tool), status)
+end
+
 -- The slow path's access phase: choose the peer (for balancer.lua, as $urlproxy_backend), or finish
 -- the request with 503 (maintenance, or nothing to send it to).
 function _M.access()
@@ -139,6 +181,10 @@ function _M.access()
     end
     local tool, url, err, own = choose(routecache.routes)
     ngx_var.urlproxy_tool = tool
+    if err == REDIRECTED then
+        ngx_var.urlproxy_backend = "redirect"
+        return redirect(tool)
+    end
     if not url then
         ngx_var.urlproxy_backend = err and "unavailable" or "none"
         return exit(503)
@@ -151,7 +197,8 @@ function _M.access()
         return exit(502) -- a host name without a usable address (resolver.lua logged why)
     end
     if is_https(url) then
-        return ngx.exec("@urlproxy_tls") -- keeps the URI; the http path stays variable-free
+        -- Keeps the URI; the http path stays variable-free. A WebSocket keeps its long timeouts.
+        return ngx.exec(ngx_var.urlproxy_websocket == "1" and "@urlproxy_tls_websocket" or "@urlproxy_tls")
     end
 end
 

@@ -5,6 +5,11 @@
 -- log (changes.lua), each worker reads the log's head at most once per clock tick and marks the
 -- entries of exactly the tools that changed stale. Stale entries are kept: when Redis fails they
 -- are served as they are (stale-if-error), so known tools keep working.
+--
+-- What one tool costs a request is bounded here: an entry holds at most `max_routes_per_tool`
+-- routes (the first in match order, whatever another writer put in Redis), and a route whose
+-- backend or regex nginx cannot use is logged and left out when the entry is built, not retried
+-- per request.
 local cjson = require "cjson.safe"
 local backend = require "urlproxy.backend"
 local changes = require "urlproxy.changes"
@@ -18,7 +23,8 @@ local _M = {}
 local ngx_now = ngx.now
 local re_find = ngx.re.find
 local table_sort = table.sort
-local unpack = unpack
+local gsub = string.gsub
+local min = math.min
 
 local shared = shdict.routes()
 
@@ -74,26 +80,74 @@ local function before(a, b)
     return a[1] < b[1]
 end
 
--- HGETALL's flat reply as an ordered flat list {pattern1, url1, pattern2, url2, ...}: one table
--- per tool keeps the Lua heap (and the garbage collector's work) small at thousands of tools.
--- Unusable backends (outside the grammar, or where this fleet lets no route point) are logged
--- and skipped.
-local function build(flat)
-    local pairs_ = {}
-    for i = 1, #flat, 2 do
-        local peer, err = backend.usable(flat[i + 1])
-        if peer then
-            pairs_[#pairs_ + 1] = { flat[i], flat[i + 1] }
-        else
-            redisconn.log_error("ignoring a stored route: " .. err)
+-- How the error log names a route: its pattern is whatever a writer stored, control bytes included.
+function _M.route_name(tool, pattern)
+    return "route " .. gsub(pattern, "%c", "?") .. " of tool " .. tool
+end
+
+-- Why nginx cannot use the route `pattern` -> `url`, or nil: a backend outside the grammar or
+-- where this fleet lets no route point, or a regex PCRE cannot compile. The regex is compiled with
+-- the flags requests use, so the compiled pattern is already in the worker's regex cache for them.
+local function unusable(tool, pattern, url)
+    local peer, err = backend.usable(url)
+    if not peer then
+        return err
+    end
+    if pattern ~= ".*" then
+        local _, _, compile_err = re_find("", pattern, "jo")
+        if compile_err then
+            return _M.route_name(tool, pattern) .. " does not compile: " .. compile_err
         end
     end
+    return nil
+end
+
+-- HGETALL's flat reply as an ordered flat list {pattern1, url1, pattern2, url2, ...}: one table
+-- per tool keeps the Lua heap (and the garbage collector's work) small at thousands of tools.
+-- Only the first `max_routes_per_tool` in match order are kept; unusable ones are logged and skipped.
+local function build(tool, flat)
+    local pairs_ = {}
+    for i = 1, #flat, 2 do
+        pairs_[#pairs_ + 1] = { flat[i], flat[i + 1] }
+    end
     table_sort(pairs_, before)
+    local cap = settings.current.max_routes_per_tool
+    if #pairs_ > cap then
+        redisconn.log_error(("tool %s has %d routes, more than max_routes_per_tool: routing by the first %d")
+            :format(tool, #pairs_, cap))
+    end
     local routes = {}
-    for i, pair in ipairs(pairs_) do
-        routes[2 * i - 1], routes[2 * i] = pair[1], pair[2]
+    for i = 1, min(#pairs_, cap) do
+        local pattern, url = pairs_[i][1], pairs_[i][2]
+        local why = unusable(tool, pattern, url)
+        if why then
+            redisconn.log_error("ignoring a stored route: " .. why)
+        else
+            routes[#routes + 1] = pattern
+            routes[#routes + 1] = url
+        end
     end
     return routes
+end
+
+-- Whether `tool` redirects to its canonical host (`redirect:<tool>` holds a field, whatever its
+-- value, as in the original); asked only where redirects are served: path mode with a
+-- `canonical_domain`. nil and an error when Redis did not answer.
+local function redirected(red, tool)
+    local conf = settings.current
+    if conf.canonical_domain == "" or conf.routing ~= "path" then
+        return false
+    end
+    local fields, err = red:hlen(schema.REDIRECT .. tool)
+    if fields == false then
+        -- An error reply (e.g. WRONGTYPE): this key is unusable, Redis is fine.
+        redisconn.log_error("HLEN " .. schema.REDIRECT .. tool .. " answered " .. tostring(err))
+        return false
+    end
+    if not fields then
+        return nil, "HLEN " .. schema.REDIRECT .. tool .. ": " .. tostring(err)
+    end
+    return fields > 0
 end
 
 local function fetch(tool)
@@ -113,20 +167,33 @@ local function fetch(tool)
         red:close()
         return nil, "HGETALL " .. schema.PREFIX .. tool .. ": " .. tostring(err)
     end
+    local redirect
+    redirect, err = redirected(red, tool)
+    if redirect == nil then
+        red:close()
+        return nil, err
+    end
     redisconn.release(red)
-    return build(flat)
+    local routes = build(tool, flat)
+    routes.redirect = redirect or nil
+    return routes
 end
 
 -- The entry is the route list itself, stamped with the invalidation log's head (`token`) and the
 -- time it was read, with its shared dict text (`text`) once it has one, and `stale` once its tool
--- changed.
+-- changed; `redirect` is true for a tool that answers with its canonical redirect.
 local function stamp(routes, token, at)
     routes.token, routes.at = token, at
     return routes
 end
 
+-- The route list is copied by a loop: `unpack` fails past ~8,000 values ("too many results").
 local function encode(entry)
-    return cjson.encode({ token = entry.token, at = entry.at, routes = { unpack(entry, 1, #entry) } })
+    local routes = {}
+    for i = 1, #entry do
+        routes[i] = entry[i]
+    end
+    return cjson.encode({ token = entry.token, at = entry.at, routes = routes, redirect = entry.redirect })
 end
 
 local function decode(text)
@@ -136,6 +203,7 @@ local function decode(text)
     end
     local entry = stamp(data.routes, data.token, data.at)
     entry.text = text
+    entry.redirect = data.redirect == true or nil
     return entry
 end
 

@@ -71,6 +71,14 @@ def test_render_out_makes_a_run_dir_only_nginx_workers_enter(tmp_path: Path) -> 
         assert pwd.getpwuid(run.stat().st_uid).pw_name == "nobody"
 
 
+def test_gzip_and_the_body_limit_follow_the_settings(tmp_path: Path) -> None:
+    plain = run_cli("--config", str(write_fleet(tmp_path)), "render").stdout
+    changed = write_fleet(tmp_path, "dataplane: {gzip: false, client_max_body_size: 10m}\n")
+    tuned = run_cli("--config", str(changed), "render").stdout
+    assert "gzip on;" in plain and "client_max_body_size 128m;" in plain  # the original's values
+    assert "gzip on;" not in tuned and "client_max_body_size 10m;" in tuned
+
+
 def test_the_hop_marker_is_the_proxys_name_and_every_fleet_proxy_counts_as_a_loop(tmp_path: Path) -> None:
     rendered = run_cli("--config", str(write_fleet(tmp_path)), "--proxy", "proxy-02", "render").stdout
     assert 'proxy_set_header X-Toolforgectl-Hop "proxy-02";' in rendered

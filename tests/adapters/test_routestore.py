@@ -13,7 +13,7 @@ from tests.conftest import RedisServer
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import validate
-from toolforgectl.core.errors import ReadOnlyReplicaError, RouteStoreError, ValidationError
+from toolforgectl.core.errors import ReadOnlyReplicaError, RouteLimitError, RouteStoreError, ValidationError
 from toolforgectl.core.models import Attribution
 
 ALICE = Attribution("alice@bastion", "moving to the new cluster", "T12345")
@@ -175,3 +175,32 @@ def test_a_write_with_a_rotated_token_generation_changes_nothing(redis_server: R
     store.delete_route("dplbot", ".*", Attribution("new-token"), token_generation=1)
     assert store.routes("dplbot") == {}
     assert [e.actor for e in store.audit("dplbot")] == ["job", "alice@bastion", "new-token"]
+
+
+def test_a_tool_gets_no_route_past_the_cap_however_it_is_written(redis_server: RedisServer) -> None:
+    store = RouteStore.from_url(redis_server.url, max_routes=3)
+    for route in ("^/a", "^/b", "^/c"):
+        store.set_route("busy", route, URL, ALICE)
+    version, trail = store.version(), store.audit("busy")
+    for dry_run in (True, False):
+        with pytest.raises(RouteLimitError) as refused:
+            store.set_route("busy", "^/d", URL, BOB, dry_run=dry_run)
+        assert str(refused.value) == (
+            "tool busy already has 3 routes, the most one tool may have"
+            " (dataplane.max_routes_per_tool is 3); delete one first"
+        )
+    assert (store.version(), store.audit("busy")) == (version, trail), "nothing written, nothing audited"
+    assert sorted(store.routes("busy")) == ["^/a", "^/b", "^/c"]
+    moved = store.set_route("busy", "^/a", validate.backend("http://10.0.0.5:8001"), BOB)
+    assert moved.changed, "a route the tool has can still be pointed elsewhere at the cap"
+    store.delete_route("busy", "^/b", BOB)
+    assert store.set_route("busy", "^/d", URL, BOB).changed, "deleting one makes room"
+
+
+def test_the_default_cap_is_small_since_clients_only_register_dot_star(redis_server: RedisServer) -> None:
+    store = RouteStore.from_url(redis_server.url)
+    for number in range(validate.MAX_ROUTES_PER_TOOL):
+        store.set_route("busy", f"^/{number}/", URL, ALICE)
+    with pytest.raises(RouteLimitError):
+        store.set_route("busy", "^/one-more/", URL, ALICE)
+    assert validate.MAX_ROUTES_PER_TOOL == 16

@@ -71,3 +71,14 @@ def test_forgetting_a_member_leaves_every_route(redis_server: RedisServer) -> No
     store.forget_k8s_member("legacy/x/.*")
     assert store.k8s_members() == set()
     assert store.routes("x") == {".*": "http://10.96.0.9:8000"}
+
+
+def test_a_k8s_route_past_the_cap_is_not_written_nor_owned(redis_server: RedisServer) -> None:
+    store = RouteStore.from_url(redis_server.url, max_routes=1)
+    backend = validate.backend("http://10.96.0.1:8000")
+    changes = store.set_k8s_routes(
+        [("tool-a/a/.*", "a", ".*", backend), ("tool-a/a2/api", "a", "^/api", backend)], KUBE2PROXY
+    )
+    assert [(c.route, c.old, c.new) for c in changes] == [(".*", None, backend.url), ("^/api", None, None)]
+    assert store.routes("a") == {".*": backend.url}
+    assert store.k8s_members() == {"tool-a/a/.*"}

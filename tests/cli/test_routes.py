@@ -94,19 +94,38 @@ def test_delete_removes_one_route_or_all(redis_server: RedisServer) -> None:
     assert again.code == 1
 
 
-def test_export_then_import_restores_every_route(
+def test_export_then_import_restores_every_route_and_redirect(
     redis_server: RedisServer, tmp_path: pytest.TempPathFactory
 ) -> None:
     client = redis_server.client()
     client.hset("prefix:a", mapping={".*": "http://10.0.0.5:1", "^/x": "http://10.0.0.5:2"})
     client.hset("prefix:b", ".*", "http://10.0.0.5:3")
+    client.hset("redirect:a", ".*", "a.toolforge.org")  # as registerCanonical records it
     exported = run_cli("--redis", redis_server.url, "routes", "export")
     assert exported.code == 0
+    assert json.loads(exported.stdout)["redirects"] == {"a": {".*": "a.toolforge.org"}}
     client.flushall()
     imported = run_cli("--redis", redis_server.url, "routes", "import", "-", stdin=exported.stdout)
     assert imported.code == 0, imported.stderr
+    assert "4 added, 0 changed, 0 unchanged, 0 kept" in imported.stdout
+    assert "did redirect: a '.*' -> a.toolforge.org" in imported.stdout
     assert client.hgetall("prefix:a") == {".*": "http://10.0.0.5:1", "^/x": "http://10.0.0.5:2"}
     assert client.hgetall("prefix:b") == {".*": "http://10.0.0.5:3"}
+    assert client.hgetall("redirect:a") == {".*": "a.toolforge.org"}
+    assert run_cli("--redis", redis_server.url, "routes", "export").stdout == exported.stdout
+
+
+def test_show_lists_a_tools_redirects(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    client.hset("prefix:a", ".*", "http://10.0.0.5:1")
+    client.hset("redirect:a", ".*", "a.toolforge.org")
+    client.hset("redirect:only-redirect", ".*", "only-redirect.toolforge.org")
+    shown = run_cli("--redis", redis_server.url, "routes", "show", "a", "--no-probe")
+    assert shown.code == 0, shown.stderr
+    assert "redirects of a" in shown.stdout and "a.toolforge.org" in shown.stdout
+    alone = run_cli("--redis", redis_server.url, "routes", "show", "only-redirect", "--no-probe", "--json")
+    data = json.loads(alone.stdout)["data"]
+    assert (data["routes"], data["redirects"]) == ([], {".*": "only-redirect.toolforge.org"})
 
 
 def test_list_json_has_every_tool(redis_server: RedisServer) -> None:
@@ -221,7 +240,7 @@ def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServe
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"format": "toolforgectl-routes/2", "routes": {}}', "unknown format 'toolforgectl-routes/2'"),
+        ('{"format": "toolforgectl-routes/99", "routes": {}}', "unknown format 'toolforgectl-routes/99'"),
         ('{"format": "toolforgectl-routes/1", "format": "toolforgectl-routes/1", "routes": {}}', "twice"),
         (
             '{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://10.0.0.5:1"}, "a": {}}}',
@@ -232,6 +251,11 @@ def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServe
             "twice",
         ),
         ('{"routes": {"a": {".*": "http://10.0.0.5:1"}}}', "as written by `routes export`"),
+        (
+            '{"format": "toolforgectl-routes/2", "routes": {}, "redirects": {"a": {".*": "https://evil/"}}}',
+            "domain name 'https://evil/' is not",
+        ),
+        ('{"format": "toolforgectl-routes/2", "routes": {}}', "as written by `routes export`"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ('{"format": "toolforgectl-routes/1", "routes": {"a": {".*": "http://10.0.0.5:1"}', "not JSON"),
     ],
@@ -241,6 +265,8 @@ def test_import_recaps_added_changed_unchanged_and_kept(redis_server: RedisServe
         "duplicate-tool",
         "duplicate-route",
         "no-format",
+        "bad-redirect-host",
+        "v2-without-redirects",
         "deep",
         "cut",
     ],
@@ -273,3 +299,63 @@ def test_import_failing_part_way_says_how_many_routes_were_written(redis_server:
     assert len(result.stderr.strip().splitlines()) == 1
     assert "import stopped after 1 of 3 routes (1 written)" in result.stderr, result.stderr
     assert client.hgetall("prefix:a") == {".*": "http://10.0.0.5:1"} and not client.exists("prefix:c")
+
+
+@pytest.mark.parametrize(
+    ("route", "said"),
+    [
+        ("\\u0041", "is not a regex nginx can use (PCRE: PCRE does not support"),
+        ("^/x{,3}", "has {,3}, which PCRE versions read differently"),
+    ],
+)
+def test_set_refuses_a_route_python_accepts_but_nginx_reads_otherwise(
+    redis_server: RedisServer, route: str, said: str
+) -> None:
+    argv = ("--redis", redis_server.url, "routes", "set", "t", "http://10.0.0.5:8000")
+    result = run_cli(*argv, "--route", route)
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert said in result.stderr
+    assert redis_server.client().dbsize() == 0
+
+
+def _filled(redis_server: RedisServer, tool: str, count: int) -> None:
+    """`tool` has `count` routes ^/0/, ^/1/, ... (written directly, as another client would)."""
+    for number in range(count):
+        redis_server.client().hset(f"prefix:{tool}", f"^/{number}/", "http://10.0.0.5:8000")
+
+
+def test_set_refuses_a_route_past_the_per_tool_cap(redis_server: RedisServer) -> None:
+    _filled(redis_server, "greedy", 16)
+    argv = ("--redis", redis_server.url, "routes", "set", "greedy", "http://10.0.0.5:9000")
+    refused = run_cli(*argv, "--route", "^/one-more/")
+    assert refused.code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "tool greedy already has 16 routes, the most one tool may have" in refused.stderr
+    assert redis_server.client().hlen("prefix:greedy") == 16
+    assert run_cli(*argv, "--route", "^/3/").code == 0, "a route the tool has can still move"
+
+
+def test_the_fleet_configs_cap_applies(redis_server: RedisServer, tmp_path: Path) -> None:
+    config = tmp_path / "fleet.yaml"
+    config.write_text(
+        f"proxies: [{{name: p1, redis: '{redis_server.url}'}}]\ndataplane: {{max_routes_per_tool: 2}}\n"
+    )
+    _filled(redis_server, "small", 2)
+    for extra in ((), ("--redis", redis_server.url)):  # --redis with --config keeps the config's cap
+        argv = ("--config", str(config), *extra, "routes", "set", "small", "http://10.0.0.5:9000")
+        refused = run_cli(*argv, "--route", "^/x/")
+        assert refused.code == 2 and "(dataplane.max_routes_per_tool is 2)" in refused.stderr
+
+
+@pytest.mark.parametrize(("stored", "imported"), [(0, 17), (15, 2)])
+def test_import_refuses_a_file_that_would_put_a_tool_past_the_cap(
+    redis_server: RedisServer, stored: int, imported: int
+) -> None:
+    _filled(redis_server, "greedy", stored)
+    routes = {f"^/new-{number}/": "http://10.0.0.5:8000" for number in range(imported)}
+    export = _export({"fine": {".*": "http://10.0.0.5:8000"}, "greedy": routes})
+    result = run_cli("--redis", redis_server.url, "routes", "import", "-", stdin=export)
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "tool greedy would have 17 routes, more than the 16 one tool may have" in result.stderr
+    assert "nothing was imported" in result.stderr
+    assert redis_server.client().hlen("prefix:greedy") == stored
+    assert not redis_server.client().exists("prefix:fine")

@@ -66,7 +66,7 @@ def start_listener(
     """Start proxylistener on a free loopback port with `settings` as its config section and
     `args` added to its command line; or on the listening socket `handed`, as systemd's socket
     activation passes it (`systemd_socket`). Its fleet's tools run on loopback, as the lab's
-    (`dataplane` may say otherwise)."""
+    (`dataplane` may say otherwise, and sets the per-tool route cap)."""
     tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "key"
     key_file.write_bytes(KEY)

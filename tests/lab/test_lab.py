@@ -53,8 +53,12 @@ def test_lab_up_serves_a_sample_tool_and_down_leaves_nothing(tmp_path: Path) -> 
         routes = run_cli("--config", state["config"], "routes", "list", "--json")
         assert routes.code == 0 and "hello" in routes.stdout
         history = run_cli("--config", state["config"], "debug", "history", "hello", "--json")
-        actors = [entry["actor"] for entry in json.loads(history.stdout)["data"]["audit"]]
-        assert actors == ["proxylistener@127.0.0.1"], "the sample tool registered over TCP 8282"
+        audit = json.loads(history.stdout)["data"]["audit"]
+        # registerCanonical, as webservice-runner sends: the route, then its canonical redirect.
+        written = [(entry["action"], entry["actor"]) for entry in audit]
+        assert written == [("set", "proxylistener@127.0.0.1"), ("redirect", "proxylistener@127.0.0.1")], (
+            "the sample tool registered over TCP 8282"
+        )
     finally:
         down = run_cli("lab", "down", "--dir", str(lab))
     assert down.code == 0, down.stderr

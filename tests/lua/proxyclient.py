@@ -49,6 +49,17 @@ class Proxy:
         return ssl.create_default_context(cafile=self.info["certificate"])
 
     def get(self, path: str, headers: dict[str, str] | None = None, kind: str = "https") -> Reply:
+        """One GET on a fresh connection (https, http or internal)."""
+        return self.request("GET", path, headers=headers, kind=kind)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        kind: str = "https",
+    ) -> Reply:
         """One request on a fresh connection (https, http or internal)."""
         if kind == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
@@ -57,7 +68,7 @@ class Proxy:
         else:
             conn = http.client.HTTPConnection("127.0.0.1", self.port(kind), timeout=10)
         try:
-            conn.request("GET", path, headers=headers or {})
+            conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()
             body = response.read().decode("utf-8", "replace")
             return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)

@@ -68,6 +68,15 @@ def test_python_backend_grammar_is_the_pinned_one() -> None:
         assert validate.backend(written).url == canonical
 
 
+def test_python_route_rule_is_the_pinned_one() -> None:
+    rule = PINNED["route"]
+    for pattern in rule["compiles"]:
+        assert validate.route(pattern) == pattern
+    for pattern in rule["does_not_compile"] + rule["version_dependent"]:
+        with pytest.raises(ValidationError):
+            validate.route(pattern)
+
+
 # First octets and groups at the edges of the grammar (unspecified, multicast, link-local, mapped).
 _EDGE_OCTETS = [0, 1, 10, 127, 169, 223, 224, 239, 240, 255]
 _EDGE_GROUPS = [0, 1, 0xFE80, 0xFEFF, 0xFF00, 0xFF02, 0xFFFF]

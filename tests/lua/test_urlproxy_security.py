@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.lua import test_compat as compat
 from tests.lua import test_urlproxy as base
 from tests.lua.proxyclient import Proxy, ws_receive_text, ws_send_text
 from toolforgectl.adapters.processes import Process, free_port, spawn
@@ -170,10 +171,24 @@ def test_path_mode_answers_only_its_own_domain(own_lab: Callable[..., Proxy]) ->
     for host in ("evil.example", "127.0.0.1", "hello.tools.test"):
         reply = proxy.get("/hello/", headers={"Host": host})
         assert reply.status == 404 and "Not found" in reply.body and '"tool"' not in reply.body
-        assert proxy.get("/.well-known/healthz", headers={"Host": host}).status == 200
+        healthz = proxy.get("/.well-known/healthz", headers={"Host": host})
+        assert (healthz.status, healthz.body) == (200, "proxy ok!")  # what monitoring matches (C.5)
         assert proxy.get("/hello/", headers={"Host": host}, kind="http").status == 404
     assert proxy.get("/hello/", headers={"Host": "tools.test"}, kind="http").status == 301
     assert hosts_seen(proxy, "hello") == ["tools.test"]
+    # What nginx refuses before any tool is chosen is branded on the catch-all server too (C.5).
+    refused = [
+        ("GET /" + "a" * 9000 + " HTTP/1.1\r\nHost: evil.example\r\n\r\n", 414, "Address too long"),
+        (
+            "GET /x HTTP/1.1\r\nHost: evil.example\r\nCookie: " + "a" * 9000 + "\r\n\r\n",
+            400,
+            "Request header too large",
+        ),
+    ]
+    for kind in ("https", "http"):
+        for request_text, status, title in refused:
+            reply = compat.raw(proxy, request_text.encode(), kind)
+            assert compat.branded(reply, status, title) and "nginx/" not in reply.body, (kind, reply)
 
 
 def test_host_mode_never_selects_a_tool_for_an_ip_address(

@@ -44,11 +44,11 @@ def test_lint_passes_on_this_repository() -> None:
 def test_lint_names_the_template_line_of_an_undefined_setting(trees: Path) -> None:
     site = trees / "templates" / "nginx" / "urlproxy.conf.j2"
     lines = site.read_text().splitlines()
-    number = next(i for i, line in enumerate(lines, 1) if "{{ dp.websocket_timeout }}" in line)
-    lines[number - 1] = lines[number - 1].replace("dp.websocket_timeout", "dp.websocket_timeuot")
+    number = next(i for i, line in enumerate(lines, 1) if "{{ dp.connect_timeout }}" in line)
+    lines[number - 1] = lines[number - 1].replace("dp.connect_timeout", "dp.connect_timeuot")
     site.write_text("\n".join(lines) + "\n")
     stderr = failing_lint(trees)
-    assert f"{site}:{number}:" in stderr and "websocket_timeuot" in stderr
+    assert f"{site}:{number}:" in stderr and "connect_timeuot" in stderr
 
 
 def test_lint_maps_an_nginx_error_back_to_the_template(trees: Path) -> None:

@@ -24,7 +24,12 @@ from toolforgectl.core.resources import resource_dir
 # Branded error pages: file name -> (title, message). nginx serves them for its own errors only;
 # a tool's own 404 page passes through untouched.
 ERROR_PAGES = {
+    "400": ("Bad request", "The proxy could not understand this request."),
     "404": ("Not found", "There is nothing at this address."),
+    "413": ("Request too large", "The request's body is larger than the proxy accepts."),
+    "414": ("Address too long", "The address of this request is longer than the proxy accepts."),
+    # nginx's 494 (a header line, often a cookie, too large), which clients get as a 400.
+    "400-header": ("Request header too large", "A header of this request, often a cookie, is too large."),
     "429": ("Too many requests", "You sent too many requests in a short time. Please slow down."),
     "502": ("Tool unreachable", "The tool did not answer. It may be restarting; try again soon."),
     "503": ("Tool unavailable", "No web service answers for this tool right now."),
@@ -56,6 +61,8 @@ LUA_SETTINGS = (
     "peer_cache_size",
     "list_scan_count",
     "error_log_interval",
+    "max_routes_per_tool",
+    "canonical_domain",
     "client_ip",
     "client_ip_forwarded_tools",
     "allow_loopback_backends",

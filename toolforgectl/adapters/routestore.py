@@ -31,7 +31,7 @@ import redis
 
 from toolforgectl.core import validate
 from toolforgectl.core.destinations import Destinations
-from toolforgectl.core.errors import ReadOnlyReplicaError, RouteStoreError, ValidationError
+from toolforgectl.core.errors import ReadOnlyReplicaError, RouteLimitError, RouteStoreError, ValidationError
 from toolforgectl.core.models import Action, Attribution, AuditEntry, Backend, RouteChange
 
 PREFIX = "prefix:"
@@ -47,12 +47,15 @@ DEFAULT_TIMEOUT = 2.0
 _BATCH = 1000
 
 # The one write. KEYS: 1 prefix:<tool>, 2 redirect:<tool>, 3 the version, 4 the audit stream,
-# 5 the token generation, 6 k8s_services. ARGV: 1 action (set | delete | rotate-token), 2 route,
-# 3 backend (set: the new one; delete: the one the route must still point at, '' for any),
+# 5 the token generation, 6 k8s_services. ARGV: 1 action (set | delete | rotate-token | redirect),
+# 2 route, 3 backend (set: the new one; delete: the one the route must still point at, '' for any;
+# redirect: the canonical host of redirect:<tool>'s route),
 # 4 the token generation the write requires ('' for any), 5 a k8s_services member to add (set) or
-# remove (delete), '' for none, 6 the audit stream's length, 7.. the audit entry's fields.
+# remove (delete), '' for none, 6 the audit stream's length, 7 the most routes a tool may have,
+# 8.. the audit entry's fields.
 # Returns {outcome, old}: outcome is done, unchanged (nothing to do: nothing written, no version
-# bump, no audit entry), kept (the route points elsewhere now) or rotated (the token is stale).
+# bump, no audit entry), kept (the route points elsewhere now), rotated (the token is stale) or
+# full (a new route of a tool that has as many as it may have; `old` is how many it has).
 _WRITE = """
 local action, route, backend = ARGV[1], ARGV[2], ARGV[3]
 if ARGV[4] ~= '' and tonumber(redis.call('GET', KEYS[5]) or '0') ~= tonumber(ARGV[4]) then
@@ -65,9 +68,19 @@ if action == 'rotate-token' then
     audited = ''
 elseif action == 'set' then
     old = redis.call('HGET', KEYS[1], route) or ''
+    if old == '' then
+        local count = redis.call('HLEN', KEYS[1])
+        if count >= tonumber(ARGV[7]) then return {'full', tostring(count)} end
+    end
     if ARGV[5] ~= '' then redis.call('SADD', KEYS[6], ARGV[5]) end
     if old == backend then return {'unchanged', old} end
     redis.call('HSET', KEYS[1], route, backend)
+    redis.call('INCR', KEYS[3])
+    audited = backend
+elseif action == 'redirect' then
+    old = redis.call('HGET', KEYS[2], route) or ''
+    if old == backend then return {'unchanged', old} end
+    redis.call('HSET', KEYS[2], route, backend)
     redis.call('INCR', KEYS[3])
     audited = backend
 else
@@ -80,7 +93,7 @@ else
     redis.call('INCR', KEYS[3])
     audited = old
 end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'backend', audited, unpack(ARGV, 7))
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'backend', audited, unpack(ARGV, 8))
 return {'done', old}
 """
 
@@ -108,11 +121,12 @@ class _Write:
             K8S_SERVICES,
         ]
 
-    def args(self) -> list[str | int]:
+    def args(self, max_routes: int) -> list[str | int]:
         """The ARGV of the script: the write, its guards, then the audit entry's fields."""
         generation = "" if self.token_generation is None else self.token_generation
         guards: list[str | int] = [self.action, self.route, self.backend, generation, self.member]
-        return [*guards, AUDIT_MAXLEN, *_audit_fields(self.tool, self.action, self.route, self.by)]
+        audit = _audit_fields(self.tool, self.action, self.route, self.by)
+        return [*guards, AUDIT_MAXLEN, max_routes, *audit]
 
 
 def _audit_fields(tool: str, action: Action, route: str, by: Attribution) -> list[str]:
@@ -161,11 +175,17 @@ class RouteStore:
     """Reads and writes routes in one Redis, validating everything on the way in.
 
     Every backend written must also be a place the fleet lets routes point (`destinations`: the
-    fleet's rule; without one, the strict default that knows no proxy and refuses loopback).
+    fleet's rule; without one, the strict default that knows no proxy and refuses loopback). A tool
+    gets at most `max_routes` routes (the fleet's `dataplane.max_routes_per_tool`): the write script
+    refuses a new route past it, atomically, whoever writes.
     """
 
     def __init__(
-        self, client: redis.Redis, url: str = "redis", destinations: Destinations | None = None
+        self,
+        client: redis.Redis,
+        url: str = "redis",
+        destinations: Destinations | None = None,
+        max_routes: int = validate.MAX_ROUTES_PER_TOOL,
     ) -> None:
         # redis-py types every reply as `bytes | str | None` whatever decode_responses says; the
         # client is always built with decode_responses=True, so replies are str, typed as Any here.
@@ -173,10 +193,15 @@ class RouteStore:
         self._write: Any = client.register_script(_WRITE)
         self.url = redacted(url)
         self.destinations = destinations or Destinations()
+        self.max_routes = max_routes
 
     @classmethod
     def from_url(
-        cls, url: str, timeout: float = DEFAULT_TIMEOUT, destinations: Destinations | None = None
+        cls,
+        url: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        destinations: Destinations | None = None,
+        max_routes: int = validate.MAX_ROUTES_PER_TOOL,
     ) -> RouteStore:
         """Connect (lazily) to the Redis at `url`, e.g. `redis://127.0.0.1:6379/0`."""
         try:
@@ -185,7 +210,7 @@ class RouteStore:
             )
         except ValueError as exc:
             raise ValidationError(f"Redis URL {redacted(url)!r} is not usable: {exc}") from None
-        return cls(client, url, destinations)
+        return cls(client, url, destinations, max_routes)
 
     @contextmanager
     def _talking(self) -> Iterator[None]:
@@ -228,17 +253,27 @@ class RouteStore:
 
     def all_routes(self) -> dict[str, dict[str, str]]:
         """Every tool's routes, fetched in pipelined batches."""
-        tools = self.tools()
+        return self._all_hashes(PREFIX, self.tools())
+
+    def all_redirects(self) -> dict[str, dict[str, str]]:
+        """Every tool's canonical-host redirects (route -> host), fetched like all_routes."""
+        with self._talking():
+            keys = self._redis.scan_iter(match=REDIRECT + "*", count=_BATCH, _type="hash")
+            tools = sorted({key[len(REDIRECT) :] for key in keys})
+        return self._all_hashes(REDIRECT, tools)
+
+    def _all_hashes(self, family: str, tools: list[str]) -> dict[str, dict[str, str]]:
+        """`family<tool>` of each of `tools` that is not empty, in pipelined batches."""
         result: dict[str, dict[str, str]] = {}
         with self._talking():
             for start in range(0, len(tools), _BATCH):
                 batch = tools[start : start + _BATCH]
                 pipe = self._redis.pipeline(transaction=False)
                 for tool in batch:
-                    pipe.hgetall(PREFIX + tool)
-                for tool, routes in zip(batch, pipe.execute(), strict=True):
-                    if routes:
-                        result[tool] = dict(routes)
+                    pipe.hgetall(family + tool)
+                for tool, table in zip(batch, pipe.execute(), strict=True):
+                    if table:
+                        result[tool] = dict(table)
         return result
 
     def version(self) -> int:
@@ -294,8 +329,14 @@ class RouteStore:
 
     def _apply(self, write: _Write) -> tuple[str, str | None]:
         """Run `write` through the one write script; (outcome, old value). Call inside _talking."""
-        outcome, old = self._write(keys=write.keys(), args=write.args())
+        outcome, old = self._write(keys=write.keys(), args=write.args(self.max_routes))
         return outcome, old or None
+
+    def _full(self, tool: str, count: int | str) -> RouteLimitError:
+        return RouteLimitError(
+            f"tool {tool} already has {count} routes, the most one tool may have"
+            f" (dataplane.max_routes_per_tool is {self.max_routes}); delete one first"
+        )
 
     def set_route(
         self,
@@ -317,11 +358,16 @@ class RouteStore:
         with self._talking():
             if dry_run:
                 old = self._redis.hget(prefix_key(tool), route)
+                count = int(self._redis.hlen(prefix_key(tool)))
+                if old is None and count >= self.max_routes:
+                    raise self._full(tool, count)
                 return RouteChange(tool, route, "set", old, backend.url, dry_run=True)
             write = _Write("set", tool, route, by, backend.url, token_generation)
             outcome, old = self._apply(write)
         if outcome == "rotated":
             raise ValidationError("token was rotated; fetch the current one")
+        if outcome == "full":
+            raise self._full(tool, old or 0)
         return RouteChange(tool, route, "set", old, backend.url)
 
     def delete_route(
@@ -355,11 +401,31 @@ class RouteStore:
         """Remove every route (and redirect) of `tool`, each as its own audited change."""
         return [self.delete_route(tool, route, by, dry_run=dry_run) for route in self.routes(tool)]
 
-    def set_redirect(self, tool: str, route: str, host: str) -> None:
-        """Record `registerCanonical`: `tool`'s `route` has canonical host `host`."""
-        tool, route = validate.tool_name(tool), validate.route(route)
+    def set_redirect(
+        self,
+        tool: str,
+        route: str,
+        host: str,
+        by: Attribution,
+        *,
+        token_generation: int | None = None,
+        dry_run: bool = False,
+    ) -> RouteChange:
+        """Record `registerCanonical`: `tool`'s `route` has canonical host `host` (audited).
+
+        Bumps the version like a route write, so the data plane starts redirecting at once. With
+        `token_generation`, only while the tool's token is still of that generation.
+        """
+        tool, route, host = validate.tool_name(tool), validate.route(route), validate.domain_name(host)
         with self._talking():
-            self._redis.hset(redirect_key(tool), route, host)
+            if dry_run:
+                old = self._redis.hget(redirect_key(tool), route)
+                return RouteChange(tool, route, "redirect", old, host, dry_run=True)
+            write = _Write("redirect", tool, route, by, host, token_generation)
+            outcome, old = self._apply(write)
+        if outcome == "rotated":
+            raise ValidationError("token was rotated; fetch the current one")
+        return RouteChange(tool, route, "redirect", old, host)
 
     def rotate_token(self, tool: str, by: Attribution) -> int:
         """Invalidate `tool`'s current token by bumping its generation (audited); returns the new one."""
@@ -382,6 +448,8 @@ class RouteStore:
 
         Each route records its ownership in `k8s_services`; one already in place is not written
         again. For kube2proxy's relists and event bursts: one round trip per thousand routes.
+        A new route of a tool that has `max_routes` already is not written (nor its member): its
+        change keeps the old value (None), so `new` differs from the backend asked for.
         """
         checked = [
             _Write(
@@ -401,9 +469,11 @@ class RouteStore:
                 batch = checked[start : start + _BATCH]
                 pipe = self._redis.pipeline(transaction=True)
                 for write in batch:
-                    self._write(keys=write.keys(), args=write.args(), client=pipe)
-                for write, (_, old) in zip(batch, pipe.execute(), strict=True):
-                    changes.append(RouteChange(write.tool, write.route, "set", old or None, write.backend))
+                    self._write(keys=write.keys(), args=write.args(self.max_routes), client=pipe)
+                for write, (outcome, old) in zip(batch, pipe.execute(), strict=True):
+                    # "full": nothing written, so the change leaves the route absent.
+                    before, after = (None, None) if outcome == "full" else (old or None, write.backend)
+                    changes.append(RouteChange(write.tool, write.route, "set", before, after))
         return changes
 
     def forget_k8s_member(self, member: str) -> None:

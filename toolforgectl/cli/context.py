@@ -45,8 +45,9 @@ class Settings:
     def store(self) -> RouteStore:
         """The route store of `--redis`, else of `--proxy` (default: the active proxy).
 
-        Its writes follow the fleet's destination rule (core/destinations.py). With `--redis` and
-        no fleet config file, the strict default applies: no loopback backends.
+        Its writes follow the fleet's destination rule (core/destinations.py) and its per-tool route
+        cap (`dataplane.max_routes_per_tool`). With `--redis` and no fleet config file, the defaults
+        apply: no loopback backends, and the default cap.
         """
         from toolforgectl.adapters.routestore import RouteStore
         from toolforgectl.core.destinations import Destinations
@@ -54,8 +55,9 @@ class Settings:
         if self.redis_url and not self._has_config():
             return RouteStore.from_url(self.redis_url, destinations=Destinations())
         destinations = Destinations.of_fleet(self.fleet)
+        cap = self.fleet.dataplane.max_routes_per_tool
         url = self.redis_url or self.fleet.proxy(self.proxy_name).redis
-        return RouteStore.from_url(url, destinations=destinations)
+        return RouteStore.from_url(url, destinations=destinations, max_routes=cap)
 
     def _has_config(self) -> bool:
         """Whether a fleet config file is there to read (a broken one still fails when read)."""

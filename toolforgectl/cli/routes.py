@@ -55,9 +55,9 @@ def show(
         bool, typer.Option("--probe/--no-probe", help="TCP-connect to each backend to see if it answers.")
     ] = True,
 ) -> None:
-    """One tool's routes, and whether each backend accepts a TCP connection right now.
+    """One tool's routes, whether each backend accepts a TCP connection right now, and its redirects.
 
-    Exits 1 if the tool has no routes.
+    Redirects are what registerCanonical recorded (redirect:<tool>). Exits 1 if the tool has neither.
     """
     data = routes.show(settings(ctx).store(), tool, timeout if probe_backends else None)
 
@@ -72,6 +72,9 @@ def show(
             for row in data["routes"]
         ]
         output.table(console, ("route", "backend", "reachable", "connect"), cells, title=f"routes of {tool}")
+        if data["redirects"]:
+            rows = list(data["redirects"].items())
+            output.table(console, ("route", "canonical host"), rows, title=f"redirects of {tool}")
 
     output.emit("routes show", data, as_json=as_json, human=human)
 
@@ -124,7 +127,7 @@ def delete(
 
 @app.command("export")
 def export(ctx: typer.Context) -> None:
-    """Write every route as JSON to stdout (the input format of `routes import`)."""
+    """Write every route and redirect as JSON to stdout (the input format of `routes import`)."""
     sys.stdout.write(json.dumps(routes.export(settings(ctx).store()), indent=2, sort_keys=True) + "\n")
 
 
@@ -137,14 +140,15 @@ def import_routes(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write every route of an export file; all are validated before any is written.
+    """Write every route and redirect of an export file; all are validated before any is written.
 
-    Routes already so are not written again; routes the store has and the file does not are kept.
-    Prints the routes that change, then a recap: added, changed, unchanged, kept.
+    Those already so are not written again; those the store has and the file does not are kept.
+    Prints what changes, then a recap: added, changed, unchanged, kept.
     """
     by = attribution.operator(reason, task_id)
     data = routes.read_export(file)
-    done = routes.import_routes(settings(ctx).store(), data, by, dry_run=dry_run)
+    store = settings(ctx).store()
+    done = routes.import_routes(store, data.routes, by, dry_run=dry_run, redirects=data.redirects)
     recap = done.recap
 
     def human(console: Console) -> None:

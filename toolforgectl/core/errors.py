@@ -5,6 +5,7 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 │   ├── ConfigError               exit 2: missing or broken fleet config
 │   │   └── ActiveProxyError      exit 2: /etc/active-proxy cannot be read or names no host
 │   └── ValidationError           exit 2: a tool name, route or backend is not acceptable
+│       └── RouteLimitError       exit 2: the tool has as many routes as one tool may have
 ├── NotFoundError                 exit 1: the thing asked about does not exist
 ├── RouteStoreError               exit 3: Redis unreachable, read-only, or answered an error
 │   └── ReadOnlyReplicaError      exit 3: a write reached a replica (a standby proxy's Redis)
@@ -58,6 +59,10 @@ class ActiveProxyError(ConfigError):
 
 class ValidationError(UsageError):
     """A tool name, route regex or backend URL failed validation."""
+
+
+class RouteLimitError(ValidationError):
+    """A write would give a tool more routes than `dataplane.max_routes_per_tool` allows."""
 
 
 class NotFoundError(ToolforgectlError):

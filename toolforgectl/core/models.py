@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Action = Literal["set", "delete", "rotate-token"]
+Action = Literal["set", "delete", "rotate-token", "redirect"]
 Scheme = Literal["http", "https"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # A backend's host: an IP literal, or a lowercase DNS name (`tools-webgrid-lighttpd-1205.tools.eqiad.wmflabs`)

@@ -150,9 +150,9 @@ def describe_change(change: RouteChange) -> str:
     if not change.changed:
         state = change.new if change.new is not None else "absent"
         return f"unchanged: {where} ({state})"
-    if change.action == "set":
+    if change.action in ("set", "redirect"):
         before = f" (was {change.old})" if change.old else ""
-        return f"{verb} set: {where} -> {change.new}{before}"
+        return f"{verb} {change.action}: {where} -> {change.new}{before}"
     return f"{verb} delete: {where} (was {change.old})"
 
 

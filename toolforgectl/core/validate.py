@@ -1,6 +1,9 @@
 """Validation of everything that may enter the route store: tool names, route regexes, backends,
 and the reason and task id an operator attaches to a write.
 
+Route regexes are nginx's (PCRE, see pcre.py), not Python's: they are compiled with the library
+nginx matches them with, and a `{...}` that PCRE versions read differently is refused.
+
 Each validator returns the canonical form of an acceptable value (for a backend, the parsed
 `Backend`) or raises ValidationError with a sentence fit for an operator. Nothing here touches
 Redis, so the rules can be reused by every daemon and tested exhaustively.
@@ -12,6 +15,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from toolforgectl.core import pcre
 from toolforgectl.core.errors import ValidationError
 from toolforgectl.core.models import Backend, Host, IPAddress
 
@@ -20,15 +24,24 @@ ROUTE_MAX = 256
 BACKEND_MAX = 128
 REASON_MAX = 500
 TASK_ID_MAX = 64
-HOST_NAME_MAX = 253
+# Routes one tool may have (`dataplane.max_routes_per_tool`): every request of a tool may try each
+# of its regexes, and the clients only ever register `.*`.
+MAX_ROUTES_PER_TOOL = 16
+HOST_NAME_MAX = 253  # a DNS name: a backend's host, a canonical domain
 
-# DNS-label style: a tool name is also the left-most label in host mode. Not all digits: such a
-# label is what the first number of an IP address looks like, and a request to an address must
-# never select a tool (lua/urlproxy/schema.lua mirrors this, pinned by tests/fixtures/schema.json).
-_TOOL_NAME = re.compile(r"(?![0-9]+$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# One lowercase DNS label: each label of a domain or host name (digits alone are a valid label there).
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# A tool name is also the left-most label in host mode. Not all digits: such a label is what the
+# first number of an IP address looks like, and a request to an address must never select a tool
+# (lua/urlproxy/schema.lua mirrors this, pinned by tests/fixtures/schema.json).
+_TOOL_NAME = re.compile(r"(?![0-9]+$)" + _LABEL.pattern)
 _ALL_DIGITS = re.compile(r"[0-9]+")
 _PORT = re.compile(r"[0-9]{1,5}")
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# What a route's `{...}` may hold when its meaning changed between PCRE versions: `{,3}` is the text
+# "{,3}" up to PCRE2 10.42 (and in PCRE 8) but `{0,3}` from 10.43 on (and in Python); spaces inside
+# the braces likewise. A quantifier every version reads alike is `{n}`, `{n,}` or `{n,m}`.
+_BRACES = re.compile(r"\{([0-9 \t,]*)\}")
+_QUANTIFIER = re.compile(r"[0-9]+(?:,[0-9]*)?")
 # 0.0.0.0/8 is "this network": connecting to any of it reaches this host or fails, never a tool.
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
@@ -66,12 +79,50 @@ def route(value: str) -> str:
         raise ValidationError(f"route is longer than {ROUTE_MAX} characters")
     if not value.isprintable():
         raise ValidationError(f"route {shown(value)} contains control or non-printable characters")
-    try:
-        re.compile(value)
-    except (re.error, OverflowError, RecursionError) as exc:
-        # OverflowError: `a{4294967296}`; RecursionError: absurd nesting. Both are caller input.
-        raise ValidationError(f"route {shown(value)} is not a valid regex: {exc}") from None
+    error = pcre.compile_error(value)
+    if error is not None:
+        raise ValidationError(f"route {shown(value)} is not a regex nginx can use (PCRE: {error})")
+    braces = _ambiguous_braces(value)
+    if braces is not None:
+        raise ValidationError(
+            f"route {shown(value)} has {braces}, which PCRE versions read differently (the text"
+            f" {braces} up to PCRE2 10.42, a repeat after): write {{0,n}} to repeat, \\{braces} for"
+            " the text"
+        )
     return value
+
+
+def _ambiguous_braces(pattern: str) -> str | None:
+    """The first unescaped `{...}` outside a character class whose meaning depends on the PCRE
+    version, or None. PCRE has compiled the pattern already, so classes and escapes are well-formed."""
+    position, in_class = 0, False
+    while position < len(pattern):
+        char = pattern[position]
+        if pattern.startswith("\\Q", position):  # \Q...\E quotes: nothing inside is syntax
+            end = pattern.find("\\E", position + 2)
+            position = len(pattern) if end == -1 else end + 2
+            continue
+        if char == "\\":
+            position += 2
+            continue
+        if in_class:
+            end = pattern.find(":]", position) if pattern.startswith("[:", position) else -1
+            if end != -1:  # [:alpha:] inside a class
+                position = end + 2
+                continue
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            position += 1
+            position += pattern.startswith("^", position)
+            position += pattern.startswith("]", position)  # a leading "]" is literal
+            continue
+        elif char == "{":
+            found = _BRACES.match(pattern, position)
+            if found and found.group(1) and not _QUANTIFIER.fullmatch(found.group(1)):
+                return found.group(0)
+        position += 1
+    return None
 
 
 def backend(value: str) -> Backend:
@@ -120,6 +171,24 @@ def _host_and_port(netloc: str, value: str) -> tuple[Host, int]:
     if why:
         raise ValidationError(f"backend URL {shown(value)} names {why}")
     return host, port
+
+
+def domain_name(value: str) -> str:
+    """Return `value` if it is a host name a redirect may point at: dotted lowercase DNS labels.
+
+    What `registerCanonical` records in `redirect:<tool>` (`<tool>.toolforge.org`) and what the data
+    plane's `canonical_domain` names; never a URL, so nothing can ride along into a Location header.
+    """
+    if not value:
+        raise ValidationError("domain name is empty")
+    if len(value) > HOST_NAME_MAX:
+        raise ValidationError(f"domain name is longer than {HOST_NAME_MAX} characters")
+    if not all(_LABEL.fullmatch(label) for label in value.split(".")):
+        raise ValidationError(
+            f"domain name {shown(value)} is not dot-separated lowercase DNS labels "
+            "(letters a-z, digits and inner hyphens)"
+        )
+    return value
 
 
 def host_name(text: str, value: str) -> str:

@@ -6,6 +6,8 @@ writes the same JSON as one line to stdout (its log), so a test can tell which t
 `--header "Name: value"` adds a response header (a tool that sends Service-Worker-Allowed);
 `--relay https://HOST:PORT` makes it a relay instead: each request is sent on there as it came,
 headers and all, and the answer passed back (a tool whose server points back at the proxy).
+With `?redirect_to=/path` (not relaying) it answers a 302 to `http://<Host>/path` instead, as a web
+server that does not know it is behind TLS does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import ssl
 import subprocess
 import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
 _MAX_HEADER_LINES = 100
@@ -90,6 +92,14 @@ def _relay(target: str, method: str, uri: str, headers: dict[str, str], body: by
         conn.close()
 
 
+def _redirect_location(uri: str, headers: dict[str, str]) -> str | None:
+    """The `http://` Location that `?redirect_to=/path` asks for, or None."""
+    target = parse_qs(urlsplit(uri).query).get("redirect_to", [""])[0]
+    if target.startswith("/") and target.isprintable() and " " not in target:  # nothing to inject
+        return f"http://{headers.get('host', '')}{target}"
+    return None
+
+
 async def _serve(options: Options, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while (head := await _read_head(reader)) is not None:
@@ -101,10 +111,14 @@ async def _serve(options: Options, reader: asyncio.StreamReader, writer: asyncio
                 return
             sent = await reader.readexactly(int(headers.get("content-length", "0") or 0))
             status, kind, body = "200 OK", "application/json", json.dumps(seen).encode()
+            answer_headers = list(options.headers)
             if options.relay:
                 status, body = await asyncio.to_thread(_relay, options.relay, method, uri, headers, sent)
                 kind = "text/html"
-            extra = "".join(f"{name}: {value}\r\n" for name, value in options.headers)
+            elif (location := _redirect_location(uri, headers)) is not None:
+                status, body = "302 Found", b""
+                answer_headers.append(("Location", location))
+            extra = "".join(f"{name}: {value}\r\n" for name, value in answer_headers)
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n{extra}".encode()
                 + f"Content-Length: {len(body)}\r\n\r\n".encode()

@@ -3,11 +3,14 @@
 Every write re-reads the store afterwards: the store must say what we wrote, or the command fails
 (exit 1) naming the route that differs. The export file is JSON:
 
-    {"format": "toolforgectl-routes/1", "routes": {"<tool>": {"<route>": "<backend>"}}}
+    {"format": "toolforgectl-routes/2", "routes": {"<tool>": {"<route>": "<backend>"}},
+     "redirects": {"<tool>": {"<route>": "<canonical host>"}}}
 
-and `import` reads only that: an unknown `format`, a duplicate key, input that is not UTF-8 or
-nested past what the parser takes is refused in one line (exit 2) before anything is written.
-Every route is validated before the first write; a store failing part-way says how far it got.
+(`redirects` holds `redirect:<tool>`, what registerCanonical records), and `import` reads only that,
+or `toolforgectl-routes/1` (the same without `redirects`): an unknown `format`, a duplicate key,
+input that is not UTF-8 or nested past what the parser takes is refused in one line (exit 2) before
+anything is written. Every route and redirect is validated before the first write; a store failing
+part-way says how far it got.
 """
 
 from __future__ import annotations
@@ -21,24 +24,40 @@ from typing import TYPE_CHECKING, Any
 
 from toolforgectl.adapters import probe
 from toolforgectl.core import validate
-from toolforgectl.core.errors import NotFoundError, RouteStoreError, ToolforgectlError, UsageError
+from toolforgectl.core.errors import (
+    NotFoundError,
+    RouteLimitError,
+    RouteStoreError,
+    ToolforgectlError,
+    UsageError,
+)
 from toolforgectl.core.models import Attribution, Backend, RouteChange
 
 if TYPE_CHECKING:  # the caller passes a store in: the CLI's --help never loads redis
     from toolforgectl.adapters.routestore import RouteStore
 
-EXPORT_FORMAT = "toolforgectl-routes/1"
+EXPORT_FORMAT = "toolforgectl-routes/2"
+# What import reads: the current format, and the one before redirects were exported.
+READABLE_FORMATS = ("toolforgectl-routes/1", EXPORT_FORMAT)
 
 Routes = dict[str, dict[str, str]]
 
 
+@dataclass(frozen=True)
+class Export:
+    """The content of an export file: tool -> route -> backend, and tool -> route -> canonical host."""
+
+    routes: Routes
+    redirects: Routes
+
+
 def show(store: RouteStore, tool: str, timeout: float | None) -> dict[str, Any]:
     """`tool`'s routes, each TCP-probed within `timeout` (None: not probed), and its redirects."""
-    routes = store.routes(tool)
-    if not routes:
+    routes, redirects = store.routes(tool), store.redirects(tool)
+    if not routes and not redirects:
         raise NotFoundError(f"tool {tool!r} has no routes in {store.url}")
     rows = [_row(route, backend, timeout) for route, backend in sorted(routes.items())]
-    return {"tool": tool, "routes": rows, "redirects": store.redirects(tool)}
+    return {"tool": tool, "routes": rows, "redirects": dict(sorted(redirects.items()))}
 
 
 def _row(route: str, backend: str, timeout: float | None) -> dict[str, Any]:
@@ -76,12 +95,15 @@ def verify(store: RouteStore, changes: Iterable[RouteChange]) -> None:
     """Re-read after a write (each tool once): the store must now say what we wrote."""
     written = [change for change in changes if not change.dry_run]
     for tool in dict.fromkeys(change.tool for change in written):
+        mine = [change for change in written if change.tool == tool]
         now = store.routes(tool)
-        for change in (c for c in written if c.tool == tool):
-            if now.get(change.route) != change.new:
-                found, expected = now.get(change.route), change.new
+        redirects = store.redirects(tool) if any(c.action == "redirect" for c in mine) else {}
+        for change in mine:
+            table, what = (redirects, "redirect ") if change.action == "redirect" else (now, "")
+            if table.get(change.route) != change.new:
+                found, expected = table.get(change.route), change.new
                 raise ToolforgectlError(
-                    f"verify failed: {tool} {change.route!r} is {found!r}, expected {expected!r}"
+                    f"verify failed: {tool} {what}{change.route!r} is {found!r}, expected {expected!r}"
                 )
 
 
@@ -89,8 +111,8 @@ def verify(store: RouteStore, changes: Iterable[RouteChange]) -> None:
 
 
 def export(store: RouteStore) -> dict[str, Any]:
-    """Every route, in the export format."""
-    return {"format": EXPORT_FORMAT, "routes": store.all_routes()}
+    """Every route and redirect, in the export format."""
+    return {"format": EXPORT_FORMAT, "routes": store.all_routes(), "redirects": store.all_redirects()}
 
 
 @dataclass(frozen=True)
@@ -111,10 +133,14 @@ class Imported:
     recap: Recap
 
 
-def import_routes(store: RouteStore, routes: Routes, by: Attribution, *, dry_run: bool) -> Imported:
-    """Write every route of `routes` (validated first, all of them), then verify.
+def import_routes(
+    store: RouteStore, routes: Routes, by: Attribution, *, dry_run: bool, redirects: Routes | None = None
+) -> Imported:
+    """Write every route of `routes`, then every redirect of `redirects` (all validated first), then verify.
 
-    Routes the store has and the file does not are kept. A route already so is not written.
+    Routes and redirects the store has and the file does not are kept. One already so is not written.
+    A tool that would end with more routes than the store's `max_routes` is refused before anything
+    is written.
     """
     checked = sorted(
         (
@@ -128,8 +154,15 @@ def import_routes(store: RouteStore, routes: Routes, by: Attribution, *, dry_run
         ),
         key=lambda write: write[:2],
     )
-    before = store.all_routes()
+    canonical = sorted(
+        (validate.tool_name(tool), validate.route(route), validate.domain_name(host))
+        for tool, table in (redirects or {}).items()
+        for route, host in table.items()
+    )
+    before, before_redirects = store.all_routes(), store.all_redirects()
+    _check_room(routes, before, store.max_routes)
     changes: list[RouteChange] = []
+    total = len(checked) + len(canonical)
     try:
         for tool, route, backend in checked:
             if dry_run:
@@ -137,18 +170,36 @@ def import_routes(store: RouteStore, routes: Routes, by: Attribution, *, dry_run
                 changes.append(RouteChange(tool, route, "set", old, backend.url, dry_run=True))
             else:
                 changes.append(store.set_route(tool, route, backend, by))
+        for tool, route, host in canonical:
+            changes.append(store.set_redirect(tool, route, host, by, dry_run=dry_run))
     except RouteStoreError as exc:
         written = sum(change.changed for change in changes)
         raise RouteStoreError(
-            f"import stopped after {len(changes)} of {len(checked)} routes ({written} written): {exc}"
+            f"import stopped after {len(changes)} of {total} routes ({written} written): {exc}"
         ) from None
     verify(store, changes)
-    return Imported(changes, _recap(changes, before))
+    return Imported(changes, _recap(changes, before, before_redirects))
 
 
-def _recap(changes: list[RouteChange], before: Routes) -> Recap:
-    mentioned = {(change.tool, change.route) for change in changes}
-    in_store = {(tool, route) for tool, table in before.items() for route in table}
+def _check_room(routes: Routes, before: Routes, max_routes: int) -> None:
+    """Refuse an import that would give a tool more than `max_routes` routes (its own and the file's)."""
+    for tool, table in sorted(routes.items()):
+        count = len(before.get(tool, {}).keys() | table.keys())
+        if count > max_routes:
+            raise RouteLimitError(
+                f"tool {tool} would have {count} routes, more than the {max_routes} one tool may have"
+                " (dataplane.max_routes_per_tool); nothing was imported"
+            )
+
+
+def _recap(changes: list[RouteChange], before: Routes, before_redirects: Routes) -> Recap:
+    mentioned = {(change.action == "redirect", change.tool, change.route) for change in changes}
+    in_store = {
+        (is_redirect, tool, route)
+        for is_redirect, tables in ((False, before), (True, before_redirects))
+        for tool, table in tables.items()
+        for route in table
+    }
     return Recap(
         added=sum(change.old is None for change in changes),
         changed=sum(change.changed and change.old is not None for change in changes),
@@ -177,8 +228,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def read_export(file: str) -> Routes:
-    """The routes of an export file (or `-`: stdin), refused in one line unless well-formed."""
+def read_export(file: str) -> Export:
+    """The routes and redirects of an export file (or `-`: stdin), refused in one line unless well-formed."""
     raw = _read_bytes(file)
     try:
         data = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
@@ -192,7 +243,7 @@ def read_export(file: str) -> Routes:
         raise UsageError(f"{file}: nested too deeply to be an export file") from None
     except ValueError as exc:  # e.g. an integer past Python's digit limit
         raise UsageError(f"{file}: not usable JSON: {validate.shown(str(exc), 80)}") from None
-    return _routes_of(file, data)
+    return _export_of(file, data)
 
 
 def _read_bytes(file: str) -> bytes:
@@ -202,18 +253,26 @@ def _read_bytes(file: str) -> bytes:
         raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
 
 
-def _routes_of(file: str, data: object) -> Routes:
-    """The routes table of a parsed export, checked to be {tool: {route: backend}} of strings."""
-    expected = f'{{"format": "{EXPORT_FORMAT}", "routes": {{tool: {{route: backend}}}}}}'
-    if not isinstance(data, dict) or set(data) != {"format", "routes"}:
+def _export_of(file: str, data: object) -> Export:
+    """A parsed export, checked to hold {tool: {route: text}} tables under the keys its format has."""
+    expected = (
+        f'{{"format": "{EXPORT_FORMAT}", "routes": {{tool: {{route: backend}}}},'
+        ' "redirects": {tool: {route: host}}}'
+    )
+    if not isinstance(data, dict) or "format" not in data:
         raise UsageError(f"{file}: expected {expected} as written by `routes export`")
-    if data["format"] != EXPORT_FORMAT:
-        found = validate.shown(data["format"])
-        raise UsageError(f"{file}: unknown format {found}; this toolforgectl reads {EXPORT_FORMAT!r}")
-    routes = data["routes"]
-    if not isinstance(routes, dict) or not all(
-        isinstance(table, dict) and all(isinstance(backend, str) for backend in table.values())
-        for table in routes.values()
-    ):
+    if data["format"] not in READABLE_FORMATS:
+        found, known = validate.shown(data["format"]), " or ".join(map(repr, READABLE_FORMATS))
+        raise UsageError(f"{file}: unknown format {found}; this toolforgectl reads {known}")
+    keys = {"format", "routes"} | ({"redirects"} if data["format"] == EXPORT_FORMAT else set())
+    if set(data) != keys or not all(_is_table(data[key]) for key in keys - {"format"}):
         raise UsageError(f"{file}: expected {expected} as written by `routes export`")
-    return routes
+    return Export(data["routes"], data.get("redirects", {}))
+
+
+def _is_table(value: object) -> bool:
+    """Whether `value` is {tool: {route: text}}."""
+    return isinstance(value, dict) and all(
+        isinstance(table, dict) and all(isinstance(text, str) for text in table.values())
+        for table in value.values()
+    )

@@ -51,6 +51,10 @@ def test_settings_are_read_and_typed() -> None:
         ("{metrics_port: -1}", "proxylistener.metrics_port must be a port number (1-65535), or 0 for off"),
         ("{max_lines: 0}", "proxylistener.max_lines must be positive"),
         ("{read_timeout: '5'}", "proxylistener.read_timeout must be a number, not a string"),
+        (
+            "{canonical_domain: ''}",
+            "proxylistener.canonical_domain is not a usable domain name: domain name is empty",
+        ),
     ],
 )
 def test_bad_proxylistener_settings_are_one_line_at_their_line(section: str, message: str) -> None:

@@ -54,6 +54,8 @@ def test_nginx_counts_and_sizes_may_be_written_as_numbers() -> None:
         ("{redis_maxmemory: lots}", "dataplane.redis_maxmemory must be a size Redis reads, such as 512mb"),
         ("{redis_maxmemory: '0'}", "dataplane.redis_maxmemory must be a size Redis reads"),
         ("[1, 2]", "dataplane must be a mapping, not a list"),
+        ("{canonical_domain: 'https://toolforge.org/'}", "dataplane.canonical_domain is not a usable domain"),
+        ("{read_timeout: 0}", "dataplane.read_timeout must be positive"),
         ("{client_ip: shown}", "dataplane.client_ip must be one of hidden, forwarded"),
         ("{client_ip_forwarded_tools: [My_Tool]}", "dataplane.client_ip_forwarded_tools must list tool"),
         (

@@ -203,8 +203,9 @@ def test_runner_without_a_token_speaks_the_original_three_lines_to_an_ident_list
 
     assert done.returncode == 0, done.stderr
     audit = stack.client().xrange("toolforgectl:audit:mytool")
-    assert [fields["action"] for _, fields in audit] == ["set", "delete"]
-    assert stack.client().exists("prefix:mytool") == 0
+    # registerCanonical: the route, then its redirect; the epilog's unregister removes both.
+    assert [fields["action"] for _, fields in audit] == ["set", "redirect", "delete"]
+    assert stack.client().exists("prefix:mytool", "redirect:mytool") == 0
 
 
 def test_runner_without_a_token_is_served_at_once_by_a_migration_listener(
@@ -222,7 +223,8 @@ def test_runner_without_a_token_is_served_at_once_by_a_migration_listener(
 
     assert done.returncode == 0, done.stderr
     audit = stack.client().xrange("toolforgectl:audit:mytool")
-    assert [fields["action"] for _, fields in audit] == ["set", "delete"]
+    # registerCanonical: the route, then its redirect; the epilog's unregister removes both.
+    assert [fields["action"] for _, fields in audit] == ["set", "redirect", "delete"]
 
 
 def test_runner_registers_the_own_ip_it_is_given_and_the_proxy_checks_it(

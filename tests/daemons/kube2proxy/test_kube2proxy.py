@@ -328,3 +328,18 @@ def test_registry_members_naming_no_tool_service_are_forgotten_not_deleted(
     wait_until(lambda: store.k8s_members() == {"tool-alpha/alpha/.*"}, "the registry cleaned")
     assert store.routes("web") == {".*": "http://127.0.0.1:5000"}, "not ours to delete"
     assert "forgetting registry member 'legacy/web/.*'" in daemon.log_text()
+
+
+def test_a_route_past_the_per_tool_cap_is_logged_not_written(
+    launch: Any, api: FakeKubeApi, store: RouteStore
+) -> None:
+    backend = validate.backend("http://127.96.0.99:8000")
+    for number in range(validate.MAX_ROUTES_PER_TOOL):  # another writer filled the tool up
+        store.set_route("alpha", f"^/{number}/", backend, Attribution("test"))
+    api.put(service("tool-alpha", "alpha", "127.96.0.11"))
+    api.put(service("tool-beta", "beta", "127.96.0.12"))
+    daemon = launch()
+    wait_until(lambda: store.routes("beta"), "the first sync")
+    said = f"alpha .* not written: the tool has the most routes allowed ({validate.MAX_ROUTES_PER_TOOL})"
+    wait_until(lambda: said in daemon.log_text(), "the refusal in the log")
+    assert ".*" not in store.routes("alpha") and "tool-alpha/alpha/.*" not in store.k8s_members()

@@ -264,3 +264,28 @@ def test_configured_reserved_names_need_a_grant_and_a_grant_admits(stack: Stack)
     )
     assert _register(listener.port, listener.token("admin")) == b"ok"
     assert not stack.client().exists("prefix:www")
+
+
+# Route count: one tool cannot make every request of its own cost more ----------------------------
+
+
+def _register_route(port: int, token: str, route: str) -> bytes:
+    return exchange(port, f"register\n{route}\nhttp://127.0.0.1:41234\n{token}\n".encode())
+
+
+def test_a_registration_past_the_per_tool_route_cap_is_refused(stack: Stack) -> None:
+    listener = stack.listener(dataplane={"max_routes_per_tool": 2})
+    token = listener.token("greedy")
+    assert _register_route(listener.port, token, "^/a") == b"ok"
+    assert _register_route(listener.port, token, "^/b") == b"ok"
+
+    reply = _register_route(listener.port, token, "^/c")
+
+    assert reply == (
+        b"Refused: tool greedy already has 2 routes, the most one tool may have"
+        b" (dataplane.max_routes_per_tool is 2); delete one first."
+    )
+    assert sorted(stack.client().hgetall("prefix:greedy")) == ["^/a", "^/b"]
+    assert _register_route(listener.port, token, "^/a") == b"ok", "re-registering a route it has"
+    wait_until(lambda: len(listener.log_entries()) == 4, "a log line per request")
+    assert [entry["outcome"] for entry in listener.log_entries()] == ["ok", "ok", "refused", "ok"]

@@ -74,10 +74,13 @@ CASES: dict[str, tuple[Callable[[socket.socket], None], bytes]] = {
     "binary command": (_binary_command, b"fail"),
     "invalid UTF-8": (_invalid_utf8_command, b"Request is not UTF-8 text."),
     "too many lines": (_too_many_lines, b"Request has more than 4 lines."),
-    "route that is no regex": (_hostile_route, b"Refused: route '(unclosed' is not a valid regex"),
+    "route that is no regex": (
+        _hostile_route,
+        b"Refused: route '(unclosed' is not a regex nginx can use (PCRE: ",
+    ),
     "route that overflows the regex parser": (
         _overflowing_route,
-        b"Refused: route 'a{4294967296}' is not a valid regex",
+        b"Refused: route 'a{4294967296}' is not a regex nginx can use (PCRE: ",
     ),
     "slow client": (_slow_client, b"Timed out waiting for the route line."),
 }

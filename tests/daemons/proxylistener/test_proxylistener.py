@@ -59,6 +59,13 @@ def test_register_canonical_also_records_the_canonical_host(stack: Stack) -> Non
     )
 
     assert stack.client().hgetall("redirect:mytool") == {".*": "mytool.toolforge.example"}
+    # Like the route, the redirect bumps the version (so caches see it at once) and is audited.
+    assert stack.client().get("toolforgectl:routes:version") == "2"
+    history = json.loads(run_cli("--redis", stack.redis_url, "debug", "history", "mytool", "--json").stdout)
+    assert [(e["action"], e["backend"]) for e in history["data"]["audit"]] == [
+        ("set", "http://127.0.0.1:41234"),
+        ("redirect", "mytool.toolforge.example"),
+    ]
 
 
 def test_unregister_removes_route_and_redirect(stack: Stack) -> None:

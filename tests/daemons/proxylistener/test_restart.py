@@ -53,7 +53,8 @@ def test_a_registration_during_a_restart_succeeds_within_the_clients_default_bud
     messages = [json.loads(line)["message"] for line in stderr.splitlines()]
     assert any(message.startswith("registered http://127.0.0.1:") for message in messages)
     audit = stack.client().xrange("toolforgectl:audit:mytool")
-    assert [fields["action"] for _, fields in audit] == ["set", "delete"]  # then `true` ended
+    # registerCanonical's route and its redirect, then `true` ended: the unregister.
+    assert [fields["action"] for _, fields in audit] == ["set", "redirect", "delete"]
     assert [entry["outcome"] for entry in new.log_entries()] == ["ok", "ok"], "both by the new one"
     if handover:  # the socket stayed open: the runner's connection waited for the new process
         assert not [message for message in messages if "retrying" in message]

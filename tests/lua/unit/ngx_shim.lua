@@ -4,7 +4,8 @@
 -- (lrexlib; nginx's Lua uses PCRE, whose syntax the route store's patterns share), shared dicts as
 -- tables, a clock the test sets, timers the test fires, the request as plain tables (`ngx.var`,
 -- `ngx.header`), and a scripted Redis in place of lua-resty-redis (`nginx.redis`). Everything a
--- module did is recorded (log lines, Redis commands, the peer, exit status) for the test to check.
+-- module did is recorded (log lines, Redis commands, the peer, exit status, a redirect) for the
+-- test to check.
 local cjson = require "cjson.safe"
 local rex = require "rex_pcre2"
 
@@ -25,10 +26,15 @@ local function regex(pattern)
     return found
 end
 
+-- `shim.match_errors[pattern]`: what matching that pattern against a non-empty subject fails with,
+-- as PCRE does past lua_regex_match_limit ("pcre_exec() failed: -8"); compiling it still works.
 local function re_find(subject, pattern)
     local r, err = regex(pattern)
     if not r then
         return nil, nil, err
+    end
+    if subject ~= "" and shim.match_errors[pattern] then
+        return nil, nil, shim.match_errors[pattern]
     end
     local from, to = r:find(subject)
     return from, to
@@ -259,6 +265,17 @@ local function fake_redis_module()
         return flat
     end
 
+    function client.hlen(_, key)
+        local ok, err = command("HLEN", key)
+        if not ok then
+            return nil, err
+        end
+        if shim.redis.wrongtype[key] then
+            return false, "WRONGTYPE Operation against a key holding the wrong kind of value"
+        end
+        return #(shim.redis.hashes[key] or {})
+    end
+
     function client.get(_, key)
         local ok, err = command("GET", key)
         if not ok then
@@ -354,6 +371,7 @@ function shim.reset()
     shim.peer = nil
     shim.exited = nil
     shim.exec = nil
+    shim.redirected = nil
     shim.recreated = nil
     shim.output = {}
     shim.sleeps = {}
@@ -361,6 +379,7 @@ function shim.reset()
     shim.on_sleep = nil
     shim.exiting = false
     shim.redis = new_redis_state()
+    shim.match_errors = {}
     shim.dns = new_dns_state()
     local dicts = setmetatable({}, {
         __index = function(dicts, name)
@@ -395,6 +414,9 @@ function shim.reset()
         end,
         exec = function(location)
             shim.exec = location
+        end,
+        redirect = function(url, status)
+            shim.redirected = { url = url, status = status }
         end,
         timer = {
             at = function(delay, callback)

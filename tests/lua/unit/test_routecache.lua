@@ -267,3 +267,55 @@ case("the worker's table holds worker_cache_size tools; the rest come back from 
     end
     eq(calls(), 3, "Redis commands")
 end)
+
+case("a tool with more routes than max_routes_per_tool is routed by the first ones, and logged", function()
+    unit.configure({ max_routes_per_tool = 3 })
+    local routecache = require "urlproxy.routecache"
+    unit.watching()
+    unit.store("many", {
+        { ".*", HELLO },
+        { "^/e/", ECHO },
+        { "^/dd/", ECHO },
+        { "^/ccc/", HELLO },
+        { "^/b/", HELLO },
+    })
+    local routes = routecache.routes("many")
+    eq({ unpack(routes) }, { "^/ccc/", HELLO, "^/dd/", ECHO, "^/b/", HELLO }, "routes (match order, cut)")
+    local said = "tool many has 5 routes, more than max_routes_per_tool: routing by the first 3"
+    local logged = shim.logged(said)
+    eq(#logged, 1, "log lines")
+end)
+
+case("a regex PCRE cannot compile is logged and left out when the entry is built", function()
+    local routecache = require "urlproxy.routecache"
+    unit.watching()
+    unit.store("badre", { { [[\u0041]], ECHO }, { ".*", HELLO } })
+    local routes = routecache.routes("badre")
+    eq({ unpack(routes) }, { ".*", HELLO }, "routes")
+    local logged = shim.logged([[ignoring a stored route: route \u0041 of tool badre does not compile: ]])
+    eq(#logged, 1, "log lines")
+    shim.clock = shim.clock + 0.001
+    eq(#routecache.cached("badre"), 2, "cached routes: the front routes the tool without the bad one")
+    eq(calls(), 1, "Redis commands (the entry is built once, not per request)")
+end)
+
+case("control bytes a writer stored in a pattern do not reach the error log as such", function()
+    local routecache = require "urlproxy.routecache"
+    unit.watching()
+    unit.store("badre", { { "(\n", ECHO } })
+    routecache.routes("badre")
+    eq(#shim.logged("route (? of tool badre does not compile"), 1, "logs")
+end)
+
+case("5,000 routes fit a cache entry: no unpack limit on the way to the shared dict", function()
+    unit.configure({ max_routes_per_tool = 5000 })
+    local routecache = require "urlproxy.routecache"
+    unit.watching()
+    local stored = {}
+    for i = 1, 5000 do
+        stored[i] = { ("^/r%04d$"):format(i), HELLO }
+    end
+    unit.store("big", stored)
+    eq(#routecache.routes("big"), 10000, "entries in this worker")
+    eq(#another_worker().cached("big"), 10000, "entries another worker decodes from the shared dict")
+end)

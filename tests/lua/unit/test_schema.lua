@@ -73,6 +73,30 @@ case("the backend grammar: every pinned refusal is refused", function()
     end
 end)
 
+case("the route rule: a stored route PCRE compiles is kept, one it cannot is left out", function()
+    local rule = pinned().route
+    local routecache = require "urlproxy.routecache"
+    unit.configure({ max_routes_per_tool = 100 })
+    unit.watching()
+    local kept, tools = {}, 0
+    for _, list in ipairs({ rule.compiles, rule.version_dependent, rule.does_not_compile }) do
+        for _, pattern in ipairs(list) do
+            tools = tools + 1
+            unit.store("route-" .. tools, { { pattern, "http://10.0.0.1:8000" } })
+            kept[pattern] = #routecache.routes("route-" .. tools) == 2
+        end
+    end
+    for _, pattern in ipairs(rule.compiles) do
+        check(kept[pattern], "the compiling route " .. pattern .. " was left out")
+    end
+    for _, pattern in ipairs(rule.version_dependent) do
+        check(kept[pattern], "the route " .. pattern .. " (nginx reads it as its PCRE does) was left out")
+    end
+    for _, pattern in ipairs(rule.does_not_compile) do
+        check(not kept[pattern], "the route " .. pattern .. " (does not compile) was kept")
+    end
+end)
+
 case("the settings' defaults are the pinned ones, and every knob Lua reads is pinned", function()
     local settings = require "urlproxy.settings"
     local pin = pinned().settings

@@ -118,6 +118,20 @@ case("the front hands stale and unknown routes to the slow path", function()
     check(#shim.redis.calls == 1, "the front asked Redis nothing")
 end)
 
+case("a route past the regex match limit is skipped and logged; the next route still matches", function()
+    unit.watching()
+    unit.store("slow", { { "^/(a+)+$", ECHO }, { ".*", HELLO } })
+    shim.match_errors["^/(a+)+$"] = "pcre_exec() failed: -8"
+    eq(slow("/slow/aaaa!"), HELLO, "slow path's backend")
+    eq(front("/slow/aaaa!"), HELLO, "front's backend")
+    local logged = shim.logged("route ^/(a+)+$ of tool slow skipped: pcre_exec() failed: -8")
+    eq(#logged, 1, "log lines (the second failure is within error_log_interval)")
+    unit.store("slow", { { "^/(a+)+$", ECHO } })
+    unit.changed("slow")
+    shim.clock = shim.clock + 1
+    eq(slow("/slow/aaaa!"), "503 none", "answer when no other route matches")
+end)
+
 case("the tool and the routed path are the path as the client sent it, not nginx's decoded $uri", function()
     unit.watching()
     unit.store("hello", { { ".*", HELLO } })

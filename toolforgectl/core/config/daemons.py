@@ -21,6 +21,7 @@ from toolforgectl.core.config.schema import (
     Seconds,
     Text,
     Texts,
+    domain,
     invalid,
 )
 
@@ -58,7 +59,7 @@ class ProxyListener:
     backend_networks: Networks = ()  # destinations allowed besides the caller's own address
     reserved: Texts = ()  # names besides `admin` that need a grant
     granted: Texts = ()  # tools allowed to register a reserved name
-    canonical_domain: Text = "toolforge.org"
+    canonical_domain: Annotated[Text, domain()] = "toolforge.org"  # registerCanonical: <tool>.<this>
     read_timeout: Seconds = 5.0
     max_line: Count = 1024
     max_lines: Count = 4

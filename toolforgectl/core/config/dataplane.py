@@ -30,6 +30,7 @@ from toolforgectl.core.config.schema import (
     Port,
     Text,
     Texts,
+    domain,
     invalid,
     one_of,
 )
@@ -97,8 +98,14 @@ class DataPlane:
     maintenance: StrictBool = False
     brand: Text = "Toolforge"
     hsts_max_age: CountOrOff = 31622400
-    websocket_timeout: Count = 3600
+    websocket_timeout: Count = 3600  # seconds a WebSocket may stay silent (both directions)
+    read_timeout: Count = 300  # seconds a tool may take to answer any other request, else 504
     connect_timeout: Count = 5
+    client_max_body_size: Nginx = "128m"  # largest request body (uploads), as the original; over it: 413
+    gzip: StrictBool = True  # compress text answers for clients that accept it, as the original did
+    # Path mode: a tool with `redirect:<tool>` (registerCanonical) answers every request with a 301
+    # to https://<tool>.<canonical_domain><rest of the path>; empty: redirect keys are ignored.
+    canonical_domain: Annotated[Text, domain(optional=True)] = ""
     proxy_buffering: StrictBool = True
     user: Text = "www-data"  # workers' user when nginx starts as root; empty: nginx's default
     worker_processes: Nginx = "auto"
@@ -123,6 +130,9 @@ class DataPlane:
     error_log_interval: Count = 10  # seconds between two urlproxy error lines (all workers together)
     # The proxy's Redis (templates/redis/redis.conf.j2): its memory limit, in Redis's units.
     redis_maxmemory: Annotated[Text, AfterValidator(_redis_size)] = "512mb"
+    # What one tool's routes may cost a worker (docs/security.md, B.1 and B.2).
+    regex_match_limit: Count = 100000  # PCRE backtracking steps per route match (lua_regex_match_limit)
+    max_routes_per_tool: Count = validate.MAX_ROUTES_PER_TOOL  # writers refuse more; Lua uses the first
     # Whether tools learn the client's address (docs/dataplane.md, "Client addresses"): "hidden" as
     # the original (none of X-Forwarded-For, X-Real-IP), or "forwarded"; in both modes whatever the
     # client sent in those headers (or Forwarded, Client-IP, ...) never reaches a tool.

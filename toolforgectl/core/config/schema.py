@@ -19,8 +19,9 @@ import pydantic
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictFloat, StrictInt, StrictStr
 from pydantic_core import PydanticCustomError
 
+from toolforgectl.core import validate
 from toolforgectl.core.config.document import Document, Loc, dotted
-from toolforgectl.core.errors import ConfigError
+from toolforgectl.core.errors import ConfigError, ValidationError
 
 # defer_build: the validators are built on first use, not at import, so a command that imports the
 # config but never reads it (--help) does not pay for them.
@@ -83,6 +84,20 @@ def one_of(*choices: str) -> AfterValidator:
     def check(value: str) -> str:
         if value not in choices:
             raise invalid(f"must be one of {', '.join(choices)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def domain(*, optional: bool = False) -> AfterValidator:
+    """A host name setting (dotted lowercase DNS labels); with `optional`, empty (off) too."""
+
+    def check(value: str) -> str:
+        if value or not optional:
+            try:
+                validate.domain_name(value)
+            except ValidationError as exc:
+                raise invalid(f"is not a usable domain name: {exc}") from None
         return value
 
     return AfterValidator(check)

@@ -123,7 +123,11 @@ def build(args: argparse.Namespace, stopper: Stopper) -> tuple[Reflector, Active
     proxy = fleet.proxy(args.proxy)
     settings = fleet.kube2proxy
     metrics = Metrics()
-    store = RouteStore.from_url(args.redis or proxy.redis, destinations=Destinations.of_fleet(fleet))
+    store = RouteStore.from_url(
+        args.redis or proxy.redis,
+        destinations=Destinations.of_fleet(fleet),
+        max_routes=fleet.dataplane.max_routes_per_tool,
+    )
     api = ServiceApi.connect(settings.kubeconfig, settings.context)
     gate = ActiveGate(proxy, config_file, fleet, metrics)
     reflector = Reflector(

@@ -165,7 +165,10 @@ class Reflector:
         """Point routes at their backends and record ownership, in batched transactions."""
         changes = self.store.set_k8s_routes([(r.member, r.tool, r.route, r.backend) for r in routes], ACTOR)
         for change in changes:
-            if change.changed:
+            if change.new is None:  # the route store refused a route past the per-tool cap
+                tool, route, cap = change.tool, change.route, self.store.max_routes
+                log.warning("%s %s not written: the tool has the most routes allowed (%d)", tool, route, cap)
+            elif change.changed:
                 self.metrics.routes_written.labels("set").inc()
                 log.info("%s %s -> %s", change.tool, change.route, change.new)
 

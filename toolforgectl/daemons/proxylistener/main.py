@@ -30,6 +30,7 @@ from toolforgectl.core import config, logs, output, tokens, wire
 from toolforgectl.core.config import ProxyListener
 from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
+from toolforgectl.core.validate import MAX_ROUTES_PER_TOOL
 from toolforgectl.daemons.proxylistener import activation, admission, authorize, identity, metrics
 from toolforgectl.daemons.proxylistener.authorize import Policy
 from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar, standby_reply
@@ -279,12 +280,16 @@ def _busy(cap: admission.Cap, peer: str) -> Outcome:
 
 
 def build(
-    settings: ProxyListener, fleet_active: str | None, destinations: Destinations | None = None
+    settings: ProxyListener,
+    fleet_active: str | None,
+    destinations: Destinations | None = None,
+    max_routes: int = MAX_ROUTES_PER_TOOL,
 ) -> Listener:
-    """A Listener wired to its route store, policy and token key, under the fleet's destination rule."""
+    """A Listener wired to its route store (which caps each tool at `max_routes`), policy and token
+    key, under the fleet's destination rule."""
     key = tokens.load_key(Path(settings.token_key_file)) if "token" in settings.identity else None
     registrar = Registrar(
-        store=RouteStore.from_url(settings.redis, destinations=destinations),
+        store=RouteStore.from_url(settings.redis, destinations=destinations, max_routes=max_routes),
         policy=Policy.from_settings(settings, destinations),
         key=key,
         canonical_domain=settings.canonical_domain,
@@ -311,15 +316,13 @@ def _fleet(args: argparse.Namespace) -> config.Fleet | None:
     return config.load(path) if path else None
 
 
-def _destinations(args: argparse.Namespace, settings: ProxyListener) -> Destinations | None:
+def _destinations(fleet: config.Fleet | None, settings: ProxyListener) -> Destinations | None:
     """The fleet's destination rule, counting this listener's ports and Redis as given on the command
     line; None (the strict default) without a fleet config."""
-    fleet = _fleet(args)
     return Destinations.of_fleet(dataclasses.replace(fleet, proxylistener=settings)) if fleet else None
 
 
-def _settings(args: argparse.Namespace) -> tuple[ProxyListener, str | None]:
-    fleet = _fleet(args)
+def _settings(args: argparse.Namespace, fleet: config.Fleet | None) -> tuple[ProxyListener, str | None]:
     settings = fleet.proxylistener if fleet else ProxyListener()
     overrides = {
         name: value
@@ -337,9 +340,11 @@ def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
     logs.setup(args.log_format, args.log_level)
     try:
-        settings, fleet_active = _settings(args)
+        fleet = _fleet(args)
+        settings, fleet_active = _settings(args, fleet)
+        max_routes = fleet.dataplane.max_routes_per_tool if fleet else MAX_ROUTES_PER_TOOL
         handed = activation.inherited()
-        listener = build(settings, fleet_active, _destinations(args, settings))
+        listener = build(settings, fleet_active, _destinations(fleet, settings), max_routes)
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(
             listener.run(handed)

@@ -17,6 +17,7 @@ from toolforgectl.core.errors import (
     ActiveProxyError,
     ReadOnlyReplicaError,
     RefusedError,
+    RouteLimitError,
     RouteStoreError,
     ValidationError,
 )
@@ -58,6 +59,8 @@ class Registrar:
                 self._register(request, tool, generation, peer)
             else:
                 self._unregister(request, tool, generation, peer)
+        except RouteLimitError as exc:  # checked atomically with the write, like the generation
+            return Outcome(tool, "refused", wire.sentence(f"Refused: {exc}."))
         except ValidationError as exc:  # the token's generation is checked atomically with the write
             return Outcome(tool, "unauthenticated", wire.sentence(f"Refused: {exc}."))
         except RefusedError as exc:
@@ -84,7 +87,8 @@ class Registrar:
         by = Attribution(f"{ACTOR}@{peer}")
         self.store.set_route(tool, request.route, request.destination, by, token_generation=generation)
         if request.command == wire.REGISTER_CANONICAL:
-            self.store.set_redirect(tool, request.route, f"{tool}.{self.canonical_domain}")
+            host = f"{tool}.{self.canonical_domain}"
+            self.store.set_redirect(tool, request.route, host, by, token_generation=generation)
 
     def _unregister(self, request: wire.Request, tool: str, generation: int | None, peer: str) -> None:
         current = self.store.routes(tool).get(request.route)
