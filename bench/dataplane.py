@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import random
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,12 +104,18 @@ def run_wrk(
 
 
 def propagation_ms(
-    store: RouteStore, port: int, cert: Path, backends: tuple[str, str], times: int
+    store: RouteStore,
+    port: int,
+    cert: Path,
+    backends: tuple[str, str],
+    times: int,
+    write: Callable[[str], object] | None = None,
 ) -> list[float]:
     """How long after a route write the proxy serves the new backend, polled over one keepalive connection.
 
-    Before each write the tool is requested until its cached entry carries the current version, so
-    the write meets a fresh cache entry (the worst case) rather than one an earlier change made stale.
+    `write(url)` routes the tool to `url`: through the route store by default. Before each write the
+    tool is requested so that its cached entry is fresh: the write meets a fresh cache entry (the worst
+    case) rather than one an earlier change made stale.
     """
     conn = http.client.HTTPSConnection(
         "127.0.0.1", port, context=ssl.create_default_context(cafile=str(cert))
@@ -125,12 +133,65 @@ def propagation_ms(
         if i and served() != old:
             raise SystemExit("bench: the cache did not hold the previous route")
         start = time.monotonic()
-        store.set_route("moving", ".*", validate.backend(backends[i % 2]), ACTOR)
+        if write is None:
+            store.set_route("moving", ".*", validate.backend(backends[i % 2]), ACTOR)
+        else:
+            write(backends[i % 2])
         while served() != new:
             pass
         if i:  # the first write creates the tool; only changes count
             results.append((time.monotonic() - start) * 1000)
     return results
+
+
+def raw_hset(store: RouteStore) -> Callable[[str], object]:
+    """Route `moving` as redis-cli, an original-era daemon or replication does: one HSET, no version bump."""
+    client = redis.Redis.from_url(store.url)
+    return lambda url: client.hset(prefix_key("moving"), ".*", url)
+
+
+def hot_tool_share(
+    store: RouteStore, port: int, cert: Path, log: Path, backends: tuple[str, str], seconds: float = 5,
+    rate: int = 50,
+) -> tuple[float, int]:  # fmt: skip
+    """With `rate` raw HSETs a second to other tools, the share of a hot tool's requests the front
+    routed from its cache (path=front in the access log), and how many requests that was."""
+    client = redis.Redis.from_url(store.url)
+    client.hset(prefix_key("hot"), ".*", backends[0])
+    stop = threading.Event()
+
+    def writes() -> None:
+        for n in itertools.count():
+            if stop.wait(1 / rate):
+                return
+            client.hset(prefix_key(f"cold{n % 100}"), ".*", backends[n // 100 % 2])  # a change each time
+
+    tls = ssl.create_default_context(cafile=str(cert))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=tls)
+    marker = f"/hot/run{time.time_ns()}-"
+    for _ in range(20):  # a new tool's first request reads Redis on the slow path; then it is cached
+        conn.request("GET", "/hot/warm-up")
+        conn.getresponse().read()
+        time.sleep(0.01)
+    writer = threading.Thread(target=writes)
+    sent, end = 0, time.monotonic() + seconds
+    writer.start()
+    try:
+        while time.monotonic() < end:
+            conn.request("GET", f"{marker}{sent}")
+            conn.getresponse().read()
+            sent += 1
+    finally:
+        stop.set()
+        writer.join()
+    deadline = time.monotonic() + 10  # the access log is buffered (flushed every second)
+    while True:
+        lines = [line for line in log.read_text().splitlines() if f" {marker}" in line]
+        if len(lines) >= sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    front = sum("path=front" in line for line in lines)
+    return front / max(sent, 1), sent
 
 
 def bulk_load(store: RouteStore, tools: int, backend: str) -> None:
@@ -291,12 +352,15 @@ def main() -> None:
                         print(f"tools={tools} round={rnd} {v}: {sample}", file=sys.stderr)
             paced = paced_rounds(ports, procs, results[max(args.tools)], args)
             prop = propagation_ms(store, ports["c"], cert, backends, 20)
+            raw = propagation_ms(store, ports["c"], cert, backends, 50, raw_hset(store))
+            access_log = Path(tmp) / "c" / "logs" / "access.log"
+            share = hot_tool_share(store, ports["c"], cert, access_log, backends)
             listing = list_ms(store, ports["list"], args.list_tools)
         finally:
             for process in procs.values():
                 process.stop()
     load += "; after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    section = report(results, paced, args, prop, listing, load)
+    section = report(results, paced, args, (prop, raw, share), listing, load)
     print(section)
     if args.write:
         write_section(args.write, section)

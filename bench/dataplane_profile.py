@@ -66,9 +66,8 @@ def prepare(work: Path, name: str, edit: Edit | None, backend: str) -> tuple[Pat
         )
         text = re.sub(r"listen 127\.0\.0\.1:\d+ ssl", f"listen 127.0.0.1:{port} ssl", text)
         conf.write_text(edit(text, backend) if conf.name == "urlproxy.conf" else text)
-    # The watcher's timer would count against the requests: poll once a second here, not every 25 ms.
     settings = root / "conf" / "urlproxy.json"
-    values = {"invalidation_poll_ms": 1000, "slow_socket": str(root / "run" / "slow.sock")}
+    values = {"slow_socket": str(root / "run" / "slow.sock")}
     settings.write_text(json.dumps({**json.loads(settings.read_text()), **values}))
     return root / "conf" / "nginx.conf", port
 

@@ -12,23 +12,23 @@ local ERR = ngx.ERR
 -- Shared by every worker: DOWN_UNTIL (set on failure, cleared by the watcher) and FAILURES.
 local state = shdict.state()
 local DOWN_UNTIL, FAILURES = shdict.DOWN_UNTIL, shdict.FAILURES
+local LOG_GATE, LOG_SUPPRESSED = shdict.LOG_GATE, shdict.LOG_SUPPRESSED
 
-local last_log = 0
-local suppressed = 0
-
--- Log `message` at most once per `error_log_interval` seconds per worker, counting what was
--- skipped: with Redis hung, every request would otherwise log the same line.
+-- Log `message` at most once per `error_log_interval` seconds for the whole nginx (the workers share
+-- the gate), counting what was held back: with Redis down or hung, every request and the watcher
+-- would otherwise log the same line. (nginx's own socket errors are off: lua_socket_log_errors.)
 function _M.log_error(message)
-    local now = ngx_now()
-    if now - last_log < settings.current.error_log_interval then
-        suppressed = suppressed + 1
+    local opened, err = state:add(LOG_GATE, true, settings.current.error_log_interval)
+    if not opened and err == "exists" then
+        state:incr(LOG_SUPPRESSED, 1, 0)
         return
     end
+    local suppressed = state:get(LOG_SUPPRESSED) or 0
     if suppressed > 0 then
+        state:set(LOG_SUPPRESSED, 0)
         message = message .. " (" .. suppressed .. " similar messages suppressed)"
     end
     ngx_log(ERR, "urlproxy: ", message)
-    last_log, suppressed = now, 0
 end
 
 -- Whether requests may try Redis now (false while a recent failure's back-off runs).

@@ -1,8 +1,10 @@
 -- Each tool's routes, cached per worker and per server (shared dict), from Redis on a miss.
 --
--- An entry is fresh while it carries the current version token (the route store's write counter,
--- published by watcher.lua) and is younger than `cache_ttl`. Stale entries are kept: when Redis
--- fails they are served as they are (stale-if-error), so known tools keep working.
+-- An entry is fresh while it is younger than `cache_ttl` and its tool has not changed in Redis
+-- since it was read: the watcher publishes every change as a numbered entry of the invalidation
+-- log (changes.lua), each worker reads the log's head at most once per clock tick and marks the
+-- entries of exactly the tools that changed stale. Stale entries are kept: when Redis fails they
+-- are served as they are (stale-if-error), so known tools keep working.
 --
 -- What one tool costs a request is bounded here: an entry holds at most `max_routes_per_tool`
 -- routes (the first in match order, whatever another writer put in Redis), and a route whose
@@ -10,6 +12,7 @@
 -- per request.
 local cjson = require "cjson.safe"
 local backend = require "urlproxy.backend"
+local changes = require "urlproxy.changes"
 local redisconn = require "urlproxy.redisconn"
 local schema = require "urlproxy.schema"
 local settings = require "urlproxy.settings"
@@ -24,23 +27,35 @@ local gsub = string.gsub
 local min = math.min
 
 local shared = shdict.routes()
-local state = shdict.state()
-local TOKEN = shdict.TOKEN
 
 -- Per worker: tool -> entry. A plain table (a hit is one lookup), bounded by emptying it when it
 -- holds `worker_cache_size` tools; the shared dict still holds every entry, so nothing is lost.
 local entries, count = {}, 0
 
--- The version token as this worker last read it, and nginx's cached clock at that read. The shared
--- dict (a lock and a tree walk) is read at most once per clock tick (1 ms), not once per request:
--- an invalidation reaches this worker at most one tick later than the watcher published it.
-local seen_token, seen_at = nil, -1
-
-local function current_token(now)
-    if now ~= seen_at then
-        seen_token, seen_at = state:get(TOKEN), now
+local function mark_stale(tool)
+    local entry = entries[tool]
+    if entry then
+        entry.stale = true
     end
-    return seen_token
+end
+
+-- The invalidation log's head as this worker last read it, and nginx's cached clock at that read.
+-- The shared dict (a lock and a tree walk) is read at most once per clock tick (1 ms), not once per
+-- request: a change reaches this worker at most one tick later than the watcher published it.
+local seen_head, seen_at = nil, -1
+
+local function current_head(now)
+    if now ~= seen_at then
+        seen_at = now
+        local head = changes.head()
+        if head ~= seen_head then
+            if not changes.walk(seen_head, head, mark_stale) then
+                entries, count = {}, 0 -- every tool changed (or the log cannot tell which)
+            end
+            seen_head = head
+        end
+    end
+    return seen_head
 end
 
 -- Only names the route store could hold reach Redis (checked on a cache miss, not per request).
@@ -164,9 +179,9 @@ local function fetch(tool)
     return routes
 end
 
--- The entry is the route list itself, stamped with the version token and time it was read, and
--- with its shared dict text (`text`) once it has one; `redirect` is true for a tool that answers
--- with its canonical redirect.
+-- The entry is the route list itself, stamped with the invalidation log's head (`token`) and the
+-- time it was read, with its shared dict text (`text`) once it has one, and `stale` once its tool
+-- changed; `redirect` is true for a tool that answers with its canonical redirect.
 local function stamp(routes, token, at)
     routes.token, routes.at = token, at
     return routes
@@ -192,8 +207,8 @@ local function decode(text)
     return entry
 end
 
-local function fresh(entry, now, version)
-    return version ~= nil and entry.token == version and now - entry.at < settings.current.cache_ttl
+local function fresh(entry, now, head)
+    return head ~= nil and not entry.stale and now - entry.at < settings.current.cache_ttl
 end
 
 local function remember(tool, entry)
@@ -203,17 +218,17 @@ local function remember(tool, entry)
     shared:set(tool, entry.text)
 end
 
--- The version token this worker routes by, which every fresh entry must carry; nil until the
--- watcher first reached Redis.
+-- The number of the last change this worker has applied (the invalidation log's head); nil until
+-- the watcher first subscribed.
 function _M.token()
-    return current_token(ngx_now())
+    return current_head(ngx_now())
 end
 
 -- The entry of `tool` this worker or the shared dict holds, fresh or not (nil: none), and whether
 -- it is fresh. Invalid names hold the empty route list: nothing to look up, now or ever.
-local function cached_entry(tool, now, version)
+local function cached_entry(tool, now, head)
     local entry = entries[tool]
-    if entry and fresh(entry, now, version) then
+    if entry and fresh(entry, now, head) then
         return entry, true
     end
     if not entry and not re_find(tool, TOOL_NAME, "jo") then
@@ -224,17 +239,19 @@ local function cached_entry(tool, now, version)
     -- stale entry: skip it, or a Redis outage longer than `cache_ttl` costs a JSON decode per request.
     local shared_entry = text and not (entry and entry.text == text) and decode(text)
     if shared_entry then
+        -- Another worker read it: under which head, and did the tool change since?
+        shared_entry.stale = changes.changed_since(tool, shared_entry.token)
         entry = shared_entry
         keep(tool, entry)
     end
-    return entry, entry ~= nil and fresh(entry, now, version)
+    return entry, entry ~= nil and fresh(entry, now, head)
 end
 
 -- `tool`'s routes when they are known fresh without asking Redis; nil otherwise. For the balancer
 -- phase, where no network I/O is allowed.
 function _M.cached(tool)
     local now = ngx_now()
-    local entry, is_fresh = cached_entry(tool, now, current_token(now))
+    local entry, is_fresh = cached_entry(tool, now, current_head(now))
     if is_fresh then
         return entry
     end
@@ -245,8 +262,7 @@ end
 -- served despite a Redis failure; nil and an error when they are unknown and Redis cannot tell.
 function _M.routes(tool)
     local now = ngx_now()
-    local version = current_token(now)
-    local entry, is_fresh = cached_entry(tool, now, version)
+    local entry, is_fresh = cached_entry(tool, now, current_head(now))
     if is_fresh then
         return entry
     end
@@ -256,6 +272,8 @@ function _M.routes(tool)
         end
         return nil, "route store unavailable"
     end
+    -- The head before asking Redis: every change published up to it is in what Redis answers.
+    local head = changes.head()
     local routes, err = fetch(tool)
     if not routes then
         redisconn.mark_down(err)
@@ -264,7 +282,10 @@ function _M.routes(tool)
         end
         return nil, err
     end
-    remember(tool, stamp(routes, version, now))
+    -- A change published while Redis answered may or may not be in the answer: use it this once,
+    -- re-read next time. (No yield between this check and remember(): the log walk cannot slip in.)
+    routes.stale = changes.changed_since(tool, head)
+    remember(tool, stamp(routes, head, now))
     return routes
 end
 

@@ -1,8 +1,9 @@
 -- `/list` on the internal port: {"<tool>": {"status": "active"}} for every tool with a route.
 --
 -- The original ran `KEYS prefix:*`, which blocks Redis. This walks the keys with SCAN (Redis stays
--- responsive between batches) and keeps the encoded answer per version token, so repeated calls
--- cost nothing until a route changes; while Redis fails, the last answer is served, marked stale.
+-- responsive between batches) and keeps the encoded answer per position in the invalidation log
+-- (changes.lua), so repeated calls cost nothing until a route changes; while Redis fails, the last
+-- answer is served, marked stale.
 local cjson = require "cjson.safe"
 local redisconn = require "urlproxy.redisconn"
 local routecache = require "urlproxy.routecache"

@@ -18,7 +18,7 @@ _M.DEFAULTS = {
     redis_pool_size = 32,
     redis_backoff_ms = 250,
     redis_backoff_max_ms = 5000,
-    invalidation_poll_ms = 25,
+    watcher_ping_ms = 1000,
     cache_ttl = 60,
     worker_cache_size = 20000,
     peer_cache_size = 10000,
@@ -59,7 +59,7 @@ local function read_file(path)
 end
 
 -- What is wrong with `value` as the setting `key` of type `kind`, or nil. Knobs must be positive
--- (a zero poll interval would spin the watcher); per-proxy numbers (redis_db) may be 0.
+-- (a zero PING interval would spin the watcher); per-proxy numbers (redis_db) may be 0.
 local function wrong(key, value, kind, knob)
     if type(value) ~= kind then
         return key .. " must be a " .. kind .. ", not " .. type(value)

@@ -13,15 +13,31 @@ local _M = {
     -- nothing else lives here, so the refresher can walk every key.
     DNS_DICT = "urlproxy_dns",
 
-    -- "<version>/<epoch>": the token a fresh cache entry carries (published by watcher.lua).
-    TOKEN = "token",
-    -- Grows each time Redis answers after a failure, so entries from before an outage are re-read.
+    -- The invalidation log (changes.lua, written by watcher.lua): CHANGES is the number of the last
+    -- change published, CHANGE_NEXT the last number handed out; slot CHANGE_SLOT .. (n % changes.RING)
+    -- holds "<n> <tool>" ("<n> *": every tool); CHANGED .. tool holds the number of that tool's last
+    -- change (for cache_ttl seconds); ALL_CHANGED the number of the last change of every tool.
+    CHANGES = "changes",
+    CHANGE_NEXT = "change_next",
+    CHANGE_SLOT = "change:",
+    CHANGED = "changed:",
+    ALL_CHANGED = "all_changed",
+    -- How often every tool was made stale at once (the watcher (re)subscribed, or Redis was flushed).
     EPOCH = "epoch",
+    -- The route store version (toolforgectl:routes:version) whose writes have all been applied.
+    VERSION = "version",
+    -- ngx.now() when the watcher last heard from Redis (an invalidation or the answer to its PING):
+    -- now minus this is the watcher's lag.
+    WATCHER_EVENT_AT = "watcher_event_at",
     -- While ngx.now() is below this, requests do not try Redis (redisconn.lua's back-off).
     DOWN_UNTIL = "down_until",
     -- Consecutive Redis failures: the back-off doubles with each.
     FAILURES = "failures",
-    -- /list's last JSON answer and the token it was built under (routelist.lua).
+    -- Exists while an urlproxy error line was written less than error_log_interval ago (any worker),
+    -- and how many lines were suppressed since (redisconn.lua).
+    LOG_GATE = "log_gate",
+    LOG_SUPPRESSED = "log_suppressed",
+    -- /list's last JSON answer and the change number it was built under (routelist.lua).
     LIST_BODY = "list_body",
     LIST_TOKEN = "list_token",
 }

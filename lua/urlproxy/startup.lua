@@ -1,4 +1,4 @@
--- init and init_worker: load the settings once in the master, then start the version watcher.
+-- init and init_worker: load the settings once in the master, then start the route watcher.
 local settings = require "urlproxy.settings"
 
 local _M = {}
@@ -9,6 +9,7 @@ function _M.init()
     -- Load every module now so a syntax error fails the start, not the first request.
     require "urlproxy"
     require "urlproxy.balancer"
+    require "urlproxy.changes"
     require "urlproxy.routelist"
     require "urlproxy.routeversion"
     require "urlproxy.watcher"

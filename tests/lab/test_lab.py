@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import CliResult, run_cli, wait_until
+from toolforgectl.adapters.routestore import RouteStore
 
 
 def pid_exists(pid: int) -> bool:
@@ -43,6 +44,11 @@ def test_lab_up_serves_a_sample_tool_and_down_leaves_nothing(tmp_path: Path) -> 
         servers = [child for p in data["processes"] if p["role"] == "tool" for child in _children(p["pid"])]
         assert len(servers) == 2, "each webservice-runner runs its tool's server as a child"
         pids += workers + servers
+
+        # The lab's Redis runs the proxy's rendered redis.conf.
+        assert (Path(proxy["conf_dir"]) / "redis.conf").is_file()
+        limits = RouteStore.from_url(proxy["redis"]).server_config("maxmemory-policy", "appendonly")
+        assert limits == {"maxmemory-policy": "noeviction", "appendonly": "yes"}
 
         routes = run_cli("--config", state["config"], "routes", "list", "--json")
         assert routes.code == 0 and "hello" in routes.stdout

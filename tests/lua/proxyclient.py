@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import wait_until
+from toolforgectl.adapters.processes import Process, start_redis_from
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.lab import fleet
-from toolforgectl.lab.state import LabState
+from toolforgectl.lab.state import LabState, ProcessRecord
 
 
 @dataclass
@@ -139,3 +141,24 @@ def until(check: Callable[[], bool], timeout: float) -> float:
     start = time.monotonic()
     wait_until(check, "the condition", timeout, interval=0.005)
     return time.monotonic() - start
+
+
+def access_log_line(proxy: Proxy, path: str) -> str:
+    """The one access log line of the request for `path` (nginx writes it just after the answer)."""
+    log = Path(proxy.state.dir) / fleet.PROXY_NAME / "logs" / "access.log"
+    until(lambda: f" {path} " in log.read_text(), timeout=5)
+    lines = [line for line in log.read_text().splitlines() if f" {path} " in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def lab_redis(proxy: Proxy) -> ProcessRecord:
+    """The lab's redis-server, to stop, pause or restart."""
+    return next(p for p in proxy.state.processes if p.role == "redis")
+
+
+def restart_redis(proxy: Proxy) -> Process:
+    """Start the lab's stopped redis-server again, from its rendered redis.conf (its AOF is reloaded)."""
+    record = lab_redis(proxy)
+    conf = Path(proxy.info["conf_dir"]) / "redis.conf"
+    return start_redis_from(conf, record.host, record.port, conf.parent.parent / "logs" / "redis.log")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli, wait_until
-from tests.lua.proxyclient import Proxy, Reply, ws_receive_text, ws_send_text
-from tests.lua.test_urlproxy import access_log_line, new_tool, sample_tool, store
+from tests.lua.proxyclient import Proxy, Reply, access_log_line, ws_receive_text, ws_send_text
+from tests.lua.test_urlproxy import new_tool, sample_tool, store
 from toolforgectl.adapters.processes import free_port
 from toolforgectl.adapters.render import HOP_HEADER
 from toolforgectl.core import validate

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from tests.conftest import wait_until
-from tests.lua.proxyclient import Proxy
-from tests.lua.test_urlproxy import lab_redis, sample_tool
+from tests.lua.proxyclient import Proxy, lab_redis
+from tests.lua.test_urlproxy import sample_tool
 from toolforgectl.lab import fleet
 
 

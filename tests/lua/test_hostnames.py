@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
-from tests.lua.proxyclient import Proxy, until
-from tests.lua.test_urlproxy import ACTOR, access_log_line, own_lab, sample_tool, store
+from tests.lua.proxyclient import Proxy, access_log_line, until
+from tests.lua.test_urlproxy import ACTOR, sample_tool, store
 from toolforgectl.adapters.processes import Process, binary, free_port, spawn
 from toolforgectl.core import validate
 from toolforgectl.lab import fleet
-
-__all__ = ["own_lab"]  # the lab fixture, shared with test_urlproxy.py
 
 NAME = "grid-1.tools.test"
 FIRST, SECOND = "127.0.0.2", "127.0.0.3"  # two "grid hosts" on loopback

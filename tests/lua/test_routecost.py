@@ -18,12 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import wait_until
-from tests.lua import test_urlproxy
 from tests.lua.proxyclient import Proxy
 from tests.lua.test_urlproxy import ACTOR, backend, store
 from toolforgectl.lab import fleet
-
-own_lab = test_urlproxy.own_lab  # the fixture: a lab of its own with the given dataplane settings
 
 # What nginx's PCRE does without lua_regex_match_limit: its built-in limit of 10,000,000 steps.
 PCRE_DEFAULT_LIMIT = 10_000_000

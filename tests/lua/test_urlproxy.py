@@ -6,49 +6,30 @@ import itertools
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.conftest import wait_until
-from tests.lua.proxyclient import Proxy, until, ws_receive_text, ws_send_text
-from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
+from tests.lua.proxyclient import (
+    Proxy,
+    access_log_line,
+    lab_redis,
+    restart_redis,
+    until,
+    ws_receive_text,
+    ws_send_text,
+)
+from toolforgectl.adapters.processes import Process, free_port, spawn
 from toolforgectl.adapters.routestore import RouteStore, prefix_key
 from toolforgectl.core import config, validate
 from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.models import Attribution, Backend
 from toolforgectl.lab import fleet, sampletool
-from toolforgectl.lab.state import ProcessRecord
 
 ACTOR = Attribution("test")
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    """One lab (Redis, nginx, sample tools `hello` and `echo`) shared by the read-mostly tests."""
-    directory = tmp_path_factory.mktemp("lab")
-    state = fleet.up(directory)
-    try:
-        yield Proxy(state)
-    finally:
-        fleet.down(directory)
-
-
-@pytest.fixture
-def own_lab(tmp_path: Path) -> Iterator[Callable[..., Proxy]]:
-    """A lab with the given data plane settings, for tests that change or break things."""
-    started: list[Path] = []
-
-    def start(**dataplane: object) -> Proxy:
-        directory = tmp_path / f"lab{len(started)}"
-        started.append(directory)
-        return Proxy(fleet.up(directory, dataplane=dataplane))
-
-    yield start
-    for directory in started:
-        fleet.down(directory)
 
 
 def sample_tool(
@@ -57,11 +38,6 @@ def sample_tool(
     """A sample tool of our own (not registered by the lab), on `port` or a free one; https with `tls`."""
     port = port or free_port(host)
     return spawn(f"{name} tool", sampletool.command(name, host, port, tls), log, host, port)
-
-
-def lab_redis(proxy: Proxy) -> ProcessRecord:
-    """The lab's redis-server, to stop, pause or restart."""
-    return next(p for p in proxy.state.processes if p.role == "redis")
 
 
 def store(proxy: Proxy) -> RouteStore:
@@ -251,15 +227,6 @@ def test_healthz_answers_locally_with_the_body_monitoring_matches(lab: Proxy) ->
         assert (reply.status, reply.body) == (200, "proxy ok!")  # the original's, byte for byte
 
 
-def access_log_line(proxy: Proxy, path: str) -> str:
-    """The one access log line of the request for `path` (nginx writes it just after the answer)."""
-    log = Path(proxy.state.dir) / fleet.PROXY_NAME / "logs" / "access.log"
-    until(lambda: f" {path} " in log.read_text(), timeout=5)
-    lines = [line for line in log.read_text().splitlines() if f" {path} " in line]
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 def test_access_log_names_tool_and_backend(lab: Proxy) -> None:
     address = backend(lab, "hello").url.removeprefix("http://")
     lab.caught_up()  # earlier tests wrote routes: what the next request caches must stay fresh
@@ -387,7 +354,7 @@ def test_redis_restart_brings_fresh_routes_back(own_lab: Callable[..., Proxy]) -
     redis = lab_redis(proxy)
     redis.stop()
     assert proxy.backend_of("/hello/") == "hello"
-    restarted = start_redis(Path(proxy.state.dir) / "redis", "127.0.0.1", redis.port)
+    restarted = restart_redis(proxy)
     try:
         store(proxy).set_route("hello", ".*", backend(proxy, "echo"), ACTOR)
         until(lambda: proxy.backend_of("/hello/") == "echo", timeout=10)

@@ -24,8 +24,6 @@ from toolforgectl.adapters.routestore import prefix_key
 from toolforgectl.core import validate
 from toolforgectl.lab import fleet, sampletool
 
-lab = base.lab
-own_lab = base.own_lab
 ACTOR = base.ACTOR
 
 

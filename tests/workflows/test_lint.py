@@ -38,7 +38,7 @@ def break_file(path: Path, old: str, new: str) -> Path:
 def test_lint_passes_on_this_repository() -> None:
     done = run_cli("lint", "--json")
     assert done.code == 0, done.stderr
-    assert '"passed"' in done.stdout and "luacheck" in done.stdout
+    assert '"passed"' in done.stdout and "luacheck" in done.stdout and '"redis"' in done.stdout
 
 
 def test_lint_names_the_template_line_of_an_undefined_setting(trees: Path) -> None:
@@ -58,6 +58,14 @@ def test_lint_maps_an_nginx_error_back_to_the_template(trees: Path) -> None:
     number = next(i for i, line in enumerate(site.read_text().splitlines(), 1) if "keepalive_bogus" in line)
     stderr = failing_lint(trees)
     assert f"{site}:{number}: unknown directive" in stderr
+
+
+def test_lint_starts_redis_on_the_rendered_redis_conf_and_names_the_template_line(trees: Path) -> None:
+    template = trees / "templates" / "redis" / "redis.conf.j2"
+    conf = break_file(template, "maxmemory-policy noeviction", "maxmemory-policy never")
+    number = next(i for i, line in enumerate(conf.read_text().splitlines(), 1) if "policy never" in line)
+    stderr = failing_lint(trees)
+    assert f"{conf}:{number}: argument(s) must be one of the following" in stderr
 
 
 def test_lint_runs_init_by_lua_which_nginx_t_skips(trees: Path) -> None:

@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolforgectl.adapters.render import RedisSite, redis_conf
+from toolforgectl.core.config import DataPlane
 from toolforgectl.core.errors import LabError, TimedOutError
 from toolforgectl.core.waiting import wait_until
 
@@ -169,21 +171,33 @@ def spawn(name: str, argv: list[str], log: Path, host: str, port: int) -> Proces
 
 
 def start_redis(
-    directory: Path, host: str = "127.0.0.1", port: int = 0, replica_of: tuple[str, int] | None = None
+    directory: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    replica_of: tuple[str, int] | None = None,
+    plane: DataPlane | None = None,
 ) -> Process:
-    """A redis-server with AOF (timestamped) in `directory`, bound to `host:port`."""
+    """A redis-server on `host:port` keeping its AOF in `directory`, configured as a proxy's Redis.
+
+    Its redis.conf is rendered from templates/redis/redis.conf.j2 (with `plane`'s settings, the
+    defaults otherwise) into `directory`, so tests run against the configuration proxies ship.
+    """
     port = port or free_port(host)
     directory.mkdir(parents=True, exist_ok=True)
-    argv = [
-        binary("redis-server"),
-        "--bind", host, "--port", str(port), "--dir", str(directory),
-        "--appendonly", "yes", "--aof-timestamp-enabled", "yes", "--appendfsync", "everysec",
-        "--save", "", "--daemonize", "no", "--protected-mode", "no",
-    ]  # fmt: skip
-    if replica_of is not None:
-        argv += ["--replicaof", replica_of[0], str(replica_of[1])]
-    process = spawn("redis-server", argv, directory / "redis.log", host, port)
-    # Redis accepts connections while it still loads its AOF, answering every command with LOADING.
+    site = RedisSite(f"redis-server {host}:{port}", (host,), port, directory, replica_of)
+    conf = directory / "redis.conf"
+    conf.write_text(redis_conf(site, plane or DataPlane()), encoding="utf-8")
+    return start_redis_from(conf, host, port, directory / "redis.log")
+
+
+def start_redis_from(conf: Path, host: str, port: int, log: Path, *overrides: str) -> Process:
+    """A redis-server started from the rendered `conf` and listening on `host:port`; output to `log`.
+
+    `overrides` are directives given after the file (`--port 1234`), which win over the file's.
+    Returns once Redis answers PONG: it accepts connections while it still loads its AOF,
+    answering every command with LOADING.
+    """
+    process = spawn("redis-server", [binary("redis-server"), str(conf), *overrides], log, host, port)
     wait_until(
         lambda: _answers_pong(host, port), f"redis-server on {host}:{port} to load its data", error=LabError
     )

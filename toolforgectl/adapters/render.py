@@ -1,4 +1,4 @@
-"""Rendering a proxy's nginx config and urlproxy settings from templates/ (the only jinja2 user)."""
+"""Rendering a proxy's nginx, urlproxy and Redis config files from templates/ (the only jinja2 user)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ ERROR_PAGES = {
 HOP_HEADER = "X-Toolforgectl-Hop"
 UNIX_PATH_MAX = 107  # sun_path's 108 bytes, less the terminating NUL
 TEMPLATES = ("nginx/nginx.conf.j2", "nginx/urlproxy.conf.j2", "nginx/errors/page.html.j2")
+REDIS_TEMPLATE = "redis/redis.conf.j2"
 # The `dataplane:` settings urlproxy.lua reads, passed under the same names; its DEFAULTS
 # (lua/urlproxy/settings.lua) mirror their defaults, pinned by tests/fixtures/schema.json.
 LUA_SETTINGS = (
@@ -54,7 +55,7 @@ LUA_SETTINGS = (
     "redis_pool_size",
     "redis_backoff_ms",
     "redis_backoff_max_ms",
-    "invalidation_poll_ms",
+    "watcher_ping_ms",
     "cache_ttl",
     "worker_cache_size",
     "peer_cache_size",
@@ -82,6 +83,7 @@ class Layout:
     run_dir: Path
     modules_dir: Path = Path("/usr/lib/nginx/modules")
     mime_types: Path = Path("/etc/nginx/mime.types")
+    redis_dir: Path = Path("/var/lib/redis")  # the proxy's Redis: its AOF
 
     @classmethod
     def system(cls) -> Layout:
@@ -98,7 +100,13 @@ class Layout:
         """A self-contained layout in `root` (the lab, lint, tests), using this checkout's lua/."""
         root = root.resolve()
         lua = (lua_dir or resource_dir("lua")).resolve()
-        return cls(conf_dir=root / "conf", lua_dir=lua, log_dir=root / "logs", run_dir=root / "run")
+        return cls(
+            conf_dir=root / "conf",
+            lua_dir=lua,
+            log_dir=root / "logs",
+            run_dir=root / "run",
+            redis_dir=root / "redis",
+        )
 
     @property
     def nginx_conf(self) -> Path:
@@ -125,11 +133,40 @@ def render_proxy(
         "nginx.conf": _render(env, TEMPLATES[0], context),
         "urlproxy.conf": _render(env, TEMPLATES[1], context),
         "urlproxy.json": json.dumps(settings, indent=2, sort_keys=True) + "\n",
+        "redis.conf": redis_conf(redis_site(fleet, proxy, layout), plane, templates),
     }
     for name, (title, message) in ERROR_PAGES.items():
         page = {"title": title, "message": message, "code": name.split("-")[0], "brand": plane.brand}
         files[f"errors/{name}.html"] = _render(env, TEMPLATES[2], page)
     return files
+
+
+@dataclass(frozen=True)
+class RedisSite:
+    """Where one proxy's redis-server listens and keeps its AOF, and whose Redis it copies."""
+
+    name: str
+    bind: tuple[str, ...]
+    port: int
+    directory: Path
+    replica_of: tuple[str, int] | None = None
+
+
+def redis_site(fleet: Fleet, proxy: Proxy, layout: Layout) -> RedisSite:
+    """`proxy`'s Redis as its URL names it; a standby's replicates the active proxy's."""
+    host, port, _ = _redis_address(proxy)
+    active = fleet.proxy(None)
+    replica_of = None if active.name == proxy.name else _redis_address(active)[:2]
+    return RedisSite(f"proxy {proxy.name}", (host,), port, layout.redis_dir, replica_of)
+
+
+def redis_conf(site: RedisSite, plane: DataPlane, templates: Path | None = None) -> str:
+    """The redis.conf of `site` (templates/redis/redis.conf.j2): memory limit, AOF, no eviction."""
+    env = _environment(templates or resource_dir("templates"))
+    # Protected mode refuses every peer but loopback when there is no password (Redis 7), even on
+    # an address bound on purpose: only a loopback-only Redis can keep it on.
+    protected = all(ipaddress.ip_address(address).is_loopback for address in site.bind)
+    return _render(env, REDIS_TEMPLATE, {"site": site, "dp": plane, "protected": protected})
 
 
 def write_files(files: Mapping[str, str], layout: Layout, workers_user: str = "") -> None:
@@ -139,7 +176,7 @@ def write_files(files: Mapping[str, str], layout: Layout, workers_user: str = ""
     from whoever reaches it); when root writes it, it belongs to nginx's `workers_user`, who must
     enter it.
     """
-    for directory in (layout.conf_dir, layout.log_dir, layout.run_dir):
+    for directory in (layout.conf_dir, layout.log_dir, layout.run_dir, layout.redis_dir):
         directory.mkdir(parents=True, exist_ok=True)
     layout.run_dir.chmod(0o700)
     if os.geteuid() == 0 and workers_user:

@@ -1,5 +1,8 @@
 """`toolforgectl lab up|down`: a Redis, one front proxy (nginx + Lua), proxylistener and sample tools.
 
+The proxy's files (nginx, urlproxy settings, redis.conf) are rendered from templates/ as for a
+proxy VM; its Redis runs from that redis.conf.
+
 Sample tools come up the way grid webservices do: each runs under `webservice-runner`, which
 registers it with the lab's proxylistener over the real 8282 protocol (token identity) and
 unregisters it when the lab stops it.
@@ -17,7 +20,8 @@ from typing import Any
 import yaml
 
 from toolforgectl.adapters import nginx as frontproxy
-from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis
+from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis_from
+from toolforgectl.adapters.render import Layout
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens
 from toolforgectl.core.errors import LabError
@@ -83,14 +87,23 @@ def _start_all(
     progress: Callable[[str], None],
     sample_args: tuple[str, ...],
 ) -> None:
-    progress("lab: starting redis-server")
-    redis = start_redis(directory / "redis", LAB_HOST)
-    _record(state, ProcessRecord.of("redis", redis, ["redis-server", f"{LAB_HOST}:{redis.port}"]))
-    redis_url = f"redis://{LAB_HOST}:{redis.port}/0"
+    redis_port = free_port(LAB_HOST)
+    redis_url = f"redis://{LAB_HOST}:{redis_port}/0"
     key = directory / "proxylistener" / "key"
     fleet = _write_fleet(directory, redis_url, key, dataplane)
+    cert, tls_key = frontproxy.self_signed(directory / "tls")
+    fleet = frontproxy.with_tls(fleet, cert, tls_key)
+    layout = frontproxy.render_into(fleet, PROXY_NAME, directory / PROXY_NAME)
+    progress(
+        f"lab: starting redis-server (conf/redis.conf rendered from templates/) on {LAB_HOST}:{redis_port}"
+    )
+    redis = start_redis_from(
+        layout.conf_dir / "redis.conf", LAB_HOST, redis_port, layout.log_dir / "redis.log"
+    )
+    # redis-server shows "redis-server <address>:<port>" as its command line, not its arguments.
+    _record(state, ProcessRecord.of("redis", redis, ["redis-server", f"{LAB_HOST}:{redis_port}"]))
     progress(f"lab: starting nginx for {PROXY_NAME} (rendered from templates/)")
-    base = _start_proxy(state, directory, fleet, redis_url)
+    base = _start_proxy(state, layout, fleet, redis_url, cert)
     progress(f"lab: starting proxylistener on {LAB_HOST}:{fleet.proxylistener.port}")
     _start_listener(state, directory, fleet.proxylistener)
     store = RouteStore.from_url(redis_url)
@@ -103,11 +116,9 @@ def _start_all(
     state.save()
 
 
-def _start_proxy(state: LabState, directory: Path, fleet: config.Fleet, redis_url: str) -> str:
-    """Render, check and start the proxy's nginx; returns its https base URL."""
+def _start_proxy(state: LabState, layout: Layout, fleet: config.Fleet, redis_url: str, cert: Path) -> str:
+    """Check and start the proxy's rendered nginx; returns its https base URL."""
     plane = fleet.dataplane
-    cert, key = frontproxy.self_signed(directory / "tls")
-    layout = frontproxy.render_into(frontproxy.with_tls(fleet, cert, key), PROXY_NAME, directory / PROXY_NAME)
     frontproxy.check_config(layout)
     nginx = frontproxy.start_nginx(layout, LAB_HOST, plane.https_port)
     _record(state, ProcessRecord.of("nginx", nginx, ["nginx", str(layout.nginx_conf)], proxy=PROXY_NAME))

@@ -5,6 +5,7 @@ Stages, in order; the first failing stage stops the run with `file:line: message
   render    every template renders for every proxy of every sample (StrictUndefined)
   nginx -t  each rendered config, with the real Lua module loaded
   start     nginx started once for real (nginx -t skips init_by_lua), then stopped
+  redis     the rendered redis.conf started for real (on a free loopback port) and PINGed
   luacheck  lua/ with its .luacheckrc (std = "ngx_lua")
 """
 
@@ -20,10 +21,11 @@ from pathlib import Path
 import yaml
 
 from toolforgectl.adapters import nginx as frontproxy
-from toolforgectl.adapters.processes import binary, free_port
+from toolforgectl.adapters.processes import binary, free_port, start_redis_from
 from toolforgectl.adapters.render import Layout
+from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config
-from toolforgectl.core.errors import ConfigError, LintError, NginxError
+from toolforgectl.core.errors import ConfigError, LabError, LintError, NginxError, RouteStoreError
 from toolforgectl.core.resources import resource_dir
 
 _LUACHECK_LINE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):\d+: (?P<message>.*)$", re.MULTILINE)
@@ -69,6 +71,9 @@ def run(sources: Sources, progress: Callable[[str], None] = lambda _: None) -> l
         _start_once(*rendered[0])
         passed.append("start")
         progress("lint: nginx started and stopped")
+        _start_redis_once(rendered[0][0], sources.templates, Path(work))
+        passed.append("redis")
+        progress("lint: redis-server started from redis.conf, answered PING, stopped")
     _luacheck(sources.lua)
     passed.append("luacheck")
     progress("lint: luacheck ok")
@@ -146,6 +151,38 @@ def _start_once(layout: Layout, fleet: config.Fleet) -> None:
     except NginxError as exc:
         raise LintError(_full_lua_path(str(exc), layout.lua_dir)) from None
     process.stop()
+
+
+def _start_redis_once(layout: Layout, templates: Path, work: Path) -> None:
+    """Start redis-server on the rendered redis.conf: it refuses a directive it does not know or a
+    value it cannot take. Only where it listens and keeps data is overridden (loopback, temp dir)."""
+    conf = layout.conf_dir / "redis.conf"
+    data, log, port = work / "redis-lint", work / "redis-lint.log", free_port()
+    data.mkdir()
+    where = ("--bind", "127.0.0.1", "--port", str(port), "--dir", str(data))
+    try:
+        process = start_redis_from(conf, "127.0.0.1", port, log, *where)
+    except LabError:
+        raise LintError(_redis_problem(log.read_text(errors="replace"), conf, templates)) from None
+    try:
+        RouteStore.from_url(f"redis://127.0.0.1:{port}/0").ping()
+    except RouteStoreError as exc:
+        raise LintError(f"{conf}:0: redis-server started from it does not answer PING: {exc}") from None
+    finally:
+        process.stop()
+
+
+def _redis_problem(output: str, conf: Path, templates: Path) -> str:
+    """`template:line: message` for redis-server's "FATAL CONFIG FILE ERROR", else its last lines."""
+    found = re.search(r"at line (?P<line>\d+)\n>>> '(?P<text>.*)'\n(?P<message>.*)", output)
+    if not found:
+        return f"{conf}:0: redis-server did not start: {output.strip()[-300:]}"
+    directive = found["text"].split()[:1]
+    template = templates / "redis" / "redis.conf.j2"
+    for number, text in enumerate(template.read_text(encoding="utf-8").splitlines(), start=1):
+        if directive and text.split()[:1] == directive:
+            return f"{template}:{number}: {found['message']} (rendered: {conf.name}:{found['line']})"
+    return f"{conf}:{found['line']}: {found['message']}"
 
 
 def _full_lua_path(problem: str, lua: Path) -> str:

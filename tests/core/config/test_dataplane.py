@@ -51,6 +51,8 @@ def test_nginx_counts_and_sizes_may_be_written_as_numbers() -> None:
             "{default_backend: 'http://169.254.169.254:80'}",
             "dataplane.default_backend is not a usable backend",
         ),
+        ("{redis_maxmemory: lots}", "dataplane.redis_maxmemory must be a size Redis reads, such as 512mb"),
+        ("{redis_maxmemory: '0'}", "dataplane.redis_maxmemory must be a size Redis reads"),
         ("[1, 2]", "dataplane must be a mapping, not a list"),
         ("{canonical_domain: 'https://toolforge.org/'}", "dataplane.canonical_domain is not a usable domain"),
         ("{read_timeout: 0}", "dataplane.read_timeout must be positive"),

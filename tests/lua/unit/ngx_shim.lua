@@ -57,19 +57,42 @@ local function re_match(subject, pattern)
     return m
 end
 
--- A shared dict: the operations the modules use, with ngx.shared.DICT's results.
+-- A shared dict: the operations the modules use, with ngx.shared.DICT's results. Expiry follows
+-- the shim's clock; `full` makes safe_set fail as a full dict does.
 local function new_dict()
-    local values = {}
-    local dict = {}
-    function dict.get(_, key)
+    local values, expires = {}, {}
+    local dict = { full = false }
+    local function live(key)
+        if expires[key] and shim.clock >= expires[key] then
+            values[key], expires[key] = nil, nil
+        end
         return values[key]
     end
-    function dict.set(_, key, value)
+    local function store(key, value, exptime)
         values[key] = value
+        expires[key] = exptime and exptime > 0 and shim.clock + exptime or nil
         return true
     end
+    function dict.get(_, key)
+        return live(key)
+    end
+    function dict.set(_, key, value, exptime)
+        return store(key, value, exptime)
+    end
+    function dict.safe_set(_, key, value, exptime)
+        if dict.full then
+            return false, "no memory"
+        end
+        return store(key, value, exptime)
+    end
+    function dict.add(_, key, value, exptime)
+        if live(key) ~= nil then
+            return false, "exists"
+        end
+        return store(key, value, exptime)
+    end
     function dict.delete(_, key)
-        values[key] = nil
+        values[key], expires[key] = nil, nil
     end
     function dict.get_keys()
         local keys = {}
@@ -80,7 +103,7 @@ local function new_dict()
         return keys
     end
     function dict.incr(_, key, by, init)
-        local value = values[key]
+        local value = live(key)
         if value == nil then
             if init == nil then
                 return nil, "not found"
@@ -96,7 +119,14 @@ end
 
 -- The scripted Redis: `hashes` (key -> ordered {field, value} pairs), `strings` and `wrongtype`
 -- hold the data; `down` refuses connections; `failing` makes every command time out (a hung
--- server); `connects` counts connections and `calls` lists the commands sent.
+-- server); `connects` counts connections and `calls` lists the commands sent; `during`, a function,
+-- runs once while the next command is answered.
+-- For the watcher: `inbox` is what a subscribed connection reads next, in order (a reply table,
+-- or "timeout" / "closed"); a PING's answer joins its end unless Redis is `failing`. A subscribed
+-- connection's reads stop the worker (ngx.worker.exiting()) after `reads_left` reads; a function
+-- in the inbox is a step of the test run between two reads.
+-- `tracking` records the CLIENT TRACKING arguments, `no_tracking` refuses the command (Redis 5),
+-- `tracking_gone` makes CLIENT LIST say the tracking connection was closed.
 local function new_redis_state()
     return {
         hashes = {},
@@ -106,6 +136,12 @@ local function new_redis_state()
         failing = false,
         calls = {},
         connects = 0,
+        inbox = {},
+        reads_left = 50,
+        tracking = nil,
+        no_tracking = false,
+        tracking_gone = false,
+        during = nil,
     }
 end
 
@@ -116,6 +152,11 @@ local function fake_redis_module()
     local function command(name, ...)
         local state = shim.redis
         state.calls[#state.calls + 1] = table.concat({ name, ... }, " ")
+        local during = state.during
+        if during then -- once: what happens elsewhere while Redis answers this command
+            state.during = nil
+            during()
+        end
         if state.failing then
             return nil, "timeout"
         end
@@ -124,12 +165,76 @@ local function fake_redis_module()
 
     function client.set_timeout() end
 
-    function client.connect()
+    function client.connect(self)
         shim.redis.connects = shim.redis.connects + 1
         if shim.redis.down then
             return nil, "connection refused"
         end
+        self.id = shim.redis.connects
         return 1
+    end
+
+    function client.client(self, sub, ...)
+        local ok, err = command("CLIENT", sub, ...)
+        if not ok then
+            return nil, err
+        end
+        local state = shim.redis
+        if sub == "ID" then
+            return self.id
+        elseif sub == "TRACKING" then
+            if state.no_tracking then
+                return false, "ERR Unknown subcommand or wrong number of arguments for 'TRACKING'"
+            end
+            state.tracking = { ... }
+            state.tracking.client = self.id
+            return "OK"
+        elseif sub == "LIST" then
+            if state.tracking_gone then
+                return ""
+            end
+            return "id=" .. select(2, ...) .. " addr=127.0.0.1:1 flags=t db=0 sub=0 cmd=client|tracking\n"
+        end
+        return false, "ERR unknown CLIENT subcommand in the shim"
+    end
+
+    function client.subscribe(self, channel)
+        local ok, err = command("SUBSCRIBE", channel)
+        if not ok then
+            return nil, err
+        end
+        self.subscribed = true
+        return { "subscribe", channel, 1 }
+    end
+
+    function client.read_reply()
+        local state = shim.redis
+        state.reads_left = state.reads_left - 1
+        if state.reads_left < 0 then
+            shim.exiting = true
+            return nil, "timeout"
+        end
+        local item = table.remove(state.inbox, 1)
+        while type(item) == "function" do -- a step of the test's script, between two reads
+            item()
+            item = table.remove(state.inbox, 1)
+        end
+        if item == nil or item == "timeout" then
+            return nil, "timeout"
+        elseif item == "closed" then
+            return nil, "closed"
+        end
+        return item
+    end
+
+    -- On a subscribed connection: sent, and the next message read (the answer joins the inbox).
+    function client.ping(_, payload)
+        local state = shim.redis
+        state.calls[#state.calls + 1] = "PING " .. tostring(payload)
+        if not state.failing then
+            state.inbox[#state.inbox + 1] = { "pong", payload or "" }
+        end
+        return client.read_reply()
     end
 
     function client.get_reused_times()
@@ -269,6 +374,10 @@ function shim.reset()
     shim.redirected = nil
     shim.recreated = nil
     shim.output = {}
+    shim.sleeps = {}
+    shim.max_sleeps = 10 -- then the worker exits: a watcher that cannot reach Redis stops there
+    shim.on_sleep = nil
+    shim.exiting = false
     shim.redis = new_redis_state()
     shim.match_errors = {}
     shim.dns = new_dns_state()
@@ -315,6 +424,16 @@ function shim.reset()
                 return true
             end,
         },
+        sleep = function(seconds)
+            shim.sleeps[#shim.sleeps + 1] = seconds
+            shim.clock = shim.clock + seconds
+            if shim.on_sleep then
+                shim.on_sleep()
+            end
+            if #shim.sleeps >= shim.max_sleeps then
+                shim.exiting = true
+            end
+        end,
         -- Light threads run to completion at once (the modules only spawn, then wait for all).
         thread = {
             spawn = function(fn, ...)
@@ -325,6 +444,9 @@ function shim.reset()
             end,
         },
         worker = {
+            exiting = function()
+                return shim.exiting
+            end,
             id = function()
                 return 0
             end,

@@ -94,7 +94,7 @@ end)
 
 case("a route another writer stored at a refused destination is skipped and logged", function()
     unit.configure({ proxy_ports = { 6379 }, allow_loopback_backends = true })
-    unit.publish(1)
+    unit.watching()
     unit.store("evil", { { ".*", "http://127.0.0.1:6379" }, { "^/meta", "http://169.254.169.254:80" } })
     eq(#require("urlproxy.routecache").routes("evil"), 0, "usable routes")
     check(#unit.shim.logged("ignoring a stored route") == 1, "one error line (rate-limited)")

@@ -10,7 +10,7 @@ local function route(uri)
 end
 
 case("the front connects to the backend of a cached http route", function()
-    unit.publish(1)
+    unit.watching()
     unit.store("hello", { { ".*", "http://10.0.0.1:8000" } })
     require("urlproxy.routecache").routes("hello")
     eq(route("/hello/"), { host = "10.0.0.1", port = 8000 }, "peer")
@@ -18,12 +18,12 @@ end)
 
 case("whatever the front cannot route goes to the slow path's unix socket", function()
     unit.configure({ slow_socket = "/run/x/slow.sock" })
-    unit.publish(1)
+    unit.watching()
     eq(route("/not-cached/"), { host = "unix:/run/x/slow.sock" }, "peer")
 end)
 
 case("IPv6 backends are handed over in brackets", function()
-    unit.publish(1)
+    unit.watching()
     unit.store("six", { { ".*", "http://[2001:db8::1]:8000" } })
     require("urlproxy.routecache").routes("six")
     eq(route("/six/"), { host = "[2001:db8::1]", port = 8000 }, "peer")
@@ -31,7 +31,7 @@ end)
 
 case("parsed peers stay right when the per-worker table of peer_cache_size URLs is emptied", function()
     unit.configure({ peer_cache_size = 2 })
-    unit.publish(1)
+    unit.watching()
     local routecache = require "urlproxy.routecache"
     for i = 1, 5 do
         unit.store("t" .. i, { { ".*", "http://10.0.0." .. i .. ":80" } })
@@ -59,7 +59,7 @@ case("the slow path reached without a usable backend answers 500 and says why", 
 end)
 
 case("client_ip hidden: the request to the slow path is rebuilt with the client's address", function()
-    unit.publish(1)
+    unit.watching()
     ngx.var.remote_addr = "192.0.2.7"
     route("/not-cached/")
     eq(shim.recreated, { client = "192.0.2.7" }, "rebuilt request")
@@ -67,7 +67,7 @@ end)
 
 case("client_ip hidden: a tool's backend gets a request without it, unless the tool is listed", function()
     unit.configure({ client_ip_forwarded_tools = { "listed" } })
-    unit.publish(1)
+    unit.watching()
     ngx.var.remote_addr = "192.0.2.7"
     local routecache = require "urlproxy.routecache"
     unit.store("hello", { { ".*", "http://10.0.0.1:8000" } })
@@ -82,7 +82,7 @@ end)
 
 case("client_ip forwarded: no request is rebuilt (the headers already carry the address)", function()
     unit.configure({ client_ip = "forwarded" })
-    unit.publish(1)
+    unit.watching()
     route("/not-cached/")
     eq(shim.recreated, nil, "rebuilt request")
 end)

@@ -31,7 +31,7 @@ end
 
 case("a redirecting tool answers 301 to https://<tool>.<canonical_domain> with path and query", function()
     unit.configure({ canonical_domain = DOMAIN })
-    unit.publish(1)
+    unit.watching()
     canonical("hello")
     eq(slow("/hello/a/b%20c?x=1&y=%2F"), "301 https://hello.toolforge.example/a/b%20c?x=1&y=%2F", "answer")
     eq(ngx.var.urlproxy_backend, "redirect", "chosen, for the access log")
@@ -43,7 +43,7 @@ end)
 
 case("methods other than GET and HEAD get 308, which keeps the method and body", function()
     unit.configure({ canonical_domain = DOMAIN })
-    unit.publish(1)
+    unit.watching()
     canonical("hello")
     eq(slow("/hello/form", "HEAD"), "301 https://hello.toolforge.example/form", "answer to HEAD")
     eq(slow("/hello/form", "POST"), "308 https://hello.toolforge.example/form", "answer to POST")
@@ -52,7 +52,7 @@ end)
 
 case("the host comes from canonical_domain, not from the stored value (as the original)", function()
     unit.configure({ canonical_domain = DOMAIN })
-    unit.publish(1)
+    unit.watching()
     unit.store("hello", { { ".*", HELLO } })
     shim.redis.hashes["redirect:hello"] = { { ".*", "evil.example.com/x" } }
     eq(slow("/hello/"), "301 https://hello.toolforge.example/", "answer")
@@ -60,7 +60,7 @@ end)
 
 case("the front hands a redirecting tool to the slow path, even when cached", function()
     unit.configure({ canonical_domain = DOMAIN })
-    unit.publish(1)
+    unit.watching()
     canonical("hello")
     slow("/hello/")
     ngx.var.uri, ngx.var.urlproxy_tool = "/hello/", "-"
@@ -69,7 +69,7 @@ case("the front hands a redirecting tool to the slow path, even when cached", fu
 end)
 
 case("without canonical_domain, redirect keys are not even read: the tool is proxied", function()
-    unit.publish(1)
+    unit.watching()
     canonical("hello")
     eq(slow("/hello/x"), HELLO, "backend")
     eq(shim.redis.calls, { "HGETALL prefix:hello" }, "Redis commands")
@@ -77,7 +77,7 @@ end)
 
 case("host mode ignores redirect keys: the request is on a host of the tool already", function()
     unit.configure({ canonical_domain = DOMAIN, routing = "host" })
-    unit.publish(1)
+    unit.watching()
     canonical("hello")
     ngx.var.host = "hello.toolforge.example"
     ngx.var.request_uri, ngx.var.uri, ngx.var.request_method = "/x", "/x", "GET"
@@ -87,21 +87,21 @@ end)
 
 case("admin's redirect key does not send unknown tools to admin's canonical host", function()
     unit.configure({ canonical_domain = DOMAIN })
-    unit.publish(1)
+    unit.watching()
     canonical("admin")
     eq(slow("/nobody/x"), HELLO, "backend of an unknown tool (admin's route)")
 end)
 
 case("a tool with a redirect and no routes redirects too (only the key's presence counts)", function()
     unit.configure({ canonical_domain = DOMAIN })
-    unit.publish(1)
+    unit.watching()
     shim.redis.hashes["redirect:gone"] = { { ".*", "gone.toolforge.org" } }
     eq(slow("/gone/x"), "301 https://gone.toolforge.example/x", "answer")
 end)
 
 case("the redirect flag travels through the shared dict to other workers", function()
     unit.configure({ canonical_domain = DOMAIN })
-    unit.publish(1)
+    unit.watching()
     canonical("hello")
     slow("/hello/")
     for name in pairs(package.loaded) do
@@ -116,7 +116,7 @@ end)
 
 case("a redirect key of the wrong type is logged and ignored; Redis is not marked down", function()
     unit.configure({ canonical_domain = DOMAIN })
-    unit.publish(1)
+    unit.watching()
     unit.store("hello", { { ".*", HELLO } })
     shim.redis.wrongtype["redirect:hello"] = true
     eq(slow("/hello/"), HELLO, "backend")

@@ -58,6 +58,24 @@ case("an error line repeats at most once per error_log_interval, counting what i
     eq(#shim.logged("suppressed"), 1, "a line after a quiet interval has no count")
 end)
 
+case("the workers share one gate: a line another worker wrote holds this worker's back", function()
+    unit.configure({ error_log_interval = 10 })
+    require("urlproxy.redisconn").log_error("from worker 0")
+    for name in pairs(package.loaded) do
+        if name:sub(1, 9) == "urlproxy." then
+            package.loaded[name] = nil -- another worker: its own modules, the same shared dicts
+        end
+    end
+    unit.configure({ error_log_interval = 10 })
+    local other = require "urlproxy.redisconn"
+    other.log_error("from worker 1")
+    eq(#shim.logs, 1, "log lines")
+    shim.clock = shim.clock + 10
+    other.log_error("from worker 1")
+    local expected = { "urlproxy: from worker 1 (1 similar messages suppressed)" }
+    eq(shim.logged("suppressed"), expected, "line after the interval")
+end)
+
 case("connections go to the proxy's Redis and db, and back to the keepalive pool", function()
     unit.configure({ redis_db = 3 })
     local redisconn = require "urlproxy.redisconn"

@@ -30,7 +30,7 @@ end
 
 local function grid_tool(url, tool)
     tool = tool or "grid"
-    unit.publish(1)
+    unit.watching()
     unit.store(tool, { { ".*", url or GRID } })
     require("urlproxy.routecache").routes(tool)
 end

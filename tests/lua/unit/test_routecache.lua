@@ -24,10 +24,10 @@ end
 case("a tool is read from Redis once, then served from the worker's cache", function()
     local routecache = require "urlproxy.routecache"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.watching()
     local routes = routecache.routes("hello")
     eq({ unpack(routes) }, { ".*", HELLO }, "routes")
-    eq({ routes.token, routes.at }, { "1/0", 1000 }, "stamped with the version token and time read")
+    eq({ routes.token, routes.at }, { 1, 1000 }, "stamped with the invalidation log's head and time read")
     eq(calls(), 1, "Redis commands")
     shim.clock = 1001
     eq(routecache.cached("hello")[2], HELLO, "cached backend")
@@ -38,7 +38,7 @@ end)
 case("cached() never asks Redis: a tool it does not hold takes the slow path", function()
     local routecache = require "urlproxy.routecache"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.watching()
     eq(routecache.cached("hello"), nil, "cached routes")
     eq(shim.redis.connects, 0, "connections")
 end)
@@ -46,10 +46,10 @@ end)
 case("a write makes every entry read before it stale: cached() gives it up, routes() re-reads", function()
     local routecache = require "urlproxy.routecache"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.watching()
     routecache.routes("hello")
     unit.store("hello", { { ".*", ECHO } })
-    unit.publish(2)
+    unit.changed("hello")
     shim.clock = shim.clock + 0.001
     eq(routecache.cached("hello"), nil, "cached routes after the write")
     eq(routecache.routes("hello")[2], ECHO, "backend after the write")
@@ -57,13 +57,60 @@ case("a write makes every entry read before it stale: cached() gives it up, rout
     eq(calls(), 2, "Redis commands")
 end)
 
-case("the version token is read once per clock tick: a write shows from the next tick", function()
+case("a change of one tool leaves every other tool's entry fresh", function()
     local routecache = require "urlproxy.routecache"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.store("echo", { { ".*", ECHO } })
+    unit.watching()
     routecache.routes("hello")
-    unit.publish(2)
-    check(routecache.cached("hello"), "same tick: still the token read at this tick")
+    routecache.routes("echo")
+    for i = 1, 50 do
+        unit.changed("other" .. i)
+    end
+    unit.changed("hello")
+    shim.clock = shim.clock + 0.001
+    eq(routecache.cached("hello"), nil, "hello's cached routes")
+    eq(routecache.cached("echo")[2], ECHO, "echo's cached backend")
+    eq(calls(), 2, "Redis commands")
+end)
+
+case("a change published while Redis answered: the answer serves once, the next lookup re-reads", function()
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.watching()
+    shim.redis.during = function()
+        unit.store("hello", { { ".*", ECHO } }) -- the answer may or may not hold this write
+        unit.changed("hello")
+        shim.clock = shim.clock + 0.001
+        routecache.cached("other") -- another request of this worker applies the change meanwhile
+    end
+    routecache.routes("hello")
+    shim.clock = shim.clock + 0.001
+    eq(routecache.cached("hello"), nil, "cached routes")
+    eq(routecache.routes("hello")[2], ECHO, "backend on the next lookup")
+    eq(routecache.cached("hello")[2], ECHO, "cached backend after that")
+end)
+
+case("an entry another worker read before its tool changed is stale for this worker too", function()
+    local first = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.watching()
+    first.routes("hello")
+    unit.changed("hello")
+    shim.clock = shim.clock + 0.001
+    local second = another_worker()
+    eq(second.cached("hello"), nil, "the other worker's cached routes")
+    unit.store("hello", { { ".*", ECHO } })
+    eq(second.routes("hello")[2], ECHO, "the other worker's backend")
+end)
+
+case("the invalidation log is read once per clock tick: a write shows from the next tick", function()
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.watching()
+    routecache.routes("hello")
+    unit.changed("hello")
+    check(routecache.cached("hello"), "same tick: still the log as read at this tick")
     shim.clock = shim.clock + 0.001
     eq(routecache.cached("hello"), nil, "cached routes one tick later")
 end)
@@ -72,7 +119,7 @@ case("an entry is fresh for cache_ttl seconds, even when no write bumps the vers
     unit.configure({ cache_ttl = 60 })
     local routecache = require "urlproxy.routecache"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.watching()
     routecache.routes("hello")
     shim.clock = 1000 + 59.999
     check(routecache.cached("hello"), "fresh just before cache_ttl")
@@ -95,9 +142,9 @@ case("Redis failing: a known tool is served stale, and Redis is left alone for t
     local routecache = require "urlproxy.routecache"
     local redisconn = require "urlproxy.redisconn"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.watching()
     routecache.routes("hello")
-    unit.publish(2)
+    unit.changed("hello")
     shim.clock = shim.clock + 1
     shim.redis.down = true
     local routes, stale = routecache.routes("hello")
@@ -115,7 +162,7 @@ case("a hung Redis (commands time out) is handled like a down one", function()
     local routecache = require "urlproxy.routecache"
     local redisconn = require "urlproxy.redisconn"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.watching()
     routecache.routes("hello")
     shim.clock = shim.clock + 61
     shim.redis.failing = true
@@ -128,7 +175,7 @@ case("stale-if-error covers entries past cache_ttl too", function()
     unit.configure({ cache_ttl = 1 })
     local routecache = require "urlproxy.routecache"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.watching()
     routecache.routes("hello")
     shim.redis.down = true
     shim.clock = shim.clock + 3600
@@ -139,7 +186,7 @@ end)
 
 case("a tool nobody cached while Redis is down: no routes and an error", function()
     local routecache = require "urlproxy.routecache"
-    unit.publish(1)
+    unit.watching()
     shim.redis.down = true
     local routes, err = routecache.routes("never-seen")
     eq(routes, nil, "routes")
@@ -151,7 +198,7 @@ end)
 case("a key of the wrong type breaks its own tool only: no routes, Redis not marked down", function()
     local routecache = require "urlproxy.routecache"
     local redisconn = require "urlproxy.redisconn"
-    unit.publish(1)
+    unit.watching()
     shim.redis.wrongtype["prefix:broken"] = true
     eq(#routecache.routes("broken"), 0, "routes")
     check(redisconn.available(), "Redis still available")
@@ -160,7 +207,7 @@ end)
 
 case("names the route store cannot hold never reach Redis", function()
     local routecache = require "urlproxy.routecache"
-    unit.publish(1)
+    unit.watching()
     for _, name in ipairs({ "Bad_Name", "favicon.ico", "-x", ("a"):rep(64) }) do
         eq(#routecache.routes(name), 0, "routes of " .. name)
         eq(#routecache.cached(name), 0, "cached routes of " .. name)
@@ -170,7 +217,7 @@ end)
 
 case("routes are tried longest pattern first, then lexically; unusable backends are skipped", function()
     local routecache = require "urlproxy.routecache"
-    unit.publish(1)
+    unit.watching()
     unit.store("multi", {
         { ".*", HELLO },
         { "^/b/", ECHO },
@@ -186,7 +233,7 @@ end)
 case("another worker uses the shared dict's entry without asking Redis", function()
     local first = require "urlproxy.routecache"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.watching()
     first.routes("hello")
     local second = another_worker()
     eq(second.cached("hello")[2], HELLO, "the other worker's cached backend")
@@ -196,10 +243,10 @@ end)
 case("a worker picks up a fresher entry another worker read into the shared dict", function()
     local first = require "urlproxy.routecache"
     unit.store("hello", { { ".*", HELLO } })
-    unit.publish(1)
+    unit.watching()
     first.routes("hello")
     unit.store("hello", { { ".*", ECHO } })
-    unit.publish(2)
+    unit.changed("hello")
     shim.clock = shim.clock + 0.001
     local second = another_worker()
     second.routes("hello")
@@ -210,7 +257,7 @@ end)
 case("the worker's table holds worker_cache_size tools; the rest come back from the shared dict", function()
     unit.configure({ worker_cache_size = 2 })
     local routecache = require "urlproxy.routecache"
-    unit.publish(1)
+    unit.watching()
     for _, tool in ipairs({ "one", "two", "three" }) do
         unit.store(tool, { { ".*", HELLO } })
         routecache.routes(tool)
@@ -224,7 +271,7 @@ end)
 case("a tool with more routes than max_routes_per_tool is routed by the first ones, and logged", function()
     unit.configure({ max_routes_per_tool = 3 })
     local routecache = require "urlproxy.routecache"
-    unit.publish(1)
+    unit.watching()
     unit.store("many", {
         { ".*", HELLO },
         { "^/e/", ECHO },
@@ -241,7 +288,7 @@ end)
 
 case("a regex PCRE cannot compile is logged and left out when the entry is built", function()
     local routecache = require "urlproxy.routecache"
-    unit.publish(1)
+    unit.watching()
     unit.store("badre", { { [[\u0041]], ECHO }, { ".*", HELLO } })
     local routes = routecache.routes("badre")
     eq({ unpack(routes) }, { ".*", HELLO }, "routes")
@@ -254,7 +301,7 @@ end)
 
 case("control bytes a writer stored in a pattern do not reach the error log as such", function()
     local routecache = require "urlproxy.routecache"
-    unit.publish(1)
+    unit.watching()
     unit.store("badre", { { "(\n", ECHO } })
     routecache.routes("badre")
     eq(#shim.logged("route (? of tool badre does not compile"), 1, "logs")
@@ -263,7 +310,7 @@ end)
 case("5,000 routes fit a cache entry: no unpack limit on the way to the shared dict", function()
     unit.configure({ max_routes_per_tool = 5000 })
     local routecache = require "urlproxy.routecache"
-    unit.publish(1)
+    unit.watching()
     local stored = {}
     for i = 1, 5000 do
         stored[i] = { ("^/r%04d$"):format(i), HELLO }

@@ -1,4 +1,4 @@
--- routelist.lua: /list from a SCAN walk, kept per version token, stale while Redis fails.
+-- routelist.lua: /list from a SCAN walk, kept until a route changes, stale while Redis fails.
 local cjson = require "cjson.safe"
 local unit = require "unit"
 local case, eq, shim = unit.case, unit.eq, unit.shim
@@ -12,7 +12,7 @@ end
 
 case("/list names every tool with a route, from one SCAN walk with list_scan_count", function()
     unit.configure({ list_scan_count = 50 })
-    unit.publish(1)
+    unit.watching()
     unit.store("hello", { { ".*", "http://10.0.0.1:80" } })
     unit.store("echo", { { ".*", "http://10.0.0.2:80" } })
     local status, body, stale = list()
@@ -21,22 +21,22 @@ case("/list names every tool with a route, from one SCAN walk with list_scan_cou
     eq(shim.redis.calls, { "SCAN 0 prefix:* 50" }, "commands")
 end)
 
-case("the answer is kept until the version changes", function()
-    unit.publish(1)
+case("the answer is kept until a route changes", function()
+    unit.watching()
     unit.store("hello", { { ".*", "http://10.0.0.1:80" } })
     list()
     unit.store("new", { { ".*", "http://10.0.0.1:80" } })
     local _, body = list()
-    eq(body.new, nil, "a tool written without a version bump")
+    eq(body.new, nil, "a tool written, its change not yet seen")
     eq(#shim.redis.calls, 1, "Redis commands")
-    unit.publish(2)
+    unit.changed("new")
     shim.clock = shim.clock + 0.001
     _, body = list()
-    eq(body.new, { status = "active" }, "the new tool after the bump")
+    eq(body.new, { status = "active" }, "the new tool once its change is seen")
 end)
 
 case("Redis down: the last answer, marked stale; nothing known: 503", function()
-    unit.publish(1)
+    unit.watching()
     shim.redis.down = true
     local status, body = list()
     eq({ status, body }, { 503, { error = "route store unavailable" } }, "answer with nothing known")
@@ -44,7 +44,7 @@ case("Redis down: the last answer, marked stale; nothing known: 503", function()
     shim.clock = shim.clock + 1
     unit.store("hello", { { ".*", "http://10.0.0.1:80" } })
     list()
-    unit.publish(2)
+    unit.changed("hello")
     shim.redis.down = true
     shim.clock = shim.clock + 1
     local stale

@@ -77,7 +77,7 @@ case("the route rule: a stored route PCRE compiles is kept, one it cannot is lef
     local rule = pinned().route
     local routecache = require "urlproxy.routecache"
     unit.configure({ max_routes_per_tool = 100 })
-    unit.publish(1)
+    unit.watching()
     local kept, tools = {}, 0
     for _, list in ipairs({ rule.compiles, rule.version_dependent, rule.does_not_compile }) do
         for _, pattern in ipairs(list) do

@@ -41,7 +41,7 @@ end)
 
 case("a knob of the wrong type, zero or negative is refused", function()
     eq(problem(proxy({ cache_ttl = "60" })), "cache_ttl must be a number, not string", "string for a number")
-    eq(problem(proxy({ invalidation_poll_ms = 0 })), "invalidation_poll_ms must be positive", "zero")
+    eq(problem(proxy({ watcher_ping_ms = 0 })), "watcher_ping_ms must be positive", "zero")
     eq(problem(proxy({ redis_backoff_ms = -1 })), "redis_backoff_ms must be positive", "negative")
     eq(problem(proxy({ maintenance = "yes" })), "maintenance must be a boolean, not string", "flag")
     eq(problem(proxy({ redis_db = -1 })), "redis_db must be 0 or more", "negative db")

@@ -80,10 +80,14 @@ function unit.configure(overrides)
     return checked
 end
 
--- Publish a route store version as the watcher would (token "<version>/<epoch>").
-function unit.publish(version, epoch)
-    local shdict = require "urlproxy.shdict"
-    shdict.state():set(shdict.TOKEN, version .. "/" .. (epoch or 0))
+-- What the watcher publishes once it subscribed: every tool is stale, changes are seen from now on.
+function unit.watching()
+    require("urlproxy.changes").publish_all("test")
+end
+
+-- What the watcher publishes when Redis says a key of `tool` changed.
+function unit.changed(tool)
+    require("urlproxy.changes").publish(tool)
 end
 
 -- Store `tool`'s routes in the scripted Redis: `routes` is a list of {pattern, backend}.

@@ -52,6 +52,16 @@ def _backend_or_empty(value: str) -> str:
     return value
 
 
+_REDIS_SIZE = re.compile(r"[1-9][0-9]*(?:[kmg]b?)?", re.IGNORECASE)
+
+
+def _redis_size(value: str) -> str:
+    # A limit of 0 is Redis's "no limit": the point of the setting is to have one.
+    if not _REDIS_SIZE.fullmatch(value):
+        raise invalid(f"must be a size Redis reads, such as 512mb or 2gb, not {value!r}")
+    return value
+
+
 def _nameservers(value: str) -> str:
     """Space-separated nameservers as nginx's `resolver` directive takes them: `10.0.0.2`,
     `10.0.0.2:5353`, `[2001:db8::2]:53`. Empty: those of the proxy's /etc/resolv.conf."""
@@ -106,7 +116,8 @@ class DataPlane:
     route_cache_size: Nginx = "32m"
     state_cache_size: Nginx = "8m"
     redis_timeout_ms: Count = 100
-    invalidation_poll_ms: Count = 25  # a route change is live within about one poll
+    # The route watcher PINGs Redis after this long without a message; unanswered twice: Redis is down.
+    watcher_ping_ms: Count = 1000
     cache_ttl: Count = 60
     # Tuning of urlproxy.lua (docs/dataplane.md, "Settings"); render passes each to its settings JSON.
     redis_keepalive_ms: Count = 60000  # how long an idle pooled Redis connection is kept
@@ -116,7 +127,9 @@ class DataPlane:
     worker_cache_size: Count = 20000  # tools whose routes each worker keeps in its own table
     peer_cache_size: Count = 10000  # backend URLs each worker keeps parsed
     list_scan_count: Count = 1000  # keys per SCAN batch of /list
-    error_log_interval: Count = 10  # seconds between two repeated urlproxy error lines, per worker
+    error_log_interval: Count = 10  # seconds between two urlproxy error lines (all workers together)
+    # The proxy's Redis (templates/redis/redis.conf.j2): its memory limit, in Redis's units.
+    redis_maxmemory: Annotated[Text, AfterValidator(_redis_size)] = "512mb"
     # What one tool's routes may cost a worker (docs/security.md, B.1 and B.2).
     regex_match_limit: Count = 100000  # PCRE backtracking steps per route match (lua_regex_match_limit)
     max_routes_per_tool: Count = validate.MAX_ROUTES_PER_TOOL  # writers refuse more; Lua uses the first
