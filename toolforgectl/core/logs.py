@@ -20,6 +20,7 @@ like a tool token (core/tokens.py) loses its MAC, the only secret part: `tf1.myt
 
 from __future__ import annotations
 
+import abc
 import argparse
 import functools
 import json
@@ -67,14 +68,15 @@ def redact(text: str) -> str:
     return tokens.SHAPE.sub(lambda found: f"{found['prefix']}{REDACTED}", text)
 
 
-class _Formatter(logging.Formatter):
+class _Formatter(logging.Formatter, abc.ABC):
     """What both formats share: the fields, the timestamp, and redaction of the finished line."""
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(self.render(record))
 
+    @abc.abstractmethod
     def render(self, record: logging.LogRecord) -> str:
-        raise NotImplementedError
+        """The line for `record`, before redaction."""
 
     @staticmethod
     def fields(record: logging.LogRecord) -> dict[str, Any]:
