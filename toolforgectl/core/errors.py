@@ -22,6 +22,10 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 ├── LintError                     exit 1: `toolforgectl lint` found a problem (file:line: message)
 ├── LabError                      exit 1: a local server process could not be started or
 │                                         stopped, or no port was free (adapters/processes, lab/)
+├── ManifestError                 exit 1: a tool's service.manifest is unreadable, malformed,
+│                                         too big, a symlink, or not owned by the tool
+├── WebserviceError               exit 1: a webservice backend (the local supervisor, qsub,
+│                                         qstat, qdel) failed, timed out or answered garbage
 └── TimedOutError                 exit 1: a condition waited for did not come true in time
 
 Three modules keep a private subclass for control flow that never leaves them (each says why):
@@ -127,6 +131,15 @@ class LintError(ToolforgectlError):
 
 class LabError(ToolforgectlError):
     """A local server process could not be started or stopped, or no port was free."""
+
+
+class ManifestError(ToolforgectlError):
+    """A tool's service.manifest cannot be trusted: unreadable, malformed, too big, a symlink,
+    or not owned by the tool (core/manifest.py)."""
+
+
+class WebserviceError(ToolforgectlError):
+    """A webservice backend failed: the local supervisor, qsub/qstat/qdel, or what they answered."""
 
 
 class TimedOutError(ToolforgectlError):

@@ -5,6 +5,7 @@ from toolforgectl.core.config.dataplane import DataPlane
 from toolforgectl.core.config.fleet import Fleet, Proxy, load, parse
 from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path, find
 from toolforgectl.core.config.schema import overridden
+from toolforgectl.core.config.webservice import Webservice
 
 __all__ = [
     "DEFAULT_REDIS_PORT",
@@ -15,6 +16,7 @@ __all__ = [
     "Kube2proxy",
     "Proxy",
     "ProxyListener",
+    "Webservice",
     "config_path",
     "find",
     "load",

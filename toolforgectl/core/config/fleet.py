@@ -8,6 +8,7 @@
     proxylistener: {identity: [token], port: 8282}   # optional; see daemons.py
     kube2proxy: {kubeconfig: /etc/kube2proxy/kubeconfig}   # optional; see daemons.py
     dataplane: {routing: path}    # nginx + urlproxy.lua settings (optional; see dataplane.py)
+    webservice: {default_backend: gridengine}   # webservice + webservicemonitor (webservice.py)
 
 Any problem is one ConfigError `file:line: message`; lookup.py says where the file is.
 """
@@ -26,6 +27,7 @@ from toolforgectl.core.config import document, schema
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
 from toolforgectl.core.config.schema import EMPTY_IS_DEFAULT, SECTION, Text, invalid
+from toolforgectl.core.config.webservice import Webservice
 from toolforgectl.core.errors import ConfigError
 
 # Sections a planned command will read. Until it does they are refused, not accepted and ignored:
@@ -83,6 +85,7 @@ class Fleet:
     proxylistener: Annotated[ProxyListener, EMPTY_IS_DEFAULT] = Field(default_factory=ProxyListener)
     kube2proxy: Annotated[Kube2proxy, EMPTY_IS_DEFAULT] = Field(default_factory=Kube2proxy)
     dataplane: Annotated[DataPlane, EMPTY_IS_DEFAULT] = Field(default_factory=DataPlane)
+    webservice: Annotated[Webservice, EMPTY_IS_DEFAULT] = Field(default_factory=Webservice)
 
     @field_validator("active_proxy")
     @classmethod
