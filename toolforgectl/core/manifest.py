@@ -167,15 +167,18 @@ def read(path: Path, owner: int | None, max_bytes: int = MAX_BYTES) -> Manifest 
     return parse(text, str(path))
 
 
-def write(path: Path, manifest: Manifest) -> None:
+def write(path: Path, manifest: Manifest, owner: tuple[int, int] | None = None) -> None:
     """Replace the file at `path` atomically: a new `service.manifest~` (never through a symlink
-    someone left there), flushed to disk, then renamed over the old file. Mode 0644."""
+    someone left there), flushed to disk, then renamed over the old file. Mode 0644; with `owner`
+    (uid, gid), given to them, so a file an admin writes for a tool is still the tool's own."""
     temp = path.with_name(path.name + "~")
     with contextlib.suppress(FileNotFoundError):
         temp.unlink()  # a leftover of a crash, or a planted symlink: unlink never follows it
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
+            if owner is not None and owner != (os.geteuid(), os.getegid()):
+                os.fchown(file.fileno(), *owner)
             file.write(render(manifest))
             file.flush()
             os.fsync(file.fileno())
