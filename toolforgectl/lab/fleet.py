@@ -3,9 +3,10 @@
 The proxy's files (nginx, urlproxy settings, redis.conf) are rendered from templates/ as for a
 proxy VM; its Redis runs from that redis.conf.
 
-Sample tools come up the way grid webservices do: each runs under `webservice-runner`, which
-registers it with the lab's proxylistener over the real 8282 protocol (token identity) and
-unregisters it when the lab stops it.
+Sample tools come up the way a tool's owner starts a webservice, with `webservice start` on the
+local backend (lab/webservices.py): each runs under `webservice-runner`, which registers it with
+the lab's proxylistener over the real 8282 protocol (token identity) and unregisters it when the
+lab stops it. With `monitor`, webservicemonitor keeps them up.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from typing import Any
 import yaml
 
 from toolforgectl.adapters import nginx as frontproxy
-from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis_from
+from toolforgectl.adapters.processes import free_port, spawn, start_redis_from
 from toolforgectl.adapters.render import Layout
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens
 from toolforgectl.core.errors import LabError
-from toolforgectl.core.waiting import wait_until
-from toolforgectl.lab import commands, sampletool
+from toolforgectl.lab import commands, webservices
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 
 LAB_HOST = "127.0.0.1"
@@ -40,15 +40,17 @@ def up(
     dataplane: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] = lambda _: None,
     sample_args: tuple[str, ...] = (),
+    monitor: bool = False,
 ) -> LabState:
     """Start the lab in `directory`; on any failure, stop what was started and raise.
 
-    `sample_args` go on every sample tool's command line (lab/sampletool.py's options)."""
+    `sample_args` go on every sample tool's command line (lab/sampletool.py's options); with
+    `monitor`, webservicemonitor runs too and restarts tools that die."""
     _refuse_if_running(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = LabState(dir=str(directory), config=str(directory / "fleet.yaml"))
     try:
-        _start_all(state, directory, tools, dataplane or {}, progress, sample_args)
+        _start_all(state, directory, tools, dataplane or {}, progress, sample_args, monitor)
     except BaseException:
         down(directory)
         raise
@@ -61,6 +63,10 @@ def down(directory: Path) -> list[ProcessRecord]:
     if state is None:
         return []
     stopped = []
+    monitors = [r for r in state.processes if r.role == "webservicemonitor" and r.running()]
+    for record in monitors:  # first, or it restarts the tools being stopped
+        record.stop()
+    webservices.stop_jobs(directory)
     for record in reversed(state.processes):
         if record.running():  # its pid, or what it started: a runner SIGKILLed leaves its server
             record.stop()
@@ -86,6 +92,7 @@ def _start_all(
     dataplane: Mapping[str, Any],
     progress: Callable[[str], None],
     sample_args: tuple[str, ...],
+    monitor: bool,
 ) -> None:
     redis_port = free_port(LAB_HOST)
     redis_url = f"redis://{LAB_HOST}:{redis_port}/0"
@@ -107,12 +114,23 @@ def _start_all(
     progress(f"lab: starting proxylistener on {LAB_HOST}:{fleet.proxylistener.port}")
     _start_listener(state, directory, fleet.proxylistener)
     store = RouteStore.from_url(redis_url)
+    webservices.configure(directory, LAB_HOST, _listener_section(directory))
     for tool in tools:
-        progress(f"lab: starting sample tool {tool} under webservice-runner (registers over 8282)")
-        token = _tool_token(directory, key, tool)
-        backend = _start_tool(state, directory, tool, fleet.proxylistener.port, token, sample_args)
-        _wait_for_route(store, tool, backend)
+        progress(f"lab: starting sample tool {tool} with `webservice start` (registers over 8282)")
+        process, backend = webservices.start_tool(directory, key, store, tool, LAB_HOST, sample_args)
+        marks = ["webservice-runner", str(directory / "homes" / tool)]
+        _record(state, ProcessRecord.of("tool", process, marks, tool=tool))
         state.tools[tool] = {"backend": backend, "url": f"{base}/{tool}/"}
+    if monitor:
+        progress("lab: starting webservicemonitor (restarts tools that die)")
+        _record(
+            state,
+            ProcessRecord.of(
+                "webservicemonitor",
+                webservices.start_monitor(directory, LAB_HOST),
+                ["toolforgectl.daemons.webservicemonitor.main", str(directory)],
+            ),
+        )
     state.save()
 
 
@@ -158,18 +176,9 @@ def _start_listener(state: LabState, directory: Path, listener: config.ProxyList
     state.proxies[PROXY_NAME]["proxylistener"] = f"{LAB_HOST}:{listener.port}"
 
 
-def _tool_token(directory: Path, key: Path, tool: str) -> Path:
-    """The tool's registration token, in a file only its owner reads, as on a real grid node."""
-    path = directory / "tools" / f"{tool}.token"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tokens.write_secret(path, tokens.mint(tokens.load_key(key), tool, 0).encode())
-    return path
-
-
-def _wait_for_route(store: RouteStore, tool: str, backend: str, timeout: float = 10.0) -> None:
-    """Return once the runner's registration reached the route store."""
-    what = f"{tool} to register {backend} (see the lab's tools/ logs)"
-    wait_until(lambda: store.routes(tool).get(".*") == backend, what, timeout, error=LabError)
+def _listener_section(directory: Path) -> dict[str, Any]:
+    """The proxylistener section of the lab's fleet.yaml, as written."""
+    return dict(yaml.safe_load((directory / "fleet.yaml").read_text(encoding="utf-8"))["proxylistener"])
 
 
 def _write_fleet(directory: Path, redis_url: str, key: Path, dataplane: Mapping[str, Any]) -> config.Fleet:
@@ -212,20 +221,3 @@ def _write_fleet(directory: Path, redis_url: str, key: Path, dataplane: Mapping[
         "# Written by `toolforgectl lab up`.\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8"
     )
     return config.load(path)
-
-
-def _start_tool(
-    state: LabState, directory: Path, tool: str, listener_port: int, token: Path, sample_args: tuple[str, ...]
-) -> str:
-    """A sample tool under webservice-runner; the recorded pid is the runner's (it stops the tool)."""
-    port = free_port(LAB_HOST)
-    runner = [
-        sys.executable, "-m", "toolforgectl.daemons.clients.webservice_runner",
-        "--proxy", LAB_HOST, "--proxy-port", str(listener_port), "--own-ip", LAB_HOST,
-        "--token-file", str(token), "--port", str(port), "--no-append-port", "--",
-    ]  # fmt: skip
-    argv = [*runner, *sampletool.command(tool, LAB_HOST, port), *sample_args]
-    process: Process = spawn(f"tool {tool}", argv, directory / "tools" / f"{tool}.log", LAB_HOST, port)
-    marks = ["toolforgectl.daemons.clients.webservice_runner", f"--port {port}"]
-    _record(state, ProcessRecord.of("tool", process, marks, tool=tool))
-    return f"http://{LAB_HOST}:{port}"
