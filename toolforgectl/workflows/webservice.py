@@ -94,23 +94,23 @@ class LocalBackend:
     replaces_in_place = False
 
     def __init__(self, settings: Webservice) -> None:
-        self.jobs_ = LocalJobs(Path(settings.local_spool), settings.stop_timeout)
+        self.local = LocalJobs(Path(settings.local_spool), settings.stop_timeout)
 
     def start(self, spec: JobSpec) -> Job:
         """Start `spec` as a local process group."""
-        return self.jobs_.start(spec)
+        return self.local.start(spec)
 
     def stop(self, tool: str, name: str) -> bool:
         """Stop the local job `name`."""
-        return self.jobs_.stop(name)
+        return self.local.stop(name)
 
     def job(self, tool: str, name: str) -> Job | None:
         """The live local job `name`."""
-        return by_name(self.jobs_.jobs()).get(name)
+        return by_name(self.local.jobs()).get(name)
 
     def jobs(self) -> list[Job]:
         """Every live local job."""
-        return self.jobs_.jobs()
+        return self.local.jobs()
 
 
 class GridBackend:

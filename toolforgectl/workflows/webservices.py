@@ -64,7 +64,6 @@ class Found:
     tool: str
     manifest: Manifest | None
     problem: str = ""
-    uid: int = -1
 
 
 def manifests(settings: Webservice) -> Iterator[Found]:
@@ -84,7 +83,7 @@ def manifests(settings: Webservice) -> Iterator[Found]:
             yield Found(name, None, str(exc))
             continue
         if found is not None:
-            yield Found(name, found, uid=tool.uid)
+            yield Found(name, found)
 
 
 def list_url(fleet: Fleet) -> str:

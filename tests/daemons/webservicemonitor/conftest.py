@@ -14,7 +14,7 @@ import yaml
 
 from tests.daemons.regstack import BIN, venv_env
 from tests.lua.proxyclient import Proxy
-from toolforgectl.adapters.processes import Process, free_port, spawn
+from toolforgectl.adapters.processes import Process, spawn
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens
 from toolforgectl.lab import fleet
@@ -106,6 +106,3 @@ def _stop_local_jobs(spool: Path) -> None:
     jobs = LocalJobs(spool)
     for job in jobs.jobs():
         jobs.stop(job.name)
-
-
-__all__ = ["Fleet", "events", "free_port"]

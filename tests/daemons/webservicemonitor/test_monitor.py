@@ -8,14 +8,14 @@ import signal
 import socket
 import sys
 import urllib.request
-from pathlib import Path
 
 import redis
 
 from tests.conftest import run_cli, wait_until
 from tests.daemons.webservice_site import sample
-from tests.daemons.webservicemonitor.conftest import Fleet, events, free_port
+from tests.daemons.webservicemonitor.conftest import Fleet, events
 from toolforgectl.adapters.localjobs import LocalJobs
+from toolforgectl.adapters.processes import free_port
 
 
 def _start_demo(lab: Fleet, tool: str = "demo") -> str:
@@ -118,7 +118,7 @@ def test_a_flapping_tool_is_throttled_after_3_restarts_even_across_a_monitor_res
         assert _metric(_scrape(port), "webservicemonitor_throttled_total") >= 1
         assert _metric(_scrape(port), "webservicemonitor_restarts_total") == 3
         os.kill(monitor.pid, signal.SIGKILL)  # a crash: the history must be on disk already
-        monitor.popen.wait(timeout=10) if monitor.popen else None
+        wait_until(lambda: not monitor.alive(), "the killed monitor to be gone")
         before = throttles()
         monitor = lab_fleet.monitor(log, free_port())
 
@@ -168,7 +168,7 @@ def test_bad_manifests_are_skipped_with_a_log_line_and_the_others_still_handled(
     }
 
 
-def test_an_unanswering_list_times_out_and_causes_no_restart_storm(lab_fleet: Fleet, tmp_path: Path) -> None:
+def test_an_unanswering_list_times_out_and_causes_no_restart_storm(lab_fleet: Fleet) -> None:
     silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
     config = lab_fleet.config.read_text().replace(
         "list_timeout: 2.0", f"list_timeout: 1.0\n  list_url: http://127.0.0.1:{silent.getsockname()[1]}/list"
