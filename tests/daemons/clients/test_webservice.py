@@ -83,6 +83,8 @@ def test_logs_shows_the_servers_output(stack: Stack, tmp_path: Path) -> None:
     )
 
     assert '"uri": "/demo/from-the-test"' in found[0]
+    last = site.webservice("demo", "logs", "--lines", "1")  # an option after the action, as people type it
+    assert last.returncode == 0 and len(last.stdout.splitlines()) == 1
     site.webservice("demo", "stop")
 
 

@@ -50,6 +50,16 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     extra = words[at + 1 :]
     args.extra = tuple(extra[1:] if extra[:1] == ["--"] else extra)
     args.action = words[at]
+    if args.action not in ("start", "restart") and args.extra:
+        # Only start and restart take extra arguments; for the others, options may follow the
+        # action (`webservice logs --lines 100`), as a person types them.
+        late = parser.parse_args(list(args.extra))
+        if late.words:
+            parser.error(f"{args.action} takes no extra arguments: {' '.join(late.words)}")
+        for name in ("config", "tool", "backend", "json"):
+            setattr(args, name, getattr(late, name) or getattr(args, name))
+        args.lines = late.lines if late.lines != parser.get_default("lines") else args.lines
+        args.extra = ()
     return args
 
 
