@@ -1,0 +1,213 @@
+"""The cloud adapter (real openstacksdk) against the lab's OpenStack API over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab.cloudlab import FLOATING_IP, SERVERS, LabCloud, running_cloud
+from toolforgectl.adapters.cloud import Cloud
+from toolforgectl.core.errors import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    CloudConflictError,
+    CloudError,
+    ConfigError,
+    NotFoundError,
+    TimedOutError,
+)
+
+PROXY_01, PROXY_02 = SERVERS["proxy-01"], SERVERS["proxy-02"]
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[LabCloud]:
+    with running_cloud(tmp_path / "cloud") as lab:
+        yield lab
+
+
+@pytest.fixture
+def cloud(lab: LabCloud) -> Iterator[Cloud]:
+    cloud = lab.connect()
+    yield cloud
+    cloud.close()
+
+
+def test_finds_the_floating_ip_and_the_port_of_each_server(lab: LabCloud, cloud: Cloud) -> None:
+    fip = cloud.floating_ip(FLOATING_IP)
+    port = cloud.server_port("proxy-02")
+
+    assert (fip.address, fip.fixed_ip, fip.revision, fip.status) == (FLOATING_IP, PROXY_01, 1, "ACTIVE")
+    assert fip.port_id == lab.state.server_named("proxy-01").port_id
+    assert port == (lab.state.server_named("proxy-02").port_id, PROXY_02)
+    # by id as well as by name, as the fleet's `servers:` may give either
+    assert cloud.server_port(lab.state.server_named("proxy-02").id) == port
+
+
+def test_an_unknown_floating_ip_or_server_is_not_found_and_names_the_cloud(cloud: Cloud) -> None:
+    with pytest.raises(NotFoundError, match=r"^cloud lab: no floating IP 127.0.0.99 "):
+        cloud.floating_ip("127.0.0.99")
+    # Nova's name filter is a regex search: "proxy-0" finds both, and neither is called that
+    with pytest.raises(NotFoundError, match=r"^cloud lab: no server 'proxy-0' "):
+        cloud.server_port("proxy-0")
+
+
+def test_a_move_points_the_floating_ip_at_the_other_server_and_bumps_its_revision(
+    lab: LabCloud, cloud: Cloud
+) -> None:
+    plan = cloud.plan_move(FLOATING_IP, "proxy-02")
+    assert not plan.done
+    assert plan.describe() == f"floating IP {FLOATING_IP}: {PROXY_01} -> {PROXY_02} (proxy-02), at revision 1"
+
+    moved = cloud.move_floating_ip(FLOATING_IP, "proxy-02", plan.floating_ip.revision)
+
+    assert (moved.fixed_ip, moved.revision) == (PROXY_02, 2)
+    assert lab.points_at() == PROXY_02
+    assert cloud.plan_move(FLOATING_IP, "proxy-02").done
+    # the write carried the revision it was decided on
+    assert lab.api.calls("PUT", "floatingips") == [("PUT", f"/networking/v2.0/floatingips/{moved.id}", 200)]
+
+
+def test_a_revision_older_than_the_cloud_s_is_refused_before_any_write(lab: LabCloud, cloud: Cloud) -> None:
+    seen = cloud.floating_ip(FLOATING_IP)
+    lab.state.touch(FLOATING_IP)  # another operator edits the floating IP meanwhile
+
+    with pytest.raises(CloudConflictError) as raised:
+        cloud.move_floating_ip(FLOATING_IP, "proxy-02", seen.revision)
+
+    assert str(raised.value) == (
+        f"cloud lab: the floating IP changed since it was read: {FLOATING_IP} was expected at revision 1; "
+        f"it is at revision 2, pointing at {PROXY_01}. Nothing was changed: read it again and decide again"
+    )
+    assert raised.value.exit_code == EXIT_FAILED
+    assert lab.points_at() == PROXY_01
+    assert lab.api.calls("PUT", "floatingips") == []
+
+
+def test_a_change_between_the_read_and_the_write_gets_412_from_neutron_and_changes_nothing(
+    lab: LabCloud, cloud: Cloud
+) -> None:
+    # The change lands after the adapter's own check, just before its PUT: only If-Match can catch it.
+    lab.api.before_next(lambda: lab.state.touch(FLOATING_IP), method="PUT", path="floatingips")
+
+    with pytest.raises(
+        CloudConflictError, match=r"the floating IP changed since it was read: .* revision 2,"
+    ):
+        cloud.move_floating_ip(FLOATING_IP, "proxy-02", 1)
+
+    assert [status for _, _, status in lab.api.calls("PUT", "floatingips")] == [412]
+    assert lab.points_at() == PROXY_01
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "call"),
+    [
+        ("GET", "floatingips", f"reading floating IP {FLOATING_IP} (Neutron)"),
+        ("GET", "servers", "finding server proxy-02 (Nova)"),
+        ("GET", "ports", "listing the ports of server proxy-02 (Neutron)"),
+        ("PUT", "floatingips", f"moving floating IP {FLOATING_IP} to proxy-02 ({PROXY_02}) (Neutron PUT)"),
+    ],
+)
+def test_a_5xx_mid_move_names_the_call_that_failed_and_changes_nothing(
+    lab: LabCloud, cloud: Cloud, method: str, path: str, call: str
+) -> None:
+    lab.api.fail_next(1, 503, method=method, path=path)
+
+    with pytest.raises(CloudError) as raised:
+        cloud.move_floating_ip(FLOATING_IP, "proxy-02", 1)
+
+    assert str(raised.value).startswith(f"cloud lab: {call} failed: HTTP 503 from http://127.0.0.1:")
+    assert str(raised.value).endswith(f": the lab cloud fails this {method} as told")
+    assert raised.value.exit_code == EXIT_UNAVAILABLE
+    assert lab.points_at() == PROXY_01
+    assert cloud.floating_ip(FLOATING_IP).revision == 1
+
+
+def test_a_token_that_expires_mid_move_is_reissued_and_the_write_goes_through(
+    lab: LabCloud, cloud: Cloud
+) -> None:
+    cloud.floating_ip(FLOATING_IP)
+    lab.api.before_next(lab.api.expire_tokens, method="PUT", path="floatingips")
+
+    moved = cloud.move_floating_ip(FLOATING_IP, "proxy-02", 1)
+
+    assert (moved.fixed_ip, moved.revision) == (PROXY_02, 2)
+    assert [status for _, _, status in lab.api.calls("PUT", "floatingips")] == [401, 200]
+    assert lab.api.issued() == 2
+
+
+def test_tokens_that_last_less_than_a_call_apart_are_renewed_on_the_way(tmp_path: Path) -> None:
+    with running_cloud(tmp_path / "cloud", token_ttl=0.2) as lab:
+        cloud = lab.connect()
+        first = cloud.floating_ip(FLOATING_IP)
+        lab.api.expire_tokens()  # and the next token ends 0.2 s after it is issued
+        assert cloud.move_floating_ip(FLOATING_IP, "proxy-02", first.revision).fixed_ip == PROXY_02
+        assert lab.api.issued() >= 2
+
+
+def test_wait_associated_returns_once_the_router_applied_the_move(lab: LabCloud, cloud: Cloud) -> None:
+    lab.state.apply_delay = 0.5
+    moved = cloud.move_floating_ip(FLOATING_IP, "proxy-02", 1)
+    assert moved.status == "DOWN"  # Neutron has it; the router does not forward there yet
+    lab.api.fail_next(2, 502, method="GET", path="floatingips")  # and the API hiccups meanwhile
+
+    held = cloud.wait_associated(FLOATING_IP, PROXY_02, timeout=30, interval=0.05)
+
+    assert (held.fixed_ip, held.status) == (PROXY_02, "ACTIVE")
+
+
+def test_wait_associated_times_out_saying_where_the_floating_ip_points(cloud: Cloud) -> None:
+    with pytest.raises(TimedOutError) as raised:
+        cloud.wait_associated(FLOATING_IP, PROXY_02, timeout=0.3, interval=0.05)
+
+    assert str(raised.value) == (
+        f"cloud lab: floating IP {FLOATING_IP} does not point at {PROXY_02} after 0.3s: "
+        f"it points at {PROXY_01}, status ACTIVE"
+    )
+
+
+def test_an_unreachable_api_names_the_call_and_the_address(lab: LabCloud) -> None:
+    lab.api.stop()
+    cloud = lab.connect()
+
+    with pytest.raises(CloudError) as raised:
+        cloud.floating_ip(FLOATING_IP)
+
+    assert str(raised.value) == (
+        f"cloud lab: reading floating IP {FLOATING_IP} (Neutron) failed: cannot reach "
+        f"{lab.api.url}/auth/tokens: [Errno 111] Connection refused"
+    )
+    assert raised.value.exit_code == EXIT_UNAVAILABLE
+
+
+def test_credentials_keystone_refuses_are_named_as_such(lab: LabCloud, tmp_path: Path) -> None:
+    doc = json.loads(Path(str(lab.settings.clouds_yaml)).read_text())
+    doc["clouds"]["lab"]["auth"]["password"] = "wrong"
+    clouds_yaml = tmp_path / "wrong.yaml"
+    clouds_yaml.write_text(json.dumps(doc))
+    cloud = Cloud.connect(dataclasses.replace(lab.settings, clouds_yaml=str(clouds_yaml)))
+
+    with pytest.raises(CloudError, match=r"Keystone refused the credentials of clouds.yaml's 'lab' entry$"):
+        cloud.floating_ip(FLOATING_IP)
+
+
+def test_a_missing_clouds_yaml_or_cloud_entry_is_a_config_error(lab: LabCloud, tmp_path: Path) -> None:
+    missing = dataclasses.replace(lab.settings, clouds_yaml=str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match=r"^cloud.clouds_yaml: .*/nope.yaml does not exist$"):
+        Cloud.connect(missing)
+
+    with pytest.raises(
+        ConfigError, match=r"^cloud 'codfw1dev' in .*/clouds.yaml: Cloud codfw1dev was not found"
+    ):
+        Cloud.connect(dataclasses.replace(lab.settings, name="codfw1dev"))
+
+
+def test_the_read_only_view_reads_the_same_cloud_and_has_no_write(cloud: Cloud) -> None:
+    reads = cloud.read_only()
+
+    assert reads.floating_ip(FLOATING_IP) == cloud.floating_ip(FLOATING_IP)
+    assert not hasattr(reads, "move_floating_ip")
