@@ -25,7 +25,7 @@ def test_a_fleet_without_a_cloud_section_loads_and_a_command_needing_it_names_th
 
 
 def test_servers_default_to_the_proxies_names_and_can_be_mapped() -> None:
-    text = BASE + "cloud:\n  name: eqiad1\n  floating_ip: 185.15.56.11\n  servers: {proxy-02: tools-proxy-06}\n"
+    text = BASE + "cloud:\n  name: eqiad1\n  floating_ip: 185.15.56.11\n  servers: {proxy-02: tools-proxy-06}"
 
     cloud = config.parse(text, "fleet.yaml").needs_cloud()
 
@@ -42,7 +42,8 @@ def test_servers_default_to_the_proxies_names_and_can_be_mapped() -> None:
         ("{name: '', floating_ip: 185.15.56.11}", "fleet.yaml:3: cloud.name must not be empty"),
         (
             "{name: eqiad1, floating_ip: tools.wmflabs.org}",
-            "fleet.yaml:3: cloud.floating_ip must be an IP address such as 185.15.56.11, not 'tools.wmflabs.org'",
+            "fleet.yaml:3: cloud.floating_ip must be an IP address such as 185.15.56.11, "
+            "not 'tools.wmflabs.org'",
         ),
         (
             "{name: eqiad1, floating_ip: 185.15.56.11, servers: {proxy-03: x}}",
