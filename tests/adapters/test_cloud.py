@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.lab.cloudlab import FLOATING_IP, SERVERS, LabCloud, running_cloud
 from toolforgectl.adapters.cloud import Cloud
+from toolforgectl.core import config
 from toolforgectl.core.errors import (
     EXIT_FAILED,
     EXIT_UNAVAILABLE,
@@ -22,6 +26,17 @@ from toolforgectl.core.errors import (
 )
 
 PROXY_01, PROXY_02 = SERVERS["proxy-01"], SERVERS["proxy-02"]
+
+
+def with_entry(lab: LabCloud, directory: Path, **changes: Any) -> config.Cloud:
+    """The lab's settings, with a clouds.yaml whose entry has `changes` (a dict value updates a dict)."""
+    doc = json.loads(Path(str(lab.settings.clouds_yaml)).read_text())
+    entry = doc["clouds"]["lab"]
+    for key, value in changes.items():
+        entry[key] = {**entry[key], **value} if isinstance(value, dict) else value
+    clouds_yaml = directory / "changed-clouds.yaml"
+    clouds_yaml.write_text(json.dumps(doc))
+    return dataclasses.replace(lab.settings, clouds_yaml=str(clouds_yaml))
 
 
 @pytest.fixture
@@ -184,12 +199,29 @@ def test_an_unreachable_api_names_the_call_and_the_address(lab: LabCloud) -> Non
     assert raised.value.exit_code == EXIT_UNAVAILABLE
 
 
+def test_an_api_that_hangs_fails_the_call_after_clouds_yaml_s_api_timeout(
+    lab: LabCloud, tmp_path: Path
+) -> None:
+    cloud = Cloud.connect(with_entry(lab, tmp_path, api_timeout=0.5))
+    cloud.floating_ip(FLOATING_IP)
+    hung = threading.Event()
+    lab.api.before_next(lambda: hung.wait(30), method="GET", path="floatingips")
+    started = time.monotonic()
+    try:
+        with pytest.raises(CloudError) as raised:
+            cloud.floating_ip(FLOATING_IP)
+    finally:
+        hung.set()
+
+    assert str(raised.value) == (
+        f"cloud lab: reading floating IP {FLOATING_IP} (Neutron) failed: request to "
+        f"http://{lab.api.host}:{lab.api.port}/networking/v2.0/floatingips timed out"
+    )
+    assert time.monotonic() - started < 20  # 0.5 s, on a loaded machine: far below the 30 s hang
+
+
 def test_credentials_keystone_refuses_are_named_as_such(lab: LabCloud, tmp_path: Path) -> None:
-    doc = json.loads(Path(str(lab.settings.clouds_yaml)).read_text())
-    doc["clouds"]["lab"]["auth"]["password"] = "wrong"
-    clouds_yaml = tmp_path / "wrong.yaml"
-    clouds_yaml.write_text(json.dumps(doc))
-    cloud = Cloud.connect(dataclasses.replace(lab.settings, clouds_yaml=str(clouds_yaml)))
+    cloud = Cloud.connect(with_entry(lab, tmp_path, auth={"password": "wrong"}))
 
     with pytest.raises(CloudError, match=r"Keystone refused the credentials of clouds.yaml's 'lab' entry$"):
         cloud.floating_ip(FLOATING_IP)

@@ -167,6 +167,8 @@ class CloudReads:
             raise CloudError(
                 f"{prefix}: Keystone refused the credentials of clouds.yaml's {self.name!r} entry"
             ) from None
+        except auth_errors.ConnectTimeout as exc:  # no answer within clouds.yaml's api_timeout
+            raise CloudError(f"{prefix}: {str(exc).replace('Request', 'request', 1)}") from None
         except auth_errors.ConnectionError as exc:
             raise CloudError(f"{prefix}: {_unreachable(exc)}") from None
         except auth_errors.HttpError as exc:
@@ -214,9 +216,9 @@ class Cloud(CloudReads):
         IP as Neutron has it after the move (the router may not have applied it yet:
         `wait_associated`)."""
         fip = self.floating_ip(address)
-        target = self.server_port(to_server)
         if fip.revision != expect_revision:
             raise self._conflict(address, expect_revision, fip)
+        target = self.server_port(to_server)
         what = f"moving floating IP {address} to {to_server} ({target.fixed_ip}) (Neutron PUT)"
         try:
             with self._calling(what):
