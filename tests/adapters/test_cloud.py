@@ -227,6 +227,13 @@ def test_credentials_keystone_refuses_are_named_as_such(lab: LabCloud, tmp_path:
         cloud.floating_ip(FLOATING_IP)
 
 
+def test_keystone_failing_to_issue_a_token_is_named(lab: LabCloud) -> None:
+    lab.api.fail_next(1, 500, method="POST", path="/auth/tokens")
+
+    with pytest.raises(CloudError, match=r"\(Neutron\) failed: Keystone answered HTTP 500: "):
+        lab.connect().floating_ip(FLOATING_IP)
+
+
 def test_a_missing_clouds_yaml_or_cloud_entry_is_a_config_error(lab: LabCloud, tmp_path: Path) -> None:
     missing = dataclasses.replace(lab.settings, clouds_yaml=str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match=r"^cloud.clouds_yaml: .*/nope.yaml does not exist$"):
