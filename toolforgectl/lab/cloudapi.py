@@ -11,7 +11,7 @@ It answers the subset adapters/cloud.py uses, on one port:
     GET  /networking/v2.0/ports           ?device_id= filter; GET /ports/ID
     GET  /compute/v2.1/servers[/detail]   Nova: ?name= (a regex search, as Nova's is); /servers/ID
 
-plus the version documents the SDK discovers endpoints with. Tokens expire after `token_ttl`
+plus the version documents the SDK discovers endpoints with (the bodies: lab/cloudbodies.py). Tokens expire after `token_ttl`
 seconds and are refused (401) after that, as Keystone's are; `expire_tokens()` ends them all now,
 so a test can see the client authenticate again. The state (lab/cloudstate.py) may live in a JSON
 file, so a restarted API keeps the association, and the floating IP forwarder reads it there.
@@ -34,19 +34,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from toolforgectl.lab.cloudstate import LAB_NETWORK, CloudState, FloatingIp, Server
+from toolforgectl.lab import cloudbodies as bodies
+from toolforgectl.lab.cloudbodies import Reply
+from toolforgectl.lab.cloudstate import CloudState
 
-USER, PASSWORD, PROJECT, DOMAIN = "toolforgectl", "lab-password", "tools", "Default"
-REGION = "RegionOne"
-PROJECT_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 NEUTRON_REVISION = re.compile(r"^\s*revision_number=(\d+)\s*$")
-Reply = tuple[int, dict[str, Any] | None]
 
 
 @dataclass
@@ -119,13 +116,18 @@ class CloudApi:
         """A clouds.yaml with one entry, `cloud`, that authenticates to this API (JSON is YAML)."""
         auth = {
             "auth_url": self.url,
-            "username": USER,
-            "password": PASSWORD,
-            "project_name": PROJECT,
-            "user_domain_name": DOMAIN,
-            "project_domain_name": DOMAIN,
+            "username": bodies.USER,
+            "password": bodies.PASSWORD,
+            "project_name": bodies.PROJECT,
+            "user_domain_name": bodies.DOMAIN,
+            "project_domain_name": bodies.DOMAIN,
         }
-        entry = {"auth": auth, "auth_type": "password", "region_name": REGION, "identity_api_version": 3}
+        entry = {
+            "auth": auth,
+            "auth_type": "password",
+            "region_name": bodies.REGION,
+            "identity_api_version": 3,
+        }
         path.write_text(json.dumps({"clouds": {cloud: entry}}, indent=1), encoding="utf-8")
         return path
 
@@ -167,85 +169,77 @@ class CloudApi:
             project = body["auth"]["scope"]["project"]
         except (KeyError, TypeError):
             return None
-        if (user.get("name"), user.get("password"), project.get("name")) != (USER, PASSWORD, PROJECT):
+        if (user.get("name"), user.get("password"), project.get("name")) != (
+            bodies.USER,
+            bodies.PASSWORD,
+            bodies.PROJECT,
+        ):
             return None
         token = secrets.token_hex(16)
         self.tokens[token] = _Token(time.monotonic() + self.token_ttl)
-        return token, self._token_body()
+        return token, bodies.token(f"http://{self.host}:{self.port}", self.token_ttl)
 
     def valid(self, token: str | None) -> bool:
         """Whether `token` was issued and has not expired."""
         found = self.tokens.get(token or "")
         return found is not None and time.monotonic() < found.expires
 
-    def _token_body(self) -> dict[str, Any]:
-        now = time.time()
-        base = f"http://{self.host}:{self.port}"
-        domain = {"id": "default", "name": DOMAIN}
-        return {
-            "token": {
-                "methods": ["password"],
-                "issued_at": _iso(now),
-                "expires_at": _iso(now + self.token_ttl),
-                "user": {"id": "u-" + USER, "name": USER, "domain": domain},
-                "project": {"id": PROJECT_ID, "name": PROJECT, "domain": domain},
-                "roles": [{"id": "r-member", "name": "member"}],
-                "catalog": [
-                    _service("identity", "keystone", f"{base}/v3"),
-                    _service("network", "neutron", f"{base}/networking"),
-                    _service("compute", "nova", f"{base}/compute/v2.1"),
-                ],
-            }
-        }
-
     # Neutron ---------------------------------------------------------------------------------
 
     def floating_ips(self, query: dict[str, str]) -> Reply:
         with self.state.lock:
-            found = [_fip_json(f) for f in self.state.floating_ips.values() if _selected(_fip_json(f), query)]
-        return 200, {"floatingips": found}
+            every = [bodies.floating_ip(f) for f in self.state.floating_ips.values()]
+        return 200, {"floatingips": [fip for fip in every if _selected(fip, query)]}
 
     def floating_ip(self, fip_id: str) -> Reply:
         with self.state.lock:
             fip = self.state.floating_ips.get(fip_id)
-            return (200, {"floatingip": _fip_json(fip)}) if fip else _not_found("floatingip", fip_id)
+            return (
+                (200, {"floatingip": bodies.floating_ip(fip)})
+                if fip
+                else bodies.not_found("floatingip", fip_id)
+            )
 
     def update_floating_ip(self, fip_id: str, body: dict[str, Any], if_match: str | None) -> Reply:
         """PUT: associate (port_id, optional fixed_ip_address) or dissociate (port_id null)."""
         change = body.get("floatingip")
         if not isinstance(change, dict) or "port_id" not in change:
-            return _error(400, "BadRequest", "this lab cloud only changes a floating IP's port_id")
+            return bodies.error(400, "BadRequest", "this lab cloud only changes a floating IP's port_id")
         with self.state.lock:
             fip = self.state.floating_ips.get(fip_id)
             if fip is None:
-                return _not_found("floatingip", fip_id)
+                return bodies.not_found("floatingip", fip_id)
             if if_match is not None:
                 expected = NEUTRON_REVISION.match(if_match)
                 if expected is None:
-                    return _error(400, "BadRequest", f"If-Match must be revision_number=N, not {if_match!r}")
+                    return bodies.error(
+                        400, "BadRequest", f"If-Match must be revision_number=N, not {if_match!r}"
+                    )
                 if int(expected.group(1)) != fip.revision:
                     message = f"Constrained update failed: revision_number {fip.revision} does not match"
-                    return _error(412, "RevisionNumberConstraintFailed", message + f" {expected.group(1)}")
+                    return bodies.error(
+                        412, "RevisionNumberConstraintFailed", message + f" {expected.group(1)}"
+                    )
             port_id = change["port_id"]
             fixed_ip = None
             if port_id is not None:
                 owner = self.state.port(port_id)
                 if owner is None:
-                    return _not_found("port", port_id)
+                    return bodies.not_found("port", port_id)
                 fixed_ip = change.get("fixed_ip_address") or owner.fixed_ip
                 if fixed_ip != owner.fixed_ip:
-                    return _error(400, "BadRequest", f"port {port_id} has no fixed IP {fixed_ip}")
+                    return bodies.error(400, "BadRequest", f"port {port_id} has no fixed IP {fixed_ip}")
             self.state.associate(fip_id, port_id, fixed_ip)
-            return 200, {"floatingip": _fip_json(fip)}
+            return 200, {"floatingip": bodies.floating_ip(fip)}
 
     def ports(self, query: dict[str, str]) -> Reply:
         with self.state.lock:
-            found = [_port_json(s) for s in self.state.servers.values() if _selected(_port_json(s), query)]
-        return 200, {"ports": found}
+            every = [bodies.port(s) for s in self.state.servers.values()]
+        return 200, {"ports": [port for port in every if _selected(port, query)]}
 
     def port_by_id(self, port_id: str) -> Reply:
         owner = self.state.port(port_id)
-        return (200, {"port": _port_json(owner)}) if owner else _not_found("port", port_id)
+        return (200, {"port": bodies.port(owner)}) if owner else bodies.not_found("port", port_id)
 
     # Nova ------------------------------------------------------------------------------------
 
@@ -253,7 +247,7 @@ class CloudApi:
         pattern = re.compile(query.get("name", ""))  # Nova's name filter is a regex search
         with self.state.lock:
             found = [s for s in self.state.servers.values() if pattern.search(s.name)]
-        return 200, {"servers": [_server_json(s, self.state, detail) for s in found]}
+        return 200, {"servers": [bodies.server(s, self.state, detail) for s in found]}
 
     def server_by_id(self, server_id: str) -> Reply:
         with self.state.lock:
@@ -261,7 +255,7 @@ class CloudApi:
             if server is None:
                 message = f"Instance {server_id} could not be found."
                 return 404, {"itemNotFound": {"code": 404, "message": message}}
-            return 200, {"server": _server_json(server, self.state, detail=True)}
+            return 200, {"server": bodies.server(server, self.state, detail=True)}
 
     # Routing ---------------------------------------------------------------------------------
 
@@ -272,7 +266,7 @@ class CloudApi:
             return self._neutron(method, parts[2:], query, body, headers.get("If-Match"))
         if parts[:2] == ["compute", "v2.1"] and method == "GET":
             return self._nova(parts[2:], query)
-        return _error(404, "NotFound", f"no {method} {path} in the lab cloud")
+        return bodies.error(404, "NotFound", f"no {method} {path} in the lab cloud")
 
     def _neutron(
         self, method: str, parts: list[str], query: dict[str, str], body: Any, if_match: str | None
@@ -288,7 +282,7 @@ class CloudApi:
                 return self.ports(query)
             case ("GET", ["ports", port_id]):
                 return self.port_by_id(port_id)
-        return _error(404, "NotFound", f"no {method} /{'/'.join(parts)} in the lab's Neutron")
+        return bodies.error(404, "NotFound", f"no {method} /{'/'.join(parts)} in the lab's Neutron")
 
     def _nova(self, parts: list[str], query: dict[str, str]) -> Reply:
         match parts:
@@ -298,115 +292,12 @@ class CloudApi:
                 return self.servers(query, detail=True)
             case ["servers", server_id]:
                 return self.server_by_id(server_id)
-        return _error(404, "NotFound", f"no GET /{'/'.join(parts)} in the lab's Nova")
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _service(kind: str, name: str, url: str) -> dict[str, Any]:
-    endpoints = [
-        {
-            "id": f"{name}-{interface}",
-            "interface": interface,
-            "region": REGION,
-            "region_id": REGION,
-            "url": url,
-        }
-        for interface in ("public", "internal", "admin")
-    ]
-    return {"id": f"svc-{name}", "type": kind, "name": name, "endpoints": endpoints}
+        return bodies.error(404, "NotFound", f"no GET /{'/'.join(parts)} in the lab's Nova")
 
 
 def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
     """Neutron's list filters: every given field must equal the query's value."""
     return all(str(obj.get(key)) == value for key, value in query.items() if key in obj)
-
-
-def _fip_json(fip: FloatingIp) -> dict[str, Any]:
-    now = time.time()
-    return {
-        "id": fip.id,
-        "floating_ip_address": fip.address,
-        "fixed_ip_address": fip.fixed_ip,
-        "port_id": fip.port_id,
-        "router_id": "lab-router" if fip.port_id else None,
-        "floating_network_id": "lab-public",
-        "status": fip.status(now),
-        "description": fip.description,
-        "revision_number": fip.revision,
-        "project_id": PROJECT_ID,
-        "tenant_id": PROJECT_ID,
-        "tags": [],
-    }
-
-
-def _port_json(server: Server) -> dict[str, Any]:
-    return {
-        "id": server.port_id,
-        "name": "",
-        "device_id": server.id,
-        "device_owner": "compute:nova",
-        "network_id": LAB_NETWORK,
-        "fixed_ips": [{"subnet_id": "lab-subnet", "ip_address": server.fixed_ip}],
-        "status": "ACTIVE",
-        "admin_state_up": True,
-        "revision_number": 1,
-        "project_id": PROJECT_ID,
-        "tenant_id": PROJECT_ID,
-    }
-
-
-def _server_json(server: Server, state: CloudState, detail: bool) -> dict[str, Any]:
-    summary = {"id": server.id, "name": server.name, "links": []}
-    if not detail:
-        return summary
-    addresses = [{"version": 4, "addr": server.fixed_ip, "OS-EXT-IPS:type": "fixed"}]
-    for fip in state.floating_ips.values():
-        if fip.port_id == server.port_id:
-            addresses.append({"version": 4, "addr": fip.address, "OS-EXT-IPS:type": "floating"})
-    return {**summary, "status": "ACTIVE", "tenant_id": PROJECT_ID, "addresses": {LAB_NETWORK: addresses}}
-
-
-def _not_found(kind: str, ident: str) -> Reply:
-    return _error(404, f"{kind.capitalize()}NotFound", f"{kind} {ident} could not be found.")
-
-
-def _unauthorized(message: str) -> Reply:
-    return 401, {"error": {"code": 401, "title": "Unauthorized", "message": message}}
-
-
-def _error(status: int, kind: str, message: str) -> Reply:
-    return status, {"NeutronError": {"type": kind, "message": message, "detail": ""}}
-
-
-_KEYSTONE_VERSION = {"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z"}
-_NEUTRON_VERSION = {"id": "v2.0", "status": "CURRENT"}
-_NOVA_VERSION = {
-    "id": "v2.1",
-    "status": "CURRENT",
-    "version": "",
-    "min_version": "",
-    "updated": "2013-07-23T11:33:21Z",
-}
-
-
-def _versions(base: str, path: str) -> Reply | None:
-    """The version documents of Keystone (/, /v3), Neutron (/networking) and Nova (/compute)."""
-    match path.rstrip("/"):
-        case "" | "/v3":
-            doc = {**_KEYSTONE_VERSION, "links": [{"rel": "self", "href": f"{base}/v3/"}]}
-            return (
-                (200, {"version": doc}) if path.startswith("/v3") else (300, {"versions": {"values": [doc]}})
-            )
-        case "/networking":
-            doc = {**_NEUTRON_VERSION, "links": [{"rel": "self", "href": f"{base}/networking/v2.0/"}]}
-            return 200, {"versions": [doc]}
-        case "/compute" | "/compute/v2.1":
-            doc = {**_NOVA_VERSION, "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}]}
-            return (200, {"version": doc}) if path.startswith("/compute/v2.1") else (200, {"versions": [doc]})
-    return None
 
 
 def _handler_for(api: CloudApi) -> type[BaseHTTPRequestHandler]:
@@ -435,7 +326,9 @@ def _handler_for(api: CloudApi) -> type[BaseHTTPRequestHandler]:
                 fault.action()
             headers: dict[str, str] = {}
             if fault is not None and fault.status:
-                status, body = _error(fault.status, "LabFault", f"the lab cloud fails this {method} as told")
+                status, body = bodies.error(
+                    fault.status, "LabFault", f"the lab cloud fails this {method} as told"
+                )
             else:
                 status, body = self._reply(method, parts.path, query, raw, headers)
             api.requests.append((method, parts.path, status))
@@ -453,20 +346,20 @@ def _handler_for(api: CloudApi) -> type[BaseHTTPRequestHandler]:
             self, method: str, path: str, query: dict[str, str], raw: bytes, headers: dict[str, str]
         ) -> Reply:
             base = f"http://{api.host}:{api.port}"
-            if method == "GET" and (versions := _versions(base, path)) is not None:
+            if method == "GET" and (versions := bodies.versions(base, path)) is not None:
                 return versions
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
-                return _error(400, "BadRequest", "the body is not JSON")
+                return bodies.error(400, "BadRequest", "the body is not JSON")
             if (method, path.rstrip("/")) == ("POST", "/v3/auth/tokens"):
                 issued = api.authenticate(body if isinstance(body, dict) else {})
                 if issued is None:
-                    return _unauthorized("The request you have made requires authentication.")
+                    return bodies.unauthorized("The request you have made requires authentication.")
                 headers["X-Subject-Token"] = issued[0]
                 return 201, issued[1]
             if not api.valid(self.headers.get("X-Auth-Token")):
-                return _unauthorized("The token is expired or was never issued.")
+                return bodies.unauthorized("The token is expired or was never issued.")
             return api.serve(method, path, query, body, self.headers)
 
         def _send(self, status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
