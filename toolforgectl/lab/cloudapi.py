@@ -11,10 +11,11 @@ It answers the subset adapters/cloud.py uses, on one port:
     GET  /networking/v2.0/ports           ?device_id= filter; GET /ports/ID
     GET  /compute/v2.1/servers[/detail]   Nova: ?name= (a regex search, as Nova's is); /servers/ID
 
-plus the version documents the SDK discovers endpoints with (the bodies: lab/cloudbodies.py). Tokens expire after `token_ttl`
-seconds and are refused (401) after that, as Keystone's are; `expire_tokens()` ends them all now,
-so a test can see the client authenticate again. The state (lab/cloudstate.py) may live in a JSON
-file, so a restarted API keeps the association, and the floating IP forwarder reads it there.
+plus the version documents the SDK discovers endpoints with (lab/cloudbodies.py builds every
+body). Tokens expire after `token_ttl` seconds and are refused (401) after that, as Keystone's are;
+`expire_tokens()` ends them all now, so a test can see the client authenticate again. The state
+(lab/cloudstate.py) may live in a JSON file, so a restarted API keeps the association, and the
+floating IP forwarder reads it there.
 
 Tests drive faults in-process: `fail_next` answers the next matching requests with an error status,
 `before_next` runs a change (another operator's, say) just before a matching request is served.
