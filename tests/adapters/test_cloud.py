@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -243,6 +244,33 @@ def test_a_missing_clouds_yaml_or_cloud_entry_is_a_config_error(lab: LabCloud, t
         ConfigError, match=r"^cloud 'codfw1dev' in .*/clouds.yaml: Cloud codfw1dev was not found"
     ):
         Cloud.connect(dataclasses.replace(lab.settings, name="codfw1dev"))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("clouds: 5\n", ""),  # whatever the SDK trips over, it is named as the file's problem
+        ("clouds: {lab: {auth_type: password}}\n", "Auth plugin requires parameters which were not given"),
+    ],
+)
+def test_a_clouds_yaml_of_the_wrong_shape_is_a_config_error(
+    lab: LabCloud, tmp_path: Path, text: str, problem: str
+) -> None:
+    clouds_yaml = tmp_path / "broken.yaml"
+    clouds_yaml.write_text(text)
+
+    with pytest.raises(ConfigError, match=rf"^cloud 'lab' in {re.escape(str(clouds_yaml))}: {problem}"):
+        Cloud.connect(dataclasses.replace(lab.settings, clouds_yaml=str(clouds_yaml)))
+
+
+def test_the_clouds_yaml_the_fleet_names_wins_over_the_environment_s(
+    lab: LabCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = with_entry(lab, tmp_path, auth={"password": "wrong"})
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(elsewhere.clouds_yaml))
+    monkeypatch.setenv("OS_PASSWORD", "wrong")
+
+    assert lab.connect().floating_ip(FLOATING_IP).fixed_ip == PROXY_01
 
 
 def test_the_read_only_view_reads_the_same_cloud_and_has_no_write(cloud: Cloud) -> None:

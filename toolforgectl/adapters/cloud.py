@@ -184,18 +184,13 @@ class Cloud(CloudReads):
     def connect(cls, settings: CloudSettings) -> Cloud:
         """A connection to cloud `settings.name` as clouds.yaml describes it (nothing is sent yet:
         the first call authenticates)."""
-        from openstack import config as sdk_config
+        from keystoneauth1 import exceptions as auth_errors
         from openstack import connection, exceptions
 
-        files = None
-        if settings.clouds_yaml is not None:
-            if not Path(settings.clouds_yaml).is_file():
-                raise ConfigError(f"cloud.clouds_yaml: {settings.clouds_yaml} does not exist")
-            files = [settings.clouds_yaml]
         try:
-            loader = sdk_config.OpenStackConfig(config_files=files)
-            region = loader.get_one(cloud=settings.name)
-        except exceptions.SDKException as exc:
+            region = _config_loader(settings.clouds_yaml).get_one(cloud=settings.name)
+        # A clouds.yaml of the wrong shape (`clouds: 5`) gets past the SDK as a TypeError.
+        except (exceptions.SDKException, auth_errors.ClientException, TypeError, AttributeError) as exc:
             where = settings.clouds_yaml or "clouds.yaml (openstacksdk's search path)"
             raise ConfigError(f"cloud {settings.name!r} in {where}: {exc}") from None
         if region.config.get("api_timeout") is None:  # no call may hang a failover forever
@@ -248,6 +243,23 @@ class Cloud(CloudReads):
             return self.floating_ip(address)
         except CloudError:
             return None  # the conflict is the news; a failing read after it must not hide it
+
+
+def _config_loader(clouds_yaml: str | None) -> Any:
+    """openstacksdk's config loader for file `clouds_yaml` only (and the secure.yaml beside it, for
+    secrets; not $OS_CLIENT_CONFIG_FILE nor OS_* variables), or, without one, for its usual search
+    path and variables, as the `openstack` command uses them."""
+    from openstack import config as sdk_config
+
+    if clouds_yaml is None:
+        return sdk_config.OpenStackConfig()
+    named = Path(clouds_yaml)
+    if not named.is_file():
+        raise ConfigError(f"cloud.clouds_yaml: {named} does not exist")
+    secrets = named.with_name("secure.yaml")
+    return sdk_config.OpenStackConfig(
+        config_files=[str(named)], secure_files=[str(secrets)], load_envvars=False
+    )
 
 
 def _floating_ip(raw: Any) -> FloatingIP:
