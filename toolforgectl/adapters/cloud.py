@@ -125,14 +125,14 @@ class CloudReads:
     ) -> FloatingIP:
         """Wait until floating IP `address` points at `fixed_ip` and Neutron says it is ACTIVE (the
         router applied it). An API error while waiting is retried until `timeout`, and named then."""
-        seen: list[FloatingIP] = []
+        seen: list[FloatingIP] = []  # the last read, and the last error: for the timeout's message
         errors: list[CloudError] = []
 
         def holds() -> bool:
             try:
-                seen.append(self.floating_ip(address))
+                seen[:] = [self.floating_ip(address)]
             except CloudError as exc:
-                errors.append(exc)
+                errors[:] = [exc]
                 return False
             return seen[-1].fixed_ip == fixed_ip and seen[-1].status == "ACTIVE"
 
