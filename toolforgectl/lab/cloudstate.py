@@ -81,7 +81,10 @@ class CloudState:
         )
 
     def save(self) -> None:
-        """Write the whole state to `path` atomically (a reader sees the old file or the new one)."""
+        """Write the whole state to `path` atomically (a reader sees the old file or the new one).
+
+        Under the lock from snapshot to rename, so that two changes saved at once cannot land in
+        the wrong order and leave the older one in the file."""
         if self.path is None:
             return
         with self.lock:
@@ -90,9 +93,9 @@ class CloudState:
                 "floating_ips": [asdict(f) for f in self.floating_ips.values()],
                 "apply_delay": self.apply_delay,
             }
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
-        partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        partial.replace(self.path)
+            partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            partial.replace(self.path)
 
     # Set-up (the lab and tests call these; the API has no call to create anything) ------------
 
@@ -120,7 +123,10 @@ class CloudState:
     def server_named(self, name: str) -> Server:
         """The server called `name` (the lab's names are unique)."""
         with self.lock:
-            return next(s for s in self.servers.values() if s.name == name)
+            found = next((s for s in self.servers.values() if s.name == name), None)
+        if found is None:
+            raise LabError(f"no server {name!r} in the lab's cloud")
+        return found
 
     def floating_ip(self, address: str) -> FloatingIp | None:
         """The floating IP with public address `address`, if there is one."""
