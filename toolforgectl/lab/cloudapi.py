@@ -18,7 +18,9 @@ body). Tokens expire after `token_ttl` seconds and are refused (401) after that,
 floating IP forwarder reads it there.
 
 Tests drive faults in-process: `fail_next` answers the next matching requests with an error status,
-`before_next` runs a change (another operator's, say) just before a matching request is served.
+`before_next` runs a change (another operator's, say) just before a matching request is served; the
+same over HTTP (`POST /lab/fail-next`, `/lab/touch`, `/lab/expire-tokens`: `control`) when the API
+runs as its own process.
 Every request is logged in `requests` as (method, path, status).
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import re
 import secrets
@@ -40,10 +43,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from toolforgectl.core.errors import LabError
 from toolforgectl.lab import cloudbodies as bodies
 from toolforgectl.lab.cloudbodies import Reply
 from toolforgectl.lab.cloudstate import CloudState
 
+CONTROL = "/lab/"  # the lab's own calls (faults), which need no token
 NEUTRON_REVISION = re.compile(r"^\s*revision_number=(\d+)\s*$")
 
 
@@ -159,6 +164,29 @@ class CloudApi:
     def calls(self, method: str, part: str) -> list[tuple[str, str, int]]:
         """The logged requests of `method` whose path contains `part`."""
         return [r for r in list(self.requests) if r[0] == method and part in r[1]]
+
+    def control(self, action: str, body: dict[str, Any]) -> Reply:
+        """The faults above over HTTP (`POST /lab/ACTION`, JSON body), for an API in its own process:
+        `fail-next` {count, status, method, path}; `touch` {address, before: {method, path}} (now,
+        or just before the next matching request); `expire-tokens`."""
+        try:
+            match action:
+                case "fail-next":
+                    where = (body.get("method"), body.get("path"))
+                    self.fail_next(int(body.get("count", 1)), int(body.get("status", 500)), *where)
+                case "touch" if "before" in body:
+                    address, before = str(body["address"]), dict(body["before"])
+                    touch = functools.partial(self.state.touch, address)
+                    self.before_next(touch, before.get("method"), before.get("path"))
+                case "touch":
+                    self.state.touch(str(body["address"]))
+                case "expire-tokens":
+                    self.expire_tokens()
+                case _:
+                    return bodies.error(404, "NotFound", f"no lab control {action!r}")
+        except (KeyError, TypeError, ValueError, LabError) as exc:
+            return bodies.error(400, "BadRequest", f"lab control {action}: {exc}")
+        return 200, {}
 
     # Keystone --------------------------------------------------------------------------------
 
@@ -322,7 +350,8 @@ def _handler_for(api: CloudApi) -> type[BaseHTTPRequestHandler]:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            fault = api.faults.take(method, parts.path)
+            # the lab's own control calls are never the target of a fault they are setting up
+            fault = None if parts.path.startswith(CONTROL) else api.faults.take(method, parts.path)
             if fault is not None and fault.action is not None:
                 fault.action()
             headers: dict[str, str] = {}
@@ -353,6 +382,8 @@ def _handler_for(api: CloudApi) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 return bodies.error(400, "BadRequest", "the body is not JSON")
+            if method == "POST" and path.startswith(CONTROL):
+                return api.control(path.removeprefix(CONTROL), body if isinstance(body, dict) else {})
             if (method, path.rstrip("/")) == ("POST", "/v3/auth/tokens"):
                 issued = api.authenticate(body if isinstance(body, dict) else {})
                 if issued is None:
