@@ -19,6 +19,10 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 │   └── StreamBrokenError         exit 3: the watch stream broke off mid-way; relist
 ├── RemoteError                   exit 3: a host cannot be reached over SSH, or a command or
 │                                         file operation on it failed (adapters/remote.py)
+├── CloudError                    exit 3: the cloud's API (Keystone, Neutron, Nova) failed us;
+│   │                                     the message names the cloud and the call
+│   └── CloudConflictError        exit 1: the floating IP changed since it was read (HTTP 412
+│                                         on Neutron's revision_number); nothing was changed
 ├── RenderError                   exit 1: a template did not render (the message names file:line)
 ├── NginxError                    exit 1: nginx refused a rendered config, or would not start
 ├── LintError                     exit 1: `toolforgectl lint` found a problem (file:line: message)
@@ -119,6 +123,21 @@ class RemoteError(ToolforgectlError):
     """A host could not be reached over SSH, or a command or file operation on it failed."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class CloudError(ToolforgectlError):
+    """The cloud's API failed us: unreachable, refused our credentials, or answered an error."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class CloudConflictError(CloudError):
+    """A compare-and-swap write was refused: the resource changed since it was read (HTTP 412).
+
+    Nothing was changed; read again, decide again. Exit 1: the cloud is fine, the plan is stale.
+    """
+
+    exit_code = EXIT_FAILED
 
 
 class RenderError(ToolforgectlError):

@@ -1,5 +1,6 @@
 """The fleet configuration: `load` a YAML file once into frozen, typed settings (see fleet.py)."""
 
+from toolforgectl.core.config.cloud import Cloud
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
 from toolforgectl.core.config.fleet import Fleet, Proxy, load, parse
@@ -10,6 +11,7 @@ __all__ = [
     "DEFAULT_REDIS_PORT",
     "ENV_VAR",
     "SYSTEM_PATH",
+    "Cloud",
     "DataPlane",
     "Fleet",
     "Kube2proxy",

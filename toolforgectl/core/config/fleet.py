@@ -8,6 +8,7 @@
     proxylistener: {identity: [token], port: 8282}   # optional; see daemons.py
     kube2proxy: {kubeconfig: /etc/kube2proxy/kubeconfig}   # optional; see daemons.py
     dataplane: {routing: path}    # nginx + urlproxy.lua settings (optional; see dataplane.py)
+    cloud: {name: eqiad1, floating_ip: 185.15.56.11}   # optional; see cloud.py
 
 Any problem is one ConfigError `file:line: message`; lookup.py says where the file is.
 """
@@ -23,6 +24,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 
 from toolforgectl.core.config import document, schema
+from toolforgectl.core.config.cloud import Cloud
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
 from toolforgectl.core.config.remote import Remote, Ssh, SshHost, parse_host
@@ -33,7 +35,6 @@ from toolforgectl.core.errors import ConfigError
 # an operator who writes one must not believe it does something.
 NOT_USED_YET = {
     "hiera": "not used yet: the failover command will read it",
-    "cloud": "not used yet: the failover command will read it",
 }
 
 
@@ -86,6 +87,7 @@ class Fleet:
     kube2proxy: Annotated[Kube2proxy, EMPTY_IS_DEFAULT] = Field(default_factory=Kube2proxy)
     dataplane: Annotated[DataPlane, EMPTY_IS_DEFAULT] = Field(default_factory=DataPlane)
     remote: Annotated[Remote, EMPTY_IS_DEFAULT] = Field(default_factory=Remote)
+    cloud: Cloud | None = None  # only commands that move the floating IP need it
 
     @field_validator("active_proxy")
     @classmethod
@@ -99,6 +101,24 @@ class Fleet:
         if active not in names:
             raise invalid(f"must be one of the proxies ({', '.join(names)}), not {active!r}")
         return active
+
+    @field_validator("cloud")
+    @classmethod
+    def _servers_of_the_proxies(cls, cloud: Cloud | None, info: ValidationInfo) -> Cloud | None:
+        names = [proxy.name for proxy in info.data.get("proxies", ())]
+        strays = sorted(set(cloud.servers) - set(names)) if cloud and names else []
+        if strays:
+            listed = ", ".join(map(repr, strays))
+            raise invalid(
+                f"lists a server for {listed}, which is not one of the proxies ({', '.join(names)})"
+            )
+        return cloud
+
+    def needs_cloud(self) -> Cloud:
+        """The `cloud:` section, for a command that cannot work without it."""
+        if self.cloud is None:
+            raise ConfigError(f"{self.source}: this command needs a `cloud:` section (see docs/cloud.md)")
+        return self.cloud
 
     def proxy(self, name: str | None = None) -> Proxy:
         """The proxy called `name`, or the active one when `name` is None."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import types
 import typing
 from collections.abc import Iterable
 from typing import Annotated, Any, TypeVar
@@ -122,6 +123,7 @@ _KINDS = {
     "bool_type": "true or false",
     "tuple_type": "a list",
     "dataclass_type": "a mapping",
+    "dict_type": "a mapping",
 }
 _UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden", "invalid_key")
 
@@ -189,5 +191,7 @@ def _settings_of(cls: Any, loc: Loc) -> Iterable[str]:
             cls = fields[part].annotation
         if typing.get_origin(cls) is tuple:  # proxies: tuple[Proxy, ...]
             cls = typing.get_args(cls)[0]
+        if isinstance(cls, types.UnionType):  # an optional section: cloud: Cloud | None
+            cls = next(arg for arg in typing.get_args(cls) if arg is not type(None))
     fields = getattr(cls, "__pydantic_fields__", {})
     return [name for name, field in fields.items() if not field.exclude]  # exclude: not from the file
