@@ -8,6 +8,7 @@ the final per-step table (or the `--json` envelope) to stdout.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -79,13 +80,15 @@ def run_playbook(
     reason: str | None,
     task_id: str | None,
     as_json: bool,
+    where: Path | None = None,
 ) -> None:
-    """Run playbook `name` with `args`; print the per-step table (or JSON), end on its error."""
+    """Run playbook `name` (from `where`, default playbooks/) with `args`; print the per-step
+    table (or JSON), and end on the run's error if it has one."""
     from toolforgectl.workflows import attribution
     from toolforgectl.workflows.playbook import runner, spec
 
     request = runner.Request(
-        playbook=spec.find(name),
+        playbook=spec.find(name, where),
         args=args,
         by=attribution.operator(reason, task_id),
         dry_run=dry_run,
