@@ -92,7 +92,8 @@ def fleet(tmp_path: Path, redis_server: RedisServer) -> Iterator[DemoFleet]:
     )
     config.write_text(
         f"proxies:\n{proxies}"
-        f"operations: {{state_dir: '{tmp_path / 'runs'}', log: {{file: '{tmp_path / 'sal.log'}'}}, lock_ttl: 60}}\n"
+        f"operations: {{state_dir: '{tmp_path / 'runs'}', lock_ttl: 60,"
+        f" log: {{file: '{tmp_path / 'sal.log'}'}}}}\n"
     )
     try:
         yield DemoFleet(config, tmp_path / "runs", work, servers)

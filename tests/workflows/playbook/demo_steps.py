@@ -78,7 +78,7 @@ class Gate:
 
     def apply(self, ctx: StepContext) -> Outcome:
         (_dir(ctx) / f"{ctx.options.name}.waiting").write_text(str(ctx.run_id))
-        ctx.wait(lambda: (_dir(ctx) / ctx.options.name).exists(), f"the file {ctx.options.name}")
+        ctx.wait((_dir(ctx) / ctx.options.name).exists, f"the file {ctx.options.name}")
         (_dir(ctx) / f"{ctx.options.name}.passed").write_text("passed")
         return Outcome()
 
