@@ -67,8 +67,11 @@ class SetHieraKey:
             raise StepError(f"hiera {key} reads {None if found is MISSING else found!r}, not {value!r}")
 
     def rollback(self, ctx: StepContext) -> None:
-        """Put back what the plan showed (remove the key if it was not there), if ours is still there."""
+        """Put back what the plan showed (remove the key if it was not there), only while the key
+        holds our value: a value someone else wrote is theirs, not ours to undo."""
         key, value = ctx.args["key"], ctx.args["value"]
+        if ctx.hiera().get(key) != value:
+            return
         old = _planned_old(ctx)
         ctx.hiera().set(key, old, expect=value, message=_message(ctx, key, old, rollback=True))
 
