@@ -40,11 +40,17 @@ def test_hiera_is_read_with_the_active_proxy_key_by_default() -> None:
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ("hiera: {backend: file}", "fleet.yaml:2: hiera needs `path` (the hiera YAML file) for the file backend"),
+        (
+            "hiera: {backend: file}",
+            "fleet.yaml:2: hiera needs `path` (the hiera YAML file) for the file backend",
+        ),
         ("hiera: {backend: http, url: enc}", "fleet.yaml:2: hiera needs `url` (http:// or https://)"),
         ("hiera: {backend: s3, path: x}", "fleet.yaml:2: hiera.backend must be one of file, http"),
         ("operations: {lock_ttl: 0}", "fleet.yaml:2: operations.lock_ttl must be positive"),
-        ("operations: {log: {file: a, command: b}}", "fleet.yaml:2: operations.log takes `file` or `command`"),
+        (
+            "operations: {log: {file: a, command: b}}",
+            "fleet.yaml:2: operations.log takes `file` or `command`",
+        ),
         ("operations: {stat_dir: /x}", "fleet.yaml:2: operations: unknown setting 'stat_dir' (did you mean"),
     ],
 )
