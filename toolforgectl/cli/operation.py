@@ -7,7 +7,10 @@ the final per-step table (or the `--json` envelope) to stdout.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,6 +20,7 @@ from toolforgectl.core import output
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.status import Status
 
     from toolforgectl.core.config import Fleet
     from toolforgectl.workflows.playbook.runner import Report, StepResult
@@ -38,10 +42,15 @@ PlanDryRunOpt = Annotated[
 
 
 class TerminalUI:
-    """The runner's UI on stderr: the plan, one line per step phase, and the `go` prompt."""
+    """The runner's UI on stderr: the plan, one line per step phase (with a spinner on a terminal
+    while a step works), and the `go` prompt."""
+
+    def __init__(self) -> None:
+        self._status: Status | None = None
 
     def plan(self, report: Report) -> None:
         """Show what each step found and would change, with diffs."""
+        self._quiet()
         err = output.console(stderr=True)
         mode = "dry run: " if report.dry_run else ""
         err.print(f"{mode}plan of {report.operation} (run {report.run}):", markup=False, highlight=False)
@@ -52,6 +61,7 @@ class TerminalUI:
 
     def confirm(self, question: str) -> bool:
         """Ask on the terminal: only `go` proceeds (Spicerack's convention)."""
+        self._quiet()
         output.console(stderr=True).print(f"{question} Type 'go' to proceed: ", end="", markup=False)
         try:
             answer = input()
@@ -60,12 +70,27 @@ class TerminalUI:
         return answer.strip() == "go"
 
     def step(self, index: int, total: int, entry: Entry, phase: str) -> None:
-        """One progress line per step phase."""
-        output.progress(f"[{index + 1}/{total}] {entry.id}: {phase}")
+        """One progress line per step phase; on a terminal, a spinner until the next one."""
+        self._quiet()
+        line = f"[{index + 1}/{total}] {entry.id}: {phase}"
+        output.progress(line)
+        err = output.console(stderr=True)
+        if err.is_terminal and phase in ("applying", "verifying", "rolling back"):
+            self._status = err.status(line)
+            self._status.start()
 
     def note(self, line: str) -> None:
         """A warning or a retry, as it happens."""
         output.progress(line)
+
+    def close(self) -> None:
+        """Stop the spinner, if one turns."""
+        self._quiet()
+
+    def _quiet(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
 
 
 def run_playbook(
@@ -97,7 +122,12 @@ def run_playbook(
         interactive=sys.stdin.isatty(),
         argv=tuple(sys.argv),
     )
-    report = runner.run(fleet, request, TerminalUI())
+    ui = TerminalUI()
+    try:
+        with _sigterm_as_interrupt():
+            report = runner.run(fleet, request, ui)
+    finally:
+        ui.close()
     if report.steps or report.preflight:
         output.emit(command, report.as_dict(), as_json=as_json and report.error is None, human=_table(report))
     for line in report.instructions:
@@ -107,6 +137,22 @@ def run_playbook(
         raise KeyboardInterrupt
     if report.error is not None:
         raise report.error
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (systemd, a CI job cancelled, `kill`) ends a run as Ctrl-C does: rolled back where
+    it can be, the lock released, the audit closed; only SIGKILL leaves a run for --resume."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        del signum, frame
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _table(report: Report) -> Any:

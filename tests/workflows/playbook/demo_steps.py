@@ -3,9 +3,10 @@ change and wait for it. Each one logs its rollback to `dir/rollbacks.log`, in th
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from pydantic import StrictStr
+from pydantic import StrictInt, StrictStr
 from pydantic.dataclasses import dataclass
 
 from toolforgectl.core.config.schema import SECTION
@@ -119,3 +120,35 @@ class Final(Write):
 
     def instructions(self, ctx: StepContext) -> str:
         return f"remove {_dir(ctx) / ctx.options.name} by hand"
+
+
+@dataclass(frozen=True, config=SECTION)
+class FlakyOptions:
+    name: StrictStr
+    fail_times: StrictInt
+
+
+@steps.register("demo-flaky", options=FlakyOptions)
+class Flaky:
+    """A write whose verify fails `fail_times` times before it holds (a replica catching up);
+    each verify appends its monotonic time to `<name>.verifies`."""
+
+    def check(self, ctx: StepContext) -> Check:
+        if (_dir(ctx) / ctx.options.name).exists():
+            return Check.already("written")
+        return Check.would(Change(ctx.options.name, None, "x"))
+
+    def apply(self, ctx: StepContext) -> Outcome:
+        (_dir(ctx) / ctx.options.name).write_text("x")
+        return Outcome()
+
+    def verify(self, ctx: StepContext) -> None:
+        log = _dir(ctx) / f"{ctx.options.name}.verifies"
+        with log.open("a") as out:
+            out.write(f"{time.monotonic()}\n")
+        if len(log.read_text().splitlines()) <= ctx.options.fail_times:
+            raise StepError("not there yet")
+
+    def rollback(self, ctx: StepContext) -> None:
+        (_dir(ctx) / ctx.options.name).unlink(missing_ok=True)
+        _log_rollback(ctx)

@@ -256,3 +256,55 @@ def test_a_failure_past_the_point_of_no_return_prints_instructions_instead_of_ro
     run = run_id(done.stderr)
     expected = "past the point of no return: follow the instructions above, or fix the cause and continue"
     assert f"{expected} with --resume {run}" in done.stderr
+
+
+def test_verify_is_retried_with_growing_waits(fleet: DemoFleet) -> None:
+    done = fleet.run("demo-run", "demo-retry", "--dir", str(fleet.work), "--yes")
+
+    assert done.code == 0, done.stderr
+    times = [float(t) for t in (fleet.work / "f.verifies").read_text().split()]
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.2 and times[2] - times[1] >= 0.4, "0.2 s, then twice that"
+    assert "flaky: verify attempt 1 failed (not there yet); retrying" in done.stderr
+
+
+def test_a_verify_that_never_holds_within_its_retries_fails_the_step_and_rolls_back(fleet: DemoFleet) -> None:
+    done = fleet.run("demo-run", "demo-retry-short", "--dir", str(fleet.work), "--yes")
+
+    assert done.code == 1
+    assert len((fleet.work / "f.verifies").read_text().split()) == 2
+    assert done.stderr.splitlines()[-1].endswith(
+        "step flaky failed: not there yet; rolled back, nothing is left changed"
+    )
+    assert not (fleet.work / "f").exists()
+
+
+def test_start_and_end_can_go_to_a_command_such_as_a_sal_logger(fleet: DemoFleet, tmp_path: Path) -> None:
+    said = tmp_path / "dologmsg.out"
+    logger = tmp_path / "dologmsg"
+    logger.write_text(f'#!/bin/sh\necho "$1|$2" >> {said}\n')
+    logger.chmod(0o755)
+    text = fleet.config.read_text().replace(f"file: '{tmp_path / 'sal.log'}'", f"command: '{logger} --tools'")
+    fleet.config.write_text(text)
+    (fleet.work / "go").touch()
+
+    done = fleet.run("demo-run", "demo", "--dir", str(fleet.work), "--yes", "--reason", "logged")
+
+    assert done.code == 0, done.stderr
+    actor = fleet.audit(run_id(done.stderr))[0]["actor"]
+    lines = said.read_text().splitlines()
+    assert [line.split(" - ")[0] for line in lines] == ["--tools|START", "--tools|END (PASS)"]
+    assert all(line.endswith(f": logged - {actor}") for line in lines)
+
+
+def test_sigterm_ends_a_run_like_ctrl_c(fleet: DemoFleet) -> None:
+    cli = fleet.start("demo-run", "demo", "--dir", str(fleet.work), "--yes")
+    try:
+        held_at_gate(fleet, cli)
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=60) == 130
+    finally:
+        cli.kill()
+        cli.wait()
+    assert fleet.lock() == [None, None]
+    assert (fleet.work / "rollbacks.log").read_text() == "gate\nfirst\n"

@@ -320,7 +320,7 @@ class _Run:
         found: Check = step.check(ctx)
         if found.done:
             result.status, result.note, result.changes = "already done", found.note, []
-            saved.status = "already" if saved.status == "pending" else saved.status
+            saved.status = "done" if saved.touched else "already"  # touched: by the interrupted run
             return
         if entry.point_of_no_return:
             self.state.past_point_of_no_return = True

@@ -36,7 +36,7 @@ from pydantic.dataclasses import dataclass as schema_dataclass
 from toolforgectl.core.config import document, schema
 from toolforgectl.core.config.document import Document
 from toolforgectl.core.config.schema import SECTION, Count, CountOrOff, Seconds, Text, invalid
-from toolforgectl.core.errors import ConfigError, PlaybookError
+from toolforgectl.core.errors import ConfigError, NotFoundError, PlaybookError
 from toolforgectl.core.resources import resource_dir
 from toolforgectl.workflows.playbook import catalog, steps
 
@@ -110,7 +110,9 @@ class Entry:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form `playbooks show` prints."""
-        options = pydantic.RootModel[Any](self.options).model_dump(mode="json") if self.options else {}
+        options = {}
+        if self.options is not None:
+            options = pydantic.TypeAdapter(type(self.options)).dump_python(self.options, mode="json")
         return {
             "id": self.id,
             "step": self.step,
@@ -164,12 +166,12 @@ def paths(where: Path | None = None) -> list[Path]:
 
 
 def find(name: str, where: Path | None = None) -> Playbook:
-    """The playbook of operation `name`; NotFound-like PlaybookError listing the known ones."""
+    """The playbook of operation `name`; NotFoundError listing the known ones."""
     for path in paths(where):
         if path.stem == name:
             return load(path)
     known = ", ".join(path.stem for path in paths(where)) or "none"
-    raise PlaybookError(f"no playbook named {name!r} (known: {known})")
+    raise NotFoundError(f"no playbook named {name!r} (known: {known})")
 
 
 def load(path: Path) -> Playbook:
