@@ -8,7 +8,7 @@ from tests.conftest import RedisServer
 from toolforgectl.core import config
 from toolforgectl.core.models import Attribution
 from toolforgectl.workflows.playbook import runner, spec
-from toolforgectl.workflows.playbook.runner import Report
+from toolforgectl.workflows.playbook.report import Report
 from toolforgectl.workflows.playbook.spec import Entry
 
 KEY = "profile::toolforge::active_proxy_host"

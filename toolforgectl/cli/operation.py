@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rich.status import Status
 
     from toolforgectl.core.config import Fleet
-    from toolforgectl.workflows.playbook.runner import Report, StepResult
+    from toolforgectl.workflows.playbook.report import Report, StepResult
     from toolforgectl.workflows.playbook.spec import Entry
 
 YesOpt = Annotated[
