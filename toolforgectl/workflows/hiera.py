@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolforgectl.adapters.hiera import MISSING
+from toolforgectl.adapters.hiera import MISSING, open_hiera
 from toolforgectl.core.config import Fleet
 from toolforgectl.core.errors import NotFoundError, StepError
 from toolforgectl.workflows.playbook import steps
@@ -19,8 +19,6 @@ from toolforgectl.workflows.playbook.steps import Change, Check, Outcome
 
 def show(fleet: Fleet, key: str | None = None) -> dict[str, Any]:
     """`{"where", "data"}` of the whole document, or `{"where", "key", "value"}` of one key."""
-    from toolforgectl.adapters.hiera import open_hiera
-
     hiera = open_hiera(fleet.need_hiera())
     data = hiera.read().data
     if key is None:

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import RedisServer, wait_until
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core.errors import LockHeldError
+from toolforgectl.core.errors import LockHeldError, RouteStoreError
 from toolforgectl.workflows.playbook.lock import FleetLock
 
 
@@ -78,4 +78,22 @@ def test_the_lock_expires_by_itself_and_the_same_run_can_take_it_over(redis_serv
     resumed.take()
 
     assert resumed.release() == []
+    assert redis_server.client().get("toolforgectl:lock:failover") is None
+
+
+def test_a_proxy_whose_redis_cannot_be_reached_fails_the_run_and_nothing_stays_taken(
+    redis_server: RedisServer,
+) -> None:
+    stores = {
+        "proxy-01": RouteStore.from_url(redis_server.url),
+        "proxy-02": RouteStore.from_url("redis://127.0.0.1:1/0"),
+    }
+    fleet_lock = FleetLock(stores, "failover", "run-1", "alice@bastion", ttl=60)
+
+    with pytest.raises(
+        RouteStoreError, match="cannot take the lock 'failover' on proxy-02: cannot reach Redis"
+    ) as raised:
+        fleet_lock.take()
+
+    assert raised.value.exit_code == 3
     assert redis_server.client().get("toolforgectl:lock:failover") is None

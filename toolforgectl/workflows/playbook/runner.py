@@ -21,9 +21,9 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 from toolforgectl.adapters import oplog
+from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core.config import Fleet
 from toolforgectl.core.errors import (
     LockHeldError,
@@ -97,9 +97,7 @@ class _Run:
         self.logged = False
         self.planned: dict[str, Check] = {}
 
-    def _store(self, url: str) -> Any:
-        from toolforgectl.adapters.routestore import RouteStore
-
+    def _store(self, url: str) -> RouteStore:
         return self.adapters.get(f"store:{url}", lambda: RouteStore.from_url(url))
 
     # The phases ----------------------------------------------------------------------------
