@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -128,8 +128,11 @@ def run_playbook(
             report = runner.run(fleet, request, ui)
     finally:
         ui.close()
-    if report.steps or report.preflight:
-        output.emit(command, report.as_dict(), as_json=as_json and report.error is None, human=_table(report))
+    failed = report.error is not None or report.interrupted
+    if as_json and not failed:
+        output.emit(command, report.as_dict(), as_json=True, human=_table(report))
+    elif not as_json and (report.steps or report.preflight):
+        _table(report)(output.console())
     for line in report.instructions:
         output.progress(f"operator instructions: {line}")
     output.progress(f"run {report.run}: {report.result} (audit: {report.audit})")
@@ -155,7 +158,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _table(report: Report) -> Any:
+def _table(report: Report) -> Callable[[Console], None]:
     def human(console: Console) -> None:
         rows = [
             (

@@ -308,3 +308,12 @@ def test_sigterm_ends_a_run_like_ctrl_c(fleet: DemoFleet) -> None:
         cli.wait()
     assert fleet.lock() == [None, None]
     assert (fleet.work / "rollbacks.log").read_text() == "gate\nfirst\n"
+
+
+def test_a_failed_run_with_json_prints_only_the_error_envelope_on_stdout(fleet: DemoFleet) -> None:
+    done = fleet.run("demo-run", "demo-fail", "--dir", str(fleet.work), "--yes", "--json")
+
+    assert done.code == 1
+    envelope = json.loads(done.stdout)  # one document: jq can read it
+    assert (envelope["ok"], envelope["error"]["kind"]) == (False, "step")
+    assert "rolled back, nothing is left changed" in envelope["error"]["message"]
