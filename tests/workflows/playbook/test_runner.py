@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 from tests.cli.test_interrupt import ctrl_c_handled
-from tests.conftest import wait_until
-from tests.workflows.playbook.conftest import DemoFleet
+from tests.conftest import REPO, wait_until
+from tests.workflows.playbook.conftest import DemoFleet, env
 
 RUN_ID = re.compile(r"\b(\d{8}T\d{6}Z-[a-z0-9-]+-[0-9a-f]{4})\b")
 
@@ -317,3 +317,34 @@ def test_a_failed_run_with_json_prints_only_the_error_envelope_on_stdout(fleet: 
     envelope = json.loads(done.stdout)  # one document: jq can read it
     assert (envelope["ok"], envelope["error"]["kind"]) == (False, "step")
     assert "rolled back, nothing is left changed" in envelope["error"]["message"]
+
+
+def run_on_a_terminal(fleet: DemoFleet, answer: str, *args: str) -> tuple[int, str]:
+    """Run the demo CLI with a terminal (a pty) as stdin, typing `answer` at it."""
+    import pty
+
+    primary, terminal = pty.openpty()
+    try:
+        cli = subprocess.Popen(
+            fleet.argv(*args), stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=REPO, env=env(),
+        )  # fmt: skip
+        os.write(primary, answer.encode() + b"\n")  # the terminal keeps it until the prompt reads it
+        _, err = cli.communicate(timeout=60)
+    finally:
+        os.close(primary)
+        os.close(terminal)
+    return cli.returncode, err
+
+
+def test_on_a_terminal_only_go_proceeds(fleet: DemoFleet) -> None:
+    (fleet.work / "go").touch()
+
+    code, err = run_on_a_terminal(fleet, "yes", "demo-run", "demo", "--dir", str(fleet.work))
+    assert code == 2, err
+    assert "Type 'go' to proceed" in err and "not confirmed" in err.splitlines()[-1]
+    assert not (fleet.work / "a").exists()
+
+    code, err = run_on_a_terminal(fleet, "go", "demo-run", "demo", "--dir", str(fleet.work))
+    assert code == 0, err
+    assert (fleet.work / "b").read_text() == "B"
