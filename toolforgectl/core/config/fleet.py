@@ -29,6 +29,7 @@ from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, Pro
 from toolforgectl.core.config.dataplane import DataPlane
 from toolforgectl.core.config.hiera import Hiera
 from toolforgectl.core.config.operations import Operations
+from toolforgectl.core.config.remote import Remote, Ssh, SshHost, parse_host
 from toolforgectl.core.config.schema import EMPTY_IS_DEFAULT, SECTION, Text, invalid
 from toolforgectl.core.errors import ConfigError
 
@@ -56,6 +57,7 @@ class Proxy:
     name: Annotated[Text, AfterValidator(_host_name)]
     address: Text = "127.0.0.1"
     redis: Text = Field(default="", validate_default=True)  # empty: redis://<address>:6379/0
+    ssh: Annotated[Ssh, EMPTY_IS_DEFAULT] = Field(default_factory=Ssh)  # where its sshd answers
 
     @field_validator("redis")
     @classmethod
@@ -88,6 +90,7 @@ class Fleet:
     dataplane: Annotated[DataPlane, EMPTY_IS_DEFAULT] = Field(default_factory=DataPlane)
     hiera: Hiera | None = None  # optional; `toolforgectl hiera` needs it (see hiera.py)
     operations: Annotated[Operations, EMPTY_IS_DEFAULT] = Field(default_factory=Operations)
+    remote: Annotated[Remote, EMPTY_IS_DEFAULT] = Field(default_factory=Remote)
 
     @field_validator("active_proxy")
     @classmethod
@@ -116,6 +119,22 @@ class Fleet:
         if self.hiera is None:
             raise ConfigError(f"{self.source}: no `hiera:` section; add one (docs/config.md) to use hiera")
         return self.hiera
+
+    def ssh_hosts(self, names: str | tuple[str, ...]) -> tuple[SshHost, ...]:
+        """The hosts of group `names` (or the proxies / host[:port] it lists), where their sshd answers.
+
+        A group name expands to its members; a proxy's name means that proxy's sshd (its `ssh`
+        setting, else its address); anything else is `host[:port]`."""
+        members = self.remote.groups.get(names, (names,)) if isinstance(names, str) else names
+        by_name = {proxy.name: proxy for proxy in self.proxies}
+        hosts = []
+        for member in members:
+            proxy = by_name.get(member)
+            if proxy is None:
+                hosts.append(parse_host(member))
+            else:
+                hosts.append(SshHost(proxy.name, proxy.ssh.host or proxy.address, proxy.ssh.port))
+        return tuple(hosts)
 
 
 _FLEET = pydantic.TypeAdapter(Fleet)
