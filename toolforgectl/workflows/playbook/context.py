@@ -12,6 +12,7 @@ from toolforgectl.workflows.playbook.steps import Change, Check
 
 if TYPE_CHECKING:
     from toolforgectl.adapters.hiera import Hiera
+    from toolforgectl.adapters.remote import Remote
     from toolforgectl.adapters.routestore import RouteStore
     from toolforgectl.core.config import Fleet
     from toolforgectl.workflows.playbook.spec import Entry
@@ -32,6 +33,14 @@ class Adapters:
             self._built[name] = build()
         found: T = self._built[name]
         return found
+
+    def close(self) -> None:
+        """Close every adapter built that holds connections (the remote adapter's SSH sessions)."""
+        for adapter in self._built.values():
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+        self._built.clear()
 
 
 @dataclass
@@ -81,6 +90,13 @@ class StepContext:
         from toolforgectl.adapters import hiera
 
         return self.adapters.get("hiera", lambda: hiera.open_hiera(self.fleet.need_hiera()))
+
+    def remote(self) -> Remote:
+        """The fleet's hosts over SSH (the `remote:` section); its writes are planned, not run,
+        in a dry run, so a step may call it from check and apply alike."""
+        from toolforgectl.adapters.remote import Remote
+
+        return self.adapters.get("remote", lambda: Remote(self.fleet.remote, dry_run=self.dry_run))
 
     def store(self, proxy: str | None = None) -> RouteStore:
         """The route store (Redis) of `proxy`, by default the fleet config's active proxy."""

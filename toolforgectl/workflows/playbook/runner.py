@@ -124,6 +124,7 @@ class _Run:
             for problem in self.lock.release():
                 self.ui.note(f"warning: {problem}")
             self._end()
+            self.adapters.close()
         return self.report
 
     def _execute(self) -> None:
