@@ -4,7 +4,9 @@ from toolforgectl.core.config.cloud import Cloud
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
 from toolforgectl.core.config.fleet import Fleet, Proxy, load, parse
+from toolforgectl.core.config.hiera import Hiera
 from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path, find
+from toolforgectl.core.config.operations import Operations, OperationsLog
 from toolforgectl.core.config.schema import overridden
 
 __all__ = [
@@ -14,7 +16,10 @@ __all__ = [
     "Cloud",
     "DataPlane",
     "Fleet",
+    "Hiera",
     "Kube2proxy",
+    "Operations",
+    "OperationsLog",
     "Proxy",
     "ProxyListener",
     "config_path",
