@@ -2,7 +2,7 @@
 
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
-from toolforgectl.core.config.fleet import Fleet, Proxy, load, parse
+from toolforgectl.core.config.fleet import Fleet, Proxy, active_proxy_file, load, parse
 from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path, find
 from toolforgectl.core.config.schema import overridden
 
@@ -15,6 +15,7 @@ __all__ = [
     "Kube2proxy",
     "Proxy",
     "ProxyListener",
+    "active_proxy_file",
     "config_path",
     "find",
     "load",
