@@ -62,9 +62,8 @@ def redis_replica(redis_server: RedisServer, tmp_path: Path) -> Iterator[RedisSe
 
 
 def _synced(replica: RedisServer) -> bool:
-    info = replica.client().info()
-    rewriting = info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled")
-    return info.get("master_link_status") == "up" and not rewriting
+    store = RouteStore.from_url(replica.url)
+    return bool(store.replication().link_up) and not store.aof_rewriting()
 
 
 # Test tools run on loopback, as the lab's do: the destination rule of a fleet that says so.

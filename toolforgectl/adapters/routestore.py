@@ -375,6 +375,13 @@ class RouteStore:
         with self._talking():
             return _replication(self._redis.info("replication"))
 
+    def aof_rewriting(self) -> bool:
+        """Whether an AOF rewrite runs or is scheduled, as one follows a replica's full sync (a
+        redis-server told to stop in the middle of one takes 10 s to go)."""
+        with self._talking():
+            info = self._redis.info("persistence")
+        return bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"))
+
     def pause_writes(self, milliseconds: int) -> None:
         """`CLIENT PAUSE <ms> WRITE`: hold every client's writes (reads go on) for at most
         `milliseconds`, so the offset stops moving and a replica can catch up exactly. Held writes
