@@ -3,6 +3,8 @@ registers with the old proxy during a failover gets `ok`, and its route is where
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.conftest import RedisServer, wait_until
@@ -30,6 +32,16 @@ def standby_listener(stack: Stack, replica: RedisServer, active: bytes | None) -
     return stack.listener(replica.url, ("--proxy", "proxy-02"), proxies=proxies, active_proxy_file=str(file))
 
 
+def logged(listener: Listener, count: int) -> list[dict[str, Any]]:
+    """The request log lines, once there are `count` (each is written just after its reply)."""
+
+    def enough() -> list[dict[str, Any]]:
+        found = listener.log_entries()
+        return found if len(found) >= count else []
+
+    return wait_until(enough, f"{count} request log lines")
+
+
 def register(listener: Listener) -> bytes:
     return exchange(listener.port, REGISTER + listener.token("mytool").encode() + b"\n")
 
@@ -45,7 +57,7 @@ def test_a_standby_writes_to_the_active_proxys_redis_and_replication_brings_it_b
     assert stack.client().hgetall("prefix:mytool") == ROUTE, "written to the active proxy's Redis"
     wait_caught_up(RouteStore.from_url(stack.redis_url), RouteStore.from_url(redis_replica.url))
     assert redis_replica.client().hgetall("prefix:mytool") == ROUTE
-    entry = [e for e in listener.log_entries() if e["outcome"] == "ok"][-1]
+    (entry,) = logged(listener, 1)
     assert entry["written_to"] == "proxy-01", "the log says the write went to the active proxy"
 
 
@@ -91,4 +103,4 @@ def test_the_file_is_read_per_request_so_a_failover_needs_no_restart(
     (stack.tmp / "active-proxy").write_bytes(b"proxy-01")
     assert register(listener) == b"ok"
     wait_until(lambda: redis_replica.client().hgetall("prefix:mytool") == ROUTE, "the route to replicate")
-    assert [e["written_to"] for e in listener.log_entries()] == [None, "proxy-01"]
+    assert [e["written_to"] for e in logged(listener, 2)] == [None, "proxy-01"]
