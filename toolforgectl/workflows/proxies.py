@@ -129,6 +129,8 @@ def _file_source(proxy: Proxy, fleet: Fleet) -> Source:
         return Source(where, None, str(exc))
     if found.host is None:
         return Source(where, None, "empty: the kill switch, registration is off")
+    if found.source != proxy.active_proxy_file:  # no file: its daemons follow the fleet config
+        where += " (missing: the fleet config's active_proxy)"
     return Source(where, _proxy_name(fleet, found.host))
 
 
