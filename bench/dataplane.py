@@ -1,6 +1,6 @@
 """Data plane benchmark: (a) static proxy_pass with keepalive, (b) the original per-request Redis lookup,
-(c) toolforgectl's urlproxy.lua, (d) the floor of any Lua routing; 1 tool and 5,000 tools; interleaved
-A B C D A B C D in one run.
+(c) toolforgectl's urlproxy.lua (metrics on), (d) the floor of any Lua routing; 1 tool and 5,000 tools;
+interleaved A B C D A B C D in one run.
 Then every variant at the same offered rates (paced.lua), since saturated latency mixes in throughput.
 
     .venv/bin/python bench/dataplane.py --rounds 5 --duration 6 --write docs/benchmarks.md
@@ -254,6 +254,7 @@ def setup(
         procs[variant] = start_nginx(conf, run, ports[variant])
     ports["list"] = free_port()
     procs["c"] = start_ours(work, store, ports["c"], ports["list"], cert, key)
+    require_metrics(ports["list"])
     procs["d"] = start_ours(work, store, ports["d"], free_port(), cert, key, "d", lua_floor(backend))
     return ports, procs, store, cert, (backend, f"http://127.0.0.1:{backend_port2}")
 
@@ -268,7 +269,7 @@ def start_ours(
         f"proxies: [{{name: bench, address: 127.0.0.1, redis: 'redis://127.0.0.1:{redis_port}/0'}}]\n"
         f"dataplane: {{https_port: {port}, http_port: {free_port()}, internal_port: {internal},"
         f" worker_processes: '1', user: '{'root' if os.geteuid() == 0 else ''}',"
-        " allow_loopback_backends: true}\n"
+        " allow_loopback_backends: true, metrics: true}\n"
     )
     fleet = frontproxy.with_tls(config.parse(text, "bench"), cert, key)
     layout = frontproxy.render_into(fleet, "bench", work / name)
@@ -276,6 +277,19 @@ def start_ours(
         site = layout.conf_dir / "urlproxy.conf"
         site.write_text(edit(site.read_text()))
     return frontproxy.start_nginx(layout, "127.0.0.1", port)
+
+
+def require_metrics(internal: int) -> None:
+    """Stop unless (c) serves /metrics: its figures must include what counting costs (issue 10, D.3)."""
+    conn = http.client.HTTPConnection("127.0.0.1", internal, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        body = response.read().decode()
+    finally:
+        conn.close()
+    if response.status != 200 or "urlproxy_requests_total" not in body:
+        raise SystemExit(f"bench: (c) must run with metrics on; /metrics answered {response.status}")
 
 
 def lua_floor(backend: str) -> Callable[[str], str]:

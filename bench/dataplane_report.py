@@ -59,8 +59,10 @@ def report(
         "",
         "(a) is the limit of this machine: the same TLS, request headers and access log, no routing."
         " (b) is the original design: a Redis round trip per request and a new backend connection per"
-        " request. (c) is ours: cached routes, routed in balancer_by_lua, a backend keepalive pool. (d) is"
-        " the floor of any routing in Lua: (c)'s config whose balancer only sets a fixed peer. The"
+        " request. (c) is ours: cached routes, routed in balancer_by_lua, a backend keepalive pool, with"
+        " Prometheus metrics on (the default: their log phase and counters are in its figures). (d) is"
+        " the floor of any routing in Lua: (c)'s config (metrics too) whose balancer only sets a fixed"
+        " peer. The"
         " requests spread over the given number of tools; every tool routes `.*` to the same backend"
         " nginx. Front CPU is user + system time of the proxy's nginx over the run, per request."
         " The 2 cores are shared with other engineers' work (see the load average): the per-round column"

@@ -19,6 +19,8 @@
 -- https://<tool>.<canonical_domain> and the rest of the path and query, as the 2020 data plane did.
 -- The front hands such a tool to the slow path (no redirect can be sent from the balancer phase).
 local backend = require "urlproxy.backend"
+local blocks = require "urlproxy.blocks"
+local metrics = require "urlproxy.metrics"
 local redisconn = require "urlproxy.redisconn"
 local resolver = require "urlproxy.resolver"
 local routecache = require "urlproxy.routecache"
@@ -146,6 +148,16 @@ function _M.fast()
     end
     local tool, url, _, own = choose(routecache.cached)
     if url and not is_https(url) then
+        -- The block lists, unless they changed in Redis since this worker read them (the lookup
+        -- just applied the invalidation log), else the slow path (it reads them); a request they
+        -- block goes there too, to be answered 403.
+        local blocking = blocks.current
+        if not blocking or blocking.stale then
+            return nil
+        end
+        if blocking.active and blocks.match(blocking) then
+            return nil
+        end
         ngx_var.urlproxy_tool = tool
         return url, own and reveals(tool)
     end
@@ -173,11 +185,17 @@ local function redirect(tool)
 end
 
 -- The slow path's access phase: choose the peer (for balancer.lua, as $urlproxy_backend), or finish
--- the request with 503 (maintenance, or nothing to send it to).
+-- the request with 503 (maintenance, or nothing to send it to) or 403 (a block list refuses it).
 function _M.access()
     if settings.current.maintenance then
         ngx_var.urlproxy_backend = "maintenance" -- selects the maintenance page (see the map)
         return exit(503)
+    end
+    local blocked = blocks.match(blocks.load())
+    if blocked then
+        ngx_var.urlproxy_backend = "blocked-" .. blocked -- logged as chosen=, selects the 403 page
+        metrics.blocked(blocked)
+        return exit(403)
     end
     local tool, url, err, own = choose(routecache.routes)
     ngx_var.urlproxy_tool = tool

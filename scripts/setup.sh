@@ -14,6 +14,8 @@ APT_PACKAGES=(
   # the Lua unit tests (tests/lua/unit/), and a CPU load to run the tests under
   lua5.1 lua-rex-pcre2 stress-ng
   etcd-server
+  # sshd for the remote adapter's tests and the lab's hosts (its own instances; the system's is untouched)
+  openssh-server openssh-client
 )
 VENV=${VENV:-.venv}
 

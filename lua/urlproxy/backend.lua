@@ -315,4 +315,22 @@ function _M.peer(url)
     return peer
 end
 
+-- The address `text` (IPv4 dotted quad, or IPv6 without brackets) as nginx's
+-- $binary_remote_addr spells it: 4 or 16 bytes in network order; nil if it is not an address.
+function _M.address_bytes(text)
+    local octets = ipv4_octets(text)
+    if octets then
+        return string.char(unpack(octets))
+    end
+    local groups = find(text, ":", 1, true) and ipv6_groups(text)
+    if not groups then
+        return nil
+    end
+    local bytes = {}
+    for i, group in ipairs(groups) do
+        bytes[2 * i - 1], bytes[2 * i] = math.floor(group / 256), group % 256
+    end
+    return string.char(unpack(bytes))
+end
+
 return _M

@@ -8,6 +8,7 @@
 -- resolver's cache (resolver.lua), never from DNS here: no I/O is allowed in this phase.
 local ngx_balancer = require "ngx.balancer"
 local backend = require "urlproxy.backend"
+local metrics = require "urlproxy.metrics"
 local resolver = require "urlproxy.resolver"
 local settings = require "urlproxy.settings"
 local urlproxy = require "urlproxy"
@@ -18,6 +19,7 @@ local set_current_peer = ngx_balancer.set_current_peer
 local recreate_request = ngx_balancer.recreate_request
 local peer_of = backend.peer
 local address_of = resolver.cached
+local paths = metrics.paths
 
 -- The slow path's server, as a peer (set_current_peer takes nginx's "unix:" address form).
 local slow_host
@@ -57,12 +59,14 @@ function _M.route()
         -- An IP literal, or a host name the resolver already has an address for (no I/O here).
         local host = peer.host or address_of(peer)
         if host then
+            paths.fast = paths.fast + 1
             if reveal then
                 reveal_client()
             end
             return connect(host, peer.port, url)
         end
     end
+    paths.slow = paths.slow + 1
     if settings.current.client_ip == "hidden" then
         reveal_client()
     end

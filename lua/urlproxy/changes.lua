@@ -22,6 +22,9 @@ local CHANGES, CHANGE_NEXT, CHANGED = shdict.CHANGES, shdict.CHANGE_NEXT, shdict
 local ALL_CHANGED, EPOCH = shdict.ALL_CHANGED, shdict.EPOCH
 local EVERY_TOOL = "*"
 
+-- The name the block lists change under (watcher.lua, blocks.lua): tool names have no underscore.
+_M.BLOCKS = "_blocks"
+
 -- Slots in the ring: a worker that fell further behind than this drops its whole table.
 _M.RING = 1024
 

@@ -32,9 +32,21 @@ local shared = shdict.routes()
 -- holds `worker_cache_size` tools; the shared dict still holds every entry, so nothing is lost.
 local entries, count = {}, 0
 
+-- Name -> entry that another module caches under the same invalidation as routes, under a name no
+-- tool can have (blocks.lua's lists, as changes.BLOCKS): never dropped with the tools' table, and
+-- marked stale as a tool's entry is.
+local pinned = {}
+
 local function mark_stale(tool)
-    local entry = entries[tool]
+    local entry = entries[tool] or pinned[tool]
     if entry then
+        entry.stale = true
+    end
+end
+
+local function drop_all()
+    entries, count = {}, 0
+    for _, entry in pairs(pinned) do
         entry.stale = true
     end
 end
@@ -50,7 +62,7 @@ local function current_head(now)
         local head = changes.head()
         if head ~= seen_head then
             if not changes.walk(seen_head, head, mark_stale) then
-                entries, count = {}, 0 -- every tool changed (or the log cannot tell which)
+                drop_all() -- every tool changed (or the log cannot tell which)
             end
             seen_head = head
         end
@@ -258,18 +270,26 @@ function _M.cached(tool)
     return nil
 end
 
+-- How the slow path's lookups went, per worker, since metrics.lua last took them: from a fresh
+-- entry (hit), from Redis (miss), stale (Redis failing), unavailable (unknown and Redis failing).
+_M.lookups = { hit = 0, miss = 0, stale = 0, unavailable = 0 }
+local lookups = _M.lookups
+
 -- `tool`'s routes as {pattern1, url1, ...} in match order (possibly empty), and "stale" when
 -- served despite a Redis failure; nil and an error when they are unknown and Redis cannot tell.
 function _M.routes(tool)
     local now = ngx_now()
     local entry, is_fresh = cached_entry(tool, now, current_head(now))
     if is_fresh then
+        lookups.hit = lookups.hit + 1
         return entry
     end
     if not redisconn.available() then
         if entry then
+            lookups.stale = lookups.stale + 1
             return entry, "stale"
         end
+        lookups.unavailable = lookups.unavailable + 1
         return nil, "route store unavailable"
     end
     -- The head before asking Redis: every change published up to it is in what Redis answers.
@@ -278,15 +298,39 @@ function _M.routes(tool)
     if not routes then
         redisconn.mark_down(err)
         if entry then
+            lookups.stale = lookups.stale + 1
             return entry, "stale"
         end
+        lookups.unavailable = lookups.unavailable + 1
         return nil, err
     end
+    lookups.miss = lookups.miss + 1
     -- A change published while Redis answered may or may not be in the answer: use it this once,
     -- re-read next time. (No yield between this check and remember(): the log walk cannot slip in.)
     routes.stale = changes.changed_since(tool, head)
     remember(tool, stamp(routes, head, now))
     return routes
+end
+
+-- Cache `entry` (a table stamped with `token` and `at`, with `stale` set as changes.changed_since()
+-- says for `name`) under `name`, a name no tool can have, for another module that caches what
+-- Redis holds under the same invalidation as routes (blocks.lua). This worker marks it stale when
+-- the invalidation log names `name` or every tool; `entry` replaces what was pinned under `name`.
+function _M.pin(name, entry)
+    pinned[name] = entry
+end
+
+-- Whether `entry` (pinned, or stamped like a route entry) is fresh: its name did not change since it
+-- was read, and it is younger than `cache_ttl`. Applies the invalidation log first.
+function _M.is_fresh(entry)
+    local now = ngx_now()
+    return fresh(entry, now, current_head(now))
+end
+
+-- Whether this worker knows `tool` to have routes of its own (no I/O: its own table only).
+function _M.has_routes(tool)
+    local entry = entries[tool]
+    return entry ~= nil and entry[1] ~= nil
 end
 
 return _M

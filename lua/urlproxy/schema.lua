@@ -9,6 +9,10 @@ local _M = {
     REDIRECT = "redirect:",
     ADMIN_TOOL = "admin",
     VERSION_KEY = "toolforgectl:routes:version",
+    -- The block lists: BLOCK_PREFIX .. kind, a hash whose fields are the entries; at most
+    -- BLOCK_LIMITS[kind] of them are read (the route store refuses more).
+    BLOCK_PREFIX = "toolforgectl:block:",
+    BLOCK_LIMITS = { ip = 1000, ["user-agent"] = 100, referer = 100 },
 }
 
 return _M

@@ -27,7 +27,7 @@ local _M = {
     -- The route store version (toolforgectl:routes:version) whose writes have all been applied.
     VERSION = "version",
     -- ngx.now() when the watcher last heard from Redis (an invalidation or the answer to its PING):
-    -- now minus this is the watcher's lag.
+    -- now minus this is the watcher's lag (urlproxy_watcher_lag_seconds in /metrics).
     WATCHER_EVENT_AT = "watcher_event_at",
     -- While ngx.now() is below this, requests do not try Redis (redisconn.lua's back-off).
     DOWN_UNTIL = "down_until",
@@ -40,6 +40,18 @@ local _M = {
     -- /list's last JSON answer and the change number it was built under (routelist.lua).
     LIST_BODY = "list_body",
     LIST_TOKEN = "list_token",
+    -- The block lists as last read from Redis, as JSON with the invalidation log's head they were
+    -- read under and when (blocks.lua).
+    BLOCKS = "blocks",
+
+    -- Counters every worker adds to (metrics.lua flushes its own into it about once a second).
+    METRICS_DICT = "urlproxy_metrics",
+    -- In METRICS_DICT, besides the counters (whose keys are their Prometheus series,
+    -- `name{label="value"}`, and start with METRIC_PREFIX): whether a tool has its own label
+    -- (TOOL_LABEL .. tool: true, or false past the cap) and how many tools were given one.
+    METRIC_PREFIX = "urlproxy_",
+    TOOL_LABEL = "label:",
+    TOOLS_LABELLED = "tools_labelled",
 }
 
 -- The dicts themselves (nginx creates them before init_by_lua runs).
@@ -49,6 +61,10 @@ end
 
 function _M.state()
     return ngx.shared[_M.STATE_DICT]
+end
+
+function _M.metrics()
+    return ngx.shared[_M.METRICS_DICT]
 end
 
 function _M.dns()

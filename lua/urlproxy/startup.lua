@@ -1,4 +1,5 @@
--- init and init_worker: load the settings once in the master, then start the route watcher.
+-- init and init_worker: load the settings once in the master, then start the route watcher and
+-- each worker's metrics flush.
 local settings = require "urlproxy.settings"
 
 local _M = {}
@@ -9,7 +10,9 @@ function _M.init()
     -- Load every module now so a syntax error fails the start, not the first request.
     require "urlproxy"
     require "urlproxy.balancer"
+    require "urlproxy.blocks"
     require "urlproxy.changes"
+    require "urlproxy.metrics"
     require "urlproxy.routelist"
     require "urlproxy.routeversion"
     require "urlproxy.watcher"
@@ -18,6 +21,7 @@ end
 
 function _M.init_worker()
     require("urlproxy.watcher").start()
+    require("urlproxy.metrics").start()
     require("urlproxy.resolver").start()
 end
 

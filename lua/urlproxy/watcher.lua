@@ -8,6 +8,8 @@
 -- whoever changed it: redis-cli, an original-era proxylistener or kube2proxy, our route store, a
 -- write that arrived by replication, an expiry; and sends nil when the whole data set went
 -- (FLUSHALL, a replica's full resync), which makes every tool stale. No server setting is needed.
+-- The block lists (`toolforgectl:block:<kind>`) are watched the same way and published under the
+-- name changes.BLOCKS, which no tool can have (blocks.lua caches them under it).
 --
 -- Silence is normal: a read that times out after `watcher_ping_ms` just sends a PING. Redis counts
 -- as down only when a connection is refused or closed, or when a PING stays unanswered through two
@@ -37,6 +39,12 @@ local TRACKING_LOST = "the tracking connection is gone"
 -- A change of `<prefix><tool>` makes `tool` stale.
 _M.TOOL_PREFIXES = { schema.PREFIX, schema.REDIRECT }
 
+-- A change of one of these makes the block lists stale (not the block audit stream beside them).
+local BLOCK_KEYS = {}
+for kind in pairs(schema.BLOCK_LIMITS) do
+    BLOCK_KEYS[schema.BLOCK_PREFIX .. kind] = true
+end
+
 local state = shdict.state()
 local sub = string.sub
 local timer_at = ngx.timer.at
@@ -59,6 +67,7 @@ local function tracking_command(sub_id)
     for _, prefix in ipairs(_M.TOOL_PREFIXES) do
         args[#args + 1], args[#args + 2] = "PREFIX", prefix
     end
+    args[#args + 1], args[#args + 2] = "PREFIX", schema.BLOCK_PREFIX
     args[#args + 1], args[#args + 2] = "PREFIX", schema.VERSION_KEY
     return args
 end
@@ -164,6 +173,10 @@ function Session:changed(key)
         else
             self.want_ping = true
         end
+        return
+    end
+    if BLOCK_KEYS[key] then
+        changes.publish(changes.BLOCKS)
         return
     end
     for _, prefix in ipairs(_M.TOOL_PREFIXES) do

@@ -47,11 +47,11 @@ class Client:
         port = self.proxy.port("https")
         return http.client.HTTPSConnection("127.0.0.1", port, context=self.proxy.tls(), timeout=30)
 
-    def get(self, path: str) -> int:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> int:
         """The status of GET `path` (reconnecting once if nginx closed the idle connection)."""
         for attempt in (1, 2):
             try:
-                self.conn.request("GET", path)
+                self.conn.request("GET", path, headers=headers or {})
                 response = self.conn.getresponse()
                 response.read()
                 return response.status
@@ -74,13 +74,15 @@ def worker_cpu_ns(proxy: Proxy) -> int:
     return sum(int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) for pid in workers)
 
 
-def cpu_per_request(proxy: Proxy, path: str, count: int) -> tuple[float, set[int]]:
+def cpu_per_request(
+    proxy: Proxy, path: str, count: int, headers: dict[str, str] | None = None
+) -> tuple[float, set[int]]:
     """The worker's CPU time per request of `path` (after one warm-up request), and the statuses."""
     client = Client(proxy)
     try:
-        client.get(path)  # builds the cache entry and compiles the regex
+        client.get(path, headers)  # builds the cache entry and compiles the regex
         before = worker_cpu_ns(proxy)
-        statuses = {client.get(path) for _ in range(count)}
+        statuses = {client.get(path, headers) for _ in range(count)}
         return (worker_cpu_ns(proxy) - before) / count, statuses
     finally:
         client.close()

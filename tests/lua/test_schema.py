@@ -40,6 +40,10 @@ def test_python_route_store_uses_the_pinned_key_names() -> None:
     assert {name: getattr(routestore, name) for name in REDIS_NAMES} == REDIS_NAMES
 
 
+def test_python_block_list_limits_are_the_pinned_ones() -> None:
+    assert PINNED["block_limits"] == routestore.BLOCK_LIMITS
+
+
 def test_python_tool_name_rule_is_the_pinned_one() -> None:
     rule = PINNED["tool_name"]
     assert (validate._TOOL_NAME.pattern, validate.TOOL_NAME_MAX) == (rule["pattern"], rule["max_length"])
@@ -215,6 +219,7 @@ def test_only_shdict_lua_names_shared_dicts_and_their_keys() -> None:
         ("settings.lua", "cache_ttl = 60", "cache_ttl = 30", "cache_ttl"),
         ("backend.lua", "o[1] >= 224", "o[1] >= 225", '"http://224.0.0.1:80" accepted'),
         ("shdict.lua", '"urlproxy_state"', '"urlproxy_status"', "dict names"),
+        ("schema.lua", "referer = 100", "referer = 1000", "BLOCK_LIMITS"),
     ],
 )
 def test_lua_side_notices_a_drift(tmp_path: Path, module: str, before: str, after: str, named: str) -> None:

@@ -19,6 +19,7 @@ FILES = sorted(luaunit.UNIT.glob("test_*.lua"))
 def test_every_rule_area_has_a_lua_test_file() -> None:
     names = {path.stem for path in FILES}
     assert {"test_routecache", "test_watcher", "test_redisconn", "test_urlproxy", "test_backend"} <= names
+    assert {"test_blocks", "test_metrics"} <= names
 
 
 @pytest.mark.parametrize("lua_file", FILES, ids=lambda path: path.stem)

@@ -36,6 +36,15 @@ ERROR_PAGES = {
     "503-maintenance": ("Down for maintenance", "The proxy is in maintenance. Please come back soon."),
     "504": ("Tool timed out", "The tool took too long to answer. Try again later."),
     "500": ("Proxy error", "The proxy failed to handle this request. Please try again later."),
+    # 403s of the block lists (lua/urlproxy/blocks.lua), one page per reason, as the original had.
+    "403": ("Forbidden", "This request is not allowed."),
+    "403-ip": ("Blocked", "Requests from your network are blocked because of abuse."),
+    "403-user-agent": ("Blocked user agent", "Requests from this user agent are blocked because of abuse."),
+    "403-referer": ("Blocked referer", "Requests coming from this referring site are blocked."),
+    "403-no-user-agent": (
+        "User agent required",
+        "Requests must have a user agent. Please identify your client in the User-Agent header.",
+    ),
     "508": ("Loop detected", "This request came back to the proxy through a tool's server and was stopped."),
 }
 # The hop marker urlproxy.conf sets on every request to a tool (value: the proxy's name); a request
@@ -61,6 +70,9 @@ LUA_SETTINGS = (
     "peer_cache_size",
     "list_scan_count",
     "error_log_interval",
+    "block_empty_user_agent",
+    "metrics_tools",
+    "metrics_flush_ms",
     "max_routes_per_tool",
     "canonical_domain",
     "client_ip",

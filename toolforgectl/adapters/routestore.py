@@ -9,6 +9,10 @@ Keys toolforgectl adds, each under its own name:
     toolforgectl:routes:version   counter bumped by every route change, so caches invalidate at once
     toolforgectl:audit:<tool>     stream of accepted changes (capped), for `debug history`
     toolforgectl:token:<tool>     generation of the tool's proxylistener token (see tokens.py)
+    toolforgectl:block:<kind>     hash  block list entry -> who added it, why, when (JSON); kinds:
+                                  ip (CIDR network), user-agent and referer (regex); watched and
+                                  cached by the data plane like routes (our writes bump the version)
+    toolforgectl:block:audit      stream of accepted block list changes (capped)
 The Lua side mirrors these names once, in lua/urlproxy/schema.lua; tests/fixtures/schema.json pins both.
 
 Replication (a standby proxy's Redis copies the active one's): `replication()` reads a server's
@@ -24,6 +28,7 @@ record reads the same.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,7 +47,18 @@ from toolforgectl.core.errors import (
     TimedOutError,
     ValidationError,
 )
-from toolforgectl.core.models import Action, Attribution, AuditEntry, Backend, RouteChange
+from toolforgectl.core.models import (
+    BLOCK_KINDS,
+    Action,
+    Attribution,
+    AuditEntry,
+    Backend,
+    Block,
+    BlockAction,
+    BlockChange,
+    BlockKind,
+    RouteChange,
+)
 from toolforgectl.core.waiting import wait_until
 
 PREFIX = "prefix:"
@@ -53,6 +69,11 @@ VERSION_KEY = "toolforgectl:routes:version"
 AUDIT_PREFIX = "toolforgectl:audit:"
 AUDIT_MAXLEN = 1000
 TOKEN_PREFIX = "toolforgectl:token:"
+BLOCK_PREFIX = "toolforgectl:block:"
+BLOCK_AUDIT_KEY = BLOCK_PREFIX + "audit"
+# Most entries per block list: the data plane matches every request against the regex lists, and
+# reads the lists whole after each change. lua/urlproxy/schema.lua reads no more than these.
+BLOCK_LIMITS: dict[str, int] = {"ip": 1000, "user-agent": 100, "referer": 100}
 DEFAULT_TIMEOUT = 2.0
 # Keys per SCAN step and commands per pipeline: bounded work per Redis round trip at 10k+ tools.
 _BATCH = 1000
@@ -106,6 +127,25 @@ else
 end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'backend', audited, unpack(ARGV, 8))
 return {'done', old}
+"""
+
+
+# A block list write. KEYS: 1 toolforgectl:block:<kind>, 2 the version, 3 the block audit stream.
+# ARGV: 1 action (add | remove), 2 the entry, 3 its metadata (add), 4 the list's limit, 5 the audit
+# stream's length, 6.. the audit entry's fields. Returns unchanged (already so: nothing written),
+# full (add refused: the list is at its limit) or done.
+_BLOCK_WRITE = """
+local present = redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1
+if (ARGV[1] == 'add') == present then return 'unchanged' end
+if ARGV[1] == 'add' then
+    if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return 'full' end
+    redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+else
+    redis.call('HDEL', KEYS[1], ARGV[2])
+end
+redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
+return 'done'
 """
 
 
@@ -177,15 +217,20 @@ def _audit_fields(tool: str, action: Action, route: str, by: Attribution) -> lis
 
     The script adds `backend`: for a delete, only it knows (atomically) what the route pointed at.
     """
-    fields = {
-        "time": f"{time.time():.3f}",
-        "tool": tool,
-        "action": action,
-        "route": route,
-        "actor": by.actor,
-        "reason": by.reason,
-        "task_id": by.task_id,
-    }
+    return _flat({"time": _now(), "tool": tool, "action": action, "route": route, **_who(by)})
+
+
+def _now() -> str:
+    return f"{time.time():.3f}"
+
+
+def _who(by: Attribution) -> dict[str, str]:
+    """Who made a change and why, as every audit record names them."""
+    return {"actor": by.actor, "reason": by.reason, "task_id": by.task_id}
+
+
+def _flat(fields: Mapping[str, str]) -> list[str]:
+    """Field/value pairs as the flat list XADD takes."""
     return [item for pair in fields.items() for item in pair]
 
 
@@ -197,6 +242,11 @@ def prefix_key(tool: str) -> str:
 def redirect_key(tool: str) -> str:
     """The Redis key holding `tool`'s canonical-host redirects."""
     return REDIRECT + tool
+
+
+def block_key(kind: BlockKind) -> str:
+    """The Redis key holding the block list of `kind`."""
+    return BLOCK_PREFIX + kind
 
 
 def audit_key(tool: str) -> str:
@@ -234,6 +284,7 @@ class RouteStore:
         # client is always built with decode_responses=True, so replies are str, typed as Any here.
         self._redis: Any = client
         self._write: Any = client.register_script(_WRITE)
+        self._block: Any = client.register_script(_BLOCK_WRITE)
         self.url = redacted(url)
         self.destinations = destinations or Destinations()
         self.max_routes = max_routes
@@ -361,6 +412,20 @@ class RouteStore:
         with self._talking():
             raw = self._redis.xrevrange(audit_key(tool), count=limit)
         return [_audit_entry(entry_id, fields) for entry_id, fields in reversed(raw)]
+
+    def blocks(self, kind: BlockKind | None = None) -> list[Block]:
+        """The block list entries of `kind` (default: every kind), by kind then entry."""
+        kinds = BLOCK_KINDS if kind is None else (kind,)
+        with self._talking():
+            pipe = self._redis.pipeline(transaction=False)
+            for each in kinds:
+                pipe.hgetall(block_key(each))
+            tables = pipe.execute()
+        return [
+            _block(each, entry, about)
+            for each, table in zip(kinds, tables, strict=True)
+            for entry, about in sorted(table.items())
+        ]
 
     def token_generation(self, tool: str) -> int:
         """The current generation of `tool`'s registration token (0 until first rotated)."""
@@ -557,6 +622,41 @@ class RouteStore:
                     changes.append(RouteChange(write.tool, write.route, "set", before, after))
         return changes
 
+    def add_block(self, kind: str, value: str, by: Attribution, *, dry_run: bool = False) -> BlockChange:
+        """Add `value` to the block list of `kind` (canonical form kept); unchanged if already there."""
+        return self._block_write("add", kind, value, by, dry_run)
+
+    def remove_block(self, kind: str, value: str, by: Attribution, *, dry_run: bool = False) -> BlockChange:
+        """Remove `value` from the block list of `kind`; unchanged (before False) if it was not there."""
+        return self._block_write("remove", kind, value, by, dry_run)
+
+    def _block_write(
+        self, action: BlockAction, kind: str, value: str, by: Attribution, dry_run: bool
+    ) -> BlockChange:
+        checked_kind, entry = validate.block_entry(kind, value)
+        key = block_key(checked_kind)
+        with self._talking():
+            if dry_run:
+                present = bool(self._redis.hexists(key, entry))
+                return BlockChange(checked_kind, entry, action, present, action == "add", dry_run=True)
+            about = json.dumps({"time": float(_now()), **_who(by)})
+            audit = _flat(
+                {"time": _now(), "kind": checked_kind, "action": action, "entry": entry, **_who(by)}
+            )
+            limit = BLOCK_LIMITS[checked_kind]
+            keys = [key, VERSION_KEY, BLOCK_AUDIT_KEY]
+            outcome = self._block(keys=keys, args=[action, entry, about, limit, AUDIT_MAXLEN, *audit])
+        if outcome == "full":
+            raise ValidationError(f"the {checked_kind} block list already holds its limit of {limit} entries")
+        after = action == "add"
+        return BlockChange(checked_kind, entry, action, after if outcome == "unchanged" else not after, after)
+
+    def block_audit(self, limit: int = AUDIT_MAXLEN) -> list[dict[str, str]]:
+        """The recorded block list changes, oldest first (each: time, kind, action, entry, actor...)."""
+        with self._talking():
+            raw = self._redis.xrevrange(BLOCK_AUDIT_KEY, count=limit)
+        return [{"id": entry_id, **fields} for entry_id, fields in reversed(raw)]
+
     def forget_k8s_member(self, member: str) -> None:
         """Drop a `k8s_services` member that names no route we may delete (routes untouched)."""
         with self._talking():
@@ -591,3 +691,16 @@ def _audit_entry(entry_id: str, fields: Mapping[str, str]) -> AuditEntry:
         reason=fields.get("reason", ""),
         task_id=fields.get("task_id", ""),
     )
+
+
+def _block(kind: BlockKind, entry: str, about: str) -> Block:
+    """A stored block list entry; metadata another writer (redis-cli) left out reads as empty."""
+    try:
+        data = json.loads(about)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        data = {}
+    text = {name: str(data.get(name, "")) for name in ("actor", "reason", "task_id")}
+    when = data.get("time")
+    return Block(kind, entry, time=float(when) if isinstance(when, int | float) else 0.0, **text)

@@ -19,7 +19,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOpt
 from typer.main import get_command
 
 from toolforgectl import __version__
-from toolforgectl.cli import active_proxy, debug, lab, lint, proxy, render, routes, tools
+from toolforgectl.cli import active_proxy, block, debug, lab, lint, proxy, render, routes, tools
 from toolforgectl.cli.context import GLOBAL_OPTIONS, Settings, command_name
 from toolforgectl.core import output
 from toolforgectl.core.errors import EXIT_USAGE, ToolforgectlError
@@ -37,6 +37,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(routes.app, name="routes")
+app.add_typer(block.app, name="block")
 app.add_typer(debug.app, name="debug")
 app.add_typer(tools.app, name="tools")
 app.add_typer(lab.app, name="lab")

@@ -17,6 +17,8 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 ├── KubeError                     exit 3: the Kubernetes API failed us
 │   ├── GoneError                 exit 3: 410 Gone: the resourceVersion is too old; relist
 │   └── StreamBrokenError         exit 3: the watch stream broke off mid-way; relist
+├── RemoteError                   exit 3: a host cannot be reached over SSH, or a command or
+│                                         file operation on it failed (adapters/remote.py)
 ├── RenderError                   exit 1: a template did not render (the message names file:line)
 ├── NginxError                    exit 1: nginx refused a rendered config, or would not start
 ├── LintError                     exit 1: `toolforgectl lint` found a problem (file:line: message)
@@ -111,6 +113,12 @@ class GoneError(KubeError):
 
 class StreamBrokenError(KubeError):
     """The watch stream broke off mid-way (connection reset, truncated chunk, garbled line)."""
+
+
+class RemoteError(ToolforgectlError):
+    """A host could not be reached over SSH, or a command or file operation on it failed."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 class RenderError(ToolforgectlError):

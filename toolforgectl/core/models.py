@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Action = Literal["set", "delete", "rotate-token", "redirect"]
+# What a block list entry matches: the client address (an address or CIDR network), or a regex
+# over the User-Agent or Referer header.
+BlockKind = Literal["ip", "user-agent", "referer"]
+BLOCK_KINDS: tuple[BlockKind, ...] = get_args(BlockKind)
+BlockAction = Literal["add", "remove"]
 Scheme = Literal["http", "https"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # A backend's host: an IP literal, or a lowercase DNS name (`tools-webgrid-lighttpd-1205.tools.eqiad.wmflabs`)
@@ -95,3 +100,43 @@ class AuditEntry:
     def as_dict(self) -> dict[str, Any]:
         """The JSON form of this entry."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block list entry as the route store holds it: what it matches, and who added it why."""
+
+    kind: BlockKind
+    entry: str
+    actor: str = ""
+    reason: str = ""
+    task_id: str = ""
+    time: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form of this entry."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BlockChange:
+    """One block list entry added or removed (or that would be, on a dry run).
+
+    `before` and `after` say whether the entry is in the list before and after the write.
+    """
+
+    kind: BlockKind
+    entry: str
+    action: BlockAction
+    before: bool
+    after: bool
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether the list differs (or would differ) after this change."""
+        return self.before != self.after
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form of this change."""
+        return {**asdict(self), "changed": self.changed}

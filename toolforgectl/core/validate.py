@@ -17,13 +17,16 @@ from urllib.parse import urlsplit
 
 from toolforgectl.core import pcre
 from toolforgectl.core.errors import ValidationError
-from toolforgectl.core.models import Backend, Host, IPAddress
+from toolforgectl.core.models import BLOCK_KINDS, Backend, BlockKind, Host, IPAddress
 
 TOOL_NAME_MAX = 63
 ROUTE_MAX = 256
 BACKEND_MAX = 128
 REASON_MAX = 500
 TASK_ID_MAX = 64
+BLOCK_NETWORK_MAX = 64
+# The broadest network a block may name: a typo must not lock out a continent (or everyone).
+BLOCK_PREFIX_MIN = {4: 8, 6: 16}
 # Routes one tool may have (`dataplane.max_routes_per_tool`): every request of a tool may try each
 # of its regexes, and the clients only ever register `.*`.
 MAX_ROUTES_PER_TOOL = 16
@@ -247,3 +250,48 @@ def task_id(value: str) -> str:
     if not value.isprintable() or any(c.isspace() for c in value):
         raise ValidationError(f"task id {shown(value)} contains blanks or control characters")
     return value
+
+
+def block_entry(kind: str, value: str) -> tuple[BlockKind, str]:
+    """The kind and the canonical form of a block list entry, as the route store keeps it.
+
+    `ip`: an address or a CIDR network (`203.0.113.9` is `203.0.113.9/32`); `user-agent` and
+    `referer`: a regex matched (unanchored, case-sensitive) against that header, checked as a route is.
+    """
+    if kind == "ip":
+        return "ip", _block_network(value)
+    for known in BLOCK_KINDS:
+        if kind == known:
+            return known, _block_pattern(known, value)
+    raise ValidationError(f"block kind {shown(kind)} is not one of {', '.join(BLOCK_KINDS)}")
+
+
+def _block_network(value: str) -> str:
+    if len(value) > BLOCK_NETWORK_MAX:
+        raise ValidationError(f"blocked network is longer than {BLOCK_NETWORK_MAX} characters")
+    if "%" in value:
+        raise ValidationError(f"{shown(value)} has an IPv6 zone, which client addresses never carry")
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            broader = ipaddress.ip_network(value, strict=False)
+            raise ValidationError(f"{shown(value)} has host bits set; did you mean {broader}?") from None
+        raise ValidationError(f"{shown(value)} is not an IP address or CIDR network") from None
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+        raise ValidationError(f"{shown(value)} is an IPv4-mapped address: block the IPv4 address itself")
+    broadest = BLOCK_PREFIX_MIN[network.version]
+    if network.prefixlen < broadest:
+        raise ValidationError(
+            f"{network} is broader than /{broadest}: it would block far more than one abuser"
+        )
+    return str(network)
+
+
+def _block_pattern(kind: BlockKind, value: str) -> str:
+    """A header regex, held to the rules of a route regex (one rule for every pattern nginx runs)."""
+    try:
+        return route(value)
+    except ValidationError as exc:
+        message = str(exc)
+        raise ValidationError(f"{kind} pattern{message.removeprefix('route')}") from None

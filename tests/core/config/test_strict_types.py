@@ -16,7 +16,7 @@ from toolforgectl.core.errors import ConfigError
 BASE = "proxies: [{name: p1}]\n"
 # nginx reads `worker_processes 4;` like "4": these text settings take a number too.
 NGINX_NUMBERS = {"worker_processes", "rate_limit_zone_size", "access_log_buffer", "route_cache_size"}
-NGINX_NUMBERS |= {"state_cache_size", "client_max_body_size"}
+NGINX_NUMBERS |= {"state_cache_size", "metrics_dict_size", "client_max_body_size"}
 SECTIONS = {
     "dataplane": config.DataPlane,
     "proxylistener": config.ProxyListener,

@@ -265,6 +265,45 @@ local function fake_redis_module()
         return flat
     end
 
+    function client.hkeys(self, key)
+        if self.queued then
+            self.queued[#self.queued + 1] = { "hkeys", key }
+            return "OK"
+        end
+        local ok, err = command("HKEYS", key)
+        if not ok then
+            return nil, err
+        end
+        if shim.redis.wrongtype[key] then
+            return false, "WRONGTYPE Operation against a key holding the wrong kind of value"
+        end
+        local fields = {}
+        for _, pair in ipairs(shim.redis.hashes[key] or {}) do
+            fields[#fields + 1] = pair[1]
+        end
+        return fields
+    end
+
+    -- lua-resty-redis's pipelines: commands queue until the commit, which answers them all (an
+    -- error reply as {false, err}), or fails as a whole when the connection does.
+    function client.init_pipeline(self)
+        self.queued = {}
+    end
+
+    function client.commit_pipeline(self)
+        local queued = self.queued
+        self.queued = nil
+        local replies = {}
+        for i, call in ipairs(queued) do
+            local reply, err = client[call[1]](self, call[2])
+            if reply == nil then
+                return nil, err
+            end
+            replies[i] = reply == false and { false, err } or reply
+        end
+        return replies
+    end
+
     function client.hlen(_, key)
         local ok, err = command("HLEN", key)
         if not ok then
@@ -423,6 +462,10 @@ function shim.reset()
                 shim.timers[#shim.timers + 1] = { delay = delay, callback = callback }
                 return true
             end,
+            every = function(interval, callback)
+                shim.timers[#shim.timers + 1] = { delay = interval, callback = callback, every = true }
+                return true
+            end,
         },
         sleep = function(seconds)
             shim.sleeps[#shim.sleeps + 1] = seconds
@@ -470,12 +513,16 @@ function shim.reset()
     }
 end
 
--- Fire the timers armed so far (the ones they arm in turn wait for the next call); returns how many.
-function shim.fire_timers()
+-- Fire the timers armed so far (the ones they arm in turn wait for the next call; recurring ones
+-- stay armed); returns how many. `premature`: as nginx fires them when the worker exits.
+function shim.fire_timers(premature)
     local due = shim.timers
     shim.timers = {}
     for _, timer in ipairs(due) do
-        timer.callback(false)
+        if timer.every then
+            shim.timers[#shim.timers + 1] = timer
+        end
+        timer.callback(premature or false)
     end
     return #due
 end

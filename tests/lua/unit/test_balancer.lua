@@ -2,7 +2,9 @@
 local unit = require "unit"
 local case, eq, check, shim = unit.case, unit.eq, unit.check, unit.shim
 
+-- The front's peer for `uri`, once the block lists are known (the slow path's first request reads them).
 local function route(uri)
+    require("urlproxy.blocks").load()
     ngx.var.request_uri = uri
     shim.peer = nil
     require("urlproxy.balancer").route()

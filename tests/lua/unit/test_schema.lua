@@ -29,9 +29,13 @@ case("the Redis key names are the pinned ones, and every name schema.lua holds i
         eq(schema[name], value, "schema.lua " .. name)
     end
     for name in pairs(schema) do
-        local pinned_name = names[name] or name == "TOOL_NAME"
+        local pinned_name = names[name] or name == "TOOL_NAME" or name == "BLOCK_LIMITS"
         check(pinned_name, "schema.lua " .. name .. " is not in tests/fixtures/schema.json")
     end
+end)
+
+case("the block lists' limits are the pinned ones", function()
+    eq(require("urlproxy.schema").BLOCK_LIMITS, pinned().block_limits, "schema.lua BLOCK_LIMITS")
 end)
 
 case("the tool-name rule: the pinned pattern, and only valid names reach Redis", function()
@@ -113,7 +117,7 @@ end)
 
 case("the shared dicts are the pinned ones", function()
     local shdict = require "urlproxy.shdict"
-    local names = { shdict.ROUTES_DICT, shdict.STATE_DICT, shdict.DNS_DICT }
+    local names = { shdict.ROUTES_DICT, shdict.STATE_DICT, shdict.METRICS_DICT, shdict.DNS_DICT }
     table.sort(names)
     eq(names, pinned().shared_dicts, "shdict.lua dict names")
 end)

@@ -111,11 +111,12 @@ case("the front hands stale and unknown routes to the slow path", function()
     unit.watching()
     unit.store("hello", { { ".*", HELLO } })
     slow("/hello/")
+    local asked = #shim.redis.calls
     unit.changed("hello")
     shim.clock = shim.clock + 0.001
     eq(front("/hello/"), nil, "front's decision after a write")
     eq(front("/nobody/"), nil, "front's decision for an unknown tool")
-    check(#shim.redis.calls == 1, "the front asked Redis nothing")
+    check(#shim.redis.calls == asked, "the front asked Redis nothing")
 end)
 
 case("a route past the regex match limit is skipped and logged; the next route still matches", function()

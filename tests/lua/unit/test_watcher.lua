@@ -44,7 +44,8 @@ case("it subscribes, tracks the route store's prefixes into that connection, and
     eq(shim.redis.calls[1], "CLIENT ID", "first command")
     eq(shim.redis.calls[2], "SUBSCRIBE " .. CHANNEL, "then")
     eq(shim.redis.tracking, {
-        "ON", "REDIRECT", 1, "BCAST", "PREFIX", "prefix:", "PREFIX", "redirect:", "PREFIX", VERSION_KEY,
+        "ON", "REDIRECT", 1, "BCAST", "PREFIX", "prefix:", "PREFIX", "redirect:",
+        "PREFIX", "toolforgectl:block:", "PREFIX", VERSION_KEY,
         client = 2,
     }, "CLIENT TRACKING of the second connection")
     eq({ state("EPOCH"), require("urlproxy.changes").head() }, { 1, 1 }, "epoch and log head")
@@ -59,6 +60,25 @@ case("a changed prefix:<tool> or redirect:<tool> makes that tool stale, and only
     run()
     local fresh = { cached("hello"), cached("echo"), cached("other") }
     eq(fresh, { false, false, true }, "fresh: hello, echo, other")
+end)
+
+case("a changed block list makes the block lists stale, not any tool; its audit stream nothing", function()
+    local blocks = require "urlproxy.blocks"
+    shim.redis.inbox = {
+        read("hello"),
+        function()
+            blocks.load()
+        end,
+        invalidated("toolforgectl:block:audit"),
+        function()
+            check(blocks.cached(), "fresh after the audit stream's change")
+        end,
+        invalidated("toolforgectl:block:user-agent"),
+    }
+    run()
+    eq(cached("hello"), true, "hello fresh")
+    eq(blocks.cached(), nil, "block lists fresh")
+    check(blocks.current.stale, "the flag the front reads")
 end)
 
 case("nil instead of keys (FLUSHALL, a replica's full resync) makes every tool stale", function()

@@ -96,6 +96,16 @@ function unit.store(tool, routes)
     shim.redis.hashes[schema.PREFIX .. tool] = routes
 end
 
+-- Store the block list of `kind` in the scripted Redis: `entries` is a list of entries.
+function unit.block(kind, entries)
+    local schema = require "urlproxy.schema"
+    local pairs_ = {}
+    for i, entry in ipairs(entries) do
+        pairs_[i] = { entry, "{}" }
+    end
+    shim.redis.hashes[schema.BLOCK_PREFIX .. kind] = pairs_
+end
+
 -- Which Redis commands the modules sent since the case began.
 function unit.redis_calls()
     return #shim.redis.calls

@@ -130,6 +130,13 @@ class DataPlane:
     error_log_interval: Count = 10  # seconds between two urlproxy error lines (all workers together)
     # The proxy's Redis (templates/redis/redis.conf.j2): its memory limit, in Redis's units.
     redis_maxmemory: Annotated[Text, AfterValidator(_redis_size)] = "512mb"
+    # Abuse controls (the block lists themselves are in Redis: `toolforgectl block`).
+    block_empty_user_agent: StrictBool = False  # true: requests without a User-Agent get a 403
+    # Prometheus /metrics on the internal port (docs/dataplane.md, "Metrics").
+    metrics: StrictBool = True  # false: no /metrics and no log-phase Lua on the request path
+    metrics_dict_size: Nginx = "8m"  # the shared counters (about 1 MB per 1,000 labelled tools)
+    metrics_tools: Count = 2000  # tools with their own label; the others count as tool="_other"
+    metrics_flush_ms: Count = 1000  # how often each worker adds its counts to the shared counters
     # What one tool's routes may cost a worker (docs/security.md, B.1 and B.2).
     regex_match_limit: Count = 100000  # PCRE backtracking steps per route match (lua_regex_match_limit)
     max_routes_per_tool: Count = validate.MAX_ROUTES_PER_TOOL  # writers refuse more; Lua uses the first

@@ -27,6 +27,7 @@ from toolforgectl.core import activeproxy
 from toolforgectl.core.config import document, schema
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
+from toolforgectl.core.config.remote import Remote, Ssh, SshHost, parse_host
 from toolforgectl.core.config.schema import EMPTY_IS_DEFAULT, SECTION, Text, invalid
 from toolforgectl.core.errors import ConfigError
 
@@ -58,6 +59,7 @@ class Proxy:
     # What the daemons on this host read (core/activeproxy.py), and `proxy list` compares; the
     # lab keeps one per proxy in its directory.
     active_proxy_file: Text = activeproxy.DEFAULT_FILE
+    ssh: Annotated[Ssh, EMPTY_IS_DEFAULT] = Field(default_factory=Ssh)  # where its sshd answers
 
     @field_validator("redis")
     @classmethod
@@ -88,6 +90,7 @@ class Fleet:
     proxylistener: Annotated[ProxyListener, EMPTY_IS_DEFAULT] = Field(default_factory=ProxyListener)
     kube2proxy: Annotated[Kube2proxy, EMPTY_IS_DEFAULT] = Field(default_factory=Kube2proxy)
     dataplane: Annotated[DataPlane, EMPTY_IS_DEFAULT] = Field(default_factory=DataPlane)
+    remote: Annotated[Remote, EMPTY_IS_DEFAULT] = Field(default_factory=Remote)
 
     @field_validator("active_proxy")
     @classmethod
@@ -110,6 +113,22 @@ class Fleet:
                 return proxy
         known = ", ".join(p.name for p in self.proxies)
         raise ConfigError(f"{self.source}: no proxy named {wanted!r} (known: {known})")
+
+    def ssh_hosts(self, names: str | tuple[str, ...]) -> tuple[SshHost, ...]:
+        """The hosts of group `names` (or the proxies / host[:port] it lists), where their sshd answers.
+
+        A group name expands to its members; a proxy's name means that proxy's sshd (its `ssh`
+        setting, else its address); anything else is `host[:port]`."""
+        members = self.remote.groups.get(names, (names,)) if isinstance(names, str) else names
+        by_name = {proxy.name: proxy for proxy in self.proxies}
+        hosts = []
+        for member in members:
+            proxy = by_name.get(member)
+            if proxy is None:
+                hosts.append(parse_host(member))
+            else:
+                hosts.append(SshHost(proxy.name, proxy.ssh.host or proxy.address, proxy.ssh.port))
+        return tuple(hosts)
 
     def proxy_at(self, host: str) -> Proxy | None:
         """The proxy that `host` (as an active-proxy file names it) means, or None when it names

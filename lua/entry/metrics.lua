@@ -1,0 +1,1 @@
+require("urlproxy.metrics").serve()
