@@ -49,7 +49,17 @@ def heavy(modules: set[str]) -> list[str]:
     return sorted(m for m in modules if m in HEAVY or m.startswith(tuple(f"{h}." for h in HEAVY)))
 
 
-@pytest.mark.parametrize("args", [("--help",), ("--version",), ("routes", "--help"), ("lab", "--help")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),
+        ("--version",),
+        ("routes", "--help"),
+        ("lab", "--help"),
+        ("hiera", "--help"),
+        ("playbooks", "--help"),
+    ],
+)
 def test_help_and_version_load_no_client_library(tmp_path: Path, args: tuple[str, ...]) -> None:
     modules, printed = loaded_by(tmp_path, *args)
     assert printed.strip(), "it answered"

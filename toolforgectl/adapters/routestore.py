@@ -9,6 +9,8 @@ Keys toolforgectl adds, each under its own name:
     toolforgectl:routes:version   counter bumped by every route change, so caches invalidate at once
     toolforgectl:audit:<tool>     stream of accepted changes (capped), for `debug history`
     toolforgectl:token:<tool>     generation of the tool's proxylistener token (see tokens.py)
+    toolforgectl:lock:<name>      JSON holder of a playbook run's lock, with a TTL
+                                  (workflows/playbook/lock.py: one per fleet and operation)
     toolforgectl:block:<kind>     hash  block list entry -> who added it, why, when (JSON); kinds:
                                   ip (CIDR network), user-agent and referer (regex); watched and
                                   cached by the data plane like routes (our writes bump the version)
@@ -69,6 +71,7 @@ VERSION_KEY = "toolforgectl:routes:version"
 AUDIT_PREFIX = "toolforgectl:audit:"
 AUDIT_MAXLEN = 1000
 TOKEN_PREFIX = "toolforgectl:token:"
+LOCK_PREFIX = "toolforgectl:lock:"
 BLOCK_PREFIX = "toolforgectl:block:"
 BLOCK_AUDIT_KEY = BLOCK_PREFIX + "audit"
 # Most entries per block list: the data plane matches every request against the regex lists, and
@@ -130,6 +133,26 @@ return {'done', old}
 """
 
 
+# A playbook run's lock. KEYS: 1 the lock. ARGV: 1 the run id, 2 the holder (JSON with a `run`
+# field), 3 the TTL in ms. Free, or already this run's (a renewal, or a resumed run taking over its
+# own lock): set it and return nil; held by another run: return that holder, unchanged.
+_HOLD = """
+local current = redis.call('GET', KEYS[1])
+if current then
+    local ok, held = pcall(cjson.decode, current)
+    if not ok or type(held) ~= 'table' or held.run ~= ARGV[1] then return current end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return false
+"""
+# KEYS: 1 the lock. ARGV: 1 the run id. Deletes the lock only while that run holds it.
+_RELEASE = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local ok, held = pcall(cjson.decode, current)
+if ok and type(held) == 'table' and held.run == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 # A block list write. KEYS: 1 toolforgectl:block:<kind>, 2 the version, 3 the block audit stream.
 # ARGV: 1 action (add | remove), 2 the entry, 3 its metadata (add), 4 the list's limit, 5 the audit
 # stream's length, 6.. the audit entry's fields. Returns unchanged (already so: nothing written),
@@ -284,6 +307,8 @@ class RouteStore:
         # client is always built with decode_responses=True, so replies are str, typed as Any here.
         self._redis: Any = client
         self._write: Any = client.register_script(_WRITE)
+        self._hold: Any = client.register_script(_HOLD)
+        self._release: Any = client.register_script(_RELEASE)
         self._block: Any = client.register_script(_BLOCK_WRITE)
         self.url = redacted(url)
         self.destinations = destinations or Destinations()
@@ -661,6 +686,27 @@ class RouteStore:
         """Drop a `k8s_services` member that names no route we may delete (routes untouched)."""
         with self._talking():
             self._redis.srem(K8S_SERVICES, member)
+
+    # Locks of playbook runs -----------------------------------------------------------------
+
+    def hold_lock(self, name: str, run: str, holder: str, ttl_ms: int) -> str | None:
+        """Take (or renew) lock `name` for `run` for `ttl_ms`; None when this run holds it now,
+        else the other holder's JSON. A replica raises ReadOnlyReplicaError when the lock is free
+        there: it gets the primary's by replication, so read it with `lock_holder` instead."""
+        with self._talking():
+            held: str | None = self._hold(keys=[LOCK_PREFIX + name], args=[run, holder, ttl_ms])
+        return held
+
+    def lock_holder(self, name: str) -> str | None:
+        """The holder (JSON) of lock `name`, or None when it is free."""
+        with self._talking():
+            held: str | None = self._redis.get(LOCK_PREFIX + name)
+        return held
+
+    def release_lock(self, name: str, run: str) -> bool:
+        """Delete lock `name` if `run` holds it; whether it did (a replica raises ReadOnlyReplicaError)."""
+        with self._talking():
+            return bool(self._release(keys=[LOCK_PREFIX + name], args=[run]))
 
 
 def wait_caught_up(

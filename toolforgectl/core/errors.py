@@ -3,9 +3,12 @@
 ToolforgectlError                 exit 1 unless a subclass says otherwise
 ├── UsageError                    exit 2: the caller asked for something malformed
 │   ├── ConfigError               exit 2: missing or broken fleet config
-│   │   └── ActiveProxyError      exit 2: /etc/active-proxy cannot be read or names no host
-│   └── ValidationError           exit 2: a tool name, route or backend is not acceptable
-│       └── RouteLimitError       exit 2: the tool has as many routes as one tool may have
+│   │   ├── ActiveProxyError      exit 2: /etc/active-proxy cannot be read or names no host
+│   │   └── PlaybookError         exit 2: a playbook (playbooks/*.yaml) is broken (file:line)
+│   ├── ValidationError           exit 2: a tool name, route or backend is not acceptable
+│   │   └── RouteLimitError       exit 2: the tool has as many routes as one tool may have
+│   └── NotConfirmedError         exit 2: a change was not confirmed (no --yes and no terminal,
+│                                         or the operator did not type `go`)
 ├── NotFoundError                 exit 1: the thing asked about does not exist
 ├── RouteStoreError               exit 3: Redis unreachable, read-only, or answered an error
 │   └── ReadOnlyReplicaError      exit 3: a write reached a replica (a standby proxy's Redis)
@@ -19,12 +22,23 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 │   └── StreamBrokenError         exit 3: the watch stream broke off mid-way; relist
 ├── RemoteError                   exit 3: a host cannot be reached over SSH, or a command or
 │                                         file operation on it failed (adapters/remote.py)
+├── CloudError                    exit 3: the cloud's API (Keystone, Neutron, Nova) failed us;
+│   │                                     the message names the cloud and the call
+│   └── CloudConflictError        exit 1: the floating IP changed since it was read (HTTP 412
+│                                         on Neutron's revision_number); nothing was changed
 ├── RenderError                   exit 1: a template did not render (the message names file:line)
 ├── NginxError                    exit 1: nginx refused a rendered config, or would not start
 ├── LintError                     exit 1: `toolforgectl lint` found a problem (file:line: message)
 ├── LabError                      exit 1: a local server process could not be started or
 │                                         stopped, or no port was free (adapters/processes, lab/)
-└── TimedOutError                 exit 1: a condition waited for did not come true in time
+├── TimedOutError                 exit 1: a condition waited for did not come true in time
+├── OperationError                exit 1: a playbook run (workflows/playbook) did not complete
+│   ├── PreflightError            exit 1: a preflight check failed; nothing was changed
+│   ├── StepError                 exit 1: a step failed or did not verify (then rolled back,
+│   │                                     or operator instructions printed)
+│   └── LockHeldError             exit 1: another run holds the operation's lock (names holder, expiry)
+└── HieraError                    exit 3: the hiera backend (file or HTTP) could not be read or written
+    └── HieraConflictError        exit 1: the value changed since it was read; nothing written
 
 Three modules keep a private subclass for control flow that never leaves them (each says why):
 daemons/proxylistener/main.py (`_EmptyConnectionError`), daemons/clients/proxyclient.py
@@ -121,6 +135,21 @@ class RemoteError(ToolforgectlError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class CloudError(ToolforgectlError):
+    """The cloud's API failed us: unreachable, refused our credentials, or answered an error."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class CloudConflictError(CloudError):
+    """A compare-and-swap write was refused: the resource changed since it was read (HTTP 412).
+
+    Nothing was changed; read again, decide again. Exit 1: the cloud is fine, the plan is stale.
+    """
+
+    exit_code = EXIT_FAILED
+
+
 class RenderError(ToolforgectlError):
     """A template did not render; the message starts with `file:line:`."""
 
@@ -139,3 +168,40 @@ class LabError(ToolforgectlError):
 
 class TimedOutError(ToolforgectlError):
     """A condition waited for (core/waiting.py) did not come true within its deadline."""
+
+
+class PlaybookError(ConfigError):
+    """A playbook file is broken: unknown step, untyped or unknown option; the message starts with
+    `file:line:`."""
+
+
+class NotConfirmedError(UsageError):
+    """A change needs confirmation it did not get: `--yes` without a terminal, or `go` at the prompt."""
+
+
+class OperationError(ToolforgectlError):
+    """A playbook run did not complete."""
+
+
+class PreflightError(OperationError):
+    """A preflight check found the fleet not ready; nothing was changed."""
+
+
+class StepError(OperationError):
+    """A step failed or did not verify; the runner rolled back, or printed operator instructions."""
+
+
+class LockHeldError(OperationError):
+    """Another run holds the lock of this operation; the message names the holder and the expiry."""
+
+
+class HieraError(ToolforgectlError):
+    """The hiera backend could not be read or written."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class HieraConflictError(HieraError):
+    """A hiera value changed between our read and our write: nothing was written."""
+
+    exit_code = EXIT_FAILED

@@ -36,3 +36,31 @@ def wait_until(
         if time.monotonic() > deadline:
             raise error(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
+
+
+def with_retries(
+    action: Callable[[], T],
+    *,
+    tries: int,
+    delay: float,
+    backoff: float = 2.0,
+    max_delay: float = 60.0,
+    on_retry: Callable[[int, ToolforgectlError], None] = lambda _attempt, _error: None,
+) -> T:
+    """Call `action` until it returns without raising a ToolforgectlError, at most `tries` times.
+
+    Between tries it waits `delay` seconds, then `delay * backoff`, and so on up to `max_delay`
+    (a condition that needs time, such as replication catching up, gets it without hammering).
+    `on_retry(attempt, error)` hears about each failed try before the wait; the last error is
+    raised as it is.
+    """
+    attempt, pause = 1, delay
+    while True:
+        try:
+            return action()
+        except ToolforgectlError as error:
+            if attempt >= tries:
+                raise
+            on_retry(attempt, error)
+        time.sleep(min(pause, max_delay))
+        attempt, pause = attempt + 1, pause * backoff

@@ -1,7 +1,9 @@
 """`toolforgectl lint`: the CI gate for templates/, lua/, playbooks/ and fleet configs.
 
 Stages, in order; the first failing stage stops the run with `file:line: message`:
-  yaml      playbooks/*.yaml parse; every sample fleet config passes config.parse
+  yaml      playbooks/*.yaml load as playbooks (every step registered, every option typed, ids
+            unique, rollback or instructions where the point of no return asks); every sample
+            fleet config passes config.parse
   render    every template renders for every proxy of every sample (StrictUndefined)
   nginx -t  each rendered config, with the real Lua module loaded
   start     nginx started once for real (nginx -t skips init_by_lua), then stopped
@@ -18,15 +20,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
-
 from toolforgectl.adapters import nginx as frontproxy
 from toolforgectl.adapters.processes import binary, free_port, start_redis_from
 from toolforgectl.adapters.render import Layout
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config
-from toolforgectl.core.errors import ConfigError, LabError, LintError, NginxError, RouteStoreError
+from toolforgectl.core.errors import (
+    ConfigError,
+    LabError,
+    LintError,
+    NginxError,
+    PlaybookError,
+    RouteStoreError,
+)
 from toolforgectl.core.resources import resource_dir
+from toolforgectl.workflows.playbook import spec
 
 _LUACHECK_LINE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):\d+: (?P<message>.*)$", re.MULTILINE)
 
@@ -81,12 +89,11 @@ def run(sources: Sources, progress: Callable[[str], None] = lambda _: None) -> l
 
 
 def _check_yaml(sources: Sources) -> list[tuple[Path, config.Fleet]]:
-    for path in sorted([*sources.playbooks.glob("*.yaml"), *sources.playbooks.glob("*.yml")]):
+    for path in spec.paths(sources.playbooks):
         try:
-            yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.MarkedYAMLError as exc:
-            line = exc.problem_mark.line + 1 if exc.problem_mark else 0
-            raise LintError(f"{path}:{line}: {exc.problem}") from None
+            spec.load(path)
+        except PlaybookError as exc:
+            raise LintError(str(exc)) from None
     fleets = []
     for path in sources.samples:
         try:

@@ -123,14 +123,6 @@ def test_a_key_given_twice_is_refused_instead_of_the_last_one_winning() -> None:
     assert complaint(text) == "fleet.yaml:5: dataplane: 'http_port' is set twice (first on line 3)"
 
 
-@pytest.mark.parametrize("section", ["hiera: {backend: file, path: /etc/x.yaml}", "cloud: eqiad1"])
-def test_sections_nothing_reads_yet_are_refused_not_ignored(section: str) -> None:
-    name = section.partition(":")[0]
-    assert complaint(f"proxies: [{{name: a}}]\n\n{section}\n") == (
-        f"fleet.yaml:3: {name}: not used yet: the failover command will read it"
-    )
-
-
 def test_a_value_yaml_cannot_build_names_its_line() -> None:
     text = "proxies: [{name: a}]\ndataplane:\n  brand: 2024-13-45\n"
     assert complaint(text).startswith("fleet.yaml:3: invalid YAML value: '2024-13-45'")

@@ -1,18 +1,25 @@
 """The fleet configuration: `load` a YAML file once into frozen, typed settings (see fleet.py)."""
 
+from toolforgectl.core.config.cloud import Cloud
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
 from toolforgectl.core.config.fleet import Fleet, Proxy, active_proxy_file, load, parse
+from toolforgectl.core.config.hiera import Hiera
 from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path, find
+from toolforgectl.core.config.operations import Operations, OperationsLog
 from toolforgectl.core.config.schema import overridden
 
 __all__ = [
     "DEFAULT_REDIS_PORT",
     "ENV_VAR",
     "SYSTEM_PATH",
+    "Cloud",
     "DataPlane",
     "Fleet",
+    "Hiera",
     "Kube2proxy",
+    "Operations",
+    "OperationsLog",
     "Proxy",
     "ProxyListener",
     "active_proxy_file",

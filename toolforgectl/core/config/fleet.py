@@ -9,6 +9,9 @@
     proxylistener: {identity: [token], port: 8282}   # optional; see daemons.py
     kube2proxy: {kubeconfig: /etc/kube2proxy/kubeconfig}   # optional; see daemons.py
     dataplane: {routing: path}    # nginx + urlproxy.lua settings (optional; see dataplane.py)
+    hiera: {backend: file, path: /srv/hiera/toolforge.yaml}   # optional; see hiera.py
+    operations: {state_dir: /var/lib/toolforgectl/runs}       # optional; see operations.py
+    cloud: {name: eqiad1, floating_ip: 185.15.56.11}   # optional; see cloud.py
 
 Any problem is one ConfigError `file:line: message`; lookup.py says where the file is.
 """
@@ -25,19 +28,14 @@ from pydantic.dataclasses import dataclass
 
 from toolforgectl.core import activeproxy
 from toolforgectl.core.config import document, schema
+from toolforgectl.core.config.cloud import Cloud
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
+from toolforgectl.core.config.hiera import Hiera
+from toolforgectl.core.config.operations import Operations
 from toolforgectl.core.config.remote import Remote, Ssh, SshHost, parse_host
 from toolforgectl.core.config.schema import EMPTY_IS_DEFAULT, SECTION, Text, invalid
 from toolforgectl.core.errors import ConfigError
-
-# Sections a planned command will read. Until it does they are refused, not accepted and ignored:
-# an operator who writes one must not believe it does something.
-NOT_USED_YET = {
-    "hiera": "not used yet: the failover command will read it",
-    "cloud": "not used yet: the failover command will read it",
-}
-
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})")
 
@@ -90,7 +88,10 @@ class Fleet:
     proxylistener: Annotated[ProxyListener, EMPTY_IS_DEFAULT] = Field(default_factory=ProxyListener)
     kube2proxy: Annotated[Kube2proxy, EMPTY_IS_DEFAULT] = Field(default_factory=Kube2proxy)
     dataplane: Annotated[DataPlane, EMPTY_IS_DEFAULT] = Field(default_factory=DataPlane)
+    hiera: Hiera | None = None  # optional; `toolforgectl hiera` needs it (see hiera.py)
+    operations: Annotated[Operations, EMPTY_IS_DEFAULT] = Field(default_factory=Operations)
     remote: Annotated[Remote, EMPTY_IS_DEFAULT] = Field(default_factory=Remote)
+    cloud: Cloud | None = None  # only commands that move the floating IP need it
 
     @field_validator("active_proxy")
     @classmethod
@@ -105,6 +106,24 @@ class Fleet:
             raise invalid(f"must be one of the proxies ({', '.join(names)}), not {active!r}")
         return active
 
+    @field_validator("cloud")
+    @classmethod
+    def _servers_of_the_proxies(cls, cloud: Cloud | None, info: ValidationInfo) -> Cloud | None:
+        names = [proxy.name for proxy in info.data.get("proxies", ())]
+        strays = sorted(set(cloud.servers) - set(names)) if cloud and names else []
+        if strays:
+            listed = ", ".join(map(repr, strays))
+            raise invalid(
+                f"lists a server for {listed}, which is not one of the proxies ({', '.join(names)})"
+            )
+        return cloud
+
+    def needs_cloud(self) -> Cloud:
+        """The `cloud:` section, for a command that cannot work without it."""
+        if self.cloud is None:
+            raise ConfigError(f"{self.source}: this command needs a `cloud:` section (see docs/cloud.md)")
+        return self.cloud
+
     def proxy(self, name: str | None = None) -> Proxy:
         """The proxy called `name`, or the active one when `name` is None."""
         wanted = name or self.active_proxy
@@ -113,6 +132,12 @@ class Fleet:
                 return proxy
         known = ", ".join(p.name for p in self.proxies)
         raise ConfigError(f"{self.source}: no proxy named {wanted!r} (known: {known})")
+
+    def need_hiera(self) -> Hiera:
+        """The `hiera:` section; a ConfigError (exit 2) saying it is missing when it is not there."""
+        if self.hiera is None:
+            raise ConfigError(f"{self.source}: no `hiera:` section; add one (docs/config.md) to use hiera")
+        return self.hiera
 
     def ssh_hosts(self, names: str | tuple[str, ...]) -> tuple[SshHost, ...]:
         """The hosts of group `names` (or the proxies / host[:port] it lists), where their sshd answers.
@@ -164,8 +189,6 @@ def parse(text: str, source: str) -> Fleet:
             f"{source}:{doc.line(())}: expected a mapping of settings at the top level, not {kind}"
         )
     for key in doc.data:
-        if key in NOT_USED_YET:
-            raise ConfigError(f"{source}:{doc.line((key,))}: {key}: {NOT_USED_YET[key]}")
         if key == "source":  # a field of Fleet, but not one the file may set
             raise ConfigError(f"{source}:{doc.line((key,))}: unknown setting 'source'")
     try:

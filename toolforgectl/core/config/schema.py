@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import types
 import typing
 from collections.abc import Iterable
 from typing import Annotated, Any, TypeVar
@@ -122,21 +123,23 @@ _KINDS = {
     "bool_type": "true or false",
     "tuple_type": "a list",
     "dataclass_type": "a mapping",
+    "dict_type": "a mapping",
 }
 _UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden", "invalid_key")
 
 
-def problem(exc: pydantic.ValidationError, doc: Document, root: type) -> ConfigError:
+def problem(exc: pydantic.ValidationError, doc: Document, root: type, prefix: Loc = ()) -> ConfigError:
     """The first problem (by line) of `exc` as one `file:line: message` ConfigError; `root` is the
-    class `doc` was validated as, for suggesting the setting a misspelt key meant."""
+    class `doc` was validated as, for suggesting the setting a misspelt key meant. `prefix` is
+    where in `doc` the validated value sits, when it is a part of it (a playbook step's options)."""
     # On one line, an unknown key goes first: `adress:` explains the `address` that is "missing".
     found = [
-        (doc.line(error["loc"]), error["type"] not in _UNKNOWN, index, error)
+        (doc.line((*prefix, *error["loc"])), error["type"] not in _UNKNOWN, index, error)
         for index, error in enumerate(exc.errors())
     ]
     line, _, _, error = min(found, key=lambda item: item[:3])
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-    return ConfigError(f"{doc.source}:{line}: {_describe(error, root)}{more}")
+    return ConfigError(f"{doc.source}:{line}: {_describe(error, root, prefix)}{more}")
 
 
 def overridden(settings: S, source: str, **changes: Any) -> S:
@@ -148,15 +151,16 @@ def overridden(settings: S, source: str, **changes: Any) -> S:
         raise ConfigError(f"{source}: {_describe(exc.errors()[0], type(settings))}") from None
 
 
-def _describe(error: Any, root: type) -> str:
+def _describe(error: Any, root: type, prefix: Loc = ()) -> str:
     """One error of pydantic's in the operator's words, naming the setting by its path."""
     loc, kind = tuple(error["loc"]), error["type"]
-    where = dotted(loc)
+    where = dotted((*prefix, *loc))
     if kind in _UNKNOWN:
         key, parent = str(loc[-1]), loc[:-1]
         guess = difflib.get_close_matches(key, _settings_of(root, parent), n=1)
         hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-        return f"{dotted(parent) + ': ' if parent else ''}unknown setting {key!r}{hint}"
+        named = dotted((*prefix, *parent))
+        return f"{named + ': ' if named else ''}unknown setting {key!r}{hint}"
     if kind == "missing":
         return f"{where} is required"
     if kind in _KINDS:
@@ -189,5 +193,7 @@ def _settings_of(cls: Any, loc: Loc) -> Iterable[str]:
             cls = fields[part].annotation
         if typing.get_origin(cls) is tuple:  # proxies: tuple[Proxy, ...]
             cls = typing.get_args(cls)[0]
+        if isinstance(cls, types.UnionType):  # an optional section: cloud: Cloud | None
+            cls = next(arg for arg in typing.get_args(cls) if arg is not type(None))
     fields = getattr(cls, "__pydantic_fields__", {})
     return [name for name, field in fields.items() if not field.exclude]  # exclude: not from the file

@@ -1,0 +1,296 @@
+"""The cloud adapter: the only module that imports openstacksdk; the floating IP and the proxies' servers.
+
+What a failover needs from OpenStack is small: find the floating IP and what it points at, find the
+port of the server it must point at next, move it there without trampling on anyone else's change,
+and wait until the cloud says the move holds. Reads and the one write live in two classes:
+`CloudReads` can do nothing but read, so `--dry-run` and `--rehearse` get one of those and cannot
+change the cloud by mistake; `Cloud` adds `move_floating_ip`.
+
+The move is a compare-and-swap on Neutron's `revision_number`: the caller passes the revision it
+decided on, the adapter checks it against a fresh read and sends it in `If-Match` too, so Neutron
+refuses (412) a move over a change made since, even one that lands between that read and the write.
+Either way it is a CloudConflictError, and nothing changed.
+
+Errors are translated here, once: every call is named ("reading floating IP 185.15.56.11 (Neutron)")
+so an operator sees which call failed and why. An expired token needs nothing from us: keystoneauth
+authenticates again when the API answers 401, and retries the call once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from toolforgectl.core.config import Cloud as CloudSettings
+from toolforgectl.core.errors import (
+    CloudConflictError,
+    CloudError,
+    ConfigError,
+    NotFoundError,
+    TimedOutError,
+)
+from toolforgectl.core.waiting import wait_until
+
+DEFAULT_API_TIMEOUT = 30.0  # seconds per API call, unless clouds.yaml sets `api_timeout`
+WAIT_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class FloatingIP:
+    """A floating IP as Neutron describes it now."""
+
+    id: str
+    address: str
+    port_id: str | None  # None: associated with nothing
+    fixed_ip: str | None
+    revision: int  # Neutron's revision_number: any change to the floating IP bumps it
+    status: str = "ACTIVE"  # ACTIVE once the router forwards to `fixed_ip`; DOWN before, or unassociated
+
+
+class ServerPort(NamedTuple):
+    """The Neutron port of a server, and its fixed IPv4 address (where a floating IP points)."""
+
+    port_id: str
+    fixed_ip: str
+
+
+@dataclass(frozen=True)
+class PlannedMove:
+    """What `move_floating_ip` would change, read without changing anything (for plans and dry runs)."""
+
+    floating_ip: FloatingIP
+    to_server: str
+    to: ServerPort
+
+    @property
+    def done(self) -> bool:
+        """Whether the floating IP points at the server already."""
+        return self.floating_ip.port_id == self.to.port_id
+
+    def describe(self) -> str:
+        """One line: from where to where, and the revision the move will be made against."""
+        fip = self.floating_ip
+        return (
+            f"floating IP {fip.address}: {fip.fixed_ip or 'nothing'} -> {self.to.fixed_ip} "
+            f"({self.to_server}), at revision {fip.revision}"
+        )
+
+
+class CloudReads:
+    """The calls that only read the cloud: safe in --dry-run and --rehearse."""
+
+    def __init__(self, connection: Any, name: str) -> None:
+        self._conn = connection
+        self.name = name  # the clouds.yaml entry, in every error message
+
+    def floating_ip(self, address: str) -> FloatingIP:
+        """The floating IP with public address `address` (NotFoundError if the cloud has none)."""
+        with self._calling(f"reading floating IP {address} (Neutron)"):
+            found = list(self._conn.network.ips(floating_ip_address=address))
+        if not found:
+            raise NotFoundError(f"cloud {self.name}: no floating IP {address} (Neutron lists none)")
+        return _floating_ip(found[0])
+
+    def server_port(self, server: str) -> ServerPort:
+        """The port and fixed IPv4 address of server `server` (a name or an id)."""
+        try:
+            with self._calling(f"finding server {server} (Nova)"):
+                found = self._conn.compute.find_server(server, ignore_missing=False)
+        except NotFoundError:
+            raise NotFoundError(
+                f"cloud {self.name}: no server {server!r} (Nova knows no such name or id)"
+            ) from None
+        with self._calling(f"listing the ports of server {server} (Neutron)"):
+            ports = list(self._conn.network.ports(device_id=found.id))
+        candidates = [ServerPort(p.id, ip) for p in ports if (ip := _ipv4(p.fixed_ips or []))]
+        if len(candidates) != 1:
+            what = ", ".join(f"{c.port_id} ({c.fixed_ip})" for c in candidates) or "none"
+            raise CloudError(
+                f"cloud {self.name}: server {server} must have exactly one port with an IPv4 "
+                f"address for the floating IP to point at; it has: {what}"
+            )
+        return candidates[0]
+
+    def plan_move(self, address: str, to_server: str) -> PlannedMove:
+        """What moving floating IP `address` to server `to_server` would change, and against which
+        revision (`move_floating_ip(address, to_server, plan.floating_ip.revision)` makes it so)."""
+        return PlannedMove(self.floating_ip(address), to_server, self.server_port(to_server))
+
+    def wait_associated(
+        self, address: str, fixed_ip: str, timeout: float, interval: float = WAIT_INTERVAL
+    ) -> FloatingIP:
+        """Wait until floating IP `address` points at `fixed_ip` and Neutron says it is ACTIVE (the
+        router applied it). An API error while waiting is retried until `timeout`, and named then."""
+        seen: list[FloatingIP] = []  # the last read, and the last error: for the timeout's message
+        errors: list[CloudError] = []
+
+        def holds() -> bool:
+            try:
+                seen[:] = [self.floating_ip(address)]
+            except CloudError as exc:
+                errors[:] = [exc]
+                return False
+            return seen[-1].fixed_ip == fixed_ip and seen[-1].status == "ACTIVE"
+
+        try:
+            wait_until(holds, f"floating IP {address} to point at {fixed_ip}", timeout, interval)
+        except TimedOutError:
+            now = f"it points at {seen[-1].fixed_ip or 'nothing'}, status {seen[-1].status}" if seen else ""
+            last_error = f"last error: {errors[-1]}" if errors else ""
+            detail = "; ".join(filter(None, (now, last_error)))
+            raise TimedOutError(
+                f"cloud {self.name}: floating IP {address} does not point at {fixed_ip} after "
+                f"{timeout:g}s: {detail}"
+            ) from None
+        return seen[-1]
+
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        """Run the SDK call(s) inside as `what`, turning every error of theirs into one of ours."""
+        from keystoneauth1 import exceptions as auth_errors
+        from openstack import exceptions as sdk_errors
+
+        prefix = f"cloud {self.name}: {what} failed"
+        try:
+            yield
+        except sdk_errors.PreconditionFailedException as exc:
+            raise CloudConflictError(f"{prefix}: HTTP 412: {_details(exc)}") from None
+        except sdk_errors.NotFoundException as exc:
+            raise NotFoundError(f"{prefix}: {_details(exc)}") from None
+        except sdk_errors.HttpException as exc:
+            raise CloudError(f"{prefix}: HTTP {exc.status_code} from {_url(exc)}: {_details(exc)}") from None
+        except auth_errors.Unauthorized:
+            raise CloudError(
+                f"{prefix}: Keystone refused the credentials of clouds.yaml's {self.name!r} entry"
+            ) from None
+        except auth_errors.ConnectTimeout as exc:  # no answer within clouds.yaml's api_timeout
+            raise CloudError(f"{prefix}: {str(exc).replace('Request', 'request', 1)}") from None
+        except auth_errors.ConnectionError as exc:
+            raise CloudError(f"{prefix}: {_unreachable(exc)}") from None
+        except auth_errors.HttpError as exc:
+            raise CloudError(f"{prefix}: Keystone answered HTTP {exc.http_status}: {exc.message}") from None
+        except (auth_errors.ClientException, sdk_errors.SDKException) as exc:
+            raise CloudError(f"{prefix}: {exc}") from None
+
+
+class Cloud(CloudReads):
+    """The cloud's reads, and the one write a failover makes: moving the floating IP."""
+
+    @classmethod
+    def connect(cls, settings: CloudSettings) -> Cloud:
+        """A connection to cloud `settings.name` as clouds.yaml describes it (nothing is sent yet:
+        the first call authenticates)."""
+        from keystoneauth1 import exceptions as auth_errors
+        from openstack import connection, exceptions
+
+        try:
+            region = _config_loader(settings.clouds_yaml).get_one(cloud=settings.name)
+        # A clouds.yaml of the wrong shape (`clouds: 5`) gets past the SDK as a TypeError.
+        except (exceptions.SDKException, auth_errors.ClientException, TypeError, AttributeError) as exc:
+            where = settings.clouds_yaml or "clouds.yaml (openstacksdk's search path)"
+            raise ConfigError(f"cloud {settings.name!r} in {where}: {exc}") from None
+        if region.config.get("api_timeout") is None:  # no call may hang a failover forever
+            region.config["api_timeout"] = DEFAULT_API_TIMEOUT
+        return cls(connection.Connection(config=region), settings.name)
+
+    def read_only(self) -> CloudReads:
+        """The same connection, able to read only (for --dry-run and --rehearse)."""
+        return CloudReads(self._conn, self.name)
+
+    def close(self) -> None:
+        """Close the connection's HTTP sessions."""
+        self._conn.close()
+
+    def move_floating_ip(self, address: str, to_server: str, expect_revision: int) -> FloatingIP:
+        """Point floating IP `address` at server `to_server`, if it is still at revision
+        `expect_revision`; CloudConflictError (nothing changed) if it is not. Returns the floating
+        IP as Neutron has it after the move (the router may not have applied it yet:
+        `wait_associated`)."""
+        fip = self.floating_ip(address)
+        if fip.revision != expect_revision:
+            raise self._conflict(address, expect_revision, fip)
+        target = self.server_port(to_server)
+        what = f"moving floating IP {address} to {to_server} ({target.fixed_ip}) (Neutron PUT)"
+        try:
+            with self._calling(what):
+                moved = self._conn.network.update_ip(
+                    fip.id,
+                    if_revision=expect_revision,
+                    port_id=target.port_id,
+                    fixed_ip_address=target.fixed_ip,
+                )
+        except CloudConflictError:
+            raise self._conflict(address, expect_revision, self._reread(address)) from None
+        return _floating_ip(moved)
+
+    def _conflict(self, address: str, expected: int, now: FloatingIP | None) -> CloudConflictError:
+        state = (
+            f"it is at revision {now.revision}, pointing at {now.fixed_ip or 'nothing'}"
+            if now is not None
+            else "it could not be read again"
+        )
+        return CloudConflictError(
+            f"cloud {self.name}: the floating IP changed since it was read: {address} was expected at "
+            f"revision {expected}; {state}. Nothing was changed: read it again and decide again"
+        )
+
+    def _reread(self, address: str) -> FloatingIP | None:
+        try:
+            return self.floating_ip(address)
+        except CloudError:
+            return None  # the conflict is the news; a failing read after it must not hide it
+
+
+def _config_loader(clouds_yaml: str | None) -> Any:
+    """openstacksdk's config loader for file `clouds_yaml` only (and the secure.yaml beside it, for
+    secrets; not $OS_CLIENT_CONFIG_FILE nor OS_* variables), or, without one, for its usual search
+    path and variables, as the `openstack` command uses them."""
+    from openstack import config as sdk_config
+
+    if clouds_yaml is None:
+        return sdk_config.OpenStackConfig()
+    named = Path(clouds_yaml)
+    if not named.is_file():
+        raise ConfigError(f"cloud.clouds_yaml: {named} does not exist")
+    secrets = named.with_name("secure.yaml")
+    return sdk_config.OpenStackConfig(
+        config_files=[str(named)], secure_files=[str(secrets)], load_envvars=False
+    )
+
+
+def _floating_ip(raw: Any) -> FloatingIP:
+    return FloatingIP(
+        id=str(raw.id),
+        address=str(raw.floating_ip_address),
+        port_id=raw.port_id or None,
+        fixed_ip=raw.fixed_ip_address or None,
+        revision=int(raw.revision_number or 0),
+        status=str(raw.status or ""),
+    )
+
+
+def _ipv4(fixed_ips: list[dict[str, str]]) -> str | None:
+    return next((f["ip_address"] for f in fixed_ips if "." in f.get("ip_address", "")), None)
+
+
+def _details(exc: Any) -> str:
+    """What the API said, without the SDK's own wrapping."""
+    return str(getattr(exc, "details", None) or exc.message or exc)
+
+
+def _url(exc: Any) -> str:
+    url = exc.url
+    return url.decode("utf-8", "replace") if isinstance(url, bytes) else str(url or "the API")
+
+
+def _unreachable(exc: Exception) -> str:
+    """keystoneauth's connection error in one short line: the URL and the socket's complaint."""
+    text = str(exc)
+    url = re.search(r"connection to (\S+?):? ", text)
+    reason = re.findall(r"\[Errno -?\d+\] [^'\")]+", text)
+    where = f"cannot reach {url.group(1)}" if url else "cannot reach the API"
+    return f"{where}: {reason[-1]}" if reason else f"{where}: {text}"

@@ -1,0 +1,180 @@
+"""What the lab's cloud knows (servers, their ports, floating IPs), kept in memory and in a JSON file.
+
+The lab's OpenStack API (cloudapi.py) serves it; the floating IP forwarder (floatingip.py) reads
+the file, as a Neutron router applies what Neutron's database says. Like Neutron, every change
+to a floating IP bumps its `revision_number`, and a write that names a revision (If-Match) is
+refused when the floating IP has moved on since.
+
+Like a Neutron router, the lab applies a new association after `apply_delay` seconds: until then
+the floating IP reports status DOWN and still forwards to where it pointed before, so a client
+that must wait until the association holds (adapters/cloud.py: wait_associated) has something to
+wait for. The time is wall-clock time because two processes share it through the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolforgectl.core.errors import LabError
+
+LAB_NETWORK = "lab"  # the one tenant network every lab server's port is on
+
+
+@dataclass
+class Server:
+    """A Nova server with one Neutron port and one fixed IPv4 address."""
+
+    id: str
+    name: str
+    port_id: str
+    fixed_ip: str
+
+
+@dataclass
+class FloatingIp:
+    """A Neutron floating IP, its association, and what the router does with it right now."""
+
+    id: str
+    address: str
+    port_id: str | None = None
+    fixed_ip: str | None = None
+    revision: int = 1
+    description: str = ""
+    applied_at: float = 0.0  # wall-clock time from which the router forwards to `fixed_ip`
+    previous_ip: str | None = None  # where it forwards until then
+
+    def target(self, now: float) -> str | None:
+        """The fixed IP the router forwards to at time `now` (None: nowhere)."""
+        return self.fixed_ip if now >= self.applied_at else self.previous_ip
+
+    def status(self, now: float) -> str:
+        """Neutron's status: ACTIVE once the router applied an association, DOWN otherwise."""
+        return "ACTIVE" if self.fixed_ip and now >= self.applied_at else "DOWN"
+
+
+@dataclass
+class CloudState:
+    """Servers and floating IPs behind one lock; each change is saved to `path` (if any) at once."""
+
+    servers: dict[str, Server] = field(default_factory=dict)
+    floating_ips: dict[str, FloatingIp] = field(default_factory=dict)
+    apply_delay: float = 0.0
+    path: Path | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    @classmethod
+    def load(cls, path: Path) -> CloudState:
+        """The state saved at `path`, which later changes go back to."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            servers={s["id"]: Server(**s) for s in data["servers"]},
+            floating_ips={f["id"]: FloatingIp(**f) for f in data["floating_ips"]},
+            apply_delay=float(data.get("apply_delay", 0.0)),
+            path=path,
+        )
+
+    def save(self) -> None:
+        """Write the whole state to `path` atomically (a reader sees the old file or the new one).
+
+        Under the lock from snapshot to rename, so that two changes saved at once cannot land in
+        the wrong order and leave the older one in the file."""
+        if self.path is None:
+            return
+        with self.lock:
+            data = {
+                "servers": [asdict(s) for s in self.servers.values()],
+                "floating_ips": [asdict(f) for f in self.floating_ips.values()],
+                "apply_delay": self.apply_delay,
+            }
+            partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            partial.replace(self.path)
+
+    # Set-up (the lab and tests call these; the API has no call to create anything) ------------
+
+    def add_server(self, name: str, fixed_ip: str) -> Server:
+        """A new server called `name` with one port on the lab network at `fixed_ip`."""
+        server = Server(str(uuid.uuid4()), name, str(uuid.uuid4()), fixed_ip)
+        with self.lock:
+            self.servers[server.id] = server
+        self.save()
+        return server
+
+    def add_floating_ip(self, address: str, server: str | None = None) -> FloatingIp:
+        """A new floating IP `address`, associated with server `server` (a name) if given."""
+        fip = FloatingIp(str(uuid.uuid4()), address)
+        with self.lock:
+            if server is not None:
+                chosen = self.server_named(server)
+                fip.port_id, fip.fixed_ip = chosen.port_id, chosen.fixed_ip
+            self.floating_ips[fip.id] = fip
+        self.save()
+        return fip
+
+    # Reads -----------------------------------------------------------------------------------
+
+    def server_named(self, name: str) -> Server:
+        """The server called `name` (the lab's names are unique)."""
+        with self.lock:
+            found = next((s for s in self.servers.values() if s.name == name), None)
+        if found is None:
+            raise LabError(f"no server {name!r} in the lab's cloud")
+        return found
+
+    def floating_ip(self, address: str) -> FloatingIp | None:
+        """The floating IP with public address `address`, if there is one."""
+        with self.lock:
+            return next((f for f in self.floating_ips.values() if f.address == address), None)
+
+    def port(self, port_id: str) -> Server | None:
+        """The server whose port is `port_id`."""
+        with self.lock:
+            return next((s for s in self.servers.values() if s.port_id == port_id), None)
+
+    # Changes ---------------------------------------------------------------------------------
+
+    def associate(self, fip_id: str, port_id: str | None, fixed_ip: str | None) -> bool:
+        """Point floating IP `fip_id` at `port_id`/`fixed_ip` (None: dissociate); False if that is
+        where it points already (no change, no new revision, as Neutron does)."""
+        with self.lock:
+            fip = self.floating_ips[fip_id]
+            if (fip.port_id, fip.fixed_ip) == (port_id, fixed_ip):
+                return False
+            now = time.time()
+            fip.previous_ip = fip.target(now)
+            fip.port_id, fip.fixed_ip = port_id, fixed_ip
+            fip.applied_at = now + self.apply_delay
+            fip.revision += 1
+        self.save()
+        return True
+
+    def touch(self, address: str, description: str | None = None) -> int:
+        """Change floating IP `address` in a way that moves nothing (its description), as another
+        operator or tool might, and return its new revision."""
+        with self.lock:
+            fip = self.floating_ip(address)
+            if fip is None:
+                raise LabError(f"no floating IP {address} in the lab's cloud")
+            fip.description = description if description is not None else f"touched r{fip.revision}"
+            fip.revision += 1
+            revision = fip.revision
+        self.save()
+        return revision
+
+
+def forward_target(path: Path, address: str) -> str | None:
+    """Where the router forwards floating IP `address` now, as the state file at `path` says
+    (None: the floating IP is unknown or associated with nothing)."""
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    for raw in data["floating_ips"]:
+        fip = FloatingIp(**raw)
+        if fip.address == address:
+            return fip.target(time.time())
+    return None
