@@ -11,13 +11,20 @@ For the `webservice` kubernetes backend it also keeps Deployments and namespaced
 create (POST, 409 when it exists), read, replace (PUT) and delete, and a namespaced Deployment
 list by label. A Service created this way is a Service like any other: watches see it, so
 kube2proxy routes it. Deployments are reported ready at once (there is no kubelet).
+
+The lab runs it as a process of its own (`python -m toolforgectl.lab.kubeapi`), one API for every
+proxy's kube2proxy; there, Services change over HTTP as with kubectl: `PUT
+/api/v1/namespaces/NS/services/NAME` with a Service's JSON creates or replaces it (the real API
+wants POST to create; the lab takes either), `DELETE` removes it.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import re
+import signal
 import socket
 import threading
 import time
@@ -31,6 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 
 WEBSERVICE_LABEL = "tools.wmflabs.org/webservice"
 TOKEN = "lab-kube-token"
+_ONE_SERVICE = re.compile(r"/api/v1/namespaces/(?P<namespace>[a-z0-9-]+)/services(?:/(?P<name>[a-z0-9-]+))?")
 
 
 @dataclass
@@ -82,14 +90,14 @@ def service(
 class FakeKubeApi:
     """The Services part of a Kubernetes API, in a background thread on a free loopback port."""
 
-    def __init__(self, host: str = "127.0.0.1", bookmark_interval: float = 1.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", bookmark_interval: float = 1.0, port: int = 0) -> None:
         self.state = _State()
         self.lock = threading.Condition()
         self.bookmark_interval = bookmark_interval
         self.requests: list[dict[str, str]] = []
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self._next_ip = 10
-        self.server = ThreadingHTTPServer((host, 0), _handler_for(self))
+        self.server = ThreadingHTTPServer((host, port), _handler_for(self))
         self.server.daemon_threads = True
         self.host, self.port = host, int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -239,6 +247,13 @@ class FakeKubeApi:
         return (
             (200, _status_body(200, "Success")) if found is not None else (404, _status_body(404, "NotFound"))
         )
+
+    def upsert_service(self, namespace: str, name: str, obj: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """PUT to one Service: create or replace it (a clusterIP is kept, or one is given)."""
+        obj = json.loads(json.dumps(obj))
+        obj.setdefault("metadata", {}).update(namespace=namespace, name=name)
+        with self.lock:
+            return 200, self._store("services", (namespace, name), obj)
 
     def deployment_list(self, namespace: str, query: dict[str, str]) -> dict[str, Any]:
         """The Deployments of `namespace` matching labelSelector."""
@@ -441,22 +456,29 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             self._change("DELETE")
 
         def _change(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            """Create, replace or delete one Service or Deployment. POST to a collection creates
+            (409 when it exists), as the real API does; PUT (or POST) to one Service creates or
+            replaces it, as the lab's kubectl."""
             found = _NAMESPACED.fullmatch(urlsplit(self.path).path)
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._json(401, _status_body(401, "Unauthorized"))
                 return
-            if found is None or (method == "POST") == bool(found.group(3)):
+            if found is None or (method == "DELETE" and not found.group(3)):
                 self._json(404, _status_body(404, "NotFound"))
                 return
             namespace, kind, name = found.groups()
-            if method == "DELETE":
-                self._json(*api.remove(kind, namespace, name))
-            elif method == "POST":
-                self._json(*api.create(kind, namespace, json.loads(raw)))
-            else:
-                self._json(*api.replace(kind, namespace, name, json.loads(raw)))
+            try:
+                if method == "DELETE":
+                    self._json(*api.remove(kind, namespace, name))
+                elif not name:
+                    self._json(*api.create(kind, namespace, json.loads(raw)))
+                elif kind == "services":
+                    self._json(*api.upsert_service(namespace, name, json.loads(raw)))
+                else:
+                    self._json(*api.replace(kind, namespace, name, json.loads(raw)))
+            except (ValueError, KeyError, TypeError) as exc:
+                self._json(400, {"kind": "Status", "code": 400, "message": f"no: {exc!r}"})
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
@@ -484,3 +506,25 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
     return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake API on `--host:--port` until SIGTERM, with a kubeconfig for it at `--kubeconfig`."""
+    parser = argparse.ArgumentParser(prog="kubeapi", description="The lab's fake Kubernetes API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--kubeconfig", type=Path, required=True, help="where to write its kubeconfig")
+    args = parser.parse_args(argv)
+    api = FakeKubeApi(args.host, port=args.port)
+    api.write_kubeconfig(args.kubeconfig)
+    signal.signal(signal.SIGTERM, lambda *_: _stop(api))
+    api.server.serve_forever()
+
+
+def _stop(api: FakeKubeApi) -> None:
+    # serve_forever runs in this thread, so its shutdown must come from another.
+    threading.Thread(target=api.stop, daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

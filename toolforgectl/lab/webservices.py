@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -24,14 +23,16 @@ from toolforgectl.core.errors import LabError
 from toolforgectl.core.jobs import job_name
 from toolforgectl.core.waiting import wait_until
 from toolforgectl.lab import sampletool
+from toolforgectl.lab.plan import LAB_HOST
 
 INTERVAL = 30.0  # the lab's monitor pass interval: a killed tool is back within this
 WEBSERVICE = [sys.executable, "-m", "toolforgectl.daemons.clients.webservice"]
 MONITOR = [sys.executable, "-m", "toolforgectl.daemons.webservicemonitor.main"]
 
 
-def configure(directory: Path, host: str, listener: dict[str, Any]) -> None:
-    """Add the `webservice:` section to the lab's fleet.yaml."""
+def configure(directory: Path, proxy_address: str, proxy_port: int) -> None:
+    """Add the `webservice:` section to the lab's fleet.yaml: tools register with the
+    proxylistener at `proxy_address:proxy_port` (the active proxy's)."""
     path = directory / "fleet.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     restart = [*WEBSERVICE, "--config", str(path), "--tool", "{tool}", "--backend", "{backend}", "restart"]
@@ -39,14 +40,13 @@ def configure(directory: Path, host: str, listener: dict[str, Any]) -> None:
         "home": str(directory / "homes" / "{tool}"),
         "default_backend": "local",
         "local_spool": str(directory / "webservice-jobs"),
-        "proxy": host,
-        "proxy_port": listener["port"],
-        "active_proxy_file": listener["active_proxy_file"],
+        "proxy": proxy_address,
+        "proxy_port": proxy_port,
         "restart_command": restart,
         "state_file": str(directory / "webservicemonitor.json"),
         "interval": INTERVAL,
-        "metrics_address": host,
-        "metrics_port": free_port(host),
+        "metrics_address": LAB_HOST,
+        "metrics_port": free_port(LAB_HOST),
     }
     text = "# Written by `toolforgectl lab up`.\n" + yaml.safe_dump(data, sort_keys=False)
     path.write_text(text, encoding="utf-8")
