@@ -86,7 +86,6 @@ def lab_fleet(tmp_path: Path) -> Iterator[Fleet]:
             "default_backend": "local",
             "proxy": "127.0.0.1",
             "proxy_port": listener["port"],
-            "active_proxy_file": listener["active_proxy_file"],
             "state_file": str(tmp_path / "monitor-state.json"),
             "restart_command": [*restart, "--backend", "{backend}", "restart"],
             "list_timeout": 2.0,
