@@ -16,7 +16,7 @@ from hypothesis import settings
 from toolforgectl.adapters.processes import Process, start_redis
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core.destinations import Destinations
-from toolforgectl.core.waiting import wait_until  # noqa: F401  (re-exported: tests import it from here)
+from toolforgectl.core.waiting import wait_until  # tests import it from here too
 
 REPO = Path(__file__).resolve().parent.parent  # the checkout: templates/, lua/, tests/fixtures/
 
@@ -44,6 +44,26 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield RedisServer(process, tmp_path / "redis")
     finally:
         process.stop()
+
+
+@pytest.fixture
+def redis_replica(redis_server: RedisServer, tmp_path: Path) -> Iterator[RedisServer]:
+    """A second real redis-server replicating from `redis_server` (rendered with `replicaof`, as a
+    standby proxy's), returned once its link to the primary is up and the AOF rewrite that follows
+    a full sync is over (a redis-server told to stop in the middle of it takes 10 s to go)."""
+    primary = (redis_server.process.host, redis_server.process.port)
+    process = start_redis(tmp_path / "replica", replica_of=primary)
+    try:
+        replica = RedisServer(process, tmp_path / "replica")
+        wait_until(lambda: _synced(replica), f"the replica on port {process.port} to sync from {primary}")
+        yield replica
+    finally:
+        process.stop()
+
+
+def _synced(replica: RedisServer) -> bool:
+    store = RouteStore.from_url(replica.url)
+    return bool(store.replication().link_up) and not store.aof_rewriting()
 
 
 # Test tools run on loopback, as the lab's do: the destination rule of a fleet that says so.

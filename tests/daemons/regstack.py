@@ -61,12 +61,14 @@ def start_listener(
     args: tuple[str, ...] = (),
     handed: socket.socket | None = None,
     dataplane: dict[str, Any] | None = None,
+    proxies: list[dict[str, Any]] | None = None,
     **settings: Any,
 ) -> Listener:
     """Start proxylistener on a free loopback port with `settings` as its config section and
     `args` added to its command line; or on the listening socket `handed`, as systemd's socket
     activation passes it (`systemd_socket`). Its fleet's tools run on loopback, as the lab's
-    (`dataplane` may say otherwise, and sets the per-tool route cap)."""
+    (`dataplane` may say otherwise, and sets the per-tool route cap); its fleet's proxies are
+    `proxies` (default: one, proxy-01 on 127.0.0.1)."""
     tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
@@ -76,7 +78,7 @@ def start_listener(
     section = {"listen": "127.0.0.1", "token_key_file": str(key_file), "read_timeout": 2.0}
     section |= {"active_proxy_file": str(tmp / "active-proxy"), **settings}
     fleet = {
-        "proxies": [{"name": "proxy-01", "address": "127.0.0.1"}],
+        "proxies": proxies or [{"name": "proxy-01", "address": "127.0.0.1"}],
         "proxylistener": section,
         "dataplane": {"allow_loopback_backends": True, **(dataplane or {})},
     }
@@ -160,10 +162,12 @@ class Stack:
         args: tuple[str, ...] = (),
         handed: socket.socket | None = None,
         dataplane: dict[str, Any] | None = None,
+        proxies: list[dict[str, Any]] | None = None,
         **settings: Any,
     ) -> Listener:
         where = self.tmp / f"listener{len(self.started)}"
-        found = start_listener(where, redis_url or self.redis_url, args, handed, dataplane, **settings)
+        url = redis_url or self.redis_url
+        found = start_listener(where, url, args, handed, dataplane, proxies, **settings)
         self.started.append(found)
         return found
 

@@ -24,15 +24,19 @@ _NGINX_PROBLEMS = (
 _REUSE_SECONDS = 7 * 86400  # well inside the 30 days the pair is valid
 
 
-def self_signed(directory: Path, name: str = "proxy") -> tuple[Path, Path]:
-    """A throwaway certificate and key for 127.0.0.1 and localhost (lab and lint only)."""
+def self_signed(
+    directory: Path, name: str = "proxy", addresses: tuple[str, ...] = ("127.0.0.1",)
+) -> tuple[Path, Path]:
+    """A throwaway certificate and key for `addresses` and localhost (lab and lint only); a pair
+    already in `directory` under `name` is reused while young, so each `name` must keep its addresses."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
     if cert.exists() and key.exists() and time.time() - cert.stat().st_mtime < _REUSE_SECONDS:
         return cert, key
+    names = ",".join(f"IP:{address}" for address in addresses)
     argv = [
         binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-subj", "/CN=localhost", "-addext", f"subjectAltName={names},DNS:localhost",
         "-keyout", str(key), "-out", str(cert),
     ]  # fmt: skip
     done = subprocess.run(argv, check=False, capture_output=True, text=True)

@@ -123,6 +123,18 @@ def free_port(host: str = "127.0.0.1", ports: range | None = None) -> int:
     raise LabError(f"no free port in {ports.start}-{ports.stop - 1} on {host or 'any address'}")
 
 
+def free_port_on(hosts: tuple[str, ...]) -> int:
+    """A TCP port free on every one of `hosts` now: the lab's proxies each listen on one number,
+    on addresses of their own, as proxy VMs do (the same caveat as `free_port`)."""
+    for _ in range(FREE_PORT_TRIES):
+        port = free_port(hosts[0])
+        with contextlib.suppress(LabError):
+            for host in hosts[1:]:
+                free_port(host, range(port, port + 1))
+            return port
+    raise LabError(f"no port free on all of {', '.join(hosts)}")
+
+
 def _bind(family: socket.AddressFamily, host: str, port: int) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, port))

@@ -17,6 +17,10 @@ Keys toolforgectl adds, each under its own name:
     toolforgectl:block:audit      stream of accepted block list changes (capped)
 The Lua side mirrors these names once, in lua/urlproxy/schema.lua; tests/fixtures/schema.json pins both.
 
+Replication (a standby proxy's Redis copies the active one's): `replication()` reads a server's
+role, link state and offset; `pause_writes`/`unpause`, `promote`, `replicate_from` and
+`wait_caught_up` are the steps a failover moves the primary with, losing no acknowledged write.
+
 Every write goes through one server-side script, `_WRITE`: it checks the write's guards, changes
 the route (or the token generation), bumps the version and appends the audit entry, atomically,
 and does none of that when the write would change nothing. The audit entry's fields come from one
@@ -31,14 +35,20 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from toolforgectl.core import validate
 from toolforgectl.core.destinations import Destinations
-from toolforgectl.core.errors import ReadOnlyReplicaError, RouteLimitError, RouteStoreError, ValidationError
+from toolforgectl.core.errors import (
+    ReadOnlyReplicaError,
+    RouteLimitError,
+    RouteStoreError,
+    TimedOutError,
+    ValidationError,
+)
 from toolforgectl.core.models import (
     BLOCK_KINDS,
     Action,
@@ -51,6 +61,7 @@ from toolforgectl.core.models import (
     BlockKind,
     RouteChange,
 )
+from toolforgectl.core.waiting import wait_until
 
 PREFIX = "prefix:"
 REDIRECT = "redirect:"
@@ -159,6 +170,38 @@ redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
 return 'done'
 """
+
+
+@dataclass(frozen=True)
+class Replication:
+    """One Redis's part in replication, as its INFO replication section says.
+
+    `offset` is how far into the replication stream the server is: for a primary, what it has
+    written (master_repl_offset); for a replica, what it has applied (slave_repl_offset). A replica
+    holds every write its primary acknowledged once its offset equals the primary's.
+    """
+
+    role: Literal["primary", "replica"]
+    offset: int
+    primary: tuple[str, int] | None = None  # a replica's primary (host, port)
+    link_up: bool | None = None  # a replica's link to its primary (master_link_status); None: primary
+    replicas: int = 0  # a primary's connected replicas
+
+    @property
+    def is_primary(self) -> bool:
+        """Whether this Redis takes writes."""
+        return self.role == "primary"
+
+
+def _replication(info: Mapping[str, Any]) -> Replication:
+    if info.get("role") == "master":
+        return Replication(
+            "primary", int(info.get("master_repl_offset", 0)), replicas=int(info.get("connected_slaves", 0))
+        )
+    primary = (str(info.get("master_host", "")), int(info.get("master_port", 0)))
+    # Before its first sync a replica reports no slave_repl_offset (or -1): it holds nothing yet.
+    offset = max(int(info.get("slave_repl_offset", -1)), -1)
+    return Replication("replica", offset, primary, info.get("master_link_status") == "up")
 
 
 @dataclass(frozen=True)
@@ -415,6 +458,44 @@ class RouteStore:
         with self._talking():
             return int(self._redis.get(TOKEN_PREFIX + tool) or 0)
 
+    # Replication ---------------------------------------------------------------------------
+
+    def replication(self) -> Replication:
+        """This Redis's role, offset and (for a replica) primary and link state."""
+        with self._talking():
+            return _replication(self._redis.info("replication"))
+
+    def aof_rewriting(self) -> bool:
+        """Whether an AOF rewrite runs or is scheduled, as one follows a replica's full sync (a
+        redis-server told to stop in the middle of one takes 10 s to go)."""
+        with self._talking():
+            info = self._redis.info("persistence")
+        return bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"))
+
+    def pause_writes(self, milliseconds: int) -> None:
+        """`CLIENT PAUSE <ms> WRITE`: hold every client's writes (reads go on) for at most
+        `milliseconds`, so the offset stops moving and a replica can catch up exactly. Held writes
+        wait, they do not fail, unless the client's own timeout is shorter than the pause."""
+        with self._talking():
+            self._redis.client_pause(milliseconds, all=False)
+
+    def unpause(self) -> None:
+        """`CLIENT UNPAUSE`: let held writes go on (on a replica by then, they fail as read-only)."""
+        with self._talking():
+            self._redis.client_unpause()
+
+    def promote(self) -> None:
+        """`REPLICAOF NO ONE`: this replica becomes a primary and keeps every key it holds."""
+        with self._talking():
+            self._redis.replicaof("NO", "ONE")
+
+    def replicate_from(self, host: str, port: int) -> None:
+        """`REPLICAOF host port`: this Redis becomes a read-only copy of the one at `host:port`.
+
+        A former primary of the same history resyncs partially: it keeps its keys and catches up."""
+        with self._talking():
+            self._redis.replicaof(host, port)
+
     # Writes --------------------------------------------------------------------------------
 
     def _apply(self, write: _Write) -> tuple[str, str | None]:
@@ -626,6 +707,22 @@ class RouteStore:
         """Delete lock `name` if `run` holds it; whether it did (a replica raises ReadOnlyReplicaError)."""
         with self._talking():
             return bool(self._release(keys=[LOCK_PREFIX + name], args=[run]))
+
+
+def wait_caught_up(
+    primary: RouteStore, replica: RouteStore, timeout: float = 10.0, interval: float = 0.02
+) -> int:
+    """Return the offset once `replica`'s link is up and its offset equals `primary`'s.
+
+    Meant with the primary's writes paused (`pause_writes`): then the offset stays put and, once
+    reached, the replica holds every write the primary acknowledged. TimedOutError otherwise."""
+
+    def caught_up() -> tuple[int, ...]:  # a tuple: offset 0 is an answer, () is "not yet"
+        wanted, state = primary.replication().offset, replica.replication()
+        return (wanted,) if state.link_up and state.offset == wanted else ()
+
+    what = f"{replica.url} to reach the replication offset of {primary.url}"
+    return wait_until(caught_up, what, timeout, interval, TimedOutError)[0]
 
 
 def _audit_entry(entry_id: str, fields: Mapping[str, str]) -> AuditEntry:

@@ -19,7 +19,19 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOpt
 from typer.main import get_command
 
 from toolforgectl import __version__
-from toolforgectl.cli import block, debug, hiera, lab, lint, playbooks, render, routes, tools
+from toolforgectl.cli import (
+    active_proxy,
+    block,
+    debug,
+    hiera,
+    lab,
+    lint,
+    playbooks,
+    proxy,
+    render,
+    routes,
+    tools,
+)
 from toolforgectl.cli.context import GLOBAL_OPTIONS, Settings, command_name
 from toolforgectl.core import output
 from toolforgectl.core.errors import EXIT_USAGE, ToolforgectlError
@@ -43,6 +55,8 @@ app.add_typer(tools.app, name="tools")
 app.add_typer(lab.app, name="lab")
 app.add_typer(playbooks.app, name="playbooks")
 app.add_typer(hiera.app, name="hiera")
+app.add_typer(proxy.app, name="proxy")
+app.add_typer(active_proxy.app, name="active-proxy")
 app.command("render")(render.render)
 app.command("lint")(lint.lint)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -9,14 +10,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from toolforgectl.cli.context import JsonOpt
+from toolforgectl.cli.proxy import print_survey
 from toolforgectl.core import output
 
 if TYPE_CHECKING:  # the lab (yaml, redis, nginx rendering) loads when a lab command runs
     from rich.console import Console
 
     from toolforgectl.lab.state import LabState
+    from toolforgectl.workflows.proxies import Survey
 
-app = typer.Typer(help="Run a Redis, a front proxy and sample tools locally (no root).", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the proxy (or several, with replication) and sample tools locally (no root).",
+    no_args_is_help=True,
+)
 
 DirOpt = Annotated[
     Path | None,
@@ -28,13 +34,25 @@ YOUR_TOOL = "mytool"
 
 
 @app.command("up")
-def up(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
+def up(
+    directory: DirOpt = None,
+    proxies: Annotated[
+        int,
+        typer.Option(
+            "--proxies",
+            min=1,
+            help="How many proxies: 2 or more run proxy-01, proxy-02, ... on 127.0.0.11, 127.0.0.12, ..."
+            " (proxy-01 active, the others' Redis replicating from it), each with a kube2proxy.",
+        ),
+    ] = 1,
+    as_json: JsonOpt = False,
+) -> None:
     """Start the lab and print the URLs to try."""
     from toolforgectl.lab import fleet
     from toolforgectl.lab.state import state_dir
 
     where = state_dir(directory)
-    state = fleet.up(where, progress=output.progress)
+    state = fleet.up(where, progress=output.progress, proxies=proxies)
 
     def human(console: Console) -> None:
         console.print(f"lab is up in {where}; try:", markup=False)
@@ -48,9 +66,9 @@ def try_commands(state: LabState) -> list[tuple[str, str]]:
     """(label, command line) pairs a person can paste into any shell, in the order to try them."""
     from toolforgectl.lab import sampletool
     from toolforgectl.lab.commands import program, quote
-    from toolforgectl.lab.fleet import PROXY_NAME
+    from toolforgectl.lab.plan import LAB_HOST
 
-    proxy = state.proxies[PROXY_NAME]
+    proxy = next(iter(state.proxies.values()))  # the first proxy is the active one
     ctl = f"{program('toolforgectl')} --config {quote(state.config)}"
     curl = f"curl --cacert {quote(proxy['certificate'])}"
     lines = [(f"tool {tool}", f"{curl} {info['url']}") for tool, info in state.tools.items()]
@@ -63,19 +81,41 @@ def try_commands(state: LabState) -> list[tuple[str, str]]:
     host, port = proxy["proxylistener"].rsplit(":", 1)
     token = Path(state.dir) / f"{YOUR_TOOL}.token"
     # The sample tool answers every path, so /mytool/ shows what the proxy passed on. Any web
-    # server works the same way, if it serves under /mytool/: the proxy keeps the prefix.
-    server = shlex.join(sampletool.command(YOUR_TOOL, host, "{port}"))
+    # server works the same way, if it serves under /mytool/: the proxy keeps the prefix. It runs
+    # where the sample tools do (a grid node's address), not on a proxy's.
+    server = shlex.join(sampletool.command(YOUR_TOOL, LAB_HOST, "{port}"))
     lines += [
         (
             "your tool",
             f"{ctl} tools token {YOUR_TOOL} --write {quote(token)}"
-            f" && {program('webservice-runner')} --proxy {host} --proxy-port {port} --own-ip {host}"
+            f" && {program('webservice-runner')} --proxy {host} --proxy-port {port} --own-ip {LAB_HOST}"
             f" --token-file {quote(token)} -- {server}",
         ),
         ("then", f"{curl} {proxy['https']}/{YOUR_TOOL}/"),
-        ("stop", f"{program('toolforgectl')} lab down --dir {quote(state.dir)}"),
     ]
+    if len(state.proxies) > 1:
+        lines += _fleet_commands(state, ctl, curl)
+    lines.append(("stop", f"{program('toolforgectl')} lab down --dir {quote(state.dir)}"))
     return lines
+
+
+def _fleet_commands(state: LabState, ctl: str, curl: str) -> list[tuple[str, str]]:
+    """What to try with several proxies: the standby, replication, and a Kubernetes Service."""
+    from toolforgectl.lab import kubeapi
+    from toolforgectl.lab.commands import quote
+
+    standby = list(state.proxies.values())[1]
+    service = json.dumps(kubeapi.service("tool-kubetool", "kubetool", "127.0.0.1", [("http", 8000)]))
+    put = (
+        f"curl -X PUT -H 'Authorization: Bearer {kubeapi.TOKEN}' --data {quote(service)}"
+        f" {state.kube_api}/api/v1/namespaces/tool-kubetool/services/kubetool"
+    )
+    return [
+        ("proxies", f"{ctl} proxy list"),
+        ("active", f"{ctl} active-proxy show"),
+        ("standby", f"{curl} {standby['https']}/hello/"),
+        ("k8s service", f"{put} && {ctl} routes show kubetool --no-probe"),
+    ]
 
 
 @app.command("status")
@@ -94,6 +134,8 @@ def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
     for item, record in zip(data["processes"], state.processes, strict=True):
         item["alive"] = record.alive()
     data["running"] = all(item["alive"] for item in data["processes"])
+    found = _survey(state.config)
+    data["survey"] = found.as_dict() if found else None
 
     def human(console: Console) -> None:
         console.print(f"lab in {where}: {'running' if data['running'] else 'DEGRADED'}", markup=False)
@@ -106,8 +148,19 @@ def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
             )
         for tool, info in state.tools.items():
             console.print(f"  tool {tool}: {info['url']}", markup=False)
+        if found:
+            print_survey(console, found)
 
     output.emit("lab status", data, as_json=as_json, human=human)
+
+
+def _survey(config_file: str) -> Survey | None:
+    """What `proxy list` says of the lab's fleet; None once its config is gone."""
+    from toolforgectl.core import config
+    from toolforgectl.workflows import proxies
+
+    path = Path(config_file)
+    return proxies.survey(config.load(path)) if path.is_file() else None
 
 
 @app.command("down")

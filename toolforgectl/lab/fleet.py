@@ -1,7 +1,9 @@
-"""`toolforgectl lab up|down`: a Redis, one front proxy (nginx + Lua), proxylistener and sample tools.
+"""`toolforgectl lab up|down`: one or more proxies (each a Redis, nginx + Lua and proxylistener;
+with two or more, a kube2proxy each against one lab Kubernetes API) and sample tools.
 
-The proxy's files (nginx, urlproxy settings, redis.conf) are rendered from templates/ as for a
-proxy VM; its Redis runs from that redis.conf.
+Each proxy's files (nginx, urlproxy settings, redis.conf) are rendered from templates/ as for a
+proxy VM; its Redis runs from that redis.conf, so a standby's replicates from the active one's.
+lab/plan.py says which proxies, addresses and ports, and writes the lab's config files.
 
 Sample tools come up the way grid webservices do: each runs under `webservice-runner`, which
 registers it with the lab's proxylistener over the real 8282 protocol (token identity) and
@@ -10,27 +12,26 @@ unregisters it when the lab stops it.
 
 from __future__ import annotations
 
-import os
-import secrets
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from toolforgectl.adapters import nginx as frontproxy
 from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis_from
 from toolforgectl.adapters.render import Layout
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config, tokens
+from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import LabError
 from toolforgectl.core.waiting import wait_until
-from toolforgectl.lab import commands, sampletool
+from toolforgectl.lab import commands, plan, sampletool
+from toolforgectl.lab.plan import LAB_HOST, PROXY_NAME
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
+from toolforgectl.workflows.proxies import HIERA_FILE
 
-LAB_HOST = "127.0.0.1"
-PROXY_NAME = "proxy-01"
+__all__ = ["LAB_HOST", "PROXY_NAME", "SAMPLE_TOOLS", "down", "up"]
+
 SAMPLE_TOOLS = ("hello", "echo")
 
 
@@ -40,15 +41,17 @@ def up(
     dataplane: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] = lambda _: None,
     sample_args: tuple[str, ...] = (),
+    proxies: int = 1,
 ) -> LabState:
-    """Start the lab in `directory`; on any failure, stop what was started and raise.
+    """Start the lab in `directory` with `proxies` proxies (lab/plan.py); on any failure, stop
+    what was started and raise.
 
     `sample_args` go on every sample tool's command line (lab/sampletool.py's options)."""
     _refuse_if_running(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = LabState(dir=str(directory), config=str(directory / "fleet.yaml"))
     try:
-        _start_all(state, directory, tools, dataplane or {}, progress, sample_args)
+        _start_all(state, directory, tools, dataplane or {}, progress, sample_args, proxies)
     except BaseException:
         down(directory)
         raise
@@ -86,53 +89,85 @@ def _start_all(
     dataplane: Mapping[str, Any],
     progress: Callable[[str], None],
     sample_args: tuple[str, ...],
+    count: int,
 ) -> None:
-    redis_port = free_port(LAB_HOST)
-    redis_url = f"redis://{LAB_HOST}:{redis_port}/0"
+    proxies = plan.members(count)
+    found = plan.ports(proxies)
     key = directory / "proxylistener" / "key"
-    fleet = _write_fleet(directory, redis_url, key, dataplane)
-    cert, tls_key = frontproxy.self_signed(directory / "tls")
+    fleet = plan.write(directory, proxies, found, key, dataplane)
+    addresses = tuple(proxy.address for proxy in proxies)
+    cert, tls_key = frontproxy.self_signed(directory / "tls", "proxy" if count == 1 else "proxies", addresses)
     fleet = frontproxy.with_tls(fleet, cert, tls_key)
-    layout = frontproxy.render_into(fleet, PROXY_NAME, directory / PROXY_NAME)
-    progress(
-        f"lab: starting redis-server (conf/redis.conf rendered from templates/) on {LAB_HOST}:{redis_port}"
-    )
-    redis = start_redis_from(
-        layout.conf_dir / "redis.conf", LAB_HOST, redis_port, layout.log_dir / "redis.log"
-    )
-    # redis-server shows "redis-server <address>:<port>" as its command line, not its arguments.
-    _record(state, ProcessRecord.of("redis", redis, ["redis-server", f"{LAB_HOST}:{redis_port}"]))
-    progress(f"lab: starting nginx for {PROXY_NAME} (rendered from templates/)")
-    base = _start_proxy(state, layout, fleet, redis_url, cert)
-    progress(f"lab: starting proxylistener on {LAB_HOST}:{fleet.proxylistener.port}")
-    _start_listener(state, directory, fleet.proxylistener)
-    store = RouteStore.from_url(redis_url)
+    layouts = {p.name: frontproxy.render_into(fleet, p.name, directory / p.name) for p in proxies}
+    for proxy in proxies:
+        _start_redis(state, proxy, found, layouts[proxy.name], progress)
+    for proxy in proxies[1:]:
+        _wait_replicating(proxy, found, progress)
+    for proxy in proxies:
+        _start_proxy(state, proxy, layouts[proxy.name], fleet, cert, progress)
+        _start_listener(state, directory, proxy, fleet, progress)
+    if count > 1:
+        _start_kube(state, directory, proxies, found, progress)
+    active = proxies[0]
+    store = RouteStore.from_url(plan.redis_url(active, found))
+    base = state.proxies[active.name]["https"]
     for tool in tools:
         progress(f"lab: starting sample tool {tool} under webservice-runner (registers over 8282)")
         token = _tool_token(directory, key, tool)
-        backend = _start_tool(state, directory, tool, fleet.proxylistener.port, token, sample_args)
+        backend = _start_tool(state, directory, tool, active.address, fleet, token, sample_args)
         _wait_for_route(store, tool, backend)
         state.tools[tool] = {"backend": backend, "url": f"{base}/{tool}/"}
+    state.hiera = str(directory / HIERA_FILE)
     state.save()
 
 
-def _start_proxy(state: LabState, layout: Layout, fleet: config.Fleet, redis_url: str, cert: Path) -> str:
-    """Check and start the proxy's rendered nginx; returns its https base URL."""
+def _start_redis(
+    state: LabState, proxy: plan.Member, found: plan.Ports, layout: Layout, progress: Callable[[str], None]
+) -> None:
+    """`proxy`'s Redis from its rendered redis.conf (a standby's has `replicaof` the active's)."""
+    where = f"{proxy.address}:{found.redis}"
+    progress(
+        f"lab: starting redis-server of {proxy.name} (conf/redis.conf rendered from templates/) on {where}"
+    )
+    redis = start_redis_from(
+        layout.conf_dir / "redis.conf", proxy.address, found.redis, layout.log_dir / "redis.log"
+    )
+    # redis-server shows "redis-server <address>:<port>" as its command line, not its arguments.
+    _record(state, ProcessRecord.of("redis", redis, ["redis-server", where], proxy=proxy.name))
+
+
+def _wait_replicating(proxy: plan.Member, found: plan.Ports, progress: Callable[[str], None]) -> None:
+    """Return once a standby's Redis has synced from the active one's and written its AOF."""
+    progress(f"lab: waiting for the Redis of {proxy.name} to replicate from the active proxy's")
+    store = RouteStore.from_url(plan.redis_url(proxy, found))
+    what = f"the Redis of {proxy.name} to sync (see {proxy.name}/logs/redis.log)"
+    wait_until(lambda: store.replication().link_up and not store.aof_rewriting(), what, error=LabError)
+
+
+def _start_proxy(
+    state: LabState,
+    proxy: plan.Member,
+    layout: Layout,
+    fleet: config.Fleet,
+    cert: Path,
+    progress: Callable[[str], None],
+) -> None:
+    """Check and start `proxy`'s rendered nginx, and record its URLs."""
+    progress(f"lab: starting nginx for {proxy.name} on {proxy.address} (rendered from templates/)")
     plane = fleet.dataplane
     frontproxy.check_config(layout)
-    nginx = frontproxy.start_nginx(layout, LAB_HOST, plane.https_port)
-    _record(state, ProcessRecord.of("nginx", nginx, ["nginx", str(layout.nginx_conf)], proxy=PROXY_NAME))
-    base = f"https://{LAB_HOST}:{plane.https_port}"
-    state.proxies[PROXY_NAME] = {
-        "address": LAB_HOST,
-        "redis": redis_url,
-        "http": f"http://{LAB_HOST}:{plane.http_port}",
-        "https": base,
-        "internal": f"http://{LAB_HOST}:{plane.internal_port}",
+    nginx = frontproxy.start_nginx(layout, proxy.address, plane.https_port)
+    _record(state, ProcessRecord.of("nginx", nginx, ["nginx", str(layout.nginx_conf)], proxy=proxy.name))
+    state.proxies[proxy.name] = {
+        "address": proxy.address,
+        "redis": fleet.proxy(proxy.name).redis,
+        "http": f"http://{proxy.address}:{plane.http_port}",
+        "https": f"https://{proxy.address}:{plane.https_port}",
+        "internal": f"http://{proxy.address}:{plane.internal_port}",
         "certificate": str(cert),
         "conf_dir": str(layout.conf_dir),
+        "active_proxy_file": fleet.proxy(proxy.name).active_proxy_file,
     }
-    return base
 
 
 def _record(state: LabState, record: ProcessRecord) -> None:
@@ -141,21 +176,59 @@ def _record(state: LabState, record: ProcessRecord) -> None:
     state.save()
 
 
-def _start_listener(state: LabState, directory: Path, listener: config.ProxyListener) -> None:
-    """proxylistener for the lab's proxy, configured from the lab's fleet.yaml."""
+def _start_listener(
+    state: LabState, directory: Path, proxy: plan.Member, fleet: config.Fleet, progress: Callable[[str], None]
+) -> None:
+    """`proxy`'s proxylistener, configured from the lab's fleet.yaml, on its address and Redis."""
+    listener = fleet.proxylistener
+    progress(f"lab: starting proxylistener of {proxy.name} on {proxy.address}:{listener.port}")
     argv = [
-        sys.executable,
-        "-m",
+        sys.executable, "-m", "toolforgectl.daemons.proxylistener.main",
+        "--config", str(directory / "fleet.yaml"), "--proxy", proxy.name,
+        "--listen", proxy.address, "--metrics-address", proxy.address,
+        "--redis", fleet.proxy(proxy.name).redis,
+    ]  # fmt: skip
+    log = directory / proxy.name / "logs" / "proxylistener.log"
+    process = spawn("proxylistener", argv, log, proxy.address, listener.port)
+    marks = [
         "toolforgectl.daemons.proxylistener.main",
-        "--config",
         str(directory / "fleet.yaml"),
+        f"--proxy {proxy.name}",
     ]
-    process = spawn(
-        "proxylistener", argv, directory / "proxylistener" / "proxylistener.log", LAB_HOST, listener.port
-    )
-    marks = ["toolforgectl.daemons.proxylistener.main", str(directory / "fleet.yaml")]
-    _record(state, ProcessRecord.of("proxylistener", process, marks, proxy=PROXY_NAME))
-    state.proxies[PROXY_NAME]["proxylistener"] = f"{LAB_HOST}:{listener.port}"
+    _record(state, ProcessRecord.of("proxylistener", process, marks, proxy=proxy.name))
+    state.proxies[proxy.name]["proxylistener"] = f"{proxy.address}:{listener.port}"
+
+
+def _start_kube(
+    state: LabState,
+    directory: Path,
+    proxies: list[plan.Member],
+    found: plan.Ports,
+    progress: Callable[[str], None],
+) -> None:
+    """The lab's Kubernetes API (one, as a cluster is), then a kube2proxy on every proxy: only the
+    active one's writes (each reads its own active-proxy file)."""
+    progress(f"lab: starting the lab's Kubernetes API on {LAB_HOST}:{found.kube_api}")
+    kubeconfig = plan.kubeconfig(directory)
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable, "-m", "toolforgectl.lab.kubeapi",
+        "--host", LAB_HOST, "--port", str(found.kube_api), "--kubeconfig", str(kubeconfig),
+    ]  # fmt: skip
+    api = spawn("kubeapi", argv, kubeconfig.parent / "kubeapi.log", LAB_HOST, found.kube_api)
+    _record(state, ProcessRecord.of("kubeapi", api, ["toolforgectl.lab.kubeapi", f"--port {found.kube_api}"]))
+    state.kube_api = f"http://{LAB_HOST}:{found.kube_api}"
+    for proxy in proxies:
+        progress(f"lab: starting kube2proxy of {proxy.name}")
+        argv = [
+            sys.executable, "-m", "toolforgectl.daemons.kube2proxy",
+            "--config", str(directory / "fleet.yaml"), "--proxy", proxy.name,
+            "--metrics-address", proxy.address,
+        ]  # fmt: skip
+        log = directory / proxy.name / "logs" / "kube2proxy.log"
+        process = spawn("kube2proxy", argv, log, proxy.address, found.kube2proxy_metrics)
+        marks = ["toolforgectl.daemons.kube2proxy", f"--proxy {proxy.name}"]
+        _record(state, ProcessRecord.of("kube2proxy", process, marks, proxy=proxy.name))
 
 
 def _tool_token(directory: Path, key: Path, tool: str) -> Path:
@@ -172,56 +245,30 @@ def _wait_for_route(store: RouteStore, tool: str, backend: str, timeout: float =
     wait_until(lambda: store.routes(tool).get(".*") == backend, what, timeout, error=LabError)
 
 
-def _write_fleet(directory: Path, redis_url: str, key: Path, dataplane: Mapping[str, Any]) -> config.Fleet:
-    """The lab's fleet config, written where `--config` can find it, with free ports."""
-    settings = {
-        "http_port": free_port(LAB_HOST),
-        "https_port": free_port(LAB_HOST),
-        "internal_port": free_port(LAB_HOST),
-        "worker_processes": "1",
-        # As root, nginx would run workers as www-data, who cannot read a private lab dir; unprivileged,
-        # nginx ignores `user` anyway.
-        "user": "root" if os.geteuid() == 0 else "",
-        "access_log_buffer": "",
-        # The lab's tools run on the proxy's host, at 127.0.0.1 (on a proxy VM, loopback is the proxy).
-        "allow_loopback_backends": True,
-        **dataplane,
-    }
-    key.parent.mkdir(parents=True, exist_ok=True)
-    if not key.exists():
-        tokens.write_secret(key, secrets.token_bytes(32))
-    listener = {
-        "listen": LAB_HOST,
-        "port": free_port(LAB_HOST),
-        "metrics_address": LAB_HOST,
-        "metrics_port": free_port(LAB_HOST),
-        "redis": redis_url,
-        "identity": ["token"],
-        "token_key_file": str(key),
-        "active_proxy_file": str(directory / "active-proxy"),
-    }
-    (directory / "active-proxy").write_text(PROXY_NAME, encoding="utf-8")
-    data = {
-        "proxies": [{"name": PROXY_NAME, "address": LAB_HOST, "redis": redis_url}],
-        "active_proxy": PROXY_NAME,
-        "dataplane": settings,
-        "proxylistener": listener,
-    }
-    path = directory / "fleet.yaml"
-    path.write_text(
-        "# Written by `toolforgectl lab up`.\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8"
+def _tool_port(fleet: config.Fleet) -> int:
+    """A free port on the tools' host that is none of the proxies' service ports (which the
+    fleet's destination rule refuses on loopback)."""
+    taken = Destinations.of_fleet(fleet).service_ports
+    return wait_until(
+        lambda: (port := free_port(LAB_HOST)) not in taken and port, "a tool port", error=LabError
     )
-    return config.load(path)
 
 
 def _start_tool(
-    state: LabState, directory: Path, tool: str, listener_port: int, token: Path, sample_args: tuple[str, ...]
+    state: LabState,
+    directory: Path,
+    tool: str,
+    proxy_address: str,
+    fleet: config.Fleet,
+    token: Path,
+    sample_args: tuple[str, ...],
 ) -> str:
-    """A sample tool under webservice-runner; the recorded pid is the runner's (it stops the tool)."""
-    port = free_port(LAB_HOST)
+    """A sample tool under webservice-runner, registering with the proxylistener at
+    `proxy_address`; the recorded pid is the runner's (it stops the tool)."""
+    port = _tool_port(fleet)
     runner = [
         sys.executable, "-m", "toolforgectl.daemons.clients.webservice_runner",
-        "--proxy", LAB_HOST, "--proxy-port", str(listener_port), "--own-ip", LAB_HOST,
+        "--proxy", proxy_address, "--proxy-port", str(fleet.proxylistener.port), "--own-ip", LAB_HOST,
         "--token-file", str(token), "--port", str(port), "--no-append-port", "--",
     ]  # fmt: skip
     argv = [*runner, *sampletool.command(tool, LAB_HOST, port), *sample_args]

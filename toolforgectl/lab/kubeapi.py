@@ -6,12 +6,20 @@ ERROR 410 for a compacted version, as kube-apiserver 1.20 sends it). Tests drive
 `put`/`delete` Services, `gap()` to change things no open watch will see, then expire open
 watches with 410, and `cut_watches()` to break streams mid-chunk. Requests are logged in
 `requests` so a test can see who listed and from which version a watch resumed.
+
+The lab runs it as a process of its own (`python -m toolforgectl.lab.kubeapi`), one API for every
+proxy's kube2proxy; there, Services change over HTTP as with kubectl: `PUT
+/api/v1/namespaces/NS/services/NAME` with a Service's JSON creates or replaces it (the real API
+wants POST to create; the lab takes either), `DELETE` removes it.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
+import re
+import signal
 import socket
 import threading
 import time
@@ -25,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 WEBSERVICE_LABEL = "tools.wmflabs.org/webservice"
 TOKEN = "lab-kube-token"
+_ONE_SERVICE = re.compile(r"/api/v1/namespaces/(?P<namespace>[a-z0-9-]+)/services(?:/(?P<name>[a-z0-9-]+))?")
 
 
 @dataclass
@@ -76,12 +85,12 @@ def service(
 class FakeKubeApi:
     """The Services part of a Kubernetes API, in a background thread on a free loopback port."""
 
-    def __init__(self, host: str = "127.0.0.1", bookmark_interval: float = 1.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", bookmark_interval: float = 1.0, port: int = 0) -> None:
         self.state = _State()
         self.lock = threading.Condition()
         self.bookmark_interval = bookmark_interval
         self.requests: list[dict[str, str]] = []
-        self.server = ThreadingHTTPServer((host, 0), _handler_for(self))
+        self.server = ThreadingHTTPServer((host, port), _handler_for(self))
         self.server.daemon_threads = True
         self.host, self.port = host, int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -331,6 +340,40 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             else:
                 self._json(200, api.list_body(query))
 
+        def do_PUT(self) -> None:
+            self._change(put=True)
+
+        def do_POST(self) -> None:
+            self._change(put=True)
+
+        def do_DELETE(self) -> None:
+            self._change(put=False)
+
+        def _change(self, put: bool) -> None:
+            """Create, replace or delete one Service (the lab's kubectl)."""
+            found = _ONE_SERVICE.fullmatch(urlsplit(self.path).path)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
+                return
+            if found is None:
+                self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+                return
+            try:
+                if put:
+                    obj = json.loads(body)
+                    obj.setdefault("metadata", {})["namespace"] = found["namespace"]
+                    if found["name"]:
+                        obj["metadata"]["name"] = found["name"]
+                    api.put(obj)
+                else:
+                    api.delete(found["namespace"], found["name"] or "")
+                    obj = {"kind": "Status", "status": "Success"}
+            except (ValueError, KeyError, TypeError) as exc:
+                self._json(400 if put else 404, {"kind": "Status", "message": f"no: {exc!r}"})
+                return
+            self._json(200, obj)
+
         def _json(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -357,3 +400,25 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
     return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake API on `--host:--port` until SIGTERM, with a kubeconfig for it at `--kubeconfig`."""
+    parser = argparse.ArgumentParser(prog="kubeapi", description="The lab's fake Kubernetes API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--kubeconfig", type=Path, required=True, help="where to write its kubeconfig")
+    args = parser.parse_args(argv)
+    api = FakeKubeApi(args.host, port=args.port)
+    api.write_kubeconfig(args.kubeconfig)
+    signal.signal(signal.SIGTERM, lambda *_: _stop(api))
+    api.server.serve_forever()
+
+
+def _stop(api: FakeKubeApi) -> None:
+    # serve_forever runs in this thread, so its shutdown must come from another.
+    threading.Thread(target=api.stop, daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,8 @@ Schema (version 1), designed so that later work can add roles without changing i
                     "marks": ["redis-server", "127.0.0.1:6379"],  # must all be in its cmdline
                     "proxy": "proxy-01" (or null), "tool": "hello" (or null)}],
      "proxies": {"proxy-01": {"address": ..., "redis": ..., "http": ..., "https": ..., "internal": ...}},
-     "tools": {"hello": {"backend": "http://127.0.0.1:PORT", "url": "https://.../hello/"}}}
+     "tools": {"hello": {"backend": "http://127.0.0.1:PORT", "url": "https://.../hello/"}},
+     "hiera": "<dir>/hiera.yaml", "kube_api": "http://127.0.0.1:PORT" (or "": one proxy, no API)}
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class LabState:
     proxies: dict[str, dict[str, str]] = field(default_factory=dict)
     tools: dict[str, dict[str, str]] = field(default_factory=dict)
     version: int = STATE_VERSION
+    hiera: str = ""
+    kube_api: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (also what `lab status --json` shows)."""
@@ -131,7 +134,10 @@ def load(directory: Path) -> LabState | None:
     if data.get("version") != STATE_VERSION:
         raise LabError(f"{path}: lab state version {data.get('version')} is not {STATE_VERSION}")
     processes = [ProcessRecord(**item) for item in data.get("processes", [])]
-    return LabState(data["dir"], data["config"], processes, data.get("proxies", {}), data.get("tools", {}))
+    return LabState(
+        data["dir"], data["config"], processes, data.get("proxies", {}), data.get("tools", {}),
+        hiera=data.get("hiera", ""), kube_api=data.get("kube_api", ""),
+    )  # fmt: skip
 
 
 def remove(directory: Path) -> None:

@@ -35,7 +35,13 @@ def write_config(
     }
     doc = {
         "proxies": [
-            {"name": "proxy-01", "address": "127.0.0.1", "redis": redis_url},
+            {
+                "name": "proxy-01",
+                "address": "127.0.0.1",
+                "redis": redis_url,
+                # Read only when the section's active_proxy_file is null (each proxy its own file).
+                "active_proxy_file": str(directory / "proxy-01.active-proxy"),
+            },
             {"name": "proxy-02", "address": "127.0.0.2", "redis": "redis://127.0.0.2:1/0"},
         ],
         "active_proxy": active,

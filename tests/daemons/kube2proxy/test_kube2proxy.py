@@ -246,6 +246,20 @@ def test_a_standby_proxy_writes_nothing_until_it_becomes_active(
     assert standby[0]["log.logger"] == "kube2proxy" and standby[0]["log.level"] == "info"
 
 
+def test_without_a_section_file_each_proxy_reads_its_own_active_proxy_file(
+    launch: Any, api: FakeKubeApi, store: RouteStore, tmp_path: Path
+) -> None:
+    api.put(service("tool-alpha", "alpha", "127.96.0.11"))
+    (tmp_path / "active-proxy").write_text("proxy-01")  # the section's file, unused here
+    (tmp_path / "proxy-01.active-proxy").write_text("proxy-02")  # proxies[proxy-01].active_proxy_file
+    daemon = launch(active="proxy-01", active_proxy_file=None)
+    wait_until(lambda: "standby (proxy-02 is active)" in daemon.log_text(), "the daemon to idle")
+    daemon.wait_for_checks(2)
+    assert store.routes("alpha") == {}, "its own proxy's file says proxy-02 is active"
+    (tmp_path / "proxy-01.active-proxy").write_text("proxy-01")
+    wait_until(lambda: store.routes("alpha"), "the sync once its own file names it")
+
+
 @pytest.mark.parametrize(
     ("content", "logged"),
     [

@@ -218,7 +218,7 @@ def test_connections_over_the_cap_are_told_to_retry(stack: Stack) -> None:
     [
         (b"proxy-02", b"This proxy is a standby; register with proxy-02."),
         (None, b"This proxy is a standby; register with proxy-01."),  # no file: the fleet config
-        (b"", b"This proxy is a standby, and registration is switched off."),
+        (b"", b"Registration is switched off."),
         (b"\xffproxy-02", b"This proxy is a standby; the active proxy is not known here."),
     ],
     ids=["names a proxy", "missing", "empty", "garbled"],

@@ -3,7 +3,7 @@
 from toolforgectl.core.config.cloud import Cloud
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
-from toolforgectl.core.config.fleet import Fleet, Proxy, load, parse
+from toolforgectl.core.config.fleet import Fleet, Proxy, active_proxy_file, load, parse
 from toolforgectl.core.config.hiera import Hiera
 from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path, find
 from toolforgectl.core.config.operations import Operations, OperationsLog
@@ -22,6 +22,7 @@ __all__ = [
     "OperationsLog",
     "Proxy",
     "ProxyListener",
+    "active_proxy_file",
     "config_path",
     "find",
     "load",

@@ -11,7 +11,6 @@ from typing import Annotated
 from pydantic import AfterValidator
 from pydantic.dataclasses import dataclass
 
-from toolforgectl.core import activeproxy
 from toolforgectl.core.config.schema import (
     SECTION,
     Count,
@@ -65,7 +64,8 @@ class ProxyListener:
     max_lines: Count = 4
     max_connections: Count = 512
     max_connections_per_source: Count = 16  # checked first: one host cannot fill max_connections
-    active_proxy_file: Text = activeproxy.DEFAULT_FILE
+    # None: its proxy's (`proxies[].active_proxy_file`, given `--proxy`), else /etc/active-proxy.
+    active_proxy_file: Text | None = None
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -79,7 +79,7 @@ class Kube2proxy:
     tool_namespace: Annotated[Text, AfterValidator(_names_a_tool)] = "tool-{tool}"
     port_name: Text = "http"
     path_label: Text = "toollabs-proxy-path"
-    active_proxy_file: Text = activeproxy.DEFAULT_FILE
+    active_proxy_file: Text | None = None  # None: its proxy's (`proxies[].active_proxy_file`)
     watch_timeout: Count = 240  # server-side timeoutSeconds of each watch
     resync_interval: Seconds = 1800.0  # full relist and diff even when the watch is healthy
     active_check_interval: Seconds = 10.0

@@ -4,6 +4,7 @@
       - name: proxy-01
         address: 172.16.0.10      # where its nginx, proxylistener and Redis answer
         redis: redis://172.16.0.10:6379/0
+        active_proxy_file: /etc/active-proxy   # where this host keeps it (default)
     active_proxy: proxy-01        # holds the floating IP; its Redis takes the writes
     proxylistener: {identity: [token], port: 8282}   # optional; see daemons.py
     kube2proxy: {kubeconfig: /etc/kube2proxy/kubeconfig}   # optional; see daemons.py
@@ -25,6 +26,7 @@ import pydantic
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 
+from toolforgectl.core import activeproxy
 from toolforgectl.core.config import document, schema
 from toolforgectl.core.config.cloud import Cloud
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
@@ -47,11 +49,14 @@ def _host_name(name: str) -> str:
 
 @dataclass(frozen=True, config=SECTION)
 class Proxy:
-    """One proxy VM: its name, address and Redis."""
+    """One proxy VM: its name, address, Redis, and where it keeps its active-proxy file."""
 
     name: Annotated[Text, AfterValidator(_host_name)]
     address: Text = "127.0.0.1"
     redis: Text = Field(default="", validate_default=True)  # empty: redis://<address>:6379/0
+    # What the daemons on this host read (core/activeproxy.py), and `proxy list` compares; the
+    # lab keeps one per proxy in its directory.
+    active_proxy_file: Text = activeproxy.DEFAULT_FILE
     ssh: Annotated[Ssh, EMPTY_IS_DEFAULT] = Field(default_factory=Ssh)  # where its sshd answers
 
     @field_validator("redis")
@@ -149,6 +154,22 @@ class Fleet:
             else:
                 hosts.append(SshHost(proxy.name, proxy.ssh.host or proxy.address, proxy.ssh.port))
         return tuple(hosts)
+
+    def proxy_at(self, host: str) -> Proxy | None:
+        """The proxy that `host` (as an active-proxy file names it) means, or None when it names
+        none of this fleet's (activeproxy.names_proxy: its name, address or full DNS name)."""
+        for proxy in self.proxies:
+            if activeproxy.names_proxy(host, proxy.name, proxy.address):
+                return proxy
+        return None
+
+
+def active_proxy_file(override: str | None, proxy: Proxy | None) -> str:
+    """Which active-proxy file a daemon reads: its section's `active_proxy_file` when set (one
+    file for every proxy this config serves), else its own proxy's, else /etc/active-proxy."""
+    if override:
+        return override
+    return proxy.active_proxy_file if proxy else activeproxy.DEFAULT_FILE
 
 
 _FLEET = pydantic.TypeAdapter(Fleet)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import socket
@@ -15,6 +16,7 @@ from types import FrameType
 from toolforgectl.adapters.kube import ServiceApi
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import activeproxy, config, logs, output
+from toolforgectl.core.config import Kube2proxy
 from toolforgectl.core.config.fleet import Fleet, Proxy
 from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import ConfigError, ToolforgectlError
@@ -75,6 +77,7 @@ class ActiveGate:
     def __init__(self, proxy: Proxy, config_file: Path, fleet: Fleet, metrics: Metrics) -> None:
         self.proxy, self.config_file, self.metrics = proxy, config_file, metrics
         self.settings = fleet.kube2proxy
+        self.file = config.active_proxy_file(self.settings.active_proxy_file, proxy)
         self._active: bool | None = None
         self._next_check = 0.0
 
@@ -95,9 +98,7 @@ class ActiveGate:
     def _check(self) -> tuple[bool, str]:
         """Whether this proxy is active, and who is, in words for the log."""
         try:
-            active = activeproxy.read(
-                self.settings.active_proxy_file, lambda: config.load(self.config_file).active_proxy
-            )
+            active = activeproxy.read(self.file, lambda: config.load(self.config_file).active_proxy)
         except ToolforgectlError as exc:  # the file is broken, or it is missing and so is the config
             log.error("cannot tell which proxy is active, so acting as standby: %s", exc)
             return False, "the active proxy is unknown"
@@ -121,6 +122,7 @@ def build(args: argparse.Namespace, stopper: Stopper) -> tuple[Reflector, Active
     config_file = config.config_path(args.config)
     fleet = config.load(config_file)
     proxy = fleet.proxy(args.proxy)
+    fleet = dataclasses.replace(fleet, kube2proxy=_settings(args, fleet))
     settings = fleet.kube2proxy
     metrics = Metrics()
     store = RouteStore.from_url(
@@ -147,6 +149,13 @@ def build(args: argparse.Namespace, stopper: Stopper) -> tuple[Reflector, Active
     return reflector, gate
 
 
+def _settings(args: argparse.Namespace, fleet: Fleet) -> Kube2proxy:
+    """The `kube2proxy:` section with the command line's metrics address and port over it (the lab
+    runs one kube2proxy per proxy address from one config)."""
+    given = (("metrics_address", args.metrics_address), ("metrics_port", args.metrics_port))
+    return config.overridden(fleet.kube2proxy, "command line", **{k: v for k, v in given if v is not None})
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line: where the config is and which proxy this host is."""
     parser = argparse.ArgumentParser(
@@ -156,6 +165,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     hostname = socket.gethostname().split(".")[0]
     parser.add_argument("--proxy", default=hostname, help="this host's proxy name (default: its hostname)")
     parser.add_argument("--redis", help="write to this Redis instead of this proxy's")
+    parser.add_argument("--metrics-address", help="address of the Prometheus endpoint (default 127.0.0.1)")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus port, 0 = off (default 9617)")
     logs.add_arguments(parser)
     return parser.parse_args(argv)
 

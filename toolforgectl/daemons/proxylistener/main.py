@@ -32,8 +32,9 @@ from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import BadRequestError, RefusedError, ToolforgectlError
 from toolforgectl.core.validate import MAX_ROUTES_PER_TOOL
 from toolforgectl.daemons.proxylistener import activation, admission, authorize, identity, metrics
+from toolforgectl.daemons.proxylistener.active import ActiveRoute
 from toolforgectl.daemons.proxylistener.authorize import Policy
-from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar, standby_reply
+from toolforgectl.daemons.proxylistener.registrar import Outcome, Registrar
 
 log = logging.getLogger("proxylistener")
 
@@ -234,6 +235,7 @@ class Listener:
             "peer": peer,
             "identity": ("token" if request.token else "ident") if request else None,
             "outcome": outcome.label,
+            "written_to": outcome.written_to,
             "reply": outcome.reply.decode("ascii", "replace"),
             "ms": round(seconds * 1000, 2),
             **extra,
@@ -281,19 +283,30 @@ def _busy(cap: admission.Cap, peer: str) -> Outcome:
 
 def build(
     settings: ProxyListener,
-    fleet_active: str | None,
+    fleet: config.Fleet | None,
+    me: config.Proxy | None = None,
     destinations: Destinations | None = None,
     max_routes: int = MAX_ROUTES_PER_TOOL,
 ) -> Listener:
-    """A Listener wired to its route store (which caps each tool at `max_routes`), policy and token
-    key, under the fleet's destination rule."""
+    """A Listener wired to the route stores (each capping a tool at `max_routes`), policy and token
+    key, under the fleet's destination rule; `me` is the proxy it runs on, when known."""
     key = tokens.load_key(Path(settings.token_key_file)) if "token" in settings.identity else None
+
+    def connect(url: str) -> RouteStore:
+        return RouteStore.from_url(url, destinations=destinations, max_routes=max_routes)
+
+    route = ActiveRoute(
+        own=connect(settings.redis),
+        file=config.active_proxy_file(settings.active_proxy_file, me),
+        fleet=fleet,
+        me=me,
+        connect=connect,
+    )
     registrar = Registrar(
-        store=RouteStore.from_url(settings.redis, destinations=destinations, max_routes=max_routes),
+        route=route,
         policy=Policy.from_settings(settings, destinations),
         key=key,
         canonical_domain=settings.canonical_domain,
-        standby_reply=lambda: standby_reply(settings.active_proxy_file, fleet_active),
     )
     return Listener(settings, registrar)
 
@@ -306,7 +319,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--listen", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, help="TCP port (default 8282)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port on metrics_address, 0 = off")
-    parser.add_argument("--redis", help="route store URL (default the local Redis)")
+    parser.add_argument("--redis", help="this proxy's route store URL (default the local Redis)")
+    parser.add_argument(
+        "--proxy",
+        help="the fleet's name of the proxy this runs on (default: this host's name, if the fleet lists it)",
+    )
+    parser.add_argument("--metrics-address", help="address of the Prometheus endpoint (default 127.0.0.1)")
     logs.add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -322,17 +340,27 @@ def _destinations(fleet: config.Fleet | None, settings: ProxyListener) -> Destin
     return Destinations.of_fleet(dataclasses.replace(fleet, proxylistener=settings)) if fleet else None
 
 
-def _settings(args: argparse.Namespace, fleet: config.Fleet | None) -> tuple[ProxyListener, str | None]:
+def _settings(args: argparse.Namespace, fleet: config.Fleet | None) -> ProxyListener:
     settings = fleet.proxylistener if fleet else ProxyListener()
     overrides = {
         name: value
         for name, value in (
-            ("listen", args.listen), ("port", args.port),
+            ("listen", args.listen), ("port", args.port), ("metrics_address", args.metrics_address),
             ("metrics_port", args.metrics_port), ("redis", args.redis),
         )
         if value is not None
     }  # fmt: skip
-    return config.overridden(settings, "command line", **overrides), (fleet.active_proxy if fleet else None)
+    return config.overridden(settings, "command line", **overrides)
+
+
+def _me(args: argparse.Namespace, fleet: config.Fleet | None) -> config.Proxy | None:
+    """The proxy this listener runs on: `--proxy`, else the one named as this host, else unknown."""
+    if fleet is None:
+        return None
+    if args.proxy:
+        return fleet.proxy(args.proxy)
+    hostname = socket.gethostname().split(".")[0]
+    return next((proxy for proxy in fleet.proxies if proxy.name == hostname), None)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -341,10 +369,10 @@ def main(argv: list[str] | None = None) -> None:
     logs.setup(args.log_format, args.log_level)
     try:
         fleet = _fleet(args)
-        settings, fleet_active = _settings(args, fleet)
+        settings = _settings(args, fleet)
         max_routes = fleet.dataplane.max_routes_per_tool if fleet else MAX_ROUTES_PER_TOOL
         handed = activation.inherited()
-        listener = build(settings, fleet_active, _destinations(fleet, settings), max_routes)
+        listener = build(settings, fleet, _me(args, fleet), _destinations(fleet, settings), max_routes)
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(
             listener.run(handed)
