@@ -12,12 +12,13 @@ from tests.conftest import RedisServer
 from toolforgectl.adapters.processes import free_port
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config
+from toolforgectl.core.config.hiera import ACTIVE_PROXY_KEY
 from toolforgectl.workflows import proxies
 
 
 def fleet(tmp: Path, one: str, two: str, files: dict[str, str | None], hiera: str | None = "proxy-01") -> Any:
     """proxy-01 with Redis `one`, proxy-02 with `two`; each active-proxy file with its content
-    (None: no file); hiera.yaml beside the config naming `hiera` (None: no hiera file)."""
+    (None: no file); a file-backed `hiera:` section naming `hiera` (None: no section)."""
     entries = []
     for name, url in (("proxy-01", one), ("proxy-02", two)):
         path = tmp / f"{name}.active-proxy"
@@ -27,10 +28,23 @@ def fleet(tmp: Path, one: str, two: str, files: dict[str, str | None], hiera: st
         entries.append(
             {"name": name, "address": f"127.0.0.{number}", "redis": url, "active_proxy_file": str(path)}
         )
+    doc: dict[str, Any] = {"proxies": entries, "active_proxy": "proxy-01"}
     if hiera is not None:
-        (tmp / "hiera.yaml").write_text(f"{proxies.HIERA_KEY}: {hiera}\n")
-    (tmp / "fleet.yaml").write_text(yaml.safe_dump({"proxies": entries, "active_proxy": "proxy-01"}))
+        (tmp / "hiera.yaml").write_text(f"{ACTIVE_PROXY_KEY}: {hiera}\n")
+        doc["hiera"] = {"backend": "file", "path": str(tmp / "hiera.yaml")}
+    (tmp / "fleet.yaml").write_text(yaml.safe_dump(doc))
     return config.load(tmp / "fleet.yaml")
+
+
+def test_a_hiera_naming_the_standby_is_a_disagreement(
+    tmp_path: Path, redis_server: RedisServer, redis_replica: RedisServer
+) -> None:
+    files: dict[str, str | None] = {"proxy-01": "proxy-01", "proxy-02": "proxy-01"}
+    found = proxies.survey(fleet(tmp_path, redis_server.url, redis_replica.url, files, hiera="127.0.0.2"))
+    assert found.hiera.names == "proxy-02", "hiera may name the host by address: it is still proxy-02"
+    assert found.disagreements == [
+        f"hiera ({tmp_path}/hiera.yaml) names proxy-02, not the active proxy proxy-01"
+    ]
 
 
 def test_a_healthy_pair_agrees(tmp_path: Path, redis_server: RedisServer, redis_replica: RedisServer) -> None:
@@ -91,5 +105,8 @@ def test_the_kill_switch_a_missing_file_an_unreachable_redis_and_no_hiera(
     assert two.active_proxy_file.names == "proxy-01", "no file: its daemons follow the fleet config"
     assert "missing" in two.active_proxy_file.where
     assert two.redis_role == "unreachable" and two.redis_problem
-    assert found.hiera.names is None and found.hiera.problem == "no hiera file (not compared)"
+    assert (
+        found.hiera.names is None
+        and found.hiera.problem == "no hiera: section in the fleet config (not compared)"
+    )
     assert not found.agree and len(found.disagreements) == 2  # the kill switch, and proxy-02's Redis

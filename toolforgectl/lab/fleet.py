@@ -28,7 +28,6 @@ from toolforgectl.core.waiting import wait_until
 from toolforgectl.lab import commands, plan, sampletool
 from toolforgectl.lab.plan import LAB_HOST, PROXY_NAME
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
-from toolforgectl.workflows.proxies import HIERA_FILE
 
 __all__ = ["LAB_HOST", "PROXY_NAME", "SAMPLE_TOOLS", "down", "up"]
 
@@ -117,7 +116,7 @@ def _start_all(
         backend = _start_tool(state, directory, tool, active.address, fleet, token, sample_args)
         _wait_for_route(store, tool, backend)
         state.tools[tool] = {"backend": backend, "url": f"{base}/{tool}/"}
-    state.hiera = str(directory / HIERA_FILE)
+    state.hiera = str(directory / plan.HIERA_FILE)
     state.save()
 
 

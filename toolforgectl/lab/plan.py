@@ -20,13 +20,14 @@ import yaml
 
 from toolforgectl.adapters.processes import free_port_on
 from toolforgectl.core import config, tokens
+from toolforgectl.core.config.hiera import ACTIVE_PROXY_KEY
 from toolforgectl.core.errors import LabError
-from toolforgectl.workflows.proxies import HIERA_FILE, HIERA_KEY
 
 LAB_HOST = "127.0.0.1"  # the sample tools, and the proxy of a one-proxy lab
 PROXY_NAME = "proxy-01"
 FIRST_ADDRESS = 11  # 127.0.0.11 is proxy-01 of a lab of several proxies
 MAX_PROXIES = 9
+HIERA_FILE = "hiera.yaml"
 KUBE2PROXY_CHECK_INTERVAL = 1.0  # the lab's kube2proxy notices a failover within a second
 
 
@@ -85,7 +86,8 @@ def active_proxy_file(directory: Path, proxy: Member, count: int) -> Path:
 def write(
     directory: Path, proxies: list[Member], found: Ports, key: Path, dataplane: Mapping[str, Any]
 ) -> config.Fleet:
-    """Write fleet.yaml, every proxy's active-proxy file (naming the first) and hiera.yaml."""
+    """Write fleet.yaml (with a file-backed `hiera:` section), every proxy's active-proxy file
+    (naming the first) and hiera.yaml."""
     active = proxies[0]
     entries = []
     for proxy in proxies:
@@ -99,6 +101,7 @@ def write(
         "active_proxy": active.name,
         "dataplane": _dataplane(found, dataplane),
         "proxylistener": _listener(directory, active, found, key),
+        "hiera": {"backend": "file", "path": str(directory / HIERA_FILE)},
     }
     if len(proxies) > 1:
         data["kube2proxy"] = {
@@ -108,7 +111,7 @@ def write(
             "active_check_interval": KUBE2PROXY_CHECK_INTERVAL,
         }
     (directory / HIERA_FILE).write_text(
-        f"# The lab's hiera (written by `toolforgectl lab up`).\n{HIERA_KEY}: {active.name}\n",
+        f"# The lab's hiera (written by `toolforgectl lab up`).\n{ACTIVE_PROXY_KEY}: {active.name}\n",
         encoding="utf-8",
     )
     path = directory / "fleet.yaml"

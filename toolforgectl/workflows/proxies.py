@@ -3,7 +3,8 @@
 
 The sources that must agree on the active proxy:
 
-    hiera `profile::toolforge::active_proxy_host`   what puppet writes everywhere (hiera_file())
+    hiera `profile::toolforge::active_proxy_host`   what puppet writes everywhere (the `hiera:`
+                                                    section, through adapters/hiera)
     every proxy's active-proxy file                 what its daemons act on (read_active_proxy())
     the floating IP                                 where the public traffic goes ('-' until the
                                                     cloud adapter lands)
@@ -18,19 +19,15 @@ Every source that says otherwise is a disagreement, in words an operator can act
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from toolforgectl.adapters.hiera import open_hiera
 from toolforgectl.adapters.routestore import Replication, RouteStore, redacted
 from toolforgectl.core import activeproxy
 from toolforgectl.core.config import DEFAULT_REDIS_PORT, Fleet, Proxy
-from toolforgectl.core.errors import ActiveProxyError, RouteStoreError
+from toolforgectl.core.errors import ActiveProxyError, HieraError, RouteStoreError
 
-HIERA_KEY = "profile::toolforge::active_proxy_host"
-HIERA_FILE = "hiera.yaml"
 NOT_YET = "-"  # the floating IP, until the cloud adapter lands
 
 
@@ -96,13 +93,6 @@ def read_active_proxy(proxy: Proxy, fleet: Fleet) -> activeproxy.ActiveProxy:
     return activeproxy.read(proxy.active_proxy_file, fleet.active_proxy)
 
 
-def hiera_file(fleet: Fleet) -> Path | None:
-    """The hiera YAML file to compare, until the fleet config's `hiera:` section and its adapter
-    land: `hiera.yaml` beside the fleet config (where `lab up` writes it), if it is there."""
-    path = Path(fleet.source).parent / HIERA_FILE
-    return path if path.is_file() else None
-
-
 def survey(fleet: Fleet) -> Survey:
     """Read every source and every proxy's Redis, and say what disagrees."""
     files = {proxy.name: _file_source(proxy, fleet) for proxy in fleet.proxies}
@@ -135,17 +125,18 @@ def _file_source(proxy: Proxy, fleet: Fleet) -> Source:
 
 
 def _hiera_source(fleet: Fleet) -> Source:
-    path = hiera_file(fleet)
-    if path is None:
-        return Source(f"{Path(fleet.source).parent / HIERA_FILE}", None, "no hiera file (not compared)")
+    """What the fleet's hiera (its `hiera:` section, through the hiera adapter) says."""
+    if fleet.hiera is None:
+        return Source("-", None, "no hiera: section in the fleet config (not compared)")
+    hiera = open_hiera(fleet.hiera)
+    key = fleet.hiera.active_proxy_key
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        value = data.get(HIERA_KEY) if isinstance(data, dict) else None
-        if not isinstance(value, str) or not value:
-            return Source(str(path), None, f"{HIERA_KEY} is not set")
-        return Source(str(path), _proxy_name(fleet, activeproxy.host(value.strip(), str(path))))
-    except (OSError, yaml.YAMLError, ActiveProxyError) as exc:
-        return Source(str(path), None, " ".join(str(exc).split()))
+        value = hiera.get(key)
+        if not isinstance(value, str) or not value.strip():
+            return Source(hiera.where, None, f"{key} is not set")
+        return Source(hiera.where, _proxy_name(fleet, activeproxy.host(value.strip(), hiera.where)))
+    except (HieraError, ActiveProxyError) as exc:
+        return Source(hiera.where, None, " ".join(str(exc).split()))
 
 
 def _proxy_name(fleet: Fleet, host: str) -> str:
