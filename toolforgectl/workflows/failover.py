@@ -286,20 +286,32 @@ class StandbyServes:
         """GET /<tool>/ for a sample of tools from `to`'s nginx; none may fail (5xx or no answer)."""
         proxy = new(ctx)
         answers = sample_requests(
-            ctx, proxy.address, ctx.store(proxy.name), _options(ctx, ServesOptions).sample
+            ctx, proxy.address, ctx.store(proxy.name), _options(ctx, ServesOptions).sample, old(ctx).address
         )
-        bad = {path: answer for path, answer in answers.items() if not answer.served}
+        bad = {path: answer for path, answer in answers.items() if answer.status is None}
         if bad:
             return Check(False, note=f"{proxy.name} does not serve: {_describe(bad)}")
         return Check.already(f"{proxy.name} serves {', '.join(answers) or 'no tools (none registered)'}")
 
 
-def sample_requests(ctx: StepContext, address: str, store: RouteStore, sample: int) -> dict[str, Answer]:
-    """One GET per sampled tool to `address` (a proxy, or the floating IP)."""
+def sample_requests(
+    ctx: StepContext, address: str, store: RouteStore, sample: int, reference: str
+) -> dict[str, Answer]:
+    """One GET per sampled tool to `address` (a proxy, or the floating IP), each judged against
+    the same request to `reference`: a tool whose own server is down fails on every proxy, which
+    is not the proxy's fault. An answer counts as bad (status None) when there is none, or when
+    `address` fails (5xx) where `reference` serves."""
     tools = store.tools()
     chosen = sorted(random.sample(tools, min(sample, len(tools))))
-    port = ctx.fleet.dataplane.https_port
-    return {f"/{tool}/": https_get(address, port, f"/{tool}/", _host(ctx.fleet)) for tool in chosen}
+    port, host = ctx.fleet.dataplane.https_port, _host(ctx.fleet)
+    answers = {}
+    for tool in chosen:
+        path = f"/{tool}/"
+        answer = https_get(address, port, path, host)
+        if answer.status is not None and not answer.served and https_get(reference, port, path, host).served:
+            answer = Answer(None, f"HTTP {answer.status}, where {reference} serves it")
+        answers[path] = answer
+    return answers
 
 
 # --- the steps -----------------------------------------------------------------------------------
@@ -665,8 +677,8 @@ class VerifyThroughFloatingIP:
     def _problems(self, ctx: StepContext) -> list[str]:
         cloud = ctx.fleet.needs_cloud()
         sample = _options(ctx, VerifyOptions).sample
-        answers = sample_requests(ctx, cloud.floating_ip, ctx.store(new(ctx).name), sample)
-        bad = {path: answer for path, answer in answers.items() if not answer.served}
+        answers = sample_requests(ctx, cloud.floating_ip, ctx.store(new(ctx).name), sample, new(ctx).address)
+        bad = {path: answer for path, answer in answers.items() if answer.status is None}
         problems = [f"through {cloud.floating_ip}: {_describe(bad)}"] if bad else []
         if _options(ctx, VerifyOptions).sources:
             return problems + disagreements(ctx, new(ctx))
