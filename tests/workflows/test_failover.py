@@ -128,7 +128,7 @@ def test_failover_and_back_under_load_loses_no_request_and_no_registration(lab: 
     for proxy in PROXIES:  # every ok-acknowledged route, on both Redis once replication caught up
         wait_until(lambda p=proxy: not registered.missing(store(lab, p).routes), f"every route on {proxy}")
     assert active(lab) == start
-    print(f"requests {seen.sent}, longest gap {seen.longest_gap:.3f}s; registered {len(registered.acknowledged)}")
+    print(f"requests {seen.sent}, gap {seen.longest_gap:.3f}s; registered {len(registered.acknowledged)}")
 
 
 def test_failing_over_to_the_active_proxy_changes_nothing(lab: dict[str, Any]) -> None:
@@ -236,3 +236,25 @@ def test_a_run_killed_after_a_step_resumes_and_the_fleet_ends_consistent(
     assert resumed.returncode == 0, resumed.stderr
     assert active(lab) == other(start), "every source names the new proxy"
     assert store(lab, other(start)).routes("hello"), "the routes are on the new primary"
+
+
+def test_a_temporary_failover_moves_only_the_floating_ip_and_proxy_list_shows_it(lab: dict[str, Any]) -> None:
+    start = active(lab)
+    before = snapshot(lab)
+    moved = cli(lab, "failover", "--temporary", "--yes", "--reason", "reboot")
+    assert moved.returncode == 0, moved.stderr
+    after = snapshot(lab)
+    assert after["redis"] == before["redis"] and after["hiera"] == before["hiera"]
+    assert after["files"] == before["files"]
+    assert after["floating_ips"][0]["fixed_ip"] == lab["proxies"][other(start)]["address"]
+    listed = cli(lab, "proxy", "list", "--json")
+    rows = {row["name"]: row for row in json.loads(listed.stdout)["data"]["proxies"]}
+    assert rows[other(start)]["floating_ip"] == "here" and rows[start]["floating_ip"] == ""
+    shown = cli(lab, "active-proxy", "show")
+    assert (
+        shown.returncode == 1 and f"the floating IP points at {other(start)}" in shown.stdout + shown.stderr
+    )
+    back = cli(lab, "failover", "--temporary", "--to", start, "--yes", "--reason", "rebooted")
+    assert back.returncode == 0, back.stderr
+    assert snapshot(lab)["floating_ips"][0]["fixed_ip"] == lab["proxies"][start]["address"]
+    assert active(lab) == start

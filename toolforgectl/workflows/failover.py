@@ -177,7 +177,7 @@ class ProxiesReachable:
 class AgreeOptions:
     """`sources-agree`'s options."""
 
-    check_floating_ip: bool = True  # False for `active-proxy set`, which does not move it
+    check_floating_ip: bool = True  # False: a temporary failover, where the floating IP may be anywhere
 
 
 @steps.register("sources-agree", options=AgreeOptions)
@@ -187,9 +187,13 @@ class SourcesAgree:
 
     def check(self, ctx: StepContext) -> Check:
         """Read every source; a disagreement is a split brain, refused unless forced."""
-        problems = disagreements(ctx, old(ctx), floating_ip=_options(ctx, AgreeOptions).check_floating_ip)
+        with_floating_ip = _options(ctx, AgreeOptions).check_floating_ip
+        # Without the floating IP (a temporary failover, which may have moved it already): the
+        # other sources must agree on the proxy whose Redis is the primary.
+        active = old(ctx) if with_floating_ip else ctx.fleet.proxy(_redis_primary(ctx.fleet))
+        problems = disagreements(ctx, active, floating_ip=with_floating_ip)
         if not problems:
-            return Check.already(f"every source names {old(ctx).name}")
+            return Check.already(f"every source names {active.name}")
         note = "split brain: " + "; ".join(problems)
         if ctx.args.get("force"):
             return Check.already(f"{note} (going on: --force)")
