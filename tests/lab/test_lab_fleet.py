@@ -88,7 +88,8 @@ def test_proxy_list_shows_the_active_the_replicating_standby_and_agreement(lab: 
     assert rows[STANDBY]["replicates_from"] == lab["proxies"][ACTIVE]["redis"].split("//")[1].split("/")[0]
     assert rows[STANDBY]["lag"] is not None and rows[STANDBY]["lag"] >= 0
     assert [p["active_proxy_file"]["names"] for p in data["proxies"]] == [ACTIVE, ACTIVE]
-    assert data["hiera"]["names"] == ACTIVE and data["floating_ip"] == "-"
+    assert data["hiera"]["names"] == ACTIVE and data["floating_ip"] == ACTIVE
+    assert [p["floating_ip"] for p in data["proxies"]] == ["here", ""]
     assert data["agree"] is True and data["disagreements"] == []
 
     code, shown = ctl(lab, "proxy", "show", STANDBY)
