@@ -23,6 +23,7 @@ from toolforgectl.cli import (
     active_proxy,
     block,
     debug,
+    failover,
     hiera,
     lab,
     lint,
@@ -59,6 +60,7 @@ app.add_typer(proxy.app, name="proxy")
 app.add_typer(active_proxy.app, name="active-proxy")
 app.command("render")(render.render)
 app.command("lint")(lint.lint)
+app.command("failover")(failover.failover)
 
 
 def _version(value: bool) -> None:
