@@ -66,6 +66,7 @@ def test_each_proxy_has_its_own_address_and_the_standby_serves_from_its_replica(
     assert [lab["proxies"][name]["address"] for name in (ACTIVE, STANDBY)] == ["127.0.0.11", "127.0.0.12"]
     assert {p["role"] for p in lab["processes"]} == {
         "redis", "nginx", "proxylistener", "kubeapi", "kube2proxy", "tool", "webservicemonitor",
+        "sshd", "cloudapi", "floatingip",  # what a failover talks to (lab/operations.py)
     }  # fmt: skip
     active_redis = urlsplit(lab["proxies"][ACTIVE]["redis"])
     assert store(lab, STANDBY).replication().primary == (active_redis.hostname, active_redis.port)
@@ -87,7 +88,8 @@ def test_proxy_list_shows_the_active_the_replicating_standby_and_agreement(lab: 
     assert rows[STANDBY]["replicates_from"] == lab["proxies"][ACTIVE]["redis"].split("//")[1].split("/")[0]
     assert rows[STANDBY]["lag"] is not None and rows[STANDBY]["lag"] >= 0
     assert [p["active_proxy_file"]["names"] for p in data["proxies"]] == [ACTIVE, ACTIVE]
-    assert data["hiera"]["names"] == ACTIVE and data["floating_ip"] == "-"
+    assert data["hiera"]["names"] == ACTIVE and data["floating_ip"] == ACTIVE
+    assert [p["floating_ip"] for p in data["proxies"]] == ["here", ""]
     assert data["agree"] is True and data["disagreements"] == []
 
     code, shown = ctl(lab, "proxy", "show", STANDBY)

@@ -151,8 +151,10 @@ class RegistrationLoad:
         *,
         rate: float = 4.0,
         first_backend_port: int = wire.PORT_MIN,
+        resolve: Callable[[str], str] = lambda name: name,
     ) -> None:
         self.active_proxy_file, self.port, self.tokens = active_proxy_file, port, tokens
+        self.resolve = resolve  # the lab's names are not in DNS: its fleet config resolves them
         self.interval = 1.0 / rate
         self.report = RegistrationReport()
         self._ports = itertools.count(first_backend_port)
@@ -199,7 +201,11 @@ class RegistrationLoad:
             if host is None:
                 raise RegistrationError("the active-proxy file is empty (registration is off)")
             where = proxyclient.Target(
-                host, self.port, timeout=5.0, retries=proxyclient.RETRIES, token=self.tokens[tool]
+                self.resolve(host),
+                self.port,
+                timeout=5.0,
+                retries=proxyclient.RETRIES,
+                token=self.tokens[tool],
             )
             proxyclient.call(where, payload)
         except RegistrationError as exc:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from toolforgectl.cli.context import JsonOpt, settings
+from toolforgectl.cli.context import JsonOpt, ReasonOpt, TaskIdOpt, settings
+from toolforgectl.cli.operation import PlanDryRunOpt, ResumeOpt, YesOpt, run_playbook
 from toolforgectl.cli.proxy import print_agreement
 from toolforgectl.core import output
 
@@ -30,6 +31,38 @@ def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if not found.agree:
         output.progress(f"active-proxy: {len(found.disagreements)} source(s) disagree with {found.active}")
         raise typer.Exit(1)
+
+
+@app.command("set")
+def set_proxy(
+    ctx: typer.Context,
+    proxy: Annotated[
+        str, typer.Argument(help="The proxy that hiera and every active-proxy file are to name.")
+    ],
+    dry_run: PlanDryRunOpt = False,
+    yes: YesOpt = False,
+    resume: ResumeOpt = None,
+    reason: ReasonOpt = None,
+    task_id: TaskIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make hiera and every active-proxy file name PROXY, nothing else (no floating IP, no Redis).
+
+    For repairing a split brain or staging a change without a full failover; through the same engine
+    as a failover (plan, --dry-run, confirmation, lock, --reason, audit)."""
+    fleet = settings(ctx).fleet
+    run_playbook(
+        fleet,
+        "active-proxy-set",
+        {"to": fleet.proxy(proxy).name},
+        command="active-proxy set",
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume,
+        reason=reason,
+        task_id=task_id,
+        as_json=as_json,
+    )
 
 
 def _print(out: Console, found: Survey) -> None:

@@ -23,6 +23,7 @@ from toolforgectl.cli import (
     active_proxy,
     block,
     debug,
+    failover,
     hiera,
     lab,
     lint,
@@ -61,6 +62,7 @@ app.add_typer(active_proxy.app, name="active-proxy")
 app.add_typer(webservices.app, name="webservices")
 app.command("render")(render.render)
 app.command("lint")(lint.lint)
+app.command("failover")(failover.failover)
 
 
 def _version(value: bool) -> None:

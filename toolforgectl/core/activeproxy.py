@@ -67,8 +67,14 @@ def read(path: str | Path = DEFAULT_FILE, fallback: Fallback = None) -> ActivePr
         return _fallback(path, fallback)
     except OSError as exc:
         raise ActiveProxyError(f"{path}: cannot read: {exc.strerror}") from None
-    text = _text(path, data).strip()
-    return ActiveProxy(host(text, str(path)) if text else None, str(path))
+    return parse(_text(path, data), str(path))
+
+
+def parse(text: str, source: str) -> ActiveProxy:
+    """What a file's content `text` means, by the policy above (for a copy read elsewhere, e.g. over
+    SSH by a failover); `source` names it in errors."""
+    text = text.strip()
+    return ActiveProxy(host(text, source) if text else None, source)
 
 
 def _fallback(path: str | Path, fallback: Fallback) -> ActiveProxy:

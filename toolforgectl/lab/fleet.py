@@ -25,7 +25,7 @@ from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config
 from toolforgectl.core.errors import LabError
 from toolforgectl.core.waiting import wait_until
-from toolforgectl.lab import commands, plan, webservices
+from toolforgectl.lab import commands, operations, plan, webservices
 from toolforgectl.lab.plan import LAB_HOST, PROXY_NAME
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 
@@ -100,7 +100,8 @@ def _start_all(
     proxies = plan.members(count)
     found = plan.ports(proxies)
     key = directory / "proxylistener" / "key"
-    fleet = plan.write(directory, proxies, found, key, dataplane)
+    sections = operations.sections(directory, proxies, found) if count > 1 else {}
+    fleet = plan.write(directory, proxies, found, key, dataplane, sections)
     addresses = tuple(proxy.address for proxy in proxies)
     cert, tls_key = frontproxy.self_signed(directory / "tls", "proxy" if count == 1 else "proxies", addresses)
     fleet = frontproxy.with_tls(fleet, cert, tls_key)
@@ -114,6 +115,7 @@ def _start_all(
         _start_listener(state, directory, proxy, fleet, progress)
     if count > 1:
         _start_kube(state, directory, proxies, found, progress)
+        operations.start(state, directory, proxies, found, progress)
     active = proxies[0]
     store = RouteStore.from_url(plan.redis_url(active, found))
     base = state.proxies[active.name]["https"]

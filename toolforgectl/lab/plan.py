@@ -26,6 +26,7 @@ from toolforgectl.core.errors import LabError
 LAB_HOST = "127.0.0.1"  # the sample tools, and the proxy of a one-proxy lab
 PROXY_NAME = "proxy-01"
 FIRST_ADDRESS = 11  # 127.0.0.11 is proxy-01 of a lab of several proxies
+FLOATING_IP = "127.0.0.10"  # a lab of several proxies: the public address, forwarded as the cloud says
 MAX_PROXIES = 9
 HIERA_FILE = "hiera.yaml"
 KUBE2PROXY_CHECK_INTERVAL = 1.0  # the lab's kube2proxy notices a failover within a second
@@ -51,6 +52,8 @@ class Ports:
     listener_metrics: int
     kube2proxy_metrics: int
     kube_api: int
+    ssh: int  # the lab's sshd, on every proxy's address and the grid host (several proxies)
+    cloud: int  # the lab's OpenStack API (several proxies)
 
 
 def members(count: int) -> list[Member]:
@@ -64,7 +67,8 @@ def members(count: int) -> list[Member]:
 
 def ports(proxies: list[Member]) -> Ports:
     """Free ports for every service, each free on every proxy's address and on the tools' host."""
-    hosts = tuple(dict.fromkeys([proxy.address for proxy in proxies] + [LAB_HOST]))
+    public = [FLOATING_IP] if len(proxies) > 1 else []
+    hosts = tuple(dict.fromkeys([proxy.address for proxy in proxies] + [LAB_HOST] + public))
     numbers: list[int] = []
     while len(numbers) < len(Ports.__dataclass_fields__):
         port = free_port_on(hosts)
@@ -84,7 +88,12 @@ def active_proxy_file(directory: Path, proxy: Member, count: int) -> Path:
 
 
 def write(
-    directory: Path, proxies: list[Member], found: Ports, key: Path, dataplane: Mapping[str, Any]
+    directory: Path,
+    proxies: list[Member],
+    found: Ports,
+    key: Path,
+    dataplane: Mapping[str, Any],
+    sections: Mapping[str, Any] | None = None,
 ) -> config.Fleet:
     """Write fleet.yaml (with a file-backed `hiera:` section), every proxy's active-proxy file
     (naming the first) and hiera.yaml."""
@@ -94,7 +103,13 @@ def write(
         file = active_proxy_file(directory, proxy, len(proxies))
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(active.name, encoding="utf-8")  # as puppet writes it: no newline
-        entry = {"name": proxy.name, "address": proxy.address, "redis": redis_url(proxy, found)}
+        entry: dict[str, Any] = {
+            "name": proxy.name,
+            "address": proxy.address,
+            "redis": redis_url(proxy, found),
+        }
+        if len(proxies) > 1:
+            entry["ssh"] = {"port": found.ssh}
         entries.append({**entry, "active_proxy_file": str(file)})
     data: dict[str, Any] = {
         "proxies": entries,
@@ -102,6 +117,7 @@ def write(
         "dataplane": _dataplane(found, dataplane),
         "proxylistener": _listener(directory, active, found, key),
         "hiera": {"backend": "file", "path": str(directory / HIERA_FILE)},
+        **(sections or {}),
     }
     if len(proxies) > 1:
         data["kube2proxy"] = {

@@ -102,6 +102,7 @@ class LabState:
     version: int = STATE_VERSION
     hiera: str = ""
     kube_api: str = ""
+    floating_ip: str = ""  # a lab of several proxies: the public URL, through the floating IP
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (also what `lab status --json` shows)."""

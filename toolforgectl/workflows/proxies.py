@@ -6,8 +6,8 @@ The sources that must agree on the active proxy:
     hiera `profile::toolforge::active_proxy_host`   what puppet writes everywhere (the `hiera:`
                                                     section, through adapters/hiera)
     every proxy's active-proxy file                 what its daemons act on (read_active_proxy())
-    the floating IP                                 where the public traffic goes ('-' until the
-                                                    cloud adapter lands)
+    the floating IP                                 where the public traffic goes (through the
+                                                    cloud adapter; '-' without a `cloud:` section)
     the Redis roles                                 the active proxy's Redis is the primary; every
                                                     other proxy's replicates from it, link up
 
@@ -26,9 +26,9 @@ from toolforgectl.adapters.hiera import open_hiera
 from toolforgectl.adapters.routestore import Replication, RouteStore, redacted
 from toolforgectl.core import activeproxy
 from toolforgectl.core.config import DEFAULT_REDIS_PORT, Fleet, Proxy
-from toolforgectl.core.errors import ActiveProxyError, HieraError, RouteStoreError
+from toolforgectl.core.errors import ActiveProxyError, HieraError, RouteStoreError, ToolforgectlError
 
-NOT_YET = "-"  # the floating IP, until the cloud adapter lands
+NOT_YET = "-"  # the floating IP of a fleet without a `cloud:` section (not compared)
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,43 @@ def survey(fleet: Fleet) -> Survey:
     replication = {proxy.name: _replication(RouteStore.from_url(proxy.redis)) for proxy in fleet.proxies}
     hiera = _hiera_source(fleet)
     problems = _source_problems(active, hiera, files)
+    holder, floating_problem = _floating_ip(fleet)
+    if floating_problem:
+        problems.append(floating_problem)
+    elif holder not in (NOT_YET, active):
+        problems.append(f"the floating IP points at {holder}, not at the active proxy {active}")
     states = []
     for proxy in fleet.proxies:
         state, trouble = _proxy_state(proxy, fleet, active, files[proxy.name], replication)
+        if holder != NOT_YET:
+            state = replace(state, floating_ip="here" if holder == proxy.name else "")
+            state = replace(state, agrees=state.agrees and (holder == proxy.name) == (proxy.name == active))
         states.append(state)
         problems += trouble
-    return Survey(active, fleet.active_proxy, hiera, states, disagreements=problems)
+    return Survey(active, fleet.active_proxy, hiera, states, floating_ip=holder, disagreements=problems)
+
+
+def _floating_ip(fleet: Fleet) -> tuple[str, str | None]:
+    """Which proxy the floating IP points at (NOT_YET without a `cloud:` section), and a problem
+    reading it (None when there is none)."""
+    if fleet.cloud is None:
+        return NOT_YET, None
+    from toolforgectl.adapters.cloud import Cloud  # openstacksdk: only for a fleet with a cloud
+
+    settings = fleet.cloud
+    try:
+        cloud = Cloud.connect(settings)
+        try:
+            fixed = cloud.floating_ip(settings.floating_ip).fixed_ip
+            for proxy in fleet.proxies:
+                if fixed and cloud.server_port(settings.server(proxy.name)).fixed_ip == fixed:
+                    return proxy.name, None
+        finally:
+            cloud.close()
+    except ToolforgectlError as exc:
+        return "unreadable", f"the floating IP {settings.floating_ip} cannot be read: {exc}"
+    where = fixed or "nothing"
+    return where, f"the floating IP {settings.floating_ip} points at {where}, which is none of the proxies"
 
 
 def _file_source(proxy: Proxy, fleet: Fleet) -> Source:

@@ -14,6 +14,8 @@
         webgrid: [webgrid-01.tools.eqiad1.wikimedia.cloud]
       converge:                     # the command that re-converges a group (e.g. the puppet agent)
         proxies: run-puppet-agent
+      active_proxy_files:           # groups whose hosts keep an active-proxy file that a
+        webgrid: /etc/active-proxy  #   failover rewrites (each proxy's own is proxies[].active_proxy_file)
 
 A host key that differs from the one recorded is always refused: after a floating IP or a VM moves,
 that is what a man in the middle looks like too. docs/remote.md says how to trust a new key.
@@ -62,8 +64,9 @@ class Remote:
     batch: Count = 10
     groups: Annotated[Mapping[str, Texts], AfterValidator(_some_hosts)] = Field(default_factory=dict)
     converge: Mapping[str, Text] = Field(default_factory=dict)
+    active_proxy_files: Mapping[str, Text] = Field(default_factory=dict)
 
-    @field_validator("converge")
+    @field_validator("converge", "active_proxy_files")
     @classmethod
     def _for_known_groups(cls, converge: Mapping[str, str], info: ValidationInfo) -> Mapping[str, str]:
         groups = info.data.get("groups", {})

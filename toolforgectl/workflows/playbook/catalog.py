@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-STEP_MODULES = ("toolforgectl.workflows.hiera",)
+STEP_MODULES = ("toolforgectl.workflows.hiera", "toolforgectl.workflows.failover")
 
 
 def load() -> None:

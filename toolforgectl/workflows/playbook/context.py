@@ -11,6 +11,7 @@ from toolforgectl.core.waiting import wait_until
 from toolforgectl.workflows.playbook.steps import Change, Check
 
 if TYPE_CHECKING:
+    from toolforgectl.adapters.cloud import Cloud
     from toolforgectl.adapters.hiera import Hiera
     from toolforgectl.adapters.remote import Remote
     from toolforgectl.adapters.routestore import RouteStore
@@ -97,6 +98,13 @@ class StepContext:
         from toolforgectl.adapters.remote import Remote
 
         return self.adapters.get("remote", lambda: Remote(self.fleet.remote, dry_run=self.dry_run))
+
+    def cloud(self) -> Cloud:
+        """The fleet's cloud (the `cloud:` section; a ConfigError when it is missing). The runner
+        never calls a step's apply in a dry run, so only apply may call its writes."""
+        from toolforgectl.adapters.cloud import Cloud
+
+        return self.adapters.get("cloud", lambda: Cloud.connect(self.fleet.needs_cloud()))
 
     def store(self, proxy: str | None = None) -> RouteStore:
         """The route store (Redis) of `proxy`, by default the fleet config's active proxy."""

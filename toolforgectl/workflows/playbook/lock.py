@@ -62,32 +62,40 @@ class FleetLock:
 
     def renew(self) -> list[str]:
         """Extend the lock (before each step); LockHeldError if another run has it now. Returns
-        the problems met: a proxy that stopped answering mid-run keeps its lock until it expires."""
+        the problems met: a proxy that stopped answering mid-run keeps its lock until it expires.
+
+        Every proxy, not only those it was taken on: a failover promotes a replica, which then
+        holds the replicated lock as a primary and must be renewed (and released) there."""
         holder, problems = self.holder(), []
-        for proxy in list(self.taken):
+        for proxy, store in self.stores.items():
             try:
-                other = self.stores[proxy].hold_lock(self.name, self.run, holder, self._ttl_ms())
+                other = store.hold_lock(self.name, self.run, holder, self._ttl_ms())
             except ReadOnlyReplicaError:
-                self.taken.remove(proxy)  # it became a replica (a failover): its primary holds it
+                if proxy in self.taken:
+                    self.taken.remove(proxy)  # it became a replica (a failover): its primary holds it
                 continue
             except RouteStoreError as exc:
                 problems.append(f"could not renew the lock on {proxy}: {exc}")
                 continue
             if other is not None:
                 raise LockHeldError(f"lost the lock: {describe(self.name, proxy, other)}")
+            if proxy not in self.taken:
+                self.taken.append(proxy)
         return problems
 
     def release(self) -> list[str]:
-        """Give the lock back where it was taken; the problems met (a proxy gone meanwhile)."""
+        """Give the lock back on every proxy that holds it for this run (a replica promoted during
+        the run holds it as a primary now); the problems met (a proxy gone meanwhile)."""
         problems = []
-        for proxy in list(self.taken):
+        for proxy, store in self.stores.items():
             try:
-                self.stores[proxy].release_lock(self.name, self.run)
+                store.release_lock(self.name, self.run)  # only deletes this run's lock
             except ReadOnlyReplicaError:
-                pass  # it became a replica during the run: its primary's release reaches it
+                pass  # a replica: its primary's release reaches it
             except RouteStoreError as exc:
-                problems.append(f"could not release the lock on {proxy} (it expires by itself): {exc}")
-            self.taken.remove(proxy)
+                if proxy in self.taken:
+                    problems.append(f"could not release the lock on {proxy} (it expires by itself): {exc}")
+        self.taken.clear()
         return problems
 
     def _hold(self, proxy: str, store: RouteStore, holder: str) -> str | None:

@@ -1,0 +1,114 @@
+"""What operations reach in a lab of several proxies: its hosts over SSH, its cloud, its floating IP.
+
+A failover in the lab runs the same code as in production, so the lab gives it the same things to
+talk to: an sshd on every proxy's address and on the "grid" host (127.0.0.1, where the sample
+tools run and keep their own active-proxy file), a small OpenStack API (lab/cloudapi.py, through
+openstacksdk), and a floating IP, 127.0.0.10, whose forwarder (lab/floatingip.py) sends each new
+connection to the proxy the cloud associates it with, as a Neutron router's DNAT does.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolforgectl.adapters.processes import spawn, wait_for_port
+from toolforgectl.lab import sshd
+from toolforgectl.lab.plan import FLOATING_IP, LAB_HOST, Member, Ports
+from toolforgectl.lab.state import LabState, ProcessRecord
+
+CLOUD_NAME = "lab"
+GRID = "grid"  # the host group of the lab's one grid node (127.0.0.1)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the lab keeps what its operations use."""
+
+    directory: Path
+
+    @property
+    def ssh(self) -> Path:
+        """The sshd's keys, config and log."""
+        return self.directory / "ssh"
+
+    @property
+    def cloud(self) -> Path:
+        """The cloud's state, clouds.yaml and logs."""
+        return self.directory / "cloud"
+
+    @property
+    def grid_active_proxy(self) -> Path:
+        """The active-proxy file of the lab's grid node (where the sample tools register from)."""
+        return self.directory / GRID / "active-proxy"
+
+
+def sections(directory: Path, proxies: list[Member], found: Ports) -> dict[str, Any]:
+    """The fleet config's `cloud:`, `remote:` and `operations:` sections for the lab (and the ssh
+    keys and the grid node's active-proxy file they name)."""
+    paths = Paths(directory)
+    addresses = _hosts(proxies)
+    lab = sshd.keys(paths.ssh, addresses, found.ssh)
+    paths.grid_active_proxy.parent.mkdir(parents=True, exist_ok=True)
+    paths.grid_active_proxy.write_text(proxies[0].name, encoding="utf-8")
+    return {
+        "cloud": {
+            "name": CLOUD_NAME,
+            "clouds_yaml": str(paths.cloud / "clouds.yaml"),
+            "floating_ip": FLOATING_IP,
+        },
+        "remote": {
+            **lab.remote_section(),
+            "timeout": 60.0,
+            "groups": {
+                "proxies": [proxy.name for proxy in proxies],
+                GRID: [f"{LAB_HOST}:{found.ssh}"],
+            },
+            "active_proxy_files": {GRID: str(paths.grid_active_proxy)},
+        },
+        "operations": {"state_dir": str(directory / "runs")},
+    }
+
+
+def start(
+    state: LabState, directory: Path, proxies: list[Member], found: Ports, progress: Callable[[str], None]
+) -> None:
+    """Start the sshd, the cloud API and the floating IP's forwarder; each is recorded in `state`."""
+    paths = Paths(directory)
+    addresses = _hosts(proxies)
+    progress(f"lab: starting sshd on port {found.ssh} of {', '.join(addresses)} (its own keys)")
+    _, process = sshd.start(paths.ssh, addresses, found.ssh)
+    state.processes.append(ProcessRecord.of("sshd", process, [sshd.SSHD, str(paths.ssh / "sshd_config")]))
+    state.save()
+
+    progress(f"lab: starting the lab's OpenStack API on {LAB_HOST}:{found.cloud}")
+    argv = [
+        sys.executable, "-m", "toolforgectl.lab.cloudapi",
+        "--state", str(paths.cloud / "cloud.json"), "--clouds-yaml", str(paths.cloud / "clouds.yaml"),
+        "--cloud", CLOUD_NAME, "--host", LAB_HOST, "--port", str(found.cloud),
+        *(f"--server={proxy.name}={proxy.address}" for proxy in proxies),
+        f"--floating-ip={FLOATING_IP}={proxies[0].name}",
+    ]  # fmt: skip
+    paths.cloud.mkdir(parents=True, exist_ok=True)
+    api = spawn("cloudapi", argv, paths.cloud / "cloudapi.log", LAB_HOST, found.cloud)
+    state.processes.append(ProcessRecord.of("cloudapi", api, ["toolforgectl.lab.cloudapi"]))
+    state.save()
+
+    progress(f"lab: starting the floating IP {FLOATING_IP} (ports {found.http}, {found.https})")
+    argv = [
+        sys.executable, "-m", "toolforgectl.lab.floatingip", "--state", str(paths.cloud / "cloud.json"),
+        "--address", FLOATING_IP, "--port", str(found.http), "--port", str(found.https),
+    ]  # fmt: skip
+    forwarder = spawn("floatingip", argv, paths.cloud / "floatingip.log", FLOATING_IP, found.https)
+    wait_for_port(FLOATING_IP, found.http, forwarder)
+    state.processes.append(ProcessRecord.of("floatingip", forwarder, ["toolforgectl.lab.floatingip"]))
+    state.floating_ip = f"https://{FLOATING_IP}:{found.https}"
+    state.save()
+
+
+def _hosts(proxies: list[Member]) -> tuple[str, ...]:
+    """Where the lab's sshd listens: every proxy's address, and the grid host."""
+    return (*(proxy.address for proxy in proxies), LAB_HOST)
