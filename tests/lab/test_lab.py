@@ -36,7 +36,8 @@ def test_lab_up_serves_a_sample_tool_and_down_leaves_nothing(tmp_path: Path) -> 
         assert status.code == 0, status.stderr
         data = json.loads(status.stdout)["data"]
         assert data["running"] is True
-        assert {p["role"] for p in data["processes"]} == {"redis", "nginx", "proxylistener", "tool"}
+        roles = {p["role"] for p in data["processes"]}
+        assert roles == {"redis", "nginx", "proxylistener", "tool", "webservicemonitor"}
         pids = [p["pid"] for p in data["processes"]]
         nginx = next(p["pid"] for p in data["processes"] if p["role"] == "nginx")
         workers = _children(nginx)

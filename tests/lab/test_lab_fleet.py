@@ -65,7 +65,7 @@ def caught_up(lab: dict[str, Any]) -> None:
 def test_each_proxy_has_its_own_address_and_the_standby_serves_from_its_replica(lab: dict[str, Any]) -> None:
     assert [lab["proxies"][name]["address"] for name in (ACTIVE, STANDBY)] == ["127.0.0.11", "127.0.0.12"]
     assert {p["role"] for p in lab["processes"]} == {
-        "redis", "nginx", "proxylistener", "kubeapi", "kube2proxy", "tool",
+        "redis", "nginx", "proxylistener", "kubeapi", "kube2proxy", "tool", "webservicemonitor",
         "sshd", "cloudapi", "floatingip",  # what a failover talks to (lab/operations.py)
     }  # fmt: skip
     active_redis = urlsplit(lab["proxies"][ACTIVE]["redis"])

@@ -28,8 +28,9 @@ ACTOR = base.ACTOR
 
 
 def lab_tool_log(proxy: Proxy, sample: str) -> Path:
-    """The log of a lab sample tool (`hello`, `echo`): its runner's lines and one JSON line per request."""
-    return Path(proxy.state.dir) / "tools" / f"{sample}.log"
+    """The log of a lab sample tool (`hello`, `echo`), as the lab recorded it: its runner's lines and
+    one JSON line per request."""
+    return Path(next(record.log for record in proxy.state.processes if record.tool == sample))
 
 
 def requests_seen(log: Path) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ LIST_TIMEOUT = 60.0
 WATCH_READ_SLACK = 30.0  # a watch may be silent for timeoutSeconds; only then is the socket dead
 PAGE_SIZE = 500
 BATCH_MAX = 1000
+_TIMEOUTS = (CONNECT_TIMEOUT, LIST_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -89,24 +90,9 @@ class ServiceApi:
     @classmethod
     def connect(cls, kubeconfig: str | None, context: str | None = None) -> ServiceApi:
         """Credentials from `kubeconfig`, or the in-cluster service account when it is None."""
-        from kubernetes import client, config
+        from kubernetes import client
 
-        try:
-            if kubeconfig:
-                api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
-            else:
-                configuration = client.Configuration()
-                config.load_incluster_config(client_configuration=configuration)
-                api_client = client.ApiClient(configuration)
-        except (config.ConfigException, OSError, ValueError, TypeError) as exc:
-            where = kubeconfig or "the in-cluster service account"
-            raise KubeError(f"cannot load Kubernetes credentials from {where}: {exc}") from None
-        if not api_client.configuration.verify_ssl:
-            import urllib3
-
-            # The operator chose insecure-skip-tls-verify; one warning per request is only noise.
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        return cls(client.CoreV1Api(api_client))
+        return cls(client.CoreV1Api(_api_client(kubeconfig, context)))
 
     def list(self, selector: str) -> tuple[list[Service], str]:
         """Every Service matching `selector` (paged), and the resourceVersion to watch from."""
@@ -176,6 +162,124 @@ class ServiceApi:
     def _call(method: Callable[..., Any], **kwargs: Any) -> Any:
         with _translated(KubeError, "cannot reach the Kubernetes API"):
             return method(**kwargs)
+
+
+def _api_client(kubeconfig: str | None, context: str | None) -> Any:
+    """An ApiClient with credentials from `kubeconfig`, or the in-cluster service account."""
+    from kubernetes import client, config
+
+    try:
+        if kubeconfig:
+            api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+        else:
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            api_client = client.ApiClient(configuration)
+    except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+        where = kubeconfig or "the in-cluster service account"
+        raise KubeError(f"cannot load Kubernetes credentials from {where}: {exc}") from None
+    if not api_client.configuration.verify_ssl:
+        import urllib3
+
+        # The operator chose insecure-skip-tls-verify; one warning per request is only noise.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    return api_client
+
+
+class WebserviceApi:
+    """A tool's webservice as a Deployment and a Service in its namespace (the kubernetes backend).
+
+    Objects go in and come out as plain JSON data; the client's models are never built, so an
+    apiserver's answer is never rejected for a field the pinned client does not know.
+    """
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client
+
+        self._core = client.CoreV1Api(api_client)
+        self._apps = client.AppsV1Api(api_client)
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None, context: str | None = None) -> WebserviceApi:
+        """Credentials from `kubeconfig`, or the in-cluster service account when it is None."""
+        return cls(_api_client(kubeconfig, context))
+
+    def apply(self, namespace: str, deployment: dict[str, Any], service: dict[str, Any]) -> None:
+        """Create the Deployment and the Service, or replace them where they exist."""
+        apps, core = self._apps, self._core
+        kinds = (
+            (
+                apps.create_namespaced_deployment,
+                apps.read_namespaced_deployment,
+                apps.replace_namespaced_deployment,
+            ),
+            (core.create_namespaced_service, core.read_namespaced_service, core.replace_namespaced_service),
+        )
+        for (create, read, replace), wanted in zip(kinds, (deployment, service), strict=True):
+            if _status(create, namespace=namespace, body=wanted) == 409:
+                _status(
+                    replace,
+                    name=wanted["metadata"]["name"],
+                    namespace=namespace,
+                    body=_replacing(
+                        wanted, _status_json(read, name=wanted["metadata"]["name"], namespace=namespace)
+                    ),
+                )
+
+    def delete(self, namespace: str, name: str) -> bool:
+        """Delete the Deployment and the Service called `name`; whether either existed."""
+        found = False
+        for method in (self._apps.delete_namespaced_deployment, self._core.delete_namespaced_service):
+            found |= _status(method, name=name, namespace=namespace) != 404
+        return found
+
+    def deployments(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The Deployments in `namespace` matching `selector`, as JSON data."""
+        body = _status_json(
+            self._apps.list_namespaced_deployment, namespace=namespace, label_selector=selector
+        )
+        return [item for item in body.get("items") or [] if isinstance(item, dict)]
+
+
+def _replacing(wanted: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """`wanted` as a replacement of `current`: its resourceVersion, and a Service's clusterIP."""
+    version = (current.get("metadata") or {}).get("resourceVersion")
+    body = {**wanted, "metadata": {**wanted["metadata"], "resourceVersion": version}}
+    if wanted["kind"] == "Service":  # a Service keeps the clusterIP it was given
+        body["spec"] = {**wanted["spec"], "clusterIP": (current.get("spec") or {}).get("clusterIP")}
+    return body
+
+
+def _status(method: Callable[..., Any], **kwargs: Any) -> int:
+    """Call `method`; its HTTP status when that is 404 or 409 (for the caller to decide), else 200.
+    Any other failure is a KubeError."""
+    from kubernetes.client.exceptions import ApiException
+
+    with _translated(KubeError, "cannot reach the Kubernetes API"):
+        try:
+            response = method(_preload_content=False, _request_timeout=_TIMEOUTS, **kwargs)
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return int(exc.status)
+            raise
+        _ = response.data  # read to the end: an unread answer cannot go back to the pool
+    response.release_conn()
+    return 200
+
+
+def _status_json(method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+    """Call `method` and parse its answer as a JSON object; any failure is a KubeError."""
+    with _translated(KubeError, "cannot reach the Kubernetes API"):
+        response = method(_preload_content=False, _request_timeout=_TIMEOUTS, **kwargs)
+        try:
+            body = json.loads(response.data)
+        except ValueError:
+            raise KubeError("the Kubernetes API answered something that is not JSON") from None
+        finally:
+            response.release_conn()
+    if not isinstance(body, dict):
+        raise KubeError("the Kubernetes API answered JSON that is not an object")
+    return body
 
 
 @contextmanager

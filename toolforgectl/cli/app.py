@@ -32,6 +32,7 @@ from toolforgectl.cli import (
     render,
     routes,
     tools,
+    webservices,
 )
 from toolforgectl.cli.context import GLOBAL_OPTIONS, Settings, command_name
 from toolforgectl.core import output
@@ -58,6 +59,7 @@ app.add_typer(playbooks.app, name="playbooks")
 app.add_typer(hiera.app, name="hiera")
 app.add_typer(proxy.app, name="proxy")
 app.add_typer(active_proxy.app, name="active-proxy")
+app.add_typer(webservices.app, name="webservices")
 app.command("render")(render.render)
 app.command("lint")(lint.lint)
 app.command("failover")(failover.failover)

@@ -52,7 +52,7 @@ def up(
     from toolforgectl.lab.state import state_dir
 
     where = state_dir(directory)
-    state = fleet.up(where, progress=output.progress, proxies=proxies)
+    state = fleet.up(where, progress=output.progress, proxies=proxies, monitor=True)
 
     def human(console: Console) -> None:
         console.print(f"lab is up in {where}; try:", markup=False)
@@ -77,6 +77,8 @@ def try_commands(state: LabState) -> list[tuple[str, str]]:
         ("http->https", f"curl -i {proxy['http']}/hello/"),
         ("routes", f"{ctl} routes list"),
         ("history", f"{ctl} debug history hello"),
+        ("webservice", f"{program('webservice')} --config {quote(state.config)} --tool hello status"),
+        ("monitor", f"{ctl} webservices status"),
     ]
     host, port = proxy["proxylistener"].rsplit(":", 1)
     token = Path(state.dir) / f"{YOUR_TOOL}.token"

@@ -31,6 +31,10 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 ├── LintError                     exit 1: `toolforgectl lint` found a problem (file:line: message)
 ├── LabError                      exit 1: a local server process could not be started or
 │                                         stopped, or no port was free (adapters/processes, lab/)
+├── ManifestError                 exit 1: a tool's service.manifest is unreadable, malformed,
+│                                         too big, a symlink, or not owned by the tool
+├── WebserviceError               exit 1: a webservice backend (the local supervisor, qsub,
+│                                         qstat, qdel) failed, timed out or answered garbage
 ├── TimedOutError                 exit 1: a condition waited for did not come true in time
 ├── OperationError                exit 1: a playbook run (workflows/playbook) did not complete
 │   ├── PreflightError            exit 1: a preflight check failed; nothing was changed
@@ -164,6 +168,15 @@ class LintError(ToolforgectlError):
 
 class LabError(ToolforgectlError):
     """A local server process could not be started or stopped, or no port was free."""
+
+
+class ManifestError(ToolforgectlError):
+    """A tool's service.manifest cannot be trusted: unreadable, malformed, too big, a symlink,
+    or not owned by the tool (core/manifest.py)."""
+
+
+class WebserviceError(ToolforgectlError):
+    """A webservice backend failed: the local supervisor, qsub/qstat/qdel, or what they answered."""
 
 
 class TimedOutError(ToolforgectlError):

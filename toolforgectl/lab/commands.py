@@ -14,6 +14,7 @@ from pathlib import Path
 _MODULES = {
     "toolforgectl": "toolforgectl",
     "webservice-runner": "toolforgectl.daemons.clients.webservice_runner",
+    "webservice": "toolforgectl.daemons.clients.webservice",
 }
 
 

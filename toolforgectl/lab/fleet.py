@@ -5,9 +5,10 @@ Each proxy's files (nginx, urlproxy settings, redis.conf) are rendered from temp
 proxy VM; its Redis runs from that redis.conf, so a standby's replicates from the active one's.
 lab/plan.py says which proxies, addresses and ports, and writes the lab's config files.
 
-Sample tools come up the way grid webservices do: each runs under `webservice-runner`, which
-registers it with the lab's proxylistener over the real 8282 protocol (token identity) and
-unregisters it when the lab stops it.
+Sample tools come up the way a tool's owner starts a webservice, with `webservice start` on the
+local backend (lab/webservices.py): each runs under `webservice-runner`, which registers it with
+the lab's proxylistener over the real 8282 protocol (token identity) and unregisters it when the
+lab stops it. With `monitor`, webservicemonitor keeps them up.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from toolforgectl.adapters import nginx as frontproxy
-from toolforgectl.adapters.processes import Process, free_port, spawn, start_redis_from
+from toolforgectl.adapters.processes import spawn, start_redis_from
 from toolforgectl.adapters.render import Layout
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import config, tokens
-from toolforgectl.core.destinations import Destinations
+from toolforgectl.core import config
 from toolforgectl.core.errors import LabError
 from toolforgectl.core.waiting import wait_until
-from toolforgectl.lab import commands, operations, plan, sampletool
+from toolforgectl.lab import commands, operations, plan, webservices
 from toolforgectl.lab.plan import LAB_HOST, PROXY_NAME
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 
@@ -41,16 +41,18 @@ def up(
     progress: Callable[[str], None] = lambda _: None,
     sample_args: tuple[str, ...] = (),
     proxies: int = 1,
+    monitor: bool = False,
 ) -> LabState:
     """Start the lab in `directory` with `proxies` proxies (lab/plan.py); on any failure, stop
     what was started and raise.
 
-    `sample_args` go on every sample tool's command line (lab/sampletool.py's options)."""
+    `sample_args` go on every sample tool's command line (lab/sampletool.py's options); with
+    `monitor`, webservicemonitor runs too and restarts tools that die."""
     _refuse_if_running(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = LabState(dir=str(directory), config=str(directory / "fleet.yaml"))
     try:
-        _start_all(state, directory, tools, dataplane or {}, progress, sample_args, proxies)
+        _start_all(state, directory, tools, dataplane or {}, progress, sample_args, proxies, monitor)
     except BaseException:
         down(directory)
         raise
@@ -63,6 +65,10 @@ def down(directory: Path) -> list[ProcessRecord]:
     if state is None:
         return []
     stopped = []
+    monitors = [r for r in state.processes if r.role == "webservicemonitor" and r.running()]
+    for record in monitors:  # first, or it restarts the tools being stopped
+        record.stop()
+    webservices.stop_jobs(directory)
     for record in reversed(state.processes):
         if record.running():  # its pid, or what it started: a runner SIGKILLed leaves its server
             record.stop()
@@ -89,6 +95,7 @@ def _start_all(
     progress: Callable[[str], None],
     sample_args: tuple[str, ...],
     count: int,
+    monitor: bool,
 ) -> None:
     proxies = plan.members(count)
     found = plan.ports(proxies)
@@ -112,12 +119,18 @@ def _start_all(
     active = proxies[0]
     store = RouteStore.from_url(plan.redis_url(active, found))
     base = state.proxies[active.name]["https"]
+    webservices.configure(directory, active.address, fleet.proxylistener.port)
     for tool in tools:
-        progress(f"lab: starting sample tool {tool} under webservice-runner (registers over 8282)")
-        token = _tool_token(directory, key, tool)
-        backend = _start_tool(state, directory, tool, active.address, fleet, token, sample_args)
-        _wait_for_route(store, tool, backend)
+        progress(f"lab: starting sample tool {tool} with `webservice start` (registers over 8282)")
+        process, backend = webservices.start_tool(directory, key, store, tool, LAB_HOST, sample_args)
+        marks = ["webservice-runner", str(directory / "homes" / tool)]
+        _record(state, ProcessRecord.of("tool", process, marks, tool=tool))
         state.tools[tool] = {"backend": backend, "url": f"{base}/{tool}/"}
+    if monitor:
+        progress("lab: starting webservicemonitor (restarts tools that die)")
+        started = webservices.start_monitor(directory, LAB_HOST)
+        marks = ["toolforgectl.daemons.webservicemonitor.main", str(directory)]
+        _record(state, ProcessRecord.of("webservicemonitor", started, marks))
     state.hiera = str(directory / plan.HIERA_FILE)
     state.save()
 
@@ -230,50 +243,3 @@ def _start_kube(
         process = spawn("kube2proxy", argv, log, proxy.address, found.kube2proxy_metrics)
         marks = ["toolforgectl.daemons.kube2proxy", f"--proxy {proxy.name}"]
         _record(state, ProcessRecord.of("kube2proxy", process, marks, proxy=proxy.name))
-
-
-def _tool_token(directory: Path, key: Path, tool: str) -> Path:
-    """The tool's registration token, in a file only its owner reads, as on a real grid node."""
-    path = directory / "tools" / f"{tool}.token"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tokens.write_secret(path, tokens.mint(tokens.load_key(key), tool, 0).encode())
-    return path
-
-
-def _wait_for_route(store: RouteStore, tool: str, backend: str, timeout: float = 10.0) -> None:
-    """Return once the runner's registration reached the route store."""
-    what = f"{tool} to register {backend} (see the lab's tools/ logs)"
-    wait_until(lambda: store.routes(tool).get(".*") == backend, what, timeout, error=LabError)
-
-
-def _tool_port(fleet: config.Fleet) -> int:
-    """A free port on the tools' host that is none of the proxies' service ports (which the
-    fleet's destination rule refuses on loopback)."""
-    taken = Destinations.of_fleet(fleet).service_ports
-    return wait_until(
-        lambda: (port := free_port(LAB_HOST)) not in taken and port, "a tool port", error=LabError
-    )
-
-
-def _start_tool(
-    state: LabState,
-    directory: Path,
-    tool: str,
-    proxy_address: str,
-    fleet: config.Fleet,
-    token: Path,
-    sample_args: tuple[str, ...],
-) -> str:
-    """A sample tool under webservice-runner, registering with the proxylistener at
-    `proxy_address`; the recorded pid is the runner's (it stops the tool)."""
-    port = _tool_port(fleet)
-    runner = [
-        sys.executable, "-m", "toolforgectl.daemons.clients.webservice_runner",
-        "--proxy", proxy_address, "--proxy-port", str(fleet.proxylistener.port), "--own-ip", LAB_HOST,
-        "--token-file", str(token), "--port", str(port), "--no-append-port", "--",
-    ]  # fmt: skip
-    argv = [*runner, *sampletool.command(tool, LAB_HOST, port), *sample_args]
-    process: Process = spawn(f"tool {tool}", argv, directory / "tools" / f"{tool}.log", LAB_HOST, port)
-    marks = ["toolforgectl.daemons.clients.webservice_runner", f"--port {port}"]
-    _record(state, ProcessRecord.of("tool", process, marks, tool=tool))
-    return f"http://{LAB_HOST}:{port}"

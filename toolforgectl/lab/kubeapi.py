@@ -7,6 +7,11 @@ ERROR 410 for a compacted version, as kube-apiserver 1.20 sends it). Tests drive
 watches with 410, and `cut_watches()` to break streams mid-chunk. Requests are logged in
 `requests` so a test can see who listed and from which version a watch resumed.
 
+For the `webservice` kubernetes backend it also keeps Deployments and namespaced Services:
+create (POST, 409 when it exists), read, replace (PUT) and delete, and a namespaced Deployment
+list by label. A Service created this way is a Service like any other: watches see it, so
+kube2proxy routes it. Deployments are reported ready at once (there is no kubelet).
+
 The lab runs it as a process of its own (`python -m toolforgectl.lab.kubeapi`), one API for every
 proxy's kube2proxy; there, Services change over HTTP as with kubectl: `PUT
 /api/v1/namespaces/NS/services/NAME` with a Service's JSON creates or replaces it (the real API
@@ -90,6 +95,8 @@ class FakeKubeApi:
         self.lock = threading.Condition()
         self.bookmark_interval = bookmark_interval
         self.requests: list[dict[str, str]] = []
+        self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
+        self._next_ip = 10
         self.server = ThreadingHTTPServer((host, port), _handler_for(self))
         self.server.daemon_threads = True
         self.host, self.port = host, int(self.server.server_address[1])
@@ -196,6 +203,90 @@ class FakeKubeApi:
         """The list requests so far, oldest first."""
         return [r for r in list(self.requests) if r.get("watch") != "true"]
 
+    # Namespaced objects (the webservice backend) --------------------------------------------
+
+    def create(self, kind: str, namespace: str, obj: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST: a new Deployment or Service in `namespace`; 409 when one of that name exists."""
+        obj = json.loads(json.dumps(obj))
+        obj["metadata"]["namespace"] = namespace
+        key = (namespace, obj["metadata"]["name"])
+        with self.lock:
+            if key in (self.deployments if kind == "deployments" else self.state.services):
+                return 409, _status_body(409, "AlreadyExists")
+            return 201, self._store(kind, key, obj)
+
+    def replace(
+        self, kind: str, namespace: str, name: str, obj: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """PUT: replace an existing object; 404 when there is none."""
+        obj = json.loads(json.dumps(obj))
+        obj["metadata"]["namespace"] = namespace
+        with self.lock:
+            if (namespace, name) not in (self.deployments if kind == "deployments" else self.state.services):
+                return 404, _status_body(404, "NotFound")
+            return 200, self._store(kind, (namespace, name), obj)
+
+    def read(self, kind: str, namespace: str, name: str) -> tuple[int, dict[str, Any]]:
+        """GET one object."""
+        with self.lock:
+            found = (self.deployments if kind == "deployments" else self.state.services).get(
+                (namespace, name)
+            )
+        return (200, found) if found is not None else (404, _status_body(404, "NotFound"))
+
+    def remove(self, kind: str, namespace: str, name: str) -> tuple[int, dict[str, Any]]:
+        """DELETE one object (a Service's deletion is a watch event)."""
+        with self.lock:
+            if kind == "deployments":
+                found = self.deployments.pop((namespace, name), None)
+            elif (namespace, name) in self.state.services:
+                found = self.state.services[(namespace, name)]
+                self.delete(namespace, name)
+            else:
+                found = None
+        return (
+            (200, _status_body(200, "Success")) if found is not None else (404, _status_body(404, "NotFound"))
+        )
+
+    def upsert_service(self, namespace: str, name: str, obj: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """PUT to one Service: create or replace it (a clusterIP is kept, or one is given)."""
+        obj = json.loads(json.dumps(obj))
+        obj.setdefault("metadata", {}).update(namespace=namespace, name=name)
+        with self.lock:
+            return 200, self._store("services", (namespace, name), obj)
+
+    def deployment_list(self, namespace: str, query: dict[str, str]) -> dict[str, Any]:
+        """The Deployments of `namespace` matching labelSelector."""
+        with self.lock:
+            items = [
+                o
+                for (ns, _), o in sorted(self.deployments.items())
+                if ns == namespace and _selected(o, query)
+            ]
+            version = str(self.state.version)
+        return {
+            "kind": "DeploymentList",
+            "apiVersion": "apps/v1",
+            "metadata": {"resourceVersion": version},
+            "items": items,
+        }
+
+    def _store(self, kind: str, key: tuple[str, str], obj: dict[str, Any]) -> dict[str, Any]:
+        if kind == "deployments":
+            self.state.version += 1
+            obj["metadata"]["resourceVersion"] = str(self.state.version)
+            replicas = (obj.get("spec") or {}).get("replicas", 1)
+            obj["status"] = {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas}
+            self.deployments[key] = obj
+            return obj
+        spec = obj.setdefault("spec", {})
+        if not spec.get("clusterIP"):
+            old = self.state.services.get(key)
+            spec["clusterIP"] = (old or {}).get("spec", {}).get("clusterIP") or f"127.96.1.{self._next_ip}"
+            self._next_ip += 1
+        self.put(obj)
+        return self.state.services[key]
+
     # Serving -------------------------------------------------------------------------------
 
     def list_body(self, query: dict[str, str]) -> dict[str, Any]:
@@ -281,6 +372,13 @@ def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
     return True
 
 
+def _status_body(code: int, reason: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "code": code, "reason": reason}
+
+
+_NAMESPACED = re.compile(r"/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(services|deployments)(?:/([^/]+))?")
+
+
 def _gone() -> dict[str, Any]:
     return {
         "type": "ERROR",
@@ -331,6 +429,14 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     query[flag] = "true" if query[flag].lower() in ("true", "1", "t") else "false"
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
+            elif found := _NAMESPACED.fullmatch(parts.path):
+                namespace, kind, name = found.groups()
+                if name:
+                    self._json(*api.read(kind, namespace, name))
+                elif kind == "deployments":
+                    self._json(200, api.deployment_list(namespace, query))
+                else:
+                    self._json(405, _status_body(405, "MethodNotAllowed"))
             elif parts.path != "/api/v1/services":
                 self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
             elif status := api.take_failure(query):
@@ -340,39 +446,39 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             else:
                 self._json(200, api.list_body(query))
 
-        def do_PUT(self) -> None:
-            self._change(put=True)
-
         def do_POST(self) -> None:
-            self._change(put=True)
+            self._change("POST")
+
+        def do_PUT(self) -> None:
+            self._change("PUT")
 
         def do_DELETE(self) -> None:
-            self._change(put=False)
+            self._change("DELETE")
 
-        def _change(self, put: bool) -> None:
-            """Create, replace or delete one Service (the lab's kubectl)."""
-            found = _ONE_SERVICE.fullmatch(urlsplit(self.path).path)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        def _change(self, method: str) -> None:
+            """Create, replace or delete one Service or Deployment. POST to a collection creates
+            (409 when it exists), as the real API does; PUT (or POST) to one Service creates or
+            replaces it, as the lab's kubectl."""
+            found = _NAMESPACED.fullmatch(urlsplit(self.path).path)
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
+                self._json(401, _status_body(401, "Unauthorized"))
                 return
-            if found is None:
-                self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+            if found is None or (method == "DELETE" and not found.group(3)):
+                self._json(404, _status_body(404, "NotFound"))
                 return
+            namespace, kind, name = found.groups()
             try:
-                if put:
-                    obj = json.loads(body)
-                    obj.setdefault("metadata", {})["namespace"] = found["namespace"]
-                    if found["name"]:
-                        obj["metadata"]["name"] = found["name"]
-                    api.put(obj)
+                if method == "DELETE":
+                    self._json(*api.remove(kind, namespace, name))
+                elif not name:
+                    self._json(*api.create(kind, namespace, json.loads(raw)))
+                elif kind == "services":
+                    self._json(*api.upsert_service(namespace, name, json.loads(raw)))
                 else:
-                    api.delete(found["namespace"], found["name"] or "")
-                    obj = {"kind": "Status", "status": "Success"}
+                    self._json(*api.replace(kind, namespace, name, json.loads(raw)))
             except (ValueError, KeyError, TypeError) as exc:
-                self._json(400 if put else 404, {"kind": "Status", "message": f"no: {exc!r}"})
-                return
-            self._json(200, obj)
+                self._json(400, {"kind": "Status", "code": 400, "message": f"no: {exc!r}"})
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

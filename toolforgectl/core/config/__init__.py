@@ -8,6 +8,7 @@ from toolforgectl.core.config.hiera import Hiera
 from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path, find
 from toolforgectl.core.config.operations import Operations, OperationsLog
 from toolforgectl.core.config.schema import overridden
+from toolforgectl.core.config.webservice import Webservice
 
 __all__ = [
     "DEFAULT_REDIS_PORT",
@@ -22,6 +23,7 @@ __all__ = [
     "OperationsLog",
     "Proxy",
     "ProxyListener",
+    "Webservice",
     "active_proxy_file",
     "config_path",
     "find",

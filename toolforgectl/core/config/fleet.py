@@ -12,6 +12,7 @@
     hiera: {backend: file, path: /srv/hiera/toolforge.yaml}   # optional; see hiera.py
     operations: {state_dir: /var/lib/toolforgectl/runs}       # optional; see operations.py
     cloud: {name: eqiad1, floating_ip: 185.15.56.11}   # optional; see cloud.py
+    webservice: {default_backend: gridengine}   # webservice + webservicemonitor (webservice.py)
 
 Any problem is one ConfigError `file:line: message`; lookup.py says where the file is.
 """
@@ -35,6 +36,7 @@ from toolforgectl.core.config.hiera import Hiera
 from toolforgectl.core.config.operations import Operations
 from toolforgectl.core.config.remote import Remote, Ssh, SshHost, parse_host
 from toolforgectl.core.config.schema import EMPTY_IS_DEFAULT, SECTION, Text, invalid
+from toolforgectl.core.config.webservice import Webservice
 from toolforgectl.core.errors import ConfigError
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})")
@@ -90,6 +92,7 @@ class Fleet:
     dataplane: Annotated[DataPlane, EMPTY_IS_DEFAULT] = Field(default_factory=DataPlane)
     hiera: Hiera | None = None  # optional; `toolforgectl hiera` needs it (see hiera.py)
     operations: Annotated[Operations, EMPTY_IS_DEFAULT] = Field(default_factory=Operations)
+    webservice: Annotated[Webservice, EMPTY_IS_DEFAULT] = Field(default_factory=Webservice)
     remote: Annotated[Remote, EMPTY_IS_DEFAULT] = Field(default_factory=Remote)
     cloud: Cloud | None = None  # only commands that move the floating IP need it
 

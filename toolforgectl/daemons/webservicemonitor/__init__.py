@@ -1,0 +1,1 @@
+"""webservicemonitor: restarts tools whose wanted webservice is not running or not routed."""
