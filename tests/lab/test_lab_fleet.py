@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import run_cli, wait_until
+from tests.support.lab import two_proxy_lab
 from toolforgectl.adapters.processes import free_port
 from toolforgectl.adapters.routestore import RouteStore, wait_caught_up
 from toolforgectl.core import tokens
@@ -31,21 +29,9 @@ ACTIVE, STANDBY = "proxy-01", "proxy-02"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One two-proxy lab for the module: `lab up --proxies 2 --json`'s state; `lab down` after."""
-    where = tmp_path_factory.mktemp("fleet") / "lab"
-    up = subprocess.run(
-        [sys.executable, "-m", "toolforgectl", "lab", "up", "--dir", str(where), "--proxies", "2", "--json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    try:
-        assert up.returncode == 0, up.stderr
-        state: dict[str, Any] = json.loads(up.stdout)["data"]
-        state["fleet"] = yaml.safe_load(Path(state["config"]).read_text())
+    """One two-proxy lab for the module."""
+    with two_proxy_lab(tmp_path_factory.mktemp("fleet") / "lab") as state:
         yield state
-    finally:
-        down = run_cli("lab", "down", "--dir", str(where))
-    assert down.code == 0, down.stderr
-    assert run_cli("lab", "status", "--dir", str(where)).code == 1, "nothing of the lab is left"
 
 
 def ctl(lab: dict[str, Any], *args: str) -> Any:

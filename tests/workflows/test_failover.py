@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import run_cli, wait_until
+from tests.conftest import wait_until
+from tests.support.lab import two_proxy_lab
 from tests.support.traffic import RegistrationLoad, RequestLoad
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens
@@ -38,18 +40,8 @@ STEPS = (
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    where = tmp_path_factory.mktemp("failover") / "lab"
-    up = subprocess.run(
-        [sys.executable, "-m", "toolforgectl", "lab", "up", "--dir", str(where), "--proxies", "2", "--json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    try:
-        assert up.returncode == 0, up.stderr
-        state: dict[str, Any] = json.loads(up.stdout)["data"]
-        state["fleet"] = yaml.safe_load(Path(state["config"]).read_text())
+    with two_proxy_lab(tmp_path_factory.mktemp("failover") / "lab") as state:
         yield state
-    finally:
-        run_cli("lab", "down", "--dir", str(where))
 
 
 def cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
@@ -258,3 +250,26 @@ def test_a_temporary_failover_moves_only_the_floating_ip_and_proxy_list_shows_it
     assert back.returncode == 0, back.stderr
     assert snapshot(lab)["floating_ips"][0]["fixed_ip"] == lab["proxies"][start]["address"]
     assert active(lab) == start
+
+
+def test_converge_runs_each_groups_command_and_a_failed_host_is_resumed(lab: dict[str, Any]) -> None:
+    config = Path(lab["config"])
+    original = config.read_text()
+    marker = Path(lab["dir"]) / "converged"
+    fleet = yaml.safe_load(original)
+    fleet["remote"]["converge"] = {"grid": f"test -e {marker}.ok && echo ran >> {marker}"}
+    config.write_text(yaml.safe_dump(fleet))
+    try:
+        start = active(lab)
+        failing = cli(lab, "failover", "--yes", "--reason", "converge fails")
+        assert failing.returncode == 1
+        assert "converge-hosts" in failing.stderr and "operator instructions" in failing.stderr
+        assert not marker.exists()
+        run = re.search(r"\d{8}T\d{6}Z-failover-[0-9a-f]+", failing.stderr).group()  # type: ignore[union-attr]
+        Path(f"{marker}.ok").touch()  # the host is fixed
+        resumed = cli(lab, "failover", "--resume", run, "--yes", "--reason", "converge fails")
+        assert resumed.returncode == 0, resumed.stderr
+        assert marker.read_text() == "ran\n", "the group's command ran once it could"
+        assert active(lab) == other(start)
+    finally:
+        config.write_text(original)

@@ -1,0 +1,34 @@
+"""A two-proxy lab for a test module: `lab up --proxies 2 --json`, and `lab down` after."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import run_cli
+
+
+@contextmanager
+def two_proxy_lab(where: Path) -> Iterator[dict[str, Any]]:
+    """The lab's state (as `lab up --json` prints it, plus its fleet.yaml as `fleet`); on leaving,
+    `lab down`, and nothing of the lab may be left."""
+    up = subprocess.run(
+        [sys.executable, "-m", "toolforgectl", "lab", "up", "--dir", str(where), "--proxies", "2", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stderr
+        state: dict[str, Any] = json.loads(up.stdout)["data"]
+        state["fleet"] = yaml.safe_load(Path(state["config"]).read_text())
+        yield state
+    finally:
+        down = run_cli("lab", "down", "--dir", str(where))
+    assert down.code == 0, down.stderr
+    assert run_cli("lab", "status", "--dir", str(where)).code == 1, "nothing of the lab is left"
