@@ -43,8 +43,8 @@ EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name=PROG,
-    help="Operate a Toolforge-style dynamic proxy: routes, tool tokens, the data plane config and the"
-    " local lab.\n\n"
+    help="Operate a Toolforge-style dynamic proxy: routes, tool tokens, the data plane config, failover"
+    " between proxies, webservices and the local lab.\n\n"
     "Exit codes: 0 ok, 1 failed, 2 usage or config error, 3 a service (Redis, an API) is unavailable.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
