@@ -129,11 +129,14 @@ def test_a_websocket_carrying_the_hop_marker_gets_the_508_too(lab: Proxy) -> Non
         assert status == "HTTP/1.1 101 Switching Protocols"
 
 
-def test_websockets_keep_their_long_timeout_on_every_path(lab: Proxy, tmp_path: Path) -> None:
+def test_websockets_keep_their_long_timeout_on_every_path(
+    lab: Proxy, tmp_path: Path, silent_backend: str
+) -> None:
     pair = (lab.info["certificate"], lab.info["certificate"].replace(".crt", ".key"))
     secure = sample_tool("secure", tmp_path / "tls-tool.log", tls=pair)
     try:
         store(lab).set_route("ws-tls", ".*", validate.backend(f"https://127.0.0.1:{secure.port}"), ACTOR)
+        store(lab).set_route("ws-silence", ".*", validate.backend(silent_backend), ACTOR)
         tools = [
             new_tool(lab, "ws-slow", "echo", "slow"),
             new_tool(lab, "ws-front", "echo", "front"),
@@ -146,9 +149,11 @@ def test_websockets_keep_their_long_timeout_on_every_path(lab: Proxy, tmp_path: 
             lab.websocket(f"/{tools[2]}/socket") as (tls, tls_status),
         ):
             assert {slow_status, front_status, tls_status} == {"HTTP/1.1 101 Switching Protocols"}
-            # Not a wait for a race: the silence itself is under test, longer than any plain request
-            # may wait (a loaded machine only makes it longer).
-            time.sleep(READ_TIMEOUT + 2.5)
+            # The sockets stay silent until plain requests to a silent tool have given up on both
+            # paths (the front waits longest): the condition, not a clock, says the read timeout
+            # of a plain request has passed.
+            for path in ("slow", "front"):
+                assert lab.get(f"/ws-silence/{path}").status == 504
             for sock, name in ((slow, "slow"), (front, "front"), (tls, "tls")):
                 ws_send_text(sock, f"still there ({name})")
                 assert ws_receive_text(sock) == f"still there ({name})"
