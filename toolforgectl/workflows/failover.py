@@ -36,6 +36,7 @@ from toolforgectl.core.config import Fleet, Proxy
 from toolforgectl.core.config.remote import SshHost
 from toolforgectl.core.config.schema import SECTION, Count, Seconds
 from toolforgectl.core.errors import ActiveProxyError, StepError, ToolforgectlError, UsageError
+from toolforgectl.workflows import proxies
 from toolforgectl.workflows.playbook import steps
 from toolforgectl.workflows.playbook.context import StepContext
 from toolforgectl.workflows.playbook.steps import Change, Check, Outcome
@@ -54,10 +55,7 @@ def new(ctx: StepContext) -> Proxy:
 
 
 def _redis_address(proxy: Proxy) -> tuple[str, int]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(proxy.redis)
-    return parts.hostname or proxy.address, parts.port or 6379
+    return proxies.redis_address(proxy.redis)
 
 
 def _is_replica_of(state: Replication, primary: Proxy) -> bool:
@@ -95,20 +93,11 @@ def _redis_primary(fleet: Fleet) -> str:
 
 
 def _floating_ip_holder(fleet: Fleet) -> str:
-    from toolforgectl.adapters.cloud import Cloud
-
-    settings_ = fleet.needs_cloud()
-    cloud = Cloud.connect(settings_)
-    try:
-        fixed = cloud.floating_ip(settings_.floating_ip).fixed_ip
-        for proxy in fleet.proxies:
-            if cloud.server_port(settings_.server(proxy.name)).fixed_ip == fixed:
-                return proxy.name
-    finally:
-        cloud.close()
-    raise StepError(
-        f"floating IP {settings_.floating_ip} points at {fixed or 'nothing'}, none of the proxies"
-    )
+    fleet.needs_cloud()  # a temporary failover moves the floating IP: say so when there is none
+    holder, problem = proxies.floating_ip_holder(fleet)
+    if problem:
+        raise StepError(problem)
+    return holder
 
 
 # --- the files that name the active proxy --------------------------------------------------------

@@ -103,7 +103,7 @@ def survey(fleet: Fleet) -> Survey:
     replication = {proxy.name: _replication(RouteStore.from_url(proxy.redis)) for proxy in fleet.proxies}
     hiera = _hiera_source(fleet)
     problems = _source_problems(active, hiera, files)
-    holder, floating_problem = _floating_ip(fleet)
+    holder, floating_problem = floating_ip_holder(fleet)
     if floating_problem:
         problems.append(floating_problem)
     elif holder not in (NOT_YET, active):
@@ -119,7 +119,7 @@ def survey(fleet: Fleet) -> Survey:
     return Survey(active, fleet.active_proxy, hiera, states, floating_ip=holder, disagreements=problems)
 
 
-def _floating_ip(fleet: Fleet) -> tuple[str, str | None]:
+def floating_ip_holder(fleet: Fleet) -> tuple[str, str | None]:
     """Which proxy the floating IP points at (NOT_YET without a `cloud:` section), and a problem
     reading it (None when there is none)."""
     if fleet.cloud is None:
@@ -222,7 +222,7 @@ def _replica_problems(proxy: Proxy, mine: Replication, active: Proxy, role: str)
     if role == "active":
         return [f"{proxy.name}'s Redis is a replica, but {proxy.name} is the active proxy"]
     problems = []
-    if mine.primary != _address(active.redis):
+    if mine.primary != redis_address(active.redis):
         where = f"{mine.primary[0]}:{mine.primary[1]}" if mine.primary else "?"
         problems.append(f"{proxy.name}'s Redis replicates from {where}, not from the active {active.name}'s")
     if not mine.link_up:
@@ -230,6 +230,7 @@ def _replica_problems(proxy: Proxy, mine: Replication, active: Proxy, role: str)
     return problems
 
 
-def _address(url: str) -> tuple[str, int]:
+def redis_address(url: str) -> tuple[str, int]:
+    """(host, port) of a Redis URL, as INFO replication names a replica's primary."""
     parts = urlsplit(url)
     return (parts.hostname or "127.0.0.1", parts.port or DEFAULT_REDIS_PORT)
