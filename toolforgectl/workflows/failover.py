@@ -437,13 +437,13 @@ class SwitchRedisPrimary:
 
 
 def _role(state: Replication) -> str:
-    return (
-        "primary"
-        if state.is_primary
-        else f"replica of {state.primary[0]}:{state.primary[1]}"
-        if state.primary
-        else "replica"
-    )
+    """How a plan names a Redis's role: primary, or whose replica."""
+    if state.is_primary:
+        return "primary"
+    if state.primary is None:
+        return "replica"
+    host, port = state.primary
+    return f"replica of {host}:{port}"
 
 
 @steps.register("flip-active-proxy-files")
