@@ -22,6 +22,7 @@ from toolforgectl import __version__
 from toolforgectl.cli import (
     active_proxy,
     block,
+    converge,
     debug,
     failover,
     hiera,
@@ -63,6 +64,7 @@ app.add_typer(webservices.app, name="webservices")
 app.command("render")(render.render)
 app.command("lint")(lint.lint)
 app.command("failover")(failover.failover)
+app.command("converge")(converge.converge)
 
 
 def _version(value: bool) -> None:

@@ -101,10 +101,11 @@ def _start_all(
     found = plan.ports(proxies)
     key = directory / "proxylistener" / "key"
     sections = operations.sections(directory, proxies, found) if count > 1 else {}
-    fleet = plan.write(directory, proxies, found, key, dataplane, sections)
     addresses = tuple(proxy.address for proxy in proxies)
     cert, tls_key = frontproxy.self_signed(directory / "tls", "proxy" if count == 1 else "proxies", addresses)
-    fleet = frontproxy.with_tls(fleet, cert, tls_key)
+    # In fleet.yaml, so that what converge renders from it is what the lab started with.
+    tls = {"tls_certificate": str(cert), "tls_key": str(tls_key)}
+    fleet = plan.write(directory, proxies, found, key, {**tls, **dataplane}, sections)
     layouts = {p.name: frontproxy.render_into(fleet, p.name, directory / p.name) for p in proxies}
     for proxy in proxies:
         _start_redis(state, proxy, found, layouts[proxy.name], progress)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.adapters.processes import spawn, wait_for_port
+from toolforgectl.adapters.processes import binary, spawn, wait_for_port
 from toolforgectl.lab import sshd
 from toolforgectl.lab.plan import FLOATING_IP, LAB_HOST, Member, Ports
 from toolforgectl.lab.state import LabState, ProcessRecord
@@ -68,8 +68,21 @@ def sections(directory: Path, proxies: list[Member], found: Ports) -> dict[str, 
                 GRID: [f"{LAB_HOST}:{found.ssh}"],
             },
             "active_proxy_files": {GRID: str(paths.grid_active_proxy)},
+            "converge": {"proxies": converge_push(directory)},
         },
         "operations": {"state_dir": str(directory / "runs")},
+    }
+
+
+def converge_push(directory: Path) -> dict[str, str]:
+    """How converge pushes the data plane to the lab's proxies: into `<dir>/<proxy>/`, where
+    `lab up` rendered it, checked and reloaded with the same nginx and options it started with."""
+    nginx = f"{binary('nginx')} -p {{run_dir}} -e stderr -c {{nginx_conf}}"
+    return {
+        "push": "dataplane",
+        "root": str(directory / "{proxy}"),
+        "check": f"{nginx} -t -q",
+        "reload": f"{nginx} -s reload",
     }
 
 

@@ -61,3 +61,15 @@ def test_a_bad_remote_section_is_one_line_naming_the_setting(section: str, messa
     with pytest.raises(ConfigError) as raised:
         config.parse(f"proxies: [{{name: proxy-01}}]\n{section}\n", "fleet.yaml")
     assert str(raised.value).startswith(message), str(raised.value)
+
+
+def test_a_group_converges_by_command_or_by_pushing_the_data_plane() -> None:
+    text = FLEET.replace(
+        "    webgrid: run-puppet-agent\n",
+        "    webgrid: run-puppet-agent\n    proxies: {push: dataplane, root: '/srv/{proxy}'}\n",
+    )
+    converge = config.parse(text, "fleet.yaml").remote.converge
+    assert converge["webgrid"] == "run-puppet-agent"
+    push = converge["proxies"]
+    assert not isinstance(push, str) and push.root == "/srv/{proxy}"
+    assert push.check == "nginx -t -q -c {nginx_conf}"
