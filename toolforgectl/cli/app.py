@@ -24,6 +24,7 @@ from toolforgectl.cli import (
     block,
     converge,
     debug,
+    deploy,
     failover,
     hiera,
     lab,
@@ -59,6 +60,7 @@ app.add_typer(lab.app, name="lab")
 app.add_typer(playbooks.app, name="playbooks")
 app.add_typer(hiera.app, name="hiera")
 app.add_typer(proxy.app, name="proxy")
+app.add_typer(deploy.app, name="deploy")
 app.add_typer(active_proxy.app, name="active-proxy")
 app.add_typer(webservices.app, name="webservices")
 app.command("render")(render.render)

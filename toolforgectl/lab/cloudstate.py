@@ -35,6 +35,9 @@ class Server:
     name: str
     port_id: str
     fixed_ip: str
+    status: str = "ACTIVE"  # BUILD while the lab boots a created server (lab/vm.py), or ERROR
+    group: str | None = None  # its server group's id (created with a scheduler hint)
+    security_groups: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +68,11 @@ class CloudState:
 
     servers: dict[str, Server] = field(default_factory=dict)
     floating_ips: dict[str, FloatingIp] = field(default_factory=dict)
+    # Created through the API (deploy): ports not yet bound to a server (id -> {fixed_ip, name}), security
+    # groups (id -> {"id", "name", "rules"}), server groups (id -> {"id", "name", "policies"}).
+    ports: dict[str, dict[str, str]] = field(default_factory=dict)
+    security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    server_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     apply_delay: float = 0.0
     path: Path | None = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -76,6 +84,9 @@ class CloudState:
         return cls(
             servers={s["id"]: Server(**s) for s in data["servers"]},
             floating_ips={f["id"]: FloatingIp(**f) for f in data["floating_ips"]},
+            ports=dict(data.get("ports", {})),
+            security_groups=dict(data.get("security_groups", {})),
+            server_groups=dict(data.get("server_groups", {})),
             apply_delay=float(data.get("apply_delay", 0.0)),
             path=path,
         )
@@ -91,6 +102,9 @@ class CloudState:
             data = {
                 "servers": [asdict(s) for s in self.servers.values()],
                 "floating_ips": [asdict(f) for f in self.floating_ips.values()],
+                "ports": self.ports,
+                "security_groups": self.security_groups,
+                "server_groups": self.server_groups,
                 "apply_delay": self.apply_delay,
             }
             partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
@@ -154,6 +168,18 @@ class CloudState:
             fip.revision += 1
         self.save()
         return True
+
+    def new_port(self, addresses: list[str], name: str = "") -> tuple[str, str] | None:
+        """A port on the lab network at the first of `addresses` no server or port has (None: all taken)."""
+        with self.lock:
+            taken = {s.fixed_ip for s in self.servers.values()} | {p["fixed_ip"] for p in self.ports.values()}
+            free = next((address for address in addresses if address not in taken), None)
+            if free is None:
+                return None
+            port_id = str(uuid.uuid4())
+            self.ports[port_id] = {"fixed_ip": free, "name": name}
+        self.save()
+        return port_id, free
 
     def touch(self, address: str, description: str | None = None) -> int:
         """Change floating IP `address` in a way that moves nothing (its description), as another

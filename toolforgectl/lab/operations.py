@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from toolforgectl.adapters.processes import binary, spawn, wait_for_port
+from toolforgectl.core.config.fleet import EVERY_PROXY
 from toolforgectl.lab import sshd
-from toolforgectl.lab.plan import FLOATING_IP, LAB_HOST, Member, Ports
+from toolforgectl.lab.cloudstate import LAB_NETWORK
+from toolforgectl.lab.plan import FLOATING_IP, LAB_HOST, Member, Ports, vm_addresses
 from toolforgectl.lab.state import LabState, ProcessRecord
 
 CLOUD_NAME = "lab"
@@ -59,12 +61,15 @@ def sections(directory: Path, proxies: list[Member], found: Ports) -> dict[str, 
             "name": CLOUD_NAME,
             "clouds_yaml": str(paths.cloud / "clouds.yaml"),
             "floating_ip": FLOATING_IP,
+            "flavor": "g3.cores2.ram4.disk20",
+            "image": "debian-12.0-bookworm",
+            "network": LAB_NETWORK,
         },
         "remote": {
             **lab.remote_section(),
             "timeout": 60.0,
             "groups": {
-                "proxies": [proxy.name for proxy in proxies],
+                "proxies": [EVERY_PROXY],
                 GRID: [f"{LAB_HOST}:{found.ssh}"],
             },
             "active_proxy_files": {GRID: str(paths.grid_active_proxy)},
@@ -101,7 +106,7 @@ def start(
     argv = [
         sys.executable, "-m", "toolforgectl.lab.cloudapi",
         "--state", str(paths.cloud / "cloud.json"), "--clouds-yaml", str(paths.cloud / "clouds.yaml"),
-        "--cloud", CLOUD_NAME, "--host", LAB_HOST, "--port", str(found.cloud),
+        "--cloud", CLOUD_NAME, "--host", LAB_HOST, "--port", str(found.cloud), "--lab-dir", str(directory),
         *(f"--server={proxy.name}={proxy.address}" for proxy in proxies),
         f"--floating-ip={FLOATING_IP}={proxies[0].name}",
     ]  # fmt: skip
@@ -123,5 +128,6 @@ def start(
 
 
 def _hosts(proxies: list[Member]) -> tuple[str, ...]:
-    """Where the lab's sshd listens: every proxy's address, and the grid host."""
-    return (*(proxy.address for proxy in proxies), LAB_HOST)
+    """Where the lab's sshd listens: every proxy's address, those the cloud gives the VMs it
+    creates (so a new VM answers SSH as soon as it boots), and the grid host."""
+    return (*(proxy.address for proxy in proxies), *vm_addresses(len(proxies)), LAB_HOST)
