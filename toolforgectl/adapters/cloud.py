@@ -364,8 +364,8 @@ class Rule:
 
     def fields(self) -> dict[str, Any]:
         """Neutron's fields of the rule."""
-        found: dict[str, Any] = {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
-                                 "port_range_min": self.port_min, "port_range_max": self.port_max}  # fmt: skip
+        found: dict[str, Any] = {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp"}
+        found |= {"port_range_min": self.port_min, "port_range_max": self.port_max}
         if self.cidr:
             found["remote_ip_prefix"] = self.cidr
         if self.remote_group:

@@ -137,7 +137,8 @@ def load(directory: Path) -> LabState | None:
     processes = [ProcessRecord(**item) for item in data.get("processes", [])]
     return LabState(
         data["dir"], data["config"], processes, data.get("proxies", {}), data.get("tools", {}),
-        hiera=data.get("hiera", ""), kube_api=data.get("kube_api", ""), floating_ip=data.get("floating_ip", ""),
+        hiera=data.get("hiera", ""), kube_api=data.get("kube_api", ""),
+        floating_ip=data.get("floating_ip", ""),
     )  # fmt: skip
 
 
