@@ -149,6 +149,20 @@ class CloudReads:
             ) from None
         return seen[-1]
 
+    def security_group(self, name: str) -> tuple[str, set[tuple[int, int, str | None, str | None]]] | None:
+        """Security group `name`'s id and its rules (as Rule.key() gives them); None if none."""
+        with self._calling(f"finding security group {name} (Neutron)"):
+            group = self._conn.network.find_security_group(name)
+        if group is None:
+            return None
+        return str(group.id), {_rule_key(rule) for rule in (group.security_group_rules or [])}
+
+    def server_group_id(self, name: str) -> str | None:
+        """The id of server group `name`, if there is one."""
+        with self._calling(f"finding server group {name} (Nova)"):
+            found = [g for g in self._conn.compute.server_groups() if g.name == name]
+        return str(found[0].id) if found else None
+
     @contextmanager
     def _calling(self, what: str) -> Iterator[None]:
         """Run the SDK call(s) inside as `what`, turning every error of theirs into one of ours."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic.dataclasses import dataclass as settings
@@ -184,9 +185,22 @@ class EnsureSecurityGroups:
     """The proxies' security groups exist with their rules (shared by every proxy; kept on rollback)."""
 
     def check(self, ctx: StepContext) -> Check:
-        """Always ensured (each call only adds what is missing): cheap and idempotent."""
-        names = ", ".join(_groups(ctx))
-        return Check.would(Change("security groups", "-", names), note=f"ensure {names}")
+        """Which groups are missing, or lack a rule."""
+        redis = (ctx.options or GroupsOptions()).redis
+        port = proxies.redis_address(ctx.fleet.proxy(None).redis)[1]
+        changes = []
+        for name, rules in _groups(ctx).items():
+            found = ctx.cloud().security_group(name)
+            if found is None:
+                changes.append(Change(f"security group {name}", "-", "created"))
+                continue
+            wanted = rules + ([Rule(port, port, remote_group=found[0])] if name == redis else [])
+            lacking = [str(rule) for rule in wanted if rule.key() not in found[1]]
+            if lacking:
+                changes.append(Change(f"security group {name}", "-", f"add {', '.join(lacking)}"))
+        if not changes:
+            return Check.already(f"security groups {', '.join(_groups(ctx))} have their rules")
+        return Check.would(*changes)
 
     def apply(self, ctx: StepContext) -> Outcome:
         """Create or complete each group; the Redis group lets in its own members only."""
@@ -220,8 +234,10 @@ class EnsureServerGroup:
     """The proxies' anti-affinity server group exists (kept on rollback: the other proxies use it)."""
 
     def check(self, ctx: StepContext) -> Check:
-        """Always ensured: one call, idempotent."""
+        """Does it exist?"""
         name = (ctx.options or ServerGroupOptions()).name
+        if ctx.cloud().server_group_id(name) is not None:
+            return Check.already(f"server group {name} exists")
         return Check.would(Change(f"server group {name}", "-", "anti-affinity"))
 
     def apply(self, ctx: StepContext) -> Outcome:
@@ -369,15 +385,30 @@ def _converge_proxies(ctx: StepContext, fleet: Fleet) -> list[converge.Converged
         return converge.run(fleet, remote, chosen, ctx.entry.batch, ctx.entry.timeout, ctx.progress)
 
 
-@steps.register("converge-peers")
+@settings(frozen=True, config=SECTION)
+class PeersOptions:
+    """`converge-peers`' options."""
+
+    change: Literal["add", "remove"] = "add"  # what the run does to the proxy's membership
+
+
+@steps.register("converge-peers", options=PeersOptions)
 class ConvergePeers:
     """The proxies group is converged with the fleet as it is now (the peers learn of the change)."""
 
     def check(self, ctx: StepContext) -> Check:
-        """Planned whenever the proxies group is converged by push (the new fleet is read at apply)."""
-        if PROXIES_GROUP not in ctx.fleet.remote.converge:
+        """While the fleet does not show the change yet: planned. Then: what converge would change."""
+        fleet = current(ctx)
+        if PROXIES_GROUP not in fleet.remote.converge:
             return Check.already(f"no converge for group {PROXIES_GROUP} (remote.converge)")
-        return Check.would(Change(f"group {PROXIES_GROUP}", "-", "converged"))
+        listed = any(proxy.name == name_of(ctx) for proxy in fleet.proxies)
+        if listed != ((ctx.options or PeersOptions()).change == "add"):
+            return Check.would(Change(f"group {PROXIES_GROUP}", "-", "converged"))
+        plans = [converge.plan(fleet, ctx.remote(), t) for t in converge.targets(fleet, PROXIES_GROUP)]
+        changes = [change for change, _ in plans if change is not None]
+        if not changes:
+            return Check.already(f"group {PROXIES_GROUP} is converged")
+        return Check.would(*changes, diff="".join(diff for _, diff in plans))
 
     def apply(self, ctx: StepContext) -> Outcome:
         """Converge them; a failed host fails the step (and the run rolls back)."""
@@ -443,7 +474,8 @@ class VerifyNewProxy:
             state = RouteStore.from_url(proxy.redis).replication()
         except ToolforgectlError as exc:
             return [f"{proxy.name}'s Redis: {exc}"]
-        if state.primary != proxies.redis_address(active.redis) or not state.link_up:
+        linked = state.primary == proxies.redis_address(active.redis) and state.link_up
+        if proxy.name != active.name and not linked:  # the active proxy itself: its primary is its own
             return [f"{proxy.name}'s Redis does not replicate from {active.name}'s with the link up"]
         sample = (ctx.options or VerifyOptions()).sample
         answers = sample_requests(ctx, proxy.address, ctx.store(active.name), sample, active.address)
