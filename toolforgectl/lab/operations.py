@@ -83,11 +83,13 @@ def converge_push(directory: Path) -> dict[str, str]:
     """How converge pushes the data plane to the lab's proxies: into `<dir>/<proxy>/`, where
     `lab up` rendered it, checked and reloaded with the same nginx and options it started with."""
     nginx = f"{binary('nginx')} -p {{run_dir}} -e stderr -c {{nginx_conf}}"
+    restart = f"{sys.executable} -m toolforgectl.lab.restart"  # as `systemctl restart` on a VM
     return {
         "push": "dataplane",
         "root": str(directory / "{proxy}"),
         "check": f"{nginx} -t -q",
         "reload": f"{nginx} -s reload",
+        "restart": f"{restart} --dir {directory} --proxy {{proxy}} proxylistener",
     }
 
 

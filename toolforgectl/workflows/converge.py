@@ -138,11 +138,15 @@ def _diff(remote: Remote, host: SshHost, path: str, text: str) -> str:
     return "".join(lines)
 
 
-def push_script(files: Mapping[str, str], push: Push, where: Layout) -> str:
+def push_script(files: Mapping[str, str], push: Push, where: Layout, proxy: str) -> str:
     """The shell script (sent on stdin) that swaps in `files`, keeping the old ones aside, runs
-    the check, and reloads, or puts the old files back when the check fails."""
-    names = {"nginx_conf": shlex.quote(str(where.nginx_conf)), "run_dir": shlex.quote(str(where.run_dir))}
-    check, reload = (command.format_map(names) for command in (push.check, push.reload))
+    the check, reloads and restarts, or puts the old files back when the check fails."""
+    names = {
+        "nginx_conf": shlex.quote(str(where.nginx_conf)),
+        "run_dir": shlex.quote(str(where.run_dir)),
+        "proxy": shlex.quote(proxy),
+    }
+    check, reload, restart = (c.format_map(names) for c in (push.check, push.reload, push.restart))
     lines = ["set -u"]
     for path, text in files.items():
         data = base64.b64encode(text.encode("utf-8")).decode()
@@ -163,6 +167,7 @@ def push_script(files: Mapping[str, str], push: Push, where: Layout) -> str:
         "fi",
         *(f"rm -f {_q(path, 'old')} {_q(path, 'absent')}" for path in files),
         reload,
+        *([restart] if restart else []),
     ]
     return "\n".join(lines) + "\n"
 
@@ -204,10 +209,12 @@ def converge(fleet: Fleet, remote: Remote, target: Target, timeout: float) -> Co
         return Converged(target.label, target.group, "failed", str(exc))
     if not changed:
         return Converged(target.label, target.group, "unchanged", "its files match")
-    script = push_script({path: files[path] for path in changed}, target.how, layout(target.how, proxy))
+    script = push_script(
+        {path: files[path] for path in changed}, target.how, layout(target.how, proxy), proxy
+    )
     done = remote.write_command(target.host, RUN_STDIN, timeout=timeout, stdin=script)
     names = ", ".join(Path(path).name for path in changed)
-    return _outcome(target, done, "changed", f"pushed {names}; nginx -t passed; reloaded")
+    return _outcome(target, done, "changed", f"pushed {names}; nginx -t passed; reloaded, restarted")
 
 
 def _outcome(target: Target, done: HostResult, result: str, detail: str) -> Converged:

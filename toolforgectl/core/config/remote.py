@@ -59,12 +59,15 @@ class Push:
 
     `root` empty: the files go where a proxy VM keeps them (render.Layout.system()); else under
     `root` with `{proxy}` replaced by the proxy's name, laid out as render.Layout.under does (the
-    lab). In `check` and `reload`, `{nginx_conf}` and `{run_dir}` are the host's paths."""
+    lab). In `check`, `reload` and `restart`, `{nginx_conf}` and `{run_dir}` are the host's paths."""
 
     push: Literal["dataplane"]
     root: Text = ""
     check: Text = "nginx -t -q -c {nginx_conf}"
     reload: Text = "nginx -s reload -c {nginx_conf}"
+    # After a reload: what reads the fleet config (the proxy list) restarts and learns of a
+    # proxy added or removed. `{proxy}` is the proxy's name.
+    restart: Text = "systemctl try-restart proxylistener"
 
 
 @dataclass(frozen=True, config=SECTION)
