@@ -1,4 +1,4 @@
-"""The steps of `deploy proxy` (playbooks/deploy-proxy.yaml) and `proxy remove` (proxy-remove.yaml).
+"""The steps of `deploy proxy` (playbooks/deploy-proxy.yaml), and what a proxy of the fleet is.
 
 Deploying proxy `name` replaces the manual checklist (create the VM, list it in hiera, refresh the
 peers' firewall and config, check replication), in this order and for these reasons:
@@ -24,8 +24,7 @@ first, so nothing is left half-registered: the proxy leaves hiera, its fleet ent
 peers are converged back, the server and its port are deleted. For an existing healthy proxy every
 check says "already done" and nothing changes.
 
-Removing a proxy is the reverse, refused for the active proxy (fail over first): hiera, the fleet
-entry, the peers converged, then the server deleted (the point of no return).
+Removing a proxy (workflows/remove.py) is the reverse.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ import yaml
 from pydantic.dataclasses import dataclass as settings
 
 from toolforgectl.adapters.cloud import NewServer, Rule
+from toolforgectl.adapters.remote import Remote
 from toolforgectl.adapters.render import Layout, render_proxy, user_data
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config
@@ -46,7 +46,9 @@ from toolforgectl.core.config import Fleet, Proxy
 from toolforgectl.core.config.remote import Push, Ssh
 from toolforgectl.core.config.schema import SECTION, Count, Seconds, Text
 from toolforgectl.core.errors import ConfigError, StepError, ToolforgectlError, UsageError
+from toolforgectl.core.waiting import wait_until
 from toolforgectl.workflows import converge, proxies
+from toolforgectl.workflows.failover import sample_requests
 from toolforgectl.workflows.playbook import steps
 from toolforgectl.workflows.playbook.context import StepContext
 from toolforgectl.workflows.playbook.steps import Change, Check, Outcome
@@ -316,8 +318,6 @@ class CreateProxyServer:
             except ToolforgectlError:
                 return False
 
-        from toolforgectl.core.waiting import wait_until
-
         wait_until(booted, f"cloud-init on {proxy.name} (its active-proxy file over SSH)", timeout, 0.5)
 
     def verify(self, ctx: StepContext) -> None:
@@ -331,10 +331,11 @@ class CreateProxyServer:
         cloud.delete_server(name)
         cloud.delete_ports_named(name)
         (proxies_dir(ctx.fleet) / f"{name}.yaml").unlink(missing_ok=True)
-        _converge_proxies(ctx, current(ctx))
+        converge_proxies(ctx, current(ctx))
 
 
-def _hiera_list(ctx: StepContext) -> list[str]:
+def hiera_proxies(ctx: StepContext) -> list[str]:
+    """Hiera's proxy list (`hiera.proxies_key`); empty when it is not a list."""
     found = ctx.hiera().get(ctx.fleet.need_hiera().proxies_key)
     return [str(item) for item in found] if isinstance(found, list) else []
 
@@ -345,14 +346,14 @@ class AddToHieraProxies:
 
     def check(self, ctx: StepContext) -> Check:
         """Read the list."""
-        key, now = ctx.fleet.need_hiera().proxies_key, _hiera_list(ctx)
+        key, now = ctx.fleet.need_hiera().proxies_key, hiera_proxies(ctx)
         if name_of(ctx) in now:
             return Check.already(f"hiera {key} lists {name_of(ctx)}")
         return Check.would(Change(f"hiera {key}", now, [*now, name_of(ctx)]))
 
     def apply(self, ctx: StepContext) -> Outcome:
         """Append it, if the list is still what the plan showed."""
-        key, now = ctx.fleet.need_hiera().proxies_key, _hiera_list(ctx)
+        key, now = ctx.fleet.need_hiera().proxies_key, hiera_proxies(ctx)
         expect = ctx.planned.changes[0].old if ctx.planned and ctx.planned.changes else now
         change = ctx.hiera().set(
             key, [*now, name_of(ctx)], expect=expect, message=f"{key}: add {name_of(ctx)} ({ctx.reason})"
@@ -362,25 +363,25 @@ class AddToHieraProxies:
 
     def verify(self, ctx: StepContext) -> None:
         """Read it back."""
-        if name_of(ctx) not in _hiera_list(ctx):
+        if name_of(ctx) not in hiera_proxies(ctx):
             raise StepError(f"hiera does not list {name_of(ctx)}")
 
     def rollback(self, ctx: StepContext) -> None:
         """Take it out again, while the list still holds it."""
-        _remove_from_hiera(ctx)
+        remove_from_hiera(ctx)
 
 
-def _remove_from_hiera(ctx: StepContext) -> None:
-    key, now = ctx.fleet.need_hiera().proxies_key, _hiera_list(ctx)
+def remove_from_hiera(ctx: StepContext) -> None:
+    """Take the run's proxy out of hiera's list, if it is there (compare-and-swap)."""
+    key, now = ctx.fleet.need_hiera().proxies_key, hiera_proxies(ctx)
     if name_of(ctx) in now:
         wanted = [item for item in now if item != name_of(ctx)]
         ctx.hiera().set(key, wanted, expect=now, message=f"{key}: remove {name_of(ctx)} ({ctx.reason})")
 
 
-def _converge_proxies(ctx: StepContext, fleet: Fleet) -> list[converge.Converged]:
+def converge_proxies(ctx: StepContext, fleet: Fleet) -> list[converge.Converged]:
+    """Converge the proxies group of `fleet` (read again by the caller: it may have changed)."""
     chosen = converge.targets(fleet, PROXIES_GROUP) if PROXIES_GROUP in fleet.remote.converge else []
-    from toolforgectl.adapters.remote import Remote
-
     with Remote(fleet.remote) as remote:
         return converge.run(fleet, remote, chosen, ctx.entry.batch, ctx.entry.timeout, ctx.progress)
 
@@ -412,7 +413,7 @@ class ConvergePeers:
 
     def apply(self, ctx: StepContext) -> Outcome:
         """Converge them; a failed host fails the step (and the run rolls back)."""
-        outcomes = _converge_proxies(ctx, current(ctx))
+        outcomes = converge_proxies(ctx, current(ctx))
         for outcome in outcomes:
             ctx.record(outcome.host, outcome.group, {"result": outcome.result, "detail": outcome.detail})
         bad = [o for o in outcomes if o.result in ("failed", "skipped")]
@@ -463,8 +464,6 @@ class VerifyNewProxy:
         """Nothing to undo."""
 
     def _problems(self, ctx: StepContext) -> list[str]:
-        from toolforgectl.workflows.failover import sample_requests
-
         fleet = current(ctx)
         try:
             proxy, active = fleet.proxy(name_of(ctx)), fleet.proxy(str(ctx.args["active"]))
@@ -481,127 +480,3 @@ class VerifyNewProxy:
         answers = sample_requests(ctx, proxy.address, ctx.store(active.name), sample, active.address)
         bad = [f"{path} {a.status or a.error}" for path, a in answers.items() if a.status is None]
         return [f"{proxy.name} does not serve: {', '.join(bad)}"] if bad else []
-
-
-# --- remove ------------------------------------------------------------------------------------------
-
-
-@steps.register("not-the-active-proxy")
-class NotTheActiveProxy:
-    """The proxy to remove is not the active one by any source (its Redis, hiera, any active-proxy file)."""
-
-    def check(self, ctx: StepContext) -> Check:
-        """Read its Redis role, hiera's active proxy and the survey's active proxy."""
-        name = name_of(ctx)
-        proxy = ctx.fleet.proxy(name)
-        problems = []
-        try:
-            if RouteStore.from_url(proxy.redis).replication().is_primary:
-                problems.append("its Redis is the primary")
-        except ToolforgectlError:
-            pass  # a dead proxy may be removed: its Redis answers nothing
-        hiera = ctx.hiera().get(ctx.fleet.need_hiera().active_proxy_key)
-        if hiera == name:
-            problems.append(f"hiera {ctx.fleet.need_hiera().active_proxy_key} names it")
-        if problems:
-            return Check(False, note=f"{name} is the active proxy ({'; '.join(problems)}): fail over first")
-        return Check.already(f"{name} is a standby")
-
-
-@steps.register("remove-from-hiera-proxies")
-class RemoveFromHieraProxies:
-    """Hiera's proxy list no longer names the proxy (compare-and-swap)."""
-
-    def check(self, ctx: StepContext) -> Check:
-        """Read the list."""
-        key, now = ctx.fleet.need_hiera().proxies_key, _hiera_list(ctx)
-        if name_of(ctx) not in now:
-            return Check.already(f"hiera {key} does not list {name_of(ctx)}")
-        return Check.would(Change(f"hiera {key}", now, [p for p in now if p != name_of(ctx)]))
-
-    def apply(self, ctx: StepContext) -> Outcome:
-        """Take it out."""
-        _remove_from_hiera(ctx)
-        ctx.record(f"hiera {ctx.fleet.need_hiera().proxies_key}", name_of(ctx), "-")
-        return Outcome()
-
-    def verify(self, ctx: StepContext) -> None:
-        """Read it back."""
-        if name_of(ctx) in _hiera_list(ctx):
-            raise StepError(f"hiera still lists {name_of(ctx)}")
-
-    def rollback(self, ctx: StepContext) -> None:
-        """Put it back, while the list does not hold it."""
-        key, now = ctx.fleet.need_hiera().proxies_key, _hiera_list(ctx)
-        if name_of(ctx) not in now:
-            ctx.hiera().set(
-                key, [*now, name_of(ctx)], expect=now, message=f"{key}: back {name_of(ctx)} ({ctx.reason})"
-            )
-
-
-@steps.register("unlist-proxy")
-class UnlistProxy:
-    """The fleet config no longer lists the proxy (its NAME.yaml in `proxies_dir` is gone)."""
-
-    def check(self, ctx: StepContext) -> Check:
-        """Read its entry."""
-        path = proxies_dir(ctx.fleet) / f"{name_of(ctx)}.yaml"
-        if not path.exists():
-            if any(proxy.name == name_of(ctx) for proxy in ctx.fleet.proxies):
-                raise StepError(
-                    f"{name_of(ctx)} is listed in {ctx.fleet.source}'s proxies:, not in {path.parent}:"
-                    " remove it there"
-                )
-            return Check.already(f"the fleet does not list {name_of(ctx)}")
-        return Check.would(Change(f"fleet entry {path}", path.read_text(encoding="utf-8"), "-"))
-
-    def apply(self, ctx: StepContext) -> Outcome:
-        """Delete the entry."""
-        path = proxies_dir(ctx.fleet) / f"{name_of(ctx)}.yaml"
-        ctx.record(f"fleet entry {path}", "listed", "-")
-        path.unlink(missing_ok=True)
-        return Outcome()
-
-    def verify(self, ctx: StepContext) -> None:
-        """The fleet, read again, does not list it."""
-        if any(proxy.name == name_of(ctx) for proxy in current(ctx).proxies):
-            raise StepError(f"the fleet still lists {name_of(ctx)}")
-
-    def rollback(self, ctx: StepContext) -> None:
-        """Write the entry back as the plan read it, and converge the peers with it again."""
-        path = proxies_dir(ctx.fleet) / f"{name_of(ctx)}.yaml"
-        if ctx.planned and ctx.planned.changes and not path.exists():
-            path.write_text(str(ctx.planned.changes[0].old), encoding="utf-8")
-            _converge_proxies(ctx, current(ctx))
-
-
-@steps.register("delete-proxy-server")
-class DeleteProxyServer:
-    """The proxy's server is deleted (and with it its membership of the server group)."""
-
-    def check(self, ctx: StepContext) -> Check:
-        """Does Nova still have it?"""
-        server = ctx.fleet.needs_cloud().server(name_of(ctx))
-        status = ctx.cloud().server_status(server)
-        if status is None:
-            return Check.already(f"no server {server}")
-        return Check.would(Change(f"server {server}", status, "deleted"))
-
-    def apply(self, ctx: StepContext) -> Outcome:
-        """Delete it, and any port left of it."""
-        server = ctx.fleet.needs_cloud().server(name_of(ctx))
-        ctx.cloud().delete_server(server)
-        ctx.cloud().delete_ports_named(server)
-        ctx.record(f"server {server}", "exists", "deleted")
-        return Outcome()
-
-    def verify(self, ctx: StepContext) -> None:
-        """Nova no longer has it."""
-        server = ctx.fleet.needs_cloud().server(name_of(ctx))
-        if ctx.cloud().server_status(server) is not None:
-            raise StepError(f"server {server} is still there")
-
-    def instructions(self, ctx: StepContext) -> str:
-        """Delete it by hand."""
-        server = ctx.fleet.needs_cloud().server(name_of(ctx))
-        return f"the proxy is out of hiera and the fleet; delete its server: openstack server delete {server}"

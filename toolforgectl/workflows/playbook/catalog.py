@@ -12,6 +12,7 @@ STEP_MODULES = (
     "toolforgectl.workflows.converge",
     "toolforgectl.workflows.failover",
     "toolforgectl.workflows.deploy",
+    "toolforgectl.workflows.remove",
 )
 
 
