@@ -141,6 +141,10 @@ def test_deploy_a_third_proxy_fail_over_to_it_and_remove_the_old_one_losing_noth
     after = proxies(lab)
     assert sorted(after) == ["proxy-02", "proxy-03"] and after["proxy-03"]["role"] == "active"
     assert "proxy-01" not in membership(lab)["servers"]
+    shown = cli(lab, "lab", "status", "--dir", lab["dir"], "--json")
+    processes = json.loads(shown.stdout)["data"]["processes"]
+    assert [p["name"] for p in processes if not p["alive"]] == [], "every daemon the lab records runs"
+    assert {p["host"] for p in processes if p["role"] == "proxylistener"} == {"127.0.0.12", "127.0.0.13"}
     for proxy in after:  # every acknowledged route, on both remaining Redis
         store = RouteStore.from_url(after[proxy]["redis"])
         wait_until(lambda s=store: not registered.missing(s.routes), f"every route on {proxy}")

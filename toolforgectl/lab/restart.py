@@ -15,7 +15,7 @@ from toolforgectl.core import config
 from toolforgectl.core.errors import LabError
 from toolforgectl.lab import fleet as lab
 from toolforgectl.lab.plan import Member
-from toolforgectl.lab.state import LabState, load
+from toolforgectl.lab.state import LabState, changing, load
 
 ROLES = ("proxylistener",)
 
@@ -23,16 +23,22 @@ ROLES = ("proxylistener",)
 def restart(directory: Path, proxy: str, role: str) -> None:
     """Stop `proxy`'s `role` process wherever the lab recorded it (`lab up`'s, or a VM's), start it again."""
     for where in (directory, directory / lab.VMS / proxy):
-        state = load(where)
-        found = [r for r in state.processes if r.proxy == proxy and r.role == role] if state else []
-        if state is None or not found:
-            continue
-        for record in found:
-            record.stop()
-            state.processes.remove(record)
-        _start(state, directory, proxy)
-        return
+        with changing(where):
+            if _restarted(where, directory, proxy, role):
+                return
     raise LabError(f"the lab in {directory} runs no {role} for {proxy}")
+
+
+def _restarted(where: Path, directory: Path, proxy: str, role: str) -> bool:
+    state = load(where)
+    found = [r for r in state.processes if r.proxy == proxy and r.role == role] if state else []
+    if state is None or not found:
+        return False
+    for record in found:
+        record.stop()
+        state.processes.remove(record)
+    _start(state, directory, proxy)
+    return True
 
 
 def _start(state: LabState, directory: Path, proxy: str) -> None:

@@ -22,7 +22,7 @@ from toolforgectl.core import config
 from toolforgectl.core.errors import LabError
 from toolforgectl.lab import fleet as lab
 from toolforgectl.lab.plan import Member
-from toolforgectl.lab.state import LabState, load
+from toolforgectl.lab.state import LabState, changing, load
 from toolforgectl.workflows import proxies
 
 
@@ -79,11 +79,12 @@ def halt(lab_dir: Path, name: str) -> None:
     """Stop every process of the VM `name`: one the cloud booted, or one `lab up` started (its
     files stay for reading)."""
     lab.down(directory(lab_dir, name))
-    state = load(lab_dir)
-    if state is None:
-        return
-    for record in [r for r in state.processes if r.proxy == name]:
-        record.stop()
-        state.processes.remove(record)
-    state.proxies.pop(name, None)
-    state.save()
+    with changing(lab_dir):
+        state = load(lab_dir)
+        if state is None:
+            return
+        for record in [r for r in state.processes if r.proxy == name]:
+            record.stop()
+            state.processes.remove(record)
+        state.proxies.pop(name, None)
+        state.save()
