@@ -25,6 +25,8 @@ from tests.support.lab import two_proxy_lab
 from tests.support.traffic import RegistrationLoad, RequestLoad
 from tests.workflows.test_failover import load_tokens
 from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core import config
+from toolforgectl.workflows import deploy
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,39 @@ def lab_cloud(lab: dict[str, Any], action: str, body: dict[str, Any]) -> None:
     request = Request(f"{base}/lab/{action}", json.dumps(body).encode(), method="POST")
     with urlopen(request, timeout=10) as answer:
         assert answer.status == 200
+
+
+@pytest.mark.parametrize(
+    ("names", "chosen"),
+    [
+        (["proxy-01", "proxy-02"], "proxy-03"),
+        (["proxy-01", "proxy-03"], "proxy-02"),
+        (["tools-proxy-05"], "tools-proxy-01"),
+    ],
+)
+def test_the_next_free_name_keeps_the_fleet_s_prefix_and_width(names: list[str], chosen: str) -> None:
+    fleet = config.parse("proxies: [" + ", ".join(f"{{name: {n}}}" for n in names) + "]\n", "fleet.yaml")
+    assert deploy.next_name(fleet) == chosen
+
+
+def test_the_user_data_is_cloud_config_with_the_data_plane_a_replica_and_the_active_proxy(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "fleet.yaml"
+    source.write_text("proxies: [{name: proxy-01, address: 172.16.0.10}]\n")
+    fleet = config.load(source)
+    proxy = deploy.entry(fleet, "proxy-02", "172.16.0.11")
+    text = deploy.render_user_data(fleet, proxy, "proxy-01")
+    assert text.startswith("#cloud-config\n")
+    files = {f["path"]: f for f in yaml.safe_load(text)["write_files"]}
+    assert "replicaof 172.16.0.10 6379" in files["/etc/nginx/toolforgectl/redis.conf"]["content"]
+    assert "listen 172.16.0.11:443" in files["/etc/nginx/toolforgectl/urlproxy.conf"]["content"]
+    assert files["/etc/active-proxy"] == {
+        "path": "/etc/active-proxy",
+        "permissions": "0444",
+        "content": "proxy-01",
+    }
+    assert files["/etc/toolforgectl/config.yaml"]["content"] == source.read_text()
 
 
 def test_a_dry_run_plans_the_next_free_name_and_changes_nothing(lab: dict[str, Any]) -> None:
