@@ -440,3 +440,22 @@ def test_kubernetes_logs_without_a_pod_is_one_line_and_fails(
     assert done.stderr.strip() == (
         "webservice: error: demo's webservice has no pod in namespace tool-demo: `webservice status` says why"
     )
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["status", "--cpu", "1"], "--replicas, --cpu and --mem go with start or restart, not status"),
+        (["logs", "--lines", "0"], "argument --lines: must be a positive whole number, not '0'"),
+    ],
+)
+def test_options_that_do_not_fit_the_action_are_usage_errors(
+    tmp_path: Path, words: list[str], message: str
+) -> None:
+    site = make_site(tmp_path)
+    site.add_tool("demo")
+
+    done = site.webservice("demo", *words)
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == f"webservice: error: {message}"

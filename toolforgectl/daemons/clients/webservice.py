@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 PROG = "webservice"
 
 
+def _count(text: str) -> int:
+    """A positive number of lines; anything else is a usage error."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    return int(text)
+
+
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -43,8 +50,10 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     kube = "kubernetes: %s (default: the manifest's, else the configured default)"
     parser.add_argument("-r", "--replicas", type=int, help=kube % "how many pods")
     parser.add_argument("-c", "--cpu", help=kube % "each pod's cpu limit, such as 500m or 1")
-    parser.add_argument("-m", "--mem", dest="memory", help=kube % "each pod's memory limit, such as 1Gi")
-    parser.add_argument("--lines", type=int, default=50, help="logs: how many lines (default 50)")
+    parser.add_argument(
+        "-m", "--mem", dest="memory", metavar="MEM", help=kube % "each pod's memory limit, such as 1Gi"
+    )
+    parser.add_argument("--lines", type=_count, default=50, help="logs: how many lines (default 50)")
     parser.add_argument("--json", action="store_true", help="print the JSON envelope")
     parser.add_argument("words", nargs=argparse.REMAINDER, help="[TYPE] ACTION [-- EXTRA ARGS]")
     args = parser.parse_args(argv)
