@@ -95,7 +95,7 @@ def start_listener(
 
 
 def systemd_socket(port: int = 0) -> socket.socket:
-    """A listening socket on loopback as `daemons/proxylistener.socket` makes one (the test holds
+    """A listening socket on loopback as `proxylistener.socket` (templates/systemd/) makes one (the test holds
     it, as systemd does, across the listener processes it passes it to)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
