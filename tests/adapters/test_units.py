@@ -190,3 +190,9 @@ def test_webservicemonitor_may_write_in_the_tools_homes_the_fleet_config_names(t
     home = render_units(tmp_path / "home", Path(sys.prefix), "webservice: {home: '/home/{tool}'}\n")
     assert "ReadWritePaths=/home\n" in unit(home, "webservicemonitor.service")
     assert "ProtectHome" not in unit(home, "webservicemonitor.service")
+
+
+def test_options_of_the_data_plane_render_are_not_silently_dropped_before_units(tmp_path: Path) -> None:
+    done = run_cli("--config", str(write_fleet(tmp_path)), "render", "--out", str(tmp_path / "x"), "units")
+    assert done.code == 2 and "after `units`" in done.stderr
+    assert not (tmp_path / "x").exists()

@@ -38,6 +38,8 @@ def render(
 ) -> None:
     """Render the data plane config of --proxy (default: the active proxy) from the fleet config."""
     if ctx.invoked_subcommand is not None:
+        if out or templates:  # they would be silently dropped: the subcommand has its own
+            raise typer.BadParameter(f"give --out and --templates after `{ctx.invoked_subcommand}`")
         return
     from toolforgectl.adapters.render import Layout, render_proxy, write_files  # jinja2: when it runs
 
