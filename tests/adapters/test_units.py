@@ -184,11 +184,11 @@ def test_the_socket_unit_listens_where_the_fleet_config_says(tmp_path: Path) -> 
 
 def test_webservicemonitor_may_write_in_the_tools_homes_the_fleet_config_names(tmp_path: Path) -> None:
     srv = render_units(tmp_path / "srv", Path(sys.prefix), "webservice: {home: '/srv/tools/{tool}/home'}\n")
-    assert "ReadWritePaths=/srv/tools\n" in unit(srv, "webservicemonitor.service")
+    assert "ReadWritePaths=-/srv/tools\n" in unit(srv, "webservicemonitor.service")
     assert "ProtectHome=yes" in unit(srv, "webservicemonitor.service")
     # Homes under /home: ProtectHome= would hide them from the monitor.
     home = render_units(tmp_path / "home", Path(sys.prefix), "webservice: {home: '/home/{tool}'}\n")
-    assert "ReadWritePaths=/home\n" in unit(home, "webservicemonitor.service")
+    assert "ReadWritePaths=-/home\n" in unit(home, "webservicemonitor.service")
     assert "ProtectHome" not in unit(home, "webservicemonitor.service")
 
 
