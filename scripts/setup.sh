@@ -16,6 +16,9 @@ APT_PACKAGES=(
   etcd-server
   # sshd for the remote adapter's tests and the lab's hosts (its own instances; the system's is untouched)
   openssh-server openssh-client
+  # systemd-analyze (verify, security), systemd-sysusers and systemd-tmpfiles judge the rendered
+  # units (tests/adapters/test_units.py); a container image may lack them
+  systemd
 )
 VENV=${VENV:-.venv}
 

@@ -60,7 +60,7 @@ app.add_typer(hiera.app, name="hiera")
 app.add_typer(proxy.app, name="proxy")
 app.add_typer(active_proxy.app, name="active-proxy")
 app.add_typer(webservices.app, name="webservices")
-app.command("render")(render.render)
+app.add_typer(render.app, name="render")
 app.command("lint")(lint.lint)
 app.command("failover")(failover.failover)
 
