@@ -196,3 +196,17 @@ def test_options_of_the_data_plane_render_are_not_silently_dropped_before_units(
     done = run_cli("--config", str(write_fleet(tmp_path)), "render", "--out", str(tmp_path / "x"), "units")
     assert done.code == 2 and "after `units`" in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_daemons_dir_holds_exactly_what_render_units_makes_for_a_package(tmp_path: Path) -> None:
+    """daemons/ is generated (scripts/render-daemons.sh): a template edited and not re-rendered fails here."""
+    root = Path(__file__).resolve().parents[2]
+    fresh = tmp_path / "daemons"
+    env = {**os.environ, "TOOLFORGECTL": str(Path(sys.executable).parent / "toolforgectl")}
+    subprocess.run(["bash", str(root / "scripts" / "render-daemons.sh"), str(fresh)], env=env, check=True)
+
+    def tree(top: Path) -> dict[str, str]:
+        return {str(p.relative_to(top)): p.read_text() for p in sorted(top.rglob("*")) if p.is_file()}
+
+    assert tree(root / "daemons") == tree(fresh), "daemons/ is stale: run scripts/render-daemons.sh"
+    assert "ExecStart=/usr/bin/proxylistener" in (root / "daemons" / "proxylistener.service").read_text()
