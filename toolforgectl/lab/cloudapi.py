@@ -10,6 +10,10 @@ It answers the subset adapters/cloud.py uses, on one port:
                                           -> 412 when the revision moved on; each change bumps it
     GET  /networking/v2.0/ports           ?device_id= filter; GET /ports/ID
     GET  /compute/v2.1/servers[/detail]   Nova: ?name= (a regex search, as Nova's is); /servers/ID
+    GET  /dns/v2/zones                    Designate: ?name= filter; GET /zones/ID
+    GET  /dns/v2/zones/ID/recordsets      ?name= and ?type= filters; GET /recordsets/ID
+    PUT  /dns/v2/zones/ID/recordsets/ID   `records`: the new addresses (202, as Designate answers);
+                                          the lab's DNS server (dnsserver.py) answers them at once
 
 plus the version documents the SDK discovers endpoints with (lab/cloudbodies.py builds every
 body). Tokens expire after `token_ttl` seconds and are refused (401) after that, as Keystone's are;
@@ -19,8 +23,8 @@ floating IP forwarder reads it there.
 
 Tests drive faults in-process: `fail_next` answers the next matching requests with an error status,
 `before_next` runs a change (another operator's, say) just before a matching request is served; the
-same over HTTP (`POST /lab/fail-next`, `/lab/touch`, `/lab/expire-tokens`: `control`) when the API
-runs as its own process.
+same over HTTP (`POST /lab/fail-next`, `/lab/clear-faults`, `/lab/touch`, `/lab/expire-tokens`:
+`control`) when the API runs as its own process.
 Every request is logged in `requests` as (method, path, status).
 """
 
@@ -45,8 +49,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from toolforgectl.core.errors import LabError
 from toolforgectl.lab import cloudbodies as bodies
+from toolforgectl.lab import dnsserver
 from toolforgectl.lab.cloudbodies import Reply
-from toolforgectl.lab.cloudstate import CloudState
+from toolforgectl.lab.cloudstate import CloudState, Recordset
+from toolforgectl.lab.dnsserver import DnsFiles
 
 CONTROL = "/lab/"  # the lab's own calls (faults), which need no token
 NEUTRON_REVISION = re.compile(r"^\s*revision_number=(\d+)\s*$")
@@ -84,12 +90,19 @@ class _Faults:
 
 
 class CloudApi:
-    """Keystone, Neutron and Nova (the parts we use) in a background thread on a loopback port."""
+    """Keystone, Neutron, Nova and Designate (the parts we use) in a background thread on a loopback
+    port; with `dns`, Designate's records are published to the lab's DNS server."""
 
     def __init__(
-        self, state: CloudState, host: str = "127.0.0.1", port: int = 0, token_ttl: float = 3600.0
+        self,
+        state: CloudState,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_ttl: float = 3600.0,
+        dns: DnsFiles | None = None,
     ) -> None:
         self.state = state
+        self.dns = dns
         self.token_ttl = token_ttl
         self.requests: list[tuple[str, str, int]] = []
         self.tokens: dict[str, _Token] = {}
@@ -106,7 +119,8 @@ class CloudApi:
         return f"http://{self.host}:{self.port}/v3"
 
     def start(self) -> CloudApi:
-        """Serve in the background."""
+        """Serve in the background (the DNS server answers the records as they are from now)."""
+        self.publish()
         self._thread.start()
         return self
 
@@ -153,6 +167,11 @@ class CloudApi:
         with self.faults.lock:
             self.faults.items.append(_Fault(method, path, 1, action=action))
 
+    def clear_faults(self) -> None:
+        """Forget every fault not yet used up."""
+        with self.faults.lock:
+            self.faults.items.clear()
+
     def expire_tokens(self) -> None:
         """End every token issued so far, as when they reach their expiry."""
         self.tokens.clear()
@@ -182,6 +201,8 @@ class CloudApi:
                     self.state.touch(str(body["address"]))
                 case "expire-tokens":
                     self.expire_tokens()
+                case "clear-faults":
+                    self.clear_faults()
                 case _:
                     return bodies.error(404, "NotFound", f"no lab control {action!r}")
         except (KeyError, TypeError, ValueError, LabError) as exc:
@@ -286,6 +307,73 @@ class CloudApi:
                 return 404, {"itemNotFound": {"code": 404, "message": message}}
             return 200, {"server": bodies.server(server, self.state, detail=True)}
 
+    # Designate -------------------------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Hand every A record to the lab's DNS server, as Designate's workers update BIND."""
+        if self.dns is not None:
+            dnsserver.publish(self.dns, self.state.a_records())
+
+    def zones(self, query: dict[str, str]) -> Reply:
+        with self.state.lock:
+            every = [bodies.zone(z, self.base) for z in self.state.zones.values()]
+        return bodies.listing("zones", [z for z in every if _selected(z, query)], f"{self.base}/dns/v2/zones")
+
+    def zone_by_id(self, zone_id: str) -> Reply:
+        with self.state.lock:
+            found = self.state.zones.get(zone_id)
+            if found is None:
+                return bodies.designate_error(404, "zone_not_found", "Could not find Zone")
+            return 200, bodies.zone(found, self.base)
+
+    def recordsets(self, zone_id: str, query: dict[str, str]) -> Reply:
+        with self.state.lock:
+            found = self.state.zones.get(zone_id)
+            if found is None:
+                return bodies.designate_error(404, "zone_not_found", "Could not find Zone")
+            every = [
+                bodies.recordset(r, found.name, self.base)
+                for r in self.state.recordsets.values()
+                if r.zone_id == zone_id
+            ]
+        url = f"{self.base}/dns/v2/zones/{zone_id}/recordsets"
+        return bodies.listing("recordsets", [r for r in every if _selected(r, query)], url)
+
+    def _recordset(self, zone_id: str, recordset_id: str) -> tuple[Recordset, str] | None:
+        """The recordset and its zone's name (None: no such recordset in that zone)."""
+        found = self.state.recordsets.get(recordset_id)
+        if found is None or found.zone_id != zone_id:
+            return None
+        return found, self.state.zones[zone_id].name
+
+    def recordset_by_id(self, zone_id: str, recordset_id: str) -> Reply:
+        with self.state.lock:
+            found = self._recordset(zone_id, recordset_id)
+            if found is None:
+                return bodies.designate_error(404, "recordset_not_found", "Could not find RecordSet")
+            return 200, bodies.recordset(*found, self.base)
+
+    def update_recordset(self, zone_id: str, recordset_id: str, body: Any) -> Reply:
+        """PUT: replace the records (the only change the lab's Designate takes), then publish."""
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not all(isinstance(r, str) for r in records):
+            return bodies.designate_error(
+                400, "invalid_object", "this lab's Designate changes only `records`"
+            )
+        with self.state.lock:
+            found = self._recordset(zone_id, recordset_id)
+            if found is None:
+                return bodies.designate_error(404, "recordset_not_found", "Could not find RecordSet")
+            record = self.state.set_records(recordset_id, records)
+            reply = bodies.recordset(record, found[1], self.base, status="PENDING")
+        self.publish()
+        return 202, reply
+
+    @property
+    def base(self) -> str:
+        """This server's own URL, as its catalog and links name it."""
+        return f"http://{self.host}:{self.port}"
+
     # Routing ---------------------------------------------------------------------------------
 
     def serve(self, method: str, path: str, query: dict[str, str], body: Any, headers: Any) -> Reply:
@@ -295,6 +383,8 @@ class CloudApi:
             return self._neutron(method, parts[2:], query, body, headers.get("If-Match"))
         if parts[:2] == ["compute", "v2.1"] and method == "GET":
             return self._nova(parts[2:], query)
+        if parts[:2] == ["dns", "v2"]:
+            return self._designate(method, parts[2:], query, body)
         return bodies.error(404, "NotFound", f"no {method} {path} in the lab cloud")
 
     def _neutron(
@@ -322,6 +412,21 @@ class CloudApi:
             case ["servers", server_id]:
                 return self.server_by_id(server_id)
         return bodies.error(404, "NotFound", f"no GET /{'/'.join(parts)} in the lab's Nova")
+
+    def _designate(self, method: str, parts: list[str], query: dict[str, str], body: Any) -> Reply:
+        match (method, parts):
+            case ("GET", ["zones"]):
+                return self.zones(query)
+            case ("GET", ["zones", zone_id]):
+                return self.zone_by_id(zone_id)
+            case ("GET", ["zones", zone_id, "recordsets"]):
+                return self.recordsets(zone_id, query)
+            case ("GET", ["zones", zone_id, "recordsets", recordset_id]):
+                return self.recordset_by_id(zone_id, recordset_id)
+            case ("PUT", ["zones", zone_id, "recordsets", recordset_id]):
+                return self.update_recordset(zone_id, recordset_id, body)
+        where = f"{method} /{'/'.join(parts)}"
+        return bodies.designate_error(404, "not_found", f"no {where} in the lab's Designate")
 
 
 def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
@@ -411,7 +516,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the lab's cloud API as a process until SIGTERM (the lab starts it this way)."""
     parser = argparse.ArgumentParser(
         prog="python -m toolforgectl.lab.cloudapi",
-        description="The lab's OpenStack API (Keystone, Neutron, Nova: the calls toolforgectl makes).",
+        description="The lab's OpenStack API (Keystone, Neutron, Nova, Designate: what toolforgectl calls).",
     )
     parser.add_argument(
         "--state", type=Path, required=True, help="JSON file of the cloud (kept across restarts)"
@@ -426,11 +531,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--floating-ip", action="append", default=[], metavar="ADDRESS=SERVER", help="a new cloud's"
     )
+    parser.add_argument(
+        "--dns-record", action="append", default=[], metavar="NAME=SERVER",
+        help="a new cloud's A record (absolute name, in --dns-zone) holding SERVER's address",
+    )  # fmt: skip
+    parser.add_argument("--dns-zone", default="", help="the Designate zone of the --dns-records")
+    parser.add_argument(
+        "--dns-dir", type=Path, default=None, help="the lab DNS server's directory (hosts file, pid file)"
+    )
     parser.add_argument("--token-ttl", type=float, default=3600.0, help="seconds a token lasts")
     parser.add_argument("--apply-delay", type=float, default=0.0, help="seconds the router takes to follow")
     args = parser.parse_args(argv)
 
-    api = CloudApi(_initial_state(args), args.host, args.port, args.token_ttl)
+    dns = DnsFiles(args.dns_dir) if args.dns_dir else None
+    api = CloudApi(_initial_state(args), args.host, args.port, args.token_ttl, dns)
     api.write_clouds_yaml(args.clouds_yaml, args.cloud)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -450,6 +564,8 @@ def _initial_state(args: argparse.Namespace) -> CloudState:
             state.add_server(name, fixed_ip)
         for address, _, server in (spec.partition("=") for spec in args.floating_ip):
             state.add_floating_ip(address, server or None)
+        for name, _, server in (spec.partition("=") for spec in args.dns_record):
+            state.add_record(name, args.dns_zone, server)
     state.apply_delay = args.apply_delay
     state.save()
     return state
