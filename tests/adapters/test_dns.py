@@ -40,8 +40,8 @@ def designate(tmp_path: Path) -> Iterator[Designate]:
         lab.state.add_record(NAME, ZONE, "proxy-01")
         files = dnsserver.DnsFiles(tmp_path / "dns")
         server = dnsserver.start(files, ZONE, "127.0.0.1", free_port())
-        lab.api.dns = files
-        lab.api.publish()
+        lab.api.designate.dns = files
+        lab.api.designate.publish()
         cloud = lab.connect()
         try:
             yield Designate(lab, cloud, server)

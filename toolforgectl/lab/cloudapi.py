@@ -3,17 +3,15 @@
 It answers the subset adapters/cloud.py uses, on one port:
 
     POST /v3/auth/tokens                  Keystone: password auth -> X-Subject-Token + a catalog
-                                          pointing at /networking and /compute on this server
+                                          pointing at /networking, /compute and /dns on this server
     GET  /networking/v2.0/floatingips     Neutron: ?floating_ip_address= filter
     GET  /networking/v2.0/floatingips/ID
     PUT  /networking/v2.0/floatingips/ID  port_id / fixed_ip_address; `If-Match: revision_number=N`
                                           -> 412 when the revision moved on; each change bumps it
     GET  /networking/v2.0/ports           ?device_id= filter; GET /ports/ID
     GET  /compute/v2.1/servers[/detail]   Nova: ?name= (a regex search, as Nova's is); /servers/ID
-    GET  /dns/v2/zones                    Designate: ?name= filter; GET /zones/ID
-    GET  /dns/v2/zones/ID/recordsets      ?name= and ?type= filters; GET /recordsets/ID
-    PUT  /dns/v2/zones/ID/recordsets/ID   `records`: the new addresses (202, as Designate answers);
-                                          the lab's DNS server (dnsserver.py) answers them at once
+    GET|PUT /dns/v2/zones/...             Designate: zones and A recordsets (lab/designate.py); the
+                                          lab's DNS server (dnsserver.py) answers changes at once
 
 plus the version documents the SDK discovers endpoints with (lab/cloudbodies.py builds every
 body). Tokens expire after `token_ttl` seconds and are refused (401) after that, as Keystone's are;
@@ -49,9 +47,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from toolforgectl.core.errors import LabError
 from toolforgectl.lab import cloudbodies as bodies
-from toolforgectl.lab import dnsserver
-from toolforgectl.lab.cloudbodies import Reply
-from toolforgectl.lab.cloudstate import CloudState, Recordset
+from toolforgectl.lab.cloudbodies import Reply, selected
+from toolforgectl.lab.cloudstate import CloudState
+from toolforgectl.lab.designate import Designate
 from toolforgectl.lab.dnsserver import DnsFiles
 
 CONTROL = "/lab/"  # the lab's own calls (faults), which need no token
@@ -102,7 +100,7 @@ class CloudApi:
         dns: DnsFiles | None = None,
     ) -> None:
         self.state = state
-        self.dns = dns
+        self.designate = Designate(state, dns)
         self.token_ttl = token_ttl
         self.requests: list[tuple[str, str, int]] = []
         self.tokens: dict[str, _Token] = {}
@@ -111,6 +109,7 @@ class CloudApi:
         self.server = ThreadingHTTPServer((host, port), _handler_for(self))
         self.server.daemon_threads = True
         self.host, self.port = host, int(self.server.server_address[1])
+        self.designate.base = self.base
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -120,7 +119,7 @@ class CloudApi:
 
     def start(self) -> CloudApi:
         """Serve in the background (the DNS server answers the records as they are from now)."""
-        self.publish()
+        self.designate.publish()
         self._thread.start()
         return self
 
@@ -239,7 +238,7 @@ class CloudApi:
     def floating_ips(self, query: dict[str, str]) -> Reply:
         with self.state.lock:
             every = [bodies.floating_ip(f) for f in self.state.floating_ips.values()]
-        return 200, {"floatingips": [fip for fip in every if _selected(fip, query)]}
+        return 200, {"floatingips": [fip for fip in every if selected(fip, query)]}
 
     def floating_ip(self, fip_id: str) -> Reply:
         with self.state.lock:
@@ -285,7 +284,7 @@ class CloudApi:
     def ports(self, query: dict[str, str]) -> Reply:
         with self.state.lock:
             every = [bodies.port(s) for s in self.state.servers.values()]
-        return 200, {"ports": [port for port in every if _selected(port, query)]}
+        return 200, {"ports": [port for port in every if selected(port, query)]}
 
     def port_by_id(self, port_id: str) -> Reply:
         owner = self.state.port(port_id)
@@ -307,68 +306,6 @@ class CloudApi:
                 return 404, {"itemNotFound": {"code": 404, "message": message}}
             return 200, {"server": bodies.server(server, self.state, detail=True)}
 
-    # Designate -------------------------------------------------------------------------------
-
-    def publish(self) -> None:
-        """Hand every A record to the lab's DNS server, as Designate's workers update BIND."""
-        if self.dns is not None:
-            dnsserver.publish(self.dns, self.state.a_records())
-
-    def zones(self, query: dict[str, str]) -> Reply:
-        with self.state.lock:
-            every = [bodies.zone(z, self.base) for z in self.state.zones.values()]
-        return bodies.listing("zones", [z for z in every if _selected(z, query)], f"{self.base}/dns/v2/zones")
-
-    def zone_by_id(self, zone_id: str) -> Reply:
-        with self.state.lock:
-            found = self.state.zones.get(zone_id)
-            if found is None:
-                return bodies.designate_error(404, "zone_not_found", "Could not find Zone")
-            return 200, bodies.zone(found, self.base)
-
-    def recordsets(self, zone_id: str, query: dict[str, str]) -> Reply:
-        with self.state.lock:
-            found = self.state.zones.get(zone_id)
-            if found is None:
-                return bodies.designate_error(404, "zone_not_found", "Could not find Zone")
-            every = [
-                bodies.recordset(r, found.name, self.base)
-                for r in self.state.recordsets.values()
-                if r.zone_id == zone_id
-            ]
-        url = f"{self.base}/dns/v2/zones/{zone_id}/recordsets"
-        return bodies.listing("recordsets", [r for r in every if _selected(r, query)], url)
-
-    def _recordset(self, zone_id: str, recordset_id: str) -> tuple[Recordset, str] | None:
-        """The recordset and its zone's name (None: no such recordset in that zone)."""
-        found = self.state.recordsets.get(recordset_id)
-        if found is None or found.zone_id != zone_id:
-            return None
-        return found, self.state.zones[zone_id].name
-
-    def recordset_by_id(self, zone_id: str, recordset_id: str) -> Reply:
-        with self.state.lock:
-            found = self._recordset(zone_id, recordset_id)
-            if found is None:
-                return bodies.designate_error(404, "recordset_not_found", "Could not find RecordSet")
-            return 200, bodies.recordset(*found, self.base)
-
-    def update_recordset(self, zone_id: str, recordset_id: str, body: Any) -> Reply:
-        """PUT: replace the records (the only change the lab's Designate takes), then publish."""
-        records = body.get("records") if isinstance(body, dict) else None
-        if not isinstance(records, list) or not all(isinstance(r, str) for r in records):
-            return bodies.designate_error(
-                400, "invalid_object", "this lab's Designate changes only `records`"
-            )
-        with self.state.lock:
-            found = self._recordset(zone_id, recordset_id)
-            if found is None:
-                return bodies.designate_error(404, "recordset_not_found", "Could not find RecordSet")
-            record = self.state.set_records(recordset_id, records)
-            reply = bodies.recordset(record, found[1], self.base, status="PENDING")
-        self.publish()
-        return 202, reply
-
     @property
     def base(self) -> str:
         """This server's own URL, as its catalog and links name it."""
@@ -384,7 +321,7 @@ class CloudApi:
         if parts[:2] == ["compute", "v2.1"] and method == "GET":
             return self._nova(parts[2:], query)
         if parts[:2] == ["dns", "v2"]:
-            return self._designate(method, parts[2:], query, body)
+            return self.designate.serve(method, parts[2:], query, body)
         return bodies.error(404, "NotFound", f"no {method} {path} in the lab cloud")
 
     def _neutron(
@@ -412,26 +349,6 @@ class CloudApi:
             case ["servers", server_id]:
                 return self.server_by_id(server_id)
         return bodies.error(404, "NotFound", f"no GET /{'/'.join(parts)} in the lab's Nova")
-
-    def _designate(self, method: str, parts: list[str], query: dict[str, str], body: Any) -> Reply:
-        match (method, parts):
-            case ("GET", ["zones"]):
-                return self.zones(query)
-            case ("GET", ["zones", zone_id]):
-                return self.zone_by_id(zone_id)
-            case ("GET", ["zones", zone_id, "recordsets"]):
-                return self.recordsets(zone_id, query)
-            case ("GET", ["zones", zone_id, "recordsets", recordset_id]):
-                return self.recordset_by_id(zone_id, recordset_id)
-            case ("PUT", ["zones", zone_id, "recordsets", recordset_id]):
-                return self.update_recordset(zone_id, recordset_id, body)
-        where = f"{method} /{'/'.join(parts)}"
-        return bodies.designate_error(404, "not_found", f"no {where} in the lab's Designate")
-
-
-def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
-    """Neutron's list filters: every given field must equal the query's value."""
-    return all(str(obj.get(key)) == value for key, value in query.items() if key in obj)
 
 
 def _handler_for(api: CloudApi) -> type[BaseHTTPRequestHandler]:

@@ -157,6 +157,11 @@ def designate_error(status: int, kind: str, message: str) -> Reply:
     return status, {"code": status, "type": kind, "message": message, "request_id": "req-lab"}
 
 
+def selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
+    """Neutron's list filters: every given field must equal the query's value."""
+    return all(str(obj.get(key)) == value for key, value in query.items() if key in obj)
+
+
 def not_found(kind: str, ident: str) -> Reply:
     """404 for a `kind` (floatingip, port) with id `ident`."""
     return error(404, f"{kind.capitalize()}NotFound", f"{kind} {ident} could not be found.")
