@@ -138,6 +138,7 @@ def load(directory: Path) -> LabState | None:
     return LabState(
         data["dir"], data["config"], processes, data.get("proxies", {}), data.get("tools", {}),
         hiera=data.get("hiera", ""), kube_api=data.get("kube_api", ""),
+        floating_ip=data.get("floating_ip", ""),
     )  # fmt: skip
 
 

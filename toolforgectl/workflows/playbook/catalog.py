@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import importlib
 
-STEP_MODULES = ("toolforgectl.workflows.hiera", "toolforgectl.workflows.failover")
+STEP_MODULES = (
+    "toolforgectl.workflows.hiera",
+    "toolforgectl.workflows.failover",
+    "toolforgectl.workflows.dnsrecord",
+)
 
 
 def load() -> None:
