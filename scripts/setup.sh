@@ -8,7 +8,8 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip make openssl
   redis-server
   nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-resty-lrucache lua-nginx-redis
-  # lua-resty-dns (host-name backends, lua/urlproxy/resolver.lua); a DNS server for its tests
+  # lua-resty-dns (host-name backends, lua/urlproxy/resolver.lua); dnsmasq: the DNS server of its
+  # tests and of the lab (the records of the lab cloud's Designate, lab/dnsserver.py), run unprivileged
   lua-nginx-dns dnsmasq-base
   lua-check lua-cjson wrk valgrind
   # the Lua unit tests (tests/lua/unit/), and a CPU load to run the tests under
@@ -16,6 +17,9 @@ APT_PACKAGES=(
   etcd-server
   # sshd for the remote adapter's tests and the lab's hosts (its own instances; the system's is untouched)
   openssh-server openssh-client
+  # systemd-analyze (verify, security), systemd-sysusers and systemd-tmpfiles judge the rendered
+  # units (tests/adapters/test_units.py); a container image may lack them
+  systemd
 )
 VENV=${VENV:-.venv}
 

@@ -81,7 +81,13 @@ end
 
 -- Counted by this worker since its last flush.
 local requests = { 0, 0, 0, 0, 0 }
-local by_tool = {} -- tool -> counts by class, like `requests`
+-- tool -> counts by class, like `requests`, kept from flush to flush (zeroed, not replaced: no
+-- garbage per tool and second); `touched` lists the tools counted since the last flush, so a flush
+-- costs what changed, not every tool this worker ever counted.
+local by_tool, tools_kept = {}, 0
+local touched, touched_count = {}, 0
+-- tool -> its 5 series names (one per class), built once: a flush names no series anew.
+local series_of = {}
 local paths = { fast = 0, slow = 0 }
 local upstream = { error = 0, timeout = 0 }
 local blocked = { ip = 0, ["user-agent"] = 0, referer = 0, ["no-user-agent"] = 0 }
@@ -105,8 +111,14 @@ local function count(tool, status)
     if tool and routecache.has_routes(tool) then
         local counts = by_tool[tool]
         if not counts then
-            counts = { 0, 0, 0, 0, 0 }
+            counts = { 0, 0, 0, 0, 0, false } -- [6]: listed in `touched`
             by_tool[tool] = counts
+            tools_kept = tools_kept + 1
+        end
+        if not counts[6] then
+            counts[6] = true
+            touched_count = touched_count + 1
+            touched[touched_count] = tool
         end
         counts[class] = counts[class] + 1
     end
@@ -190,6 +202,19 @@ local function label_of(dict, tool)
     return own and tool or OTHER
 end
 
+local function series_for(dict, tool)
+    local series = series_of[tool]
+    if not series then
+        local label = label_of(dict, tool)
+        series = {}
+        for i, class in ipairs(CLASSES) do
+            series[i] = FAMILIES[2].name .. "{tool=\"" .. label .. "\",class=\"" .. class .. "\"}"
+        end
+        series_of[tool] = series
+    end
+    return series
+end
+
 -- Add this worker's counts to the shared counters and start counting from zero.
 function _M.flush()
     local dict = shdict.metrics()
@@ -197,13 +222,21 @@ function _M.flush()
         add(dict, REQUEST_KEYS[i], requests[i])
         requests[i] = 0
     end
-    local tools = by_tool
-    by_tool = {}
-    for tool, counts in pairs(tools) do
-        local label = label_of(dict, tool)
-        for i, class in ipairs(CLASSES) do
-            add(dict, FAMILIES[2].name .. "{tool=\"" .. label .. "\",class=\"" .. class .. "\"}", counts[i])
+    for n = 1, touched_count do
+        local tool = touched[n]
+        local counts = by_tool[tool]
+        local series = series_for(dict, tool)
+        for i = 1, 5 do
+            add(dict, series[i], counts[i])
+            counts[i] = 0
         end
+        counts[6] = false
+    end
+    touched_count = 0
+    -- Bounded like the route cache: past `worker_cache_size` tools, start the tables afresh (their
+    -- counts were just flushed; the labels stay decided in the dict).
+    if tools_kept > settings.current.worker_cache_size then
+        by_tool, tools_kept, series_of = {}, 0, {}
     end
     lookups.hit = lookups.hit + paths.fast
     add_all(dict, FAMILIES[3].name, "path", paths)

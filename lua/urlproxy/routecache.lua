@@ -6,6 +6,13 @@
 -- entries of exactly the tools that changed stale. Stale entries are kept: when Redis fails they
 -- are served as they are (stale-if-error), so known tools keep working.
 --
+-- Refresh-ahead: an entry that outlived `cache_ttl` while the log never named its tool is still
+-- served by the front, for at most one more `cache_ttl`, while this worker's refresh timer re-reads
+-- it from Redis; so at thousands of tools the re-reads `cache_ttl` asks for happen in the background
+-- instead of sending each tool's next request to the slow path (a wave every `cache_ttl` seconds,
+-- which showed in the benchmark's throughput and p99). While Redis is marked down, or past twice
+-- `cache_ttl`, the front hands the request to the slow path as for any stale entry.
+--
 -- What one tool costs a request is bounded here: an entry holds at most `max_routes_per_tool`
 -- routes (the first in match order, whatever another writer put in Redis), and a route whose
 -- backend or regex nginx cannot use is logged and left out when the entry is built, not retried
@@ -230,6 +237,30 @@ local function remember(tool, entry)
     shared:set(tool, entry.text)
 end
 
+-- How the slow path's lookups went, per worker, since metrics.lua last took them: from a fresh
+-- entry (hit), from Redis (miss; the refresh timer's re-reads count here too), stale (Redis
+-- failing), unavailable (unknown and Redis failing).
+_M.lookups = { hit = 0, miss = 0, stale = 0, unavailable = 0 }
+local lookups = _M.lookups
+
+-- `tool`'s routes read from Redis now, cached and counted as a miss; nil and an error (Redis marked
+-- down) when Redis does not answer.
+local function reread(tool, now)
+    -- The head before asking Redis: every change published up to it is in what Redis answers.
+    local head = changes.head()
+    local routes, err = fetch(tool)
+    if not routes then
+        redisconn.mark_down(err)
+        return nil, err
+    end
+    lookups.miss = lookups.miss + 1
+    -- A change published while Redis answered may or may not be in the answer: use it this once,
+    -- re-read next time. (No yield between this check and remember(): the log walk cannot slip in.)
+    routes.stale = changes.changed_since(tool, head)
+    remember(tool, stamp(routes, head, now))
+    return routes
+end
+
 -- The number of the last change this worker has applied (the invalidation log's head); nil until
 -- the watcher first subscribed.
 function _M.token()
@@ -259,21 +290,38 @@ local function cached_entry(tool, now, head)
     return entry, entry ~= nil and fresh(entry, now, head)
 end
 
--- `tool`'s routes when they are known fresh without asking Redis; nil otherwise. For the balancer
--- phase, where no network I/O is allowed.
+-- Tools whose entry outlived `cache_ttl` unchanged, for the refresh timer (`queued`: no tool twice).
+local refresh_queue, refresh_count, queued = {}, 0, {}
+
+-- Whether the front may still serve `entry` (not fresh) while the timer re-reads it: only its age
+-- made it so (the log is being followed and never named its tool), by less than another `cache_ttl`,
+-- and Redis is there to re-read it from.
+local function refreshable(entry, now, head)
+    return head ~= nil
+        and not entry.stale
+        and now - entry.at < 2 * settings.current.cache_ttl
+        and redisconn.available()
+end
+
+-- `tool`'s routes when they are known fresh without asking Redis (or only old, and queued for the
+-- refresh timer); nil otherwise. For the balancer phase, where no network I/O is allowed.
 function _M.cached(tool)
     local now = ngx_now()
-    local entry, is_fresh = cached_entry(tool, now, current_head(now))
+    local head = current_head(now)
+    local entry, is_fresh = cached_entry(tool, now, head)
     if is_fresh then
+        return entry
+    end
+    if entry and refreshable(entry, now, head) then
+        if not queued[tool] then
+            queued[tool] = true
+            refresh_count = refresh_count + 1
+            refresh_queue[refresh_count] = tool
+        end
         return entry
     end
     return nil
 end
-
--- How the slow path's lookups went, per worker, since metrics.lua last took them: from a fresh
--- entry (hit), from Redis (miss), stale (Redis failing), unavailable (unknown and Redis failing).
-_M.lookups = { hit = 0, miss = 0, stale = 0, unavailable = 0 }
-local lookups = _M.lookups
 
 -- `tool`'s routes as {pattern1, url1, ...} in match order (possibly empty), and "stale" when
 -- served despite a Redis failure; nil and an error when they are unknown and Redis cannot tell.
@@ -292,11 +340,8 @@ function _M.routes(tool)
         lookups.unavailable = lookups.unavailable + 1
         return nil, "route store unavailable"
     end
-    -- The head before asking Redis: every change published up to it is in what Redis answers.
-    local head = changes.head()
-    local routes, err = fetch(tool)
+    local routes, err = reread(tool, now)
     if not routes then
-        redisconn.mark_down(err)
         if entry then
             lookups.stale = lookups.stale + 1
             return entry, "stale"
@@ -304,12 +349,44 @@ function _M.routes(tool)
         lookups.unavailable = lookups.unavailable + 1
         return nil, err
     end
-    lookups.miss = lookups.miss + 1
-    -- A change published while Redis answered may or may not be in the answer: use it this once,
-    -- re-read next time. (No yield between this check and remember(): the log walk cannot slip in.)
-    routes.stale = changes.changed_since(tool, head)
-    remember(tool, stamp(routes, head, now))
     return routes
+end
+
+-- The refresh timer: re-read every queued tool whose entry is still not fresh (another worker may
+-- have re-read it into the shared dict meanwhile). A Redis failure stops the round: the tools left
+-- are served by the slow path until Redis answers, and queued again by their next request.
+function _M.refresh()
+    local tools, n = refresh_queue, refresh_count
+    refresh_queue, refresh_count, queued = {}, 0, {}
+    for i = 1, n do
+        if not redisconn.available() then
+            return
+        end
+        local now = ngx_now()
+        local entry, is_fresh = cached_entry(tools[i], now, current_head(now))
+        if entry and not is_fresh and not reread(tools[i], now) then
+            return
+        end
+    end
+end
+
+local function refresh_on_timer(premature)
+    if premature then
+        return
+    end
+    local ok, err = pcall(_M.refresh)
+    if not ok then
+        redisconn.log_error("cannot refresh cached routes: " .. tostring(err))
+    end
+end
+
+-- Every worker refreshes its own old entries, ten times per `cache_ttl` (at most once a second).
+function _M.start()
+    local every = min(1, settings.current.cache_ttl / 10)
+    local ok, err = ngx.timer.every(every, refresh_on_timer)
+    if not ok then
+        ngx.log(ngx.ERR, "urlproxy: cannot start the route refresh timer: ", err)
+    end
 end
 
 -- Cache `entry` (a table stamped with `token` and `at`, with `stale` set as changes.changed_since()

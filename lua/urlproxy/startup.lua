@@ -1,5 +1,5 @@
 -- init and init_worker: load the settings once in the master, then start the route watcher and
--- each worker's metrics flush.
+-- each worker's timers: metrics flush, refresh of old route entries, resolver.
 local settings = require "urlproxy.settings"
 
 local _M = {}
@@ -22,6 +22,7 @@ end
 function _M.init_worker()
     require("urlproxy.watcher").start()
     require("urlproxy.metrics").start()
+    require("urlproxy.routecache").start()
     require("urlproxy.resolver").start()
 end
 

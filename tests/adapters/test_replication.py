@@ -4,10 +4,12 @@ replica): what a failover moves the primary with, and what it must not lose."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import LOOPBACK_TOOLS, RedisServer, wait_until
+from toolforgectl.adapters.processes import binary, free_port, spawn, start_redis_from
 from toolforgectl.adapters.routestore import RouteStore, wait_caught_up
 from toolforgectl.core import validate
 from toolforgectl.core.errors import ReadOnlyReplicaError, TimedOutError
@@ -98,3 +100,36 @@ def test_waiting_for_a_replica_that_cannot_catch_up_times_out(
     primary.set_route("dplbot", ".*", backend(0), OPS)
     with pytest.raises(TimedOutError, match="replication offset"):
         wait_caught_up(primary, replica, timeout=0.5)
+
+
+def test_a_role_saved_after_a_switch_survives_a_restart_from_the_config_file(
+    redis_server: RedisServer, redis_replica: RedisServer
+) -> None:
+    old, new = stores(redis_server, redis_replica)
+    new.promote()
+    old.replicate_from(redis_replica.process.host, redis_replica.process.port)
+    assert old.save_role() and new.save_role()
+
+    restarted = []
+    for server in (redis_server, redis_replica):  # as a reboot would: from the file rendered before
+        server.process.stop()
+        conf = server.directory / "redis.conf"
+        restarted.append(
+            start_redis_from(conf, server.process.host, server.process.port, server.directory / "log")
+        )
+    try:
+        assert new.replication().is_primary
+        assert old.replication().primary == (redis_replica.process.host, redis_replica.process.port)
+    finally:
+        for process in restarted:
+            process.stop()
+
+
+def test_a_redis_without_a_config_file_cannot_save_its_role_and_says_so(tmp_path: Path) -> None:
+    port = free_port()
+    argv = [binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
+    process = spawn("redis-server", argv, tmp_path / "redis.log", "127.0.0.1", port)
+    try:
+        assert RouteStore.from_url(f"redis://127.0.0.1:{port}/0").save_role() is False
+    finally:
+        process.stop()

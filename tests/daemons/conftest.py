@@ -1,4 +1,5 @@
-"""Fixtures for the registration path: a Redis with proxylisteners against it, and a test identd."""
+"""Fixtures for the daemons' tests: the registration path (a Redis with proxylisteners against it,
+and a test identd), and for the slow tier a real kube-apiserver with its etcd."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.conftest import RedisServer
 from tests.daemons.regstack import Identd, Stack
+from tests.support.kube_cluster import Cluster
 
 
 @pytest.fixture
@@ -29,3 +31,13 @@ def identd() -> Iterator[Identd]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A real kube-apiserver and its etcd for one test module (the slow tier: `make slow`)."""
+    running = Cluster(tmp_path_factory.mktemp("k8s")).start()
+    try:
+        yield running
+    finally:
+        running.stop()

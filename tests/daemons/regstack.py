@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,14 @@ def start_listener(
     handed: socket.socket | None = None,
     dataplane: dict[str, Any] | None = None,
     proxies: list[dict[str, Any]] | None = None,
+    wrapper: Sequence[str] = (),
     **settings: Any,
 ) -> Listener:
     """Start proxylistener on a free loopback port with `settings` as its config section and
     `args` added to its command line; or on the listening socket `handed`, as systemd's socket
     activation passes it (`systemd_socket`). Its fleet's tools run on loopback, as the lab's
     (`dataplane` may say otherwise, and sets the per-tool route cap); its fleet's proxies are
-    `proxies` (default: one, proxy-01 on 127.0.0.1)."""
+    `proxies` (default: one, proxy-01 on 127.0.0.1). `wrapper`, a command prefix, runs it."""
     tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
@@ -84,7 +86,7 @@ def start_listener(
     }
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(fleet))
-    argv = [str(BIN / "proxylistener"), "--config", str(config), "--port", str(port)]
+    argv = [*wrapper, str(BIN / "proxylistener"), "--config", str(config), "--port", str(port)]
     argv += ["--metrics-port", str(metrics_port), "--redis", redis_url, *args]
     log = tmp / "proxylistener.log"
     if handed is None:
@@ -95,7 +97,7 @@ def start_listener(
 
 
 def systemd_socket(port: int = 0) -> socket.socket:
-    """A listening socket on loopback as `daemons/proxylistener.socket` makes one (the test holds
+    """A listening socket on loopback as `proxylistener.socket` (templates/systemd/) makes one (the test holds
     it, as systemd does, across the listener processes it passes it to)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -163,11 +165,12 @@ class Stack:
         handed: socket.socket | None = None,
         dataplane: dict[str, Any] | None = None,
         proxies: list[dict[str, Any]] | None = None,
+        wrapper: Sequence[str] = (),
         **settings: Any,
     ) -> Listener:
         where = self.tmp / f"listener{len(self.started)}"
         url = redis_url or self.redis_url
-        found = start_listener(where, url, args, handed, dataplane, proxies, **settings)
+        found = start_listener(where, url, args, handed, dataplane, proxies, wrapper, **settings)
         self.started.append(found)
         return found
 

@@ -52,7 +52,7 @@ def test_each_proxy_has_its_own_address_and_the_standby_serves_from_its_replica(
     assert [lab["proxies"][name]["address"] for name in (ACTIVE, STANDBY)] == ["127.0.0.11", "127.0.0.12"]
     assert {p["role"] for p in lab["processes"]} == {
         "redis", "nginx", "proxylistener", "kubeapi", "kube2proxy", "tool", "webservicemonitor",
-        "sshd", "cloudapi", "floatingip",  # what a failover talks to (lab/operations.py)
+        "sshd", "dnsmasq", "cloudapi", "floatingip",  # what a failover talks to (lab/operations.py)
     }  # fmt: skip
     active_redis = urlsplit(lab["proxies"][ACTIVE]["redis"])
     assert store(lab, STANDBY).replication().primary == (active_redis.hostname, active_redis.port)

@@ -21,6 +21,7 @@ import redis
 
 from tests.conftest import wait_until
 from tests.lua.proxyclient import Proxy, access_log_line, lab_redis, restart_redis, until
+from tests.lua.test_metrics import sample, scrape
 from tests.lua.test_urlproxy import store
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.adapters.routestore import prefix_key, redirect_key
@@ -244,3 +245,22 @@ def test_a_redis_outage_under_traffic_logs_one_line(own_lab: Callable[..., Proxy
     assert all("urlproxy: " in line for line in new), new
     assert 1 <= len(new) <= 1 + outage // 10, new  # one line per error_log_interval (10 s)
     assert "route store unavailable" in new[0]
+
+
+def test_past_cache_ttl_a_tool_stays_on_the_fast_path_while_its_routes_are_re_read(
+    own_lab: Callable[..., Proxy],
+) -> None:
+    """cache_ttl's re-reads happen in the background: no request is sent to the slow path for them."""
+    proxy = own_lab(cache_ttl=1)
+    served_on_the_front(proxy, "hello")
+    before = sample(scrape(proxy), "urlproxy_route_cache_total", result="miss")
+    paths: list[str] = []
+
+    def re_read_three_times() -> bool:
+        paths.append(f"/hello/ttl-{next(UNIQUE)}")
+        assert proxy.backend_of(paths[-1]) == "hello"
+        return sample(scrape(proxy), "urlproxy_route_cache_total", result="miss") >= before + 3
+
+    wait_until(re_read_three_times, "three re-reads of hello (cache_ttl: 1 s)", interval=0.05)
+    slow = [path for path in paths if "path=front" not in access_log_line(proxy, path)]
+    assert slow == [], f"{len(slow)} of {len(paths)} requests took the slow path"

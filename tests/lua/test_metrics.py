@@ -199,3 +199,35 @@ def test_metrics_off_serves_no_metrics_and_still_routes(own_lab: Callable[..., P
     proxy = own_lab(metrics=False)
     assert proxy.get("/metrics", kind="internal").status == 404
     assert proxy.backend_of("/hello/") == "hello"
+
+
+def test_tools_past_metrics_tools_share_one_label_and_counts_add_up_over_flushes(
+    own_lab: Callable[..., Proxy], not_found_tool: str
+) -> None:
+    """At most `metrics_tools` tools get series of their own; every request counts, flush after flush."""
+    proxy = own_lab(metrics_tools=2)
+    routes = store(proxy)
+    tools = ["alpha", "bravo", "charlie", "delta"]
+    for tool in tools:
+        routes.set_route(tool, ".*", validate.backend(not_found_tool), ACTOR)
+    proxy.caught_up()
+    name = "urlproxy_tool_requests_total"
+
+    def per_tool(samples: Samples) -> dict[str, float]:
+        return {
+            dict(labels)["tool"]: value
+            for (sample_name, labels), value in samples.items()
+            if sample_name == name and ("class", "4xx") in labels
+        }
+
+    for sent in (1, 2):  # the second round's counts add to the first's, flushed before: none is lost
+        for tool in tools:
+            assert proxy.get(f"/{tool}/").status == 404
+        total = sent * len(tools)
+        after = wait_for(proxy, f"{total} tool requests", lambda s, n=total: sum(per_tool(s).values()) == n)
+        counted = per_tool(after)
+        own = sorted(label for label in counted if label != "_other")
+        assert len(own) == 2 and set(own) <= set(tools)
+        assert all(counted[label] == sent for label in own)
+        assert counted["_other"] == 2 * sent
+        assert sample(after, "urlproxy_tools_labelled") == 2

@@ -1,4 +1,4 @@
-"""A two-proxy lab for a test module: `lab up --proxies 2 --json`, and `lab down` after."""
+"""A lab of several proxies for a test module: `lab up --proxies N --json`, and `lab down` after."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,18 @@ import yaml
 from tests.conftest import run_cli
 
 
+def two_proxy_lab(where: Path) -> AbstractContextManager[dict[str, Any]]:
+    """`proxy_lab` with two proxies, as most failover tests want it."""
+    return proxy_lab(where, 2)
+
+
 @contextmanager
-def two_proxy_lab(where: Path) -> Iterator[dict[str, Any]]:
+def proxy_lab(where: Path, proxies: int) -> Iterator[dict[str, Any]]:
     """The lab's state (as `lab up --json` prints it, plus its fleet.yaml as `fleet`); on leaving,
     `lab down`, and nothing of the lab may be left."""
+    argv = ["lab", "up", "--dir", str(where), "--proxies", str(proxies), "--json"]
     up = subprocess.run(
-        [sys.executable, "-m", "toolforgectl", "lab", "up", "--dir", str(where), "--proxies", "2", "--json"],
+        [sys.executable, "-m", "toolforgectl", *argv],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     try:

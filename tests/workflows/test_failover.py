@@ -23,8 +23,10 @@ import yaml
 from tests.conftest import wait_until
 from tests.support.lab import two_proxy_lab
 from tests.support.traffic import RegistrationLoad, RequestLoad
+from toolforgectl.adapters import dns
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens
+from toolforgectl.core.config.dns import parse_resolver
 
 PROXIES = ("proxy-01", "proxy-02")
 STEPS = (
@@ -33,6 +35,7 @@ STEPS = (
     "flip-active-proxy-files",
     "set-hiera-active-proxy",
     "repoint-other-replicas",
+    "update-dns",
     "converge-hosts",
     "verify-through-floating-ip",
 )
@@ -67,8 +70,14 @@ def store(lab: dict[str, Any], proxy: str) -> RouteStore:
     return RouteStore.from_url(lab["proxies"][proxy]["redis"])
 
 
+def resolved(lab: dict[str, Any]) -> tuple[str, ...]:
+    """What the lab's DNS server (dnsmasq, fed by the lab's Designate) answers for the public name."""
+    section = lab["fleet"]["dns"]
+    return dns.ask(section["name"], parse_resolver(section["resolvers"][0])).addresses
+
+
 def snapshot(lab: dict[str, Any]) -> dict[str, Any]:
-    """Everything a failover changes: every Redis's keys and role, hiera, the files, the cloud."""
+    """Everything a failover changes: every Redis's keys and role, hiera, the files, the cloud, DNS."""
     directory = Path(lab["dir"])
     files = sorted(directory.glob("*/active-proxy"))
     redis = {}
@@ -81,6 +90,7 @@ def snapshot(lab: dict[str, Any]) -> dict[str, Any]:
         "hiera": (directory / "hiera.yaml").read_text(),
         "files": {str(f): f.read_text() for f in files},
         "floating_ips": cloud.get("floating_ips", cloud),
+        "dns": {"designate": cloud["recordsets"], "resolved": resolved(lab)},
     }
 
 
@@ -111,8 +121,10 @@ def test_failover_and_back_under_load_loses_no_request_and_no_registration(lab: 
         there = cli(lab, "failover", "--yes", "--reason", "test: there")
         assert there.returncode == 0, there.stderr
         assert active(lab) == other(start)
+        assert resolved(lab) == (lab["proxies"][other(start)]["address"],), "DNS names the new proxy"
         back = cli(lab, "failover", "--yes", "--reason", "test: back")
         assert back.returncode == 0, back.stderr
+        assert resolved(lab) == (lab["proxies"][start]["address"],)
         wait_until(lambda: len(registrations.report.acknowledged) >= 15, "registrations after the failovers")
     seen, registered = requests.report, registrations.report
     assert seen.failures == [], f"{seen.failed} of {seen.sent} requests failed"
@@ -237,7 +249,7 @@ def test_a_temporary_failover_moves_only_the_floating_ip_and_proxy_list_shows_it
     assert moved.returncode == 0, moved.stderr
     after = snapshot(lab)
     assert after["redis"] == before["redis"] and after["hiera"] == before["hiera"]
-    assert after["files"] == before["files"]
+    assert after["files"] == before["files"] and after["dns"] == before["dns"]
     assert after["floating_ips"][0]["fixed_ip"] == lab["proxies"][other(start)]["address"]
     listed = cli(lab, "proxy", "list", "--json")
     rows = {row["name"]: row for row in json.loads(listed.stdout)["data"]["proxies"]}

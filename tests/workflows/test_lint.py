@@ -89,3 +89,11 @@ def test_lint_reports_a_broken_sample_config(trees: Path) -> None:
     sample.write_text(sample.read_text() + "dataplane:\n  routing: sideways\n")
     stderr = failing_lint(trees)
     assert str(sample) in stderr and "routing" in stderr
+
+
+def test_lint_reports_a_dns_section_whose_command_uses_an_unknown_placeholder(trees: Path) -> None:
+    sample = trees / "templates" / "samples" / "path-mode.yaml"
+    text = sample.read_text().replace("  zone: wmflabs.org.\n", "  backend: command\n  command: set {host}\n")
+    sample.write_text(text)
+    stderr = failing_lint(trees)
+    assert f"{sample}:" in stderr and "dns.command uses {host}" in stderr

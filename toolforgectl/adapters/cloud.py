@@ -2,14 +2,19 @@
 
 What a failover needs from OpenStack is small: find the floating IP and what it points at, find the
 port of the server it must point at next, move it there without trampling on anyone else's change,
-and wait until the cloud says the move holds. Reads and the one write live in two classes:
+and wait until the cloud says the move holds. Reads and the writes live in two classes:
 `CloudReads` can do nothing but read, so `--dry-run` and `--rehearse` get one of those and cannot
-change the cloud by mistake; `Cloud` adds `move_floating_ip`.
+change the cloud by mistake; `Cloud` adds `move_floating_ip` and `update_dns_record`.
 
 The move is a compare-and-swap on Neutron's `revision_number`: the caller passes the revision it
 decided on, the adapter checks it against a fresh read and sends it in `If-Match` too, so Neutron
 refuses (412) a move over a change made since, even one that lands between that read and the write.
 Either way it is a CloudConflictError, and nothing changed.
+
+The failover's DNS step changes one A record through Designate: find the zone, find the record,
+replace its addresses. Designate has no If-Match, so the compare-and-swap is ours: the record is
+read again just before the write and must still hold what the plan showed (a change in the
+moment between that read and the PUT would not be seen; the step verifies afterwards).
 
 Errors are translated here, once: every call is named ("reading floating IP 185.15.56.11 (Neutron)")
 so an operator sees which call failed and why. An expired token needs nothing from us: keystoneauth
@@ -79,6 +84,18 @@ class PlannedMove:
             f"floating IP {fip.address}: {fip.fixed_ip or 'nothing'} -> {self.to.fixed_ip} "
             f"({self.to_server}), at revision {fip.revision}"
         )
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """An A recordset as Designate describes it now."""
+
+    zone: str  # the zone's name, `wmflabs.org.`
+    zone_id: str
+    name: str  # the record's absolute name, `tools.wmflabs.org.`
+    id: str
+    records: tuple[str, ...]  # its addresses, sorted
+    status: str = "ACTIVE"  # PENDING while Designate pushes a change to its DNS servers
 
 
 class CloudReads:
@@ -163,6 +180,26 @@ class CloudReads:
             found = [g for g in self._conn.compute.server_groups() if g.name == name]
         return str(found[0].id) if found else None
 
+    def dns_record(self, zone: str, name: str) -> DnsRecord:
+        """The A recordset `name` of Designate zone `zone` (both absolute, with the trailing dot)."""
+        found_zone, raw = self._recordset(zone, name)
+        return _dns_record(found_zone, raw)
+
+    def _recordset(self, zone: str, name: str) -> tuple[Any, Any]:
+        """The SDK's zone and recordset objects (NotFoundError naming which is missing)."""
+        with self._calling(f"finding DNS zone {zone} (Designate)"):
+            found_zone = self._conn.dns.find_zone(zone, ignore_missing=True)
+        if found_zone is None:
+            raise NotFoundError(f"cloud {self.name}: no DNS zone {zone} (Designate lists none)")
+        with self._calling(f"reading DNS record {name} (Designate)"):
+            found = list(self._conn.dns.recordsets(found_zone, name=name, type="A"))
+        if len(found) != 1:
+            raise NotFoundError(
+                f"cloud {self.name}: zone {zone} has {len(found) or 'no'} A recordsets named {name};"
+                " create it once by hand (`openstack recordset create`), the failover only changes it"
+            )
+        return found_zone, found[0]
+
     @contextmanager
     def _calling(self, what: str) -> Iterator[None]:
         """Run the SDK call(s) inside as `what`, turning every error of theirs into one of ours."""
@@ -193,7 +230,7 @@ class CloudReads:
 
 
 class Cloud(CloudReads):
-    """The cloud's reads, and the one write a failover makes: moving the floating IP."""
+    """The cloud's reads, and the writes a failover makes: the floating IP, the DNS record."""
 
     @classmethod
     def connect(cls, settings: CloudSettings) -> Cloud:
@@ -345,6 +382,23 @@ class Cloud(CloudReads):
             self._conn.compute.delete_server(found.id)
         return True
 
+    def update_dns_record(
+        self, zone: str, name: str, addresses: tuple[str, ...], expect: tuple[str, ...]
+    ) -> DnsRecord:
+        """Make A recordset `name` of zone `zone` hold `addresses`, if it still holds `expect` (the
+        addresses the plan showed); CloudConflictError (nothing changed) if it does not."""
+        found_zone, raw = self._recordset(zone, name)
+        now = _dns_record(found_zone, raw)
+        if now.records != tuple(sorted(expect)):
+            raise CloudConflictError(
+                f"cloud {self.name}: DNS record {name} changed since it was read: it holds"
+                f" {', '.join(now.records) or 'nothing'}, not {', '.join(expect) or 'nothing'}."
+                " Nothing was changed: read it again and decide again"
+            )
+        with self._calling(f"updating DNS record {name} to {', '.join(addresses)} (Designate PUT)"):
+            updated = self._conn.dns.update_recordset(raw, records=list(addresses))
+        return _dns_record(found_zone, updated)
+
     def _conflict(self, address: str, expected: int, now: FloatingIP | None) -> CloudConflictError:
         state = (
             f"it is at revision {now.revision}, pointing at {now.fixed_ip or 'nothing'}"
@@ -435,6 +489,17 @@ def _floating_ip(raw: Any) -> FloatingIP:
         port_id=raw.port_id or None,
         fixed_ip=raw.fixed_ip_address or None,
         revision=int(raw.revision_number or 0),
+        status=str(raw.status or ""),
+    )
+
+
+def _dns_record(zone: Any, raw: Any) -> DnsRecord:
+    return DnsRecord(
+        zone=str(zone.name),
+        zone_id=str(zone.id),
+        name=str(raw.name),
+        id=str(raw.id),
+        records=tuple(sorted(str(record) for record in raw.records or ())),
         status=str(raw.status or ""),
     )
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolforgectl.core.errors import GoneError, KubeError, StreamBrokenError
+from toolforgectl.core.errors import GoneError, KubeError, NotFoundError, StreamBrokenError
 
 CONNECT_TIMEOUT = 5.0
 LIST_TIMEOUT = 60.0
@@ -216,7 +216,12 @@ class WebserviceApi:
             (core.create_namespaced_service, core.read_namespaced_service, core.replace_namespaced_service),
         )
         for (create, read, replace), wanted in zip(kinds, (deployment, service), strict=True):
-            if _status(create, namespace=namespace, body=wanted) == 409:
+            created = _status(create, namespace=namespace, body=wanted)
+            if created == 404:  # the API's answer when the namespace is missing
+                raise NotFoundError(
+                    f"namespace {namespace} does not exist: the tool has no Kubernetes account"
+                )
+            if created == 409:
                 _status(
                     replace,
                     name=wanted["metadata"]["name"],
@@ -239,6 +244,36 @@ class WebserviceApi:
             self._apps.list_namespaced_deployment, namespace=namespace, label_selector=selector
         )
         return [item for item in body.get("items") or [] if isinstance(item, dict)]
+
+    def pods(self, namespace: str, selector: str) -> list[str]:
+        """The names of the pods in `namespace` matching `selector`."""
+        body = _status_json(self._core.list_namespaced_pod, namespace=namespace, label_selector=selector)
+        items = [item for item in body.get("items") or [] if isinstance(item, dict)]
+        return [str((item.get("metadata") or {}).get("name", "")) for item in items]
+
+    def pod_log(self, namespace: str, pod: str, container: str, lines: int) -> str | None:
+        """The last `lines` lines of `container`'s log in `pod`, or None while the container has
+        not started (the API's 400) or the pod has gone (404)."""
+        from kubernetes.client.exceptions import ApiException
+
+        with _translated(KubeError, "cannot reach the Kubernetes API"):
+            try:
+                response = self._core.read_namespaced_pod_log(
+                    pod,
+                    namespace,
+                    container=container,
+                    tail_lines=lines,
+                    _preload_content=False,
+                    _request_timeout=_TIMEOUTS,
+                )
+            except ApiException as exc:
+                if exc.status in (400, 404):
+                    return None
+                raise
+            try:
+                return bytes(response.data).decode("utf-8", errors="replace")
+            finally:
+                response.release_conn()
 
 
 def _replacing(wanted: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:

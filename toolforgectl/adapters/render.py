@@ -1,4 +1,5 @@
-"""Rendering a proxy's nginx, urlproxy and Redis config files from templates/ (the only jinja2 user)."""
+"""Rendering a proxy's nginx, urlproxy and Redis config files, and the systemd units of its daemons,
+from templates/ (the only jinja2 user)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from toolforgectl.core.config import DEFAULT_REDIS_PORT, DataPlane, Fleet, Proxy
+from toolforgectl.core.config import DEFAULT_REDIS_PORT, SYSTEM_PATH, DataPlane, Fleet, Proxy
 from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import RenderError
 from toolforgectl.core.resources import resource_dir
@@ -200,6 +201,63 @@ def redis_conf(site: RedisSite, plane: DataPlane, templates: Path | None = None)
     return _render(env, REDIS_TEMPLATE, {"site": site, "dp": plane, "protected": protected})
 
 
+# The systemd files, by where they go under /etc (an operator's install) or /usr/lib (a package).
+UNIT_TEMPLATES = {
+    "systemd/system/proxylistener.service": "systemd/proxylistener.service.j2",
+    "systemd/system/proxylistener.socket": "systemd/proxylistener.socket.j2",
+    "systemd/system/kube2proxy.service": "systemd/kube2proxy.service.j2",
+    "systemd/system/webservicemonitor.service": "systemd/webservicemonitor.service.j2",
+    "systemd/system/nginx.service.d/toolforgectl.conf": "systemd/nginx-dropin.conf.j2",
+    "sysusers.d/toolforgectl.conf": "systemd/sysusers.conf.j2",
+    "tmpfiles.d/toolforgectl.conf": "systemd/tmpfiles.conf.j2",
+}
+NGINX = Path("/usr/sbin/nginx")  # Debian's, which nginx.service runs
+STATE_DIR = Path("/var/lib/toolforgectl")  # webservicemonitor's StateDirectory=toolforgectl
+# What ProtectHome= hides: a webservicemonitor whose tools live there cannot have it.
+HOME_DIRS = (Path("/home"), Path("/root"), Path("/run/user"))
+
+
+def render_units(fleet: Fleet, bin_dir: Path, templates: Path | None = None) -> dict[str, str]:
+    """The daemons' systemd units, their users (sysusers.d), the data plane's run directory
+    (tmpfiles.d) and nginx.service's drop-in, for programs installed in `bin_dir` (relative path
+    under /etc -> text). The daemons read the system's fleet config, /etc/toolforgectl/config.yaml;
+    `fleet` gives the settings the units must agree with (ports, nginx's user, the tools' homes)."""
+    if not bin_dir.is_absolute():
+        raise RenderError(f"the units need an absolute directory for the programs, not {str(bin_dir)!r}")
+    env = _environment(templates or resource_dir("templates"))
+    layout = Layout.system()
+    tool_homes = _tool_homes(fleet.webservice.home)
+    context = {
+        "bin": bin_dir,
+        "config": SYSTEM_PATH,
+        "pl": fleet.proxylistener,
+        "ws": fleet.webservice,
+        "listen_stream": f"{_listen(fleet.proxylistener.listen)}:{fleet.proxylistener.port}",
+        "writable": _monitor_writes(fleet, tool_homes),
+        "protect_home": not any(tool_homes.is_relative_to(hidden) for hidden in HOME_DIRS),
+        "nginx": NGINX,
+        "nginx_conf": layout.nginx_conf,
+        "run_dir": layout.run_dir,
+        # nginx's own default when `dataplane.user` is empty (it switches its workers to nobody).
+        "workers_user": fleet.dataplane.user or "nobody",
+    }
+    return {path: _render(env, template, context) for path, template in UNIT_TEMPLATES.items()}
+
+
+def _tool_homes(home: str) -> Path:
+    """The directory holding every tool's home: `webservice.home` above its `{tool}` part."""
+    parts = Path(home).parts
+    return Path(*parts[: next(i for i, part in enumerate(parts) if "{tool}" in part)])
+
+
+def _monitor_writes(fleet: Fleet, tool_homes: Path) -> list[Path]:
+    """Where webservicemonitor writes besides its state directory: the tools' homes (service.log,
+    and what `webservice restart` writes as the tool), its state file and the local backend's spool."""
+    settings = fleet.webservice
+    wanted = {tool_homes, Path(settings.state_file).parent, Path(settings.local_spool)}
+    return sorted(path for path in wanted if not path.is_relative_to(STATE_DIR))
+
+
 def write_files(files: Mapping[str, str], layout: Layout, workers_user: str = "") -> None:
     """Write rendered `files` into the layout's conf dir and create its log and run dirs.
 
@@ -222,6 +280,16 @@ def write_files(files: Mapping[str, str], layout: Layout, workers_user: str = ""
         path = layout.conf_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+
+
+def write_tree(files: Mapping[str, str], root: Path) -> None:
+    """Write rendered `files` (relative path -> text) under `root`, readable by all (0644): units
+    and sysusers.d/tmpfiles.d files hold no secret."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o644)
 
 
 def lua_settings(

@@ -496,6 +496,20 @@ class RouteStore:
         with self._talking():
             self._redis.replicaof(host, port)
 
+    def save_role(self) -> bool:
+        """`CONFIG REWRITE`: write the role REPLICAOF just gave this Redis (and every other setting
+        changed at run time) into the config file it was started from, so a restart keeps it; the
+        file rendered before still names the old primary. False, and nothing written, when Redis
+        runs without a config file: then a restart forgets the role whatever we do."""
+        try:
+            with self._talking():
+                self._redis.config_rewrite()
+        except RouteStoreError as exc:
+            if "without a config file" in str(exc):
+                return False
+            raise
+        return True
+
     # Writes --------------------------------------------------------------------------------
 
     def _apply(self, write: _Write) -> tuple[str, str | None]:

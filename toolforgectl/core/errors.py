@@ -41,8 +41,10 @@ ToolforgectlError                 exit 1 unless a subclass says otherwise
 │   ├── StepError                 exit 1: a step failed or did not verify (then rolled back,
 │   │                                     or operator instructions printed)
 │   └── LockHeldError             exit 1: another run holds the operation's lock (names holder, expiry)
-└── HieraError                    exit 3: the hiera backend (file or HTTP) could not be read or written
-    └── HieraConflictError        exit 1: the value changed since it was read; nothing written
+├── HieraError                    exit 3: the hiera backend (file or HTTP) could not be read or written
+│   └── HieraConflictError        exit 1: the value changed since it was read; nothing written
+└── DnsError                      exit 3: the configured DNS command failed, or a resolver could not
+                                          be asked (adapters/dns.py); Designate's errors are CloudErrors
 
 Three modules keep a private subclass for control flow that never leaves them (each says why):
 daemons/proxylistener/main.py (`_EmptyConnectionError`), daemons/clients/proxyclient.py
@@ -218,3 +220,9 @@ class HieraConflictError(HieraError):
     """A hiera value changed between our read and our write: nothing was written."""
 
     exit_code = EXIT_FAILED
+
+
+class DnsError(ToolforgectlError):
+    """The site's DNS command failed, or a resolver could not be asked (adapters/dns.py)."""
+
+    exit_code = EXIT_UNAVAILABLE

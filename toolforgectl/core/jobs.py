@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from toolforgectl.core.kubesize import Size
+
 NOT_RUNNING = frozenset("Ed")
 RUNNING = frozenset("rtRsSTwh")
 
@@ -66,6 +68,7 @@ class JobSpec:
     home: str
     command: tuple[str, ...]  # the web server, with `{port}` where the port goes
     runner: tuple[str, ...]  # webservice-runner and its options, to which `--` and `command` are added
+    size: Size | None = None  # kubernetes only: replicas, cpu and memory (checked already)
 
     @property
     def name(self) -> str:

@@ -3,13 +3,15 @@
 It answers the subset adapters/cloud.py uses, on one port:
 
     POST /v3/auth/tokens                  Keystone: password auth -> X-Subject-Token + a catalog
-                                          pointing at /networking and /compute on this server
+                                          pointing at /networking, /compute and /dns on this server
     GET  /networking/v2.0/floatingips     Neutron: ?floating_ip_address= filter
     GET  /networking/v2.0/floatingips/ID
     PUT  /networking/v2.0/floatingips/ID  port_id / fixed_ip_address; `If-Match: revision_number=N`
                                           -> 412 when the revision moved on; each change bumps it
     GET  /networking/v2.0/ports           ?device_id= filter; GET /ports/ID
     GET  /compute/v2.1/servers[/detail]   Nova: ?name= (a regex search, as Nova's is); /servers/ID
+    GET|PUT /dns/v2/zones/...             Designate: zones and A recordsets (lab/designate.py); the
+                                          lab's DNS server (dnsserver.py) answers changes at once
 
 plus the version documents the SDK discovers endpoints with (lab/cloudbodies.py builds every
 body). Tokens expire after `token_ttl` seconds and are refused (401) after that, as Keystone's are;
@@ -19,8 +21,8 @@ floating IP forwarder reads it there.
 
 Tests drive faults in-process: `fail_next` answers the next matching requests with an error status,
 `before_next` runs a change (another operator's, say) just before a matching request is served; the
-same over HTTP (`POST /lab/fail-next`, `/lab/touch`, `/lab/expire-tokens`: `control`) when the API
-runs as its own process.
+same over HTTP (`POST /lab/fail-next`, `/lab/clear-faults`, `/lab/touch`, `/lab/expire-tokens`:
+`control`) when the API runs as its own process.
 Every request is logged in `requests` as (method, path, status).
 """
 
@@ -45,9 +47,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from toolforgectl.core.errors import LabError
 from toolforgectl.lab import cloudbodies as bodies
-from toolforgectl.lab.cloudbodies import Reply
+from toolforgectl.lab.cloudbodies import Reply, selected
 from toolforgectl.lab.cloudcompute import Compute
 from toolforgectl.lab.cloudstate import CloudState
+from toolforgectl.lab.designate import Designate
+from toolforgectl.lab.dnsserver import DnsFiles
 
 CONTROL = "/lab/"  # the lab's own calls (faults), which need no token
 NEUTRON_REVISION = re.compile(r"^\s*revision_number=(\d+)\s*$")
@@ -85,7 +89,8 @@ class _Faults:
 
 
 class CloudApi:
-    """Keystone, Neutron and Nova (the parts we use) in a background thread on a loopback port."""
+    """Keystone, Neutron, Nova and Designate (the parts we use) in a background thread on a loopback
+    port; with `dns`, Designate's records are published to the lab's DNS server."""
 
     def __init__(
         self,
@@ -93,9 +98,11 @@ class CloudApi:
         host: str = "127.0.0.1",
         port: int = 0,
         token_ttl: float = 3600.0,
+        dns: DnsFiles | None = None,
         lab_dir: Path | None = None,
     ) -> None:
         self.state = state
+        self.designate = Designate(state, dns)
         self.compute = Compute(state, lab_dir)  # what it creates and deletes (lab/cloudcompute.py)
         self.token_ttl = token_ttl
         self.requests: list[tuple[str, str, int]] = []
@@ -105,6 +112,7 @@ class CloudApi:
         self.server = ThreadingHTTPServer((host, port), _handler_for(self))
         self.server.daemon_threads = True
         self.host, self.port = host, int(self.server.server_address[1])
+        self.designate.base = self.base
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -113,7 +121,8 @@ class CloudApi:
         return f"http://{self.host}:{self.port}/v3"
 
     def start(self) -> CloudApi:
-        """Serve in the background."""
+        """Serve in the background (the DNS server answers the records as they are from now)."""
+        self.designate.publish()
         self._thread.start()
         return self
 
@@ -160,6 +169,11 @@ class CloudApi:
         with self.faults.lock:
             self.faults.items.append(_Fault(method, path, 1, action=action))
 
+    def clear_faults(self) -> None:
+        """Forget every fault not yet used up."""
+        with self.faults.lock:
+            self.faults.items.clear()
+
     def expire_tokens(self) -> None:
         """End every token issued so far, as when they reach their expiry."""
         self.tokens.clear()
@@ -189,6 +203,8 @@ class CloudApi:
                     self.state.touch(str(body["address"]))
                 case "expire-tokens":
                     self.expire_tokens()
+                case "clear-faults":
+                    self.clear_faults()
                 case "boot":
                     self.compute.boot_mode = str(body.get("mode", "boot"))
                 case _:
@@ -227,7 +243,7 @@ class CloudApi:
     def floating_ips(self, query: dict[str, str]) -> Reply:
         with self.state.lock:
             every = [bodies.floating_ip(f) for f in self.state.floating_ips.values()]
-        return 200, {"floatingips": [fip for fip in every if _selected(fip, query)]}
+        return 200, {"floatingips": [fip for fip in every if selected(fip, query)]}
 
     def floating_ip(self, fip_id: str) -> Reply:
         with self.state.lock:
@@ -274,7 +290,7 @@ class CloudApi:
         with self.state.lock:
             every = [bodies.port(s) for s in self.state.servers.values()]
             every += [bodies.unbound_port(pid, made) for pid, made in self.state.ports.items()]
-        return 200, {"ports": [port for port in every if _selected(port, query)]}
+        return 200, {"ports": [port for port in every if selected(port, query)]}
 
     def port_by_id(self, port_id: str) -> Reply:
         if port_id in self.state.ports:
@@ -298,6 +314,11 @@ class CloudApi:
                 return 404, {"itemNotFound": {"code": 404, "message": message}}
             return 200, {"server": bodies.server(server, self.state, detail=True)}
 
+    @property
+    def base(self) -> str:
+        """This server's own URL, as its catalog and links name it."""
+        return f"http://{self.host}:{self.port}"
+
     # Routing ---------------------------------------------------------------------------------
 
     def serve(self, method: str, path: str, query: dict[str, str], body: Any, headers: Any) -> Reply:
@@ -309,6 +330,8 @@ class CloudApi:
             return self._nova(parts[2:], query)
         if parts[:2] == ["compute", "v2.1"]:
             return self._nova_changes(method, parts[2:], body if isinstance(body, dict) else {})
+        if parts[:2] == ["dns", "v2"]:
+            return self.designate.serve(method, parts[2:], query, body)
         return bodies.error(404, "NotFound", f"no {method} {path} in the lab cloud")
 
     def _neutron(
@@ -368,11 +391,6 @@ class CloudApi:
             case ("POST", ["os-server-groups"]):
                 return self.compute.create_server_group(dict(body.get("server_group") or {}))
         return bodies.error(404, "NotFound", f"no {method} /{'/'.join(parts)} in the lab's Nova")
-
-
-def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
-    """Neutron's list filters: every given field must equal the query's value."""
-    return all(str(obj.get(key)) == value for key, value in query.items() if key in obj)
 
 
 def _handler_for(api: CloudApi) -> type[BaseHTTPRequestHandler]:
@@ -460,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the lab's cloud API as a process until SIGTERM (the lab starts it this way)."""
     parser = argparse.ArgumentParser(
         prog="python -m toolforgectl.lab.cloudapi",
-        description="The lab's OpenStack API (Keystone, Neutron, Nova: the calls toolforgectl makes).",
+        description="The lab's OpenStack API (Keystone, Neutron, Nova, Designate: what toolforgectl calls).",
     )
     parser.add_argument(
         "--state", type=Path, required=True, help="JSON file of the cloud (kept across restarts)"
@@ -475,12 +493,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--floating-ip", action="append", default=[], metavar="ADDRESS=SERVER", help="a new cloud's"
     )
+    parser.add_argument(
+        "--dns-record", action="append", default=[], metavar="NAME=SERVER",
+        help="a new cloud's A record (absolute name, in --dns-zone) holding SERVER's address",
+    )  # fmt: skip
+    parser.add_argument("--dns-zone", default="", help="the Designate zone of the --dns-records")
+    parser.add_argument(
+        "--dns-dir", type=Path, default=None, help="the lab DNS server's directory (hosts file, pid file)"
+    )
     parser.add_argument("--token-ttl", type=float, default=3600.0, help="seconds a token lasts")
     parser.add_argument("--apply-delay", type=float, default=0.0, help="seconds the router takes to follow")
     parser.add_argument("--lab-dir", type=Path, default=None, help="the lab whose proxy VMs servers boot as")
     args = parser.parse_args(argv)
 
-    api = CloudApi(_initial_state(args), args.host, args.port, args.token_ttl, args.lab_dir)
+    dns = DnsFiles(args.dns_dir) if args.dns_dir else None
+    api = CloudApi(_initial_state(args), args.host, args.port, args.token_ttl, dns, args.lab_dir)
     api.write_clouds_yaml(args.clouds_yaml, args.cloud)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -500,6 +527,8 @@ def _initial_state(args: argparse.Namespace) -> CloudState:
             state.add_server(name, fixed_ip)
         for address, _, server in (spec.partition("=") for spec in args.floating_ip):
             state.add_floating_ip(address, server or None)
+        for name, _, server in (spec.partition("=") for spec in args.dns_record):
+            state.add_record(name, args.dns_zone, server)
     state.apply_delay = args.apply_delay
     state.save()
     return state

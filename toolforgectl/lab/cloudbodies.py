@@ -1,8 +1,9 @@
 """The JSON bodies the lab's OpenStack API answers with: Keystone's token and catalog, the version
-documents clients discover endpoints with, Neutron's floating IPs and ports, Nova's servers, errors.
+documents clients discover endpoints with, Neutron's floating IPs and ports, Nova's servers,
+Designate's zones and recordsets, errors.
 
 Only the fields openstacksdk reads, in the shapes the real services send (Keystone v3, Neutron v2.0,
-Nova v2.1 without microversions).
+Nova v2.1 without microversions, Designate v2).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from toolforgectl.lab.cloudstate import LAB_NETWORK, CloudState, FloatingIp, Server
+from toolforgectl.lab.cloudstate import LAB_NETWORK, CloudState, FloatingIp, Recordset, Server, Zone
 
 USER, PASSWORD, PROJECT, DOMAIN = "toolforgectl", "lab-password", "tools", "Default"
 REGION = "RegionOne"
@@ -35,6 +36,7 @@ def token(base: str, ttl: float) -> dict[str, Any]:
                 _service("identity", "keystone", f"{base}/v3"),
                 _service("network", "neutron", f"{base}/networking"),
                 _service("compute", "nova", f"{base}/compute/v2.1"),
+                _service("dns", "designate", f"{base}/dns"),
             ],
         }
     }
@@ -133,6 +135,60 @@ def server_group(group: dict[str, Any], members: list[str]) -> dict[str, Any]:
     return {**group, "members": members, "metadata": {}, "project_id": PROJECT_ID}
 
 
+def zone(found: Zone, base: str) -> dict[str, Any]:
+    """A Designate zone."""
+    return {
+        "id": found.id,
+        "name": found.name,
+        "email": "hostmaster@" + found.name.rstrip("."),
+        "ttl": 3600,
+        "serial": found.serial,
+        "status": "ACTIVE",
+        "action": "NONE",
+        "type": "PRIMARY",
+        "version": found.serial,
+        "pool_id": "lab-pool",
+        "project_id": PROJECT_ID,
+        "masters": [],
+        "description": None,
+        "links": {"self": f"{base}/dns/v2/zones/{found.id}"},
+    }
+
+
+def recordset(record: Recordset, zone_name: str, base: str, status: str = "ACTIVE") -> dict[str, Any]:
+    """A Designate recordset (`status` PENDING in the reply to a change, as Designate answers)."""
+    return {
+        "id": record.id,
+        "zone_id": record.zone_id,
+        "zone_name": zone_name,
+        "name": record.name,
+        "type": record.type,
+        "records": list(record.records),
+        "ttl": record.ttl,
+        "status": status,
+        "action": "NONE" if status == "ACTIVE" else "UPDATE",
+        "version": record.version,
+        "project_id": PROJECT_ID,
+        "description": None,
+        "links": {"self": f"{base}/dns/v2/zones/{record.zone_id}/recordsets/{record.id}"},
+    }
+
+
+def listing(kind: str, items: list[dict[str, Any]], url: str) -> Reply:
+    """A Designate list: the items, a self link and the total (no next page: the lab's are short)."""
+    return 200, {kind: items, "links": {"self": url}, "metadata": {"total_count": len(items)}}
+
+
+def designate_error(status: int, kind: str, message: str) -> Reply:
+    """An error in Designate's shape."""
+    return status, {"code": status, "type": kind, "message": message, "request_id": "req-lab"}
+
+
+def selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
+    """Neutron's list filters: every given field must equal the query's value."""
+    return all(str(obj.get(key)) == value for key, value in query.items() if key in obj)
+
+
 def not_found(kind: str, ident: str) -> Reply:
     """404 for a `kind` (floatingip, port) with id `ident`."""
     return error(404, f"{kind.capitalize()}NotFound", f"{kind} {ident} could not be found.")
@@ -159,8 +215,12 @@ _NOVA_VERSION = {
 }
 
 
+_DESIGNATE_VERSION = {"id": "v2.0", "status": "CURRENT"}
+
+
 def versions(base: str, path: str) -> Reply | None:
-    """The version documents of Keystone (/, /v3), Neutron (/networking) and Nova (/compute)."""
+    """The version documents of Keystone (/, /v3), Neutron (/networking), Nova (/compute) and
+    Designate (/dns)."""
     match path.rstrip("/"):
         case "" | "/v3":
             doc = {**_KEYSTONE_VERSION, "links": [{"rel": "self", "href": f"{base}/v3/"}]}
@@ -173,4 +233,7 @@ def versions(base: str, path: str) -> Reply | None:
         case "/compute" | "/compute/v2.1":
             doc = {**_NOVA_VERSION, "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}]}
             return (200, {"version": doc}) if path.startswith("/compute/v2.1") else (200, {"versions": [doc]})
+        case "/dns":
+            doc = {**_DESIGNATE_VERSION, "links": [{"rel": "self", "href": f"{base}/dns/v2"}]}
+            return 200, {"versions": [doc]}
     return None

@@ -1,4 +1,5 @@
-"""What the lab's cloud knows (servers, their ports, floating IPs), kept in memory and in a JSON file.
+"""What the lab's cloud knows (servers, their ports, floating IPs, DNS zones and their A records),
+kept in memory and in a JSON file.
 
 The lab's OpenStack API (cloudapi.py) serves it; the floating IP forwarder (floatingip.py) reads
 the file, as a Neutron router applies what Neutron's database says. Like Neutron, every change
@@ -63,6 +64,28 @@ class FloatingIp:
 
 
 @dataclass
+class Zone:
+    """A Designate zone (absolute name, with the trailing dot)."""
+
+    id: str
+    name: str
+    serial: int = 1  # bumped with every change of one of its records, as Designate does
+
+
+@dataclass
+class Recordset:
+    """A Designate A recordset: an absolute name and its addresses."""
+
+    id: str
+    zone_id: str
+    name: str
+    records: list[str]
+    type: str = "A"
+    ttl: int = 1  # the lab's DNS server answers with a TTL of 1 s whatever this says
+    version: int = 1
+
+
+@dataclass
 class CloudState:
     """Servers and floating IPs behind one lock; each change is saved to `path` (if any) at once."""
 
@@ -73,6 +96,8 @@ class CloudState:
     ports: dict[str, dict[str, str]] = field(default_factory=dict)
     security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     server_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    zones: dict[str, Zone] = field(default_factory=dict)
+    recordsets: dict[str, Recordset] = field(default_factory=dict)
     apply_delay: float = 0.0
     path: Path | None = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -87,6 +112,8 @@ class CloudState:
             ports=dict(data.get("ports", {})),
             security_groups=dict(data.get("security_groups", {})),
             server_groups=dict(data.get("server_groups", {})),
+            zones={z["id"]: Zone(**z) for z in data.get("zones", [])},
+            recordsets={r["id"]: Recordset(**r) for r in data.get("recordsets", [])},
             apply_delay=float(data.get("apply_delay", 0.0)),
             path=path,
         )
@@ -105,6 +132,8 @@ class CloudState:
                 "ports": self.ports,
                 "security_groups": self.security_groups,
                 "server_groups": self.server_groups,
+                "zones": [asdict(z) for z in self.zones.values()],
+                "recordsets": [asdict(r) for r in self.recordsets.values()],
                 "apply_delay": self.apply_delay,
             }
             partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
@@ -131,6 +160,19 @@ class CloudState:
             self.floating_ips[fip.id] = fip
         self.save()
         return fip
+
+    def add_record(self, name: str, zone: str, server: str) -> Recordset:
+        """A new A record `name` in zone `zone` (created if new) holding server `server`'s address."""
+        address = self.server_named(server).fixed_ip
+        with self.lock:
+            found = next((z for z in self.zones.values() if z.name == zone), None)
+            if found is None:
+                found = Zone(str(uuid.uuid4()), zone)
+                self.zones[found.id] = found
+            record = Recordset(str(uuid.uuid4()), found.id, name, [address])
+            self.recordsets[record.id] = record
+        self.save()
+        return record
 
     # Reads -----------------------------------------------------------------------------------
 
@@ -180,6 +222,21 @@ class CloudState:
             self.ports[port_id] = {"fixed_ip": free, "name": name}
         self.save()
         return port_id, free
+
+    def set_records(self, recordset_id: str, records: list[str]) -> Recordset:
+        """Replace the addresses of recordset `recordset_id`, bumping its version and its zone's serial."""
+        with self.lock:
+            record = self.recordsets[recordset_id]
+            record.records = list(records)
+            record.version += 1
+            self.zones[record.zone_id].serial += 1
+        self.save()
+        return record
+
+    def a_records(self) -> dict[str, list[str]]:
+        """Every A record: absolute name -> addresses (what the DNS server answers)."""
+        with self.lock:
+            return {r.name: list(r.records) for r in self.recordsets.values() if r.type == "A"}
 
     def touch(self, address: str, description: str | None = None) -> int:
         """Change floating IP `address` in a way that moves nothing (its description), as another

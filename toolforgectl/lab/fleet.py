@@ -102,7 +102,8 @@ def _start_all(
     found = plan.ports(proxies)
     key = directory / "proxylistener" / "key"
     sections = operations.sections(directory, proxies, found) if count > 1 else {}
-    addresses = tuple(proxy.address for proxy in proxies)
+    # With several proxies the public address is the floating IP: the certificate names it too.
+    addresses = tuple(proxy.address for proxy in proxies) + ((plan.FLOATING_IP,) if count > 1 else ())
     cert, tls_key = frontproxy.self_signed(directory / "tls", "proxy" if count == 1 else "proxies", addresses)
     # In fleet.yaml, so that what converge renders from it is what the lab started with.
     tls = {"tls_certificate": str(cert), "tls_key": str(tls_key)}
@@ -120,7 +121,8 @@ def _start_all(
         operations.start(state, directory, proxies, found, progress)
     active = proxies[0]
     store = RouteStore.from_url(plan.redis_url(active, found))
-    base = state.proxies[active.name]["https"]
+    # The tools' public URLs: through the floating IP when there is one, as visitors reach them.
+    base = f"https://{plan.FLOATING_IP}:{found.https}" if count > 1 else state.proxies[active.name]["https"]
     webservices.configure(directory, active.address, fleet.proxylistener.port)
     for tool in tools:
         progress(f"lab: starting sample tool {tool} with `webservice start` (registers over 8282)")

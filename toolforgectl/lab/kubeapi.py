@@ -9,8 +9,11 @@ watches with 410, and `cut_watches()` to break streams mid-chunk. Requests are l
 
 For the `webservice` kubernetes backend it also keeps Deployments and namespaced Services:
 create (POST, 409 when it exists), read, replace (PUT) and delete, and a namespaced Deployment
-list by label. A Service created this way is a Service like any other: watches see it, so
-kube2proxy routes it. Deployments are reported ready at once (there is no kubelet).
+list by label, each stored as the client sent it (replicas, resources and all). A Service created
+this way is a Service like any other: watches see it, so kube2proxy routes it. Deployments are
+reported ready at once (there is no kubelet), with `replicas` pods carrying the template's labels
+(new pods on each change of the Deployment, none after its deletion): listed by label, and each
+with a log (`GET .../pods/NAME/log`, `tailLines`) that a test writes with `write_log`.
 
 The lab runs it as a process of its own (`python -m toolforgectl.lab.kubeapi`), one API for every
 proxy's kube2proxy; there, Services change over HTTP as with kubectl: `PUT
@@ -96,6 +99,9 @@ class FakeKubeApi:
         self.bookmark_interval = bookmark_interval
         self.requests: list[dict[str, str]] = []
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}  # (namespace, pod): the pod
+        self.pod_logs: dict[tuple[str, str], str] = {}
+        self._pod_owner: dict[tuple[str, str], tuple[str, str]] = {}  # pod -> its Deployment
         self._next_ip = 10
         self.server = ThreadingHTTPServer((host, port), _handler_for(self))
         self.server.daemon_threads = True
@@ -239,6 +245,7 @@ class FakeKubeApi:
         with self.lock:
             if kind == "deployments":
                 found = self.deployments.pop((namespace, name), None)
+                self._replace_pods((namespace, name), None)
             elif (namespace, name) in self.state.services:
                 found = self.state.services[(namespace, name)]
                 self.delete(namespace, name)
@@ -278,6 +285,7 @@ class FakeKubeApi:
             replicas = (obj.get("spec") or {}).get("replicas", 1)
             obj["status"] = {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas}
             self.deployments[key] = obj
+            self._replace_pods(key, obj)
             return obj
         spec = obj.setdefault("spec", {})
         if not spec.get("clusterIP"):
@@ -286,6 +294,51 @@ class FakeKubeApi:
             self._next_ip += 1
         self.put(obj)
         return self.state.services[key]
+
+    def _replace_pods(self, owner: tuple[str, str], deployment: dict[str, Any] | None) -> None:
+        """Under the lock: the pods of `owner` replaced by `deployment`'s (none when it is None),
+        as a rollout or a deletion leaves them."""
+        for pod in [pod for pod, of in self._pod_owner.items() if of == owner]:
+            del self.pods[pod], self._pod_owner[pod]
+            self.pod_logs.pop(pod, None)
+        if deployment is None:
+            return
+        spec = deployment.get("spec") or {}
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        for index in range(int(spec.get("replicas", 1))):
+            name = f"{owner[1]}-{deployment['metadata']['resourceVersion']}-{index}"
+            self.pods[(owner[0], name)] = {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "metadata": {"namespace": owner[0], "name": name, "labels": dict(labels)},
+                "status": {"phase": "Running"},
+            }
+            self._pod_owner[(owner[0], name)] = owner
+
+    def pods_of(self, namespace: str, deployment: str) -> list[str]:
+        """The names of the pods `deployment` runs now."""
+        with self.lock:
+            return sorted(pod for (ns, pod), of in self._pod_owner.items() if of == (namespace, deployment))
+
+    def write_log(self, namespace: str, pod: str, text: str) -> None:
+        """Append `text` to the log of `pod`."""
+        with self.lock:
+            self.pod_logs[(namespace, pod)] = self.pod_logs.get((namespace, pod), "") + text
+
+    def pod_list(self, namespace: str, query: dict[str, str]) -> dict[str, Any]:
+        """The pods of `namespace` matching labelSelector."""
+        with self.lock:
+            items = [o for (ns, _), o in sorted(self.pods.items()) if ns == namespace and _selected(o, query)]
+        return {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+
+    def pod_log(self, namespace: str, pod: str, query: dict[str, str]) -> str | None:
+        """The log of `pod` (its last `tailLines` lines), or None when there is no such pod."""
+        with self.lock:
+            if (namespace, pod) not in self.pods:
+                return None
+            lines = self.pod_logs.get((namespace, pod), "").splitlines(keepends=True)
+        tail = int(query.get("tailLines") or len(lines))
+        return "".join(lines[len(lines) - tail :] if tail else [])
 
     # Serving -------------------------------------------------------------------------------
 
@@ -377,6 +430,7 @@ def _status_body(code: int, reason: str) -> dict[str, Any]:
 
 
 _NAMESPACED = re.compile(r"/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(services|deployments)(?:/([^/]+))?")
+_PODS = re.compile(r"/api/v1/namespaces/([^/]+)/pods(?:/([^/]+)/log)?")
 
 
 def _gone() -> dict[str, Any]:
@@ -429,6 +483,8 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     query[flag] = "true" if query[flag].lower() in ("true", "1", "t") else "false"
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
+            elif pods := _PODS.fullmatch(parts.path):
+                self._pods(pods.group(1), pods.group(2), query)
             elif found := _NAMESPACED.fullmatch(parts.path):
                 namespace, kind, name = found.groups()
                 if name:
@@ -445,6 +501,21 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 self._stream(api.watch_lines(query))
             else:
                 self._json(200, api.list_body(query))
+
+        def _pods(self, namespace: str, pod: str | None, query: dict[str, str]) -> None:
+            if pod is None:
+                self._json(200, api.pod_list(namespace, query))
+                return
+            log = api.pod_log(namespace, pod, query)
+            if log is None:
+                self._json(404, _status_body(404, "NotFound"))
+                return
+            data = log.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def do_POST(self) -> None:
             self._change("POST")

@@ -1,10 +1,13 @@
-"""What operations reach in a lab of several proxies: its hosts over SSH, its cloud, its floating IP.
+"""What operations reach in a lab of several proxies: its hosts over SSH, its cloud, its floating
+IP, its DNS.
 
 A failover in the lab runs the same code as in production, so the lab gives it the same things to
 talk to: an sshd on every proxy's address and on the "grid" host (127.0.0.1, where the sample
 tools run and keep their own active-proxy file), a small OpenStack API (lab/cloudapi.py, through
-openstacksdk), and a floating IP, 127.0.0.10, whose forwarder (lab/floatingip.py) sends each new
-connection to the proxy the cloud associates it with, as a Neutron router's DNAT does.
+openstacksdk), a floating IP, 127.0.0.10, whose forwarder (lab/floatingip.py) sends each new
+connection to the proxy the cloud associates it with, as a Neutron router's DNAT does, and a DNS
+server (lab/dnsserver.py: dnsmasq) answering the records of the cloud's Designate, where the
+public name DNS_NAME leads to the active proxy's own address, as the internal recursors do.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from typing import Any
 
 from toolforgectl.adapters.processes import binary, spawn, wait_for_port
 from toolforgectl.core.config.fleet import EVERY_PROXY
-from toolforgectl.lab import sshd
+from toolforgectl.lab import dnsserver, sshd
 from toolforgectl.lab.cloudstate import LAB_NETWORK
+from toolforgectl.lab.dnsserver import DnsFiles
 from toolforgectl.lab.plan import FLOATING_IP, LAB_HOST, Member, Ports, vm_addresses
 from toolforgectl.lab.state import LabState, ProcessRecord
 
 CLOUD_NAME = "lab"
 GRID = "grid"  # the host group of the lab's one grid node (127.0.0.1)
+DNS_ZONE = "lab.test."  # the lab's Designate zone, served by its DNS server
+DNS_NAME = "tools.lab.test."  # the public name, whose record follows the active proxy
 
 
 @dataclass(frozen=True)
@@ -43,14 +49,19 @@ class Paths:
         return self.directory / "cloud"
 
     @property
+    def dns(self) -> DnsFiles:
+        """The DNS server's hosts file, pid file and log."""
+        return DnsFiles(self.directory / "dns")
+
+    @property
     def grid_active_proxy(self) -> Path:
         """The active-proxy file of the lab's grid node (where the sample tools register from)."""
         return self.directory / GRID / "active-proxy"
 
 
 def sections(directory: Path, proxies: list[Member], found: Ports) -> dict[str, Any]:
-    """The fleet config's `cloud:`, `remote:` and `operations:` sections for the lab (and the ssh
-    keys and the grid node's active-proxy file they name)."""
+    """The fleet config's `cloud:`, `dns:`, `remote:` and `operations:` sections for the lab (and
+    the ssh keys and the grid node's active-proxy file they name)."""
     paths = Paths(directory)
     addresses = _hosts(proxies)
     lab = sshd.keys(paths.ssh, addresses, found.ssh)
@@ -64,6 +75,12 @@ def sections(directory: Path, proxies: list[Member], found: Ports) -> dict[str, 
             "flavor": "g3.cores2.ram4.disk20",
             "image": "debian-12.0-bookworm",
             "network": LAB_NETWORK,
+        },
+        "dns": {
+            "name": DNS_NAME,
+            "backend": "designate",
+            "zone": DNS_ZONE,
+            "resolvers": [f"{LAB_HOST}:{found.dns}"],
         },
         "remote": {
             **lab.remote_section(),
@@ -96,12 +113,18 @@ def converge_push(directory: Path) -> dict[str, str]:
 def start(
     state: LabState, directory: Path, proxies: list[Member], found: Ports, progress: Callable[[str], None]
 ) -> None:
-    """Start the sshd, the cloud API and the floating IP's forwarder; each is recorded in `state`."""
+    """Start the sshd, the DNS server, the cloud API and the floating IP's forwarder; each is
+    recorded in `state`."""
     paths = Paths(directory)
     addresses = _hosts(proxies)
     progress(f"lab: starting sshd on port {found.ssh} of {', '.join(addresses)} (its own keys)")
     _, process = sshd.start(paths.ssh, addresses, found.ssh)
     state.processes.append(ProcessRecord.of("sshd", process, [sshd.SSHD, str(paths.ssh / "sshd_config")]))
+    state.save()
+
+    progress(f"lab: starting the lab's DNS server (dnsmasq, zone {DNS_ZONE}) on {LAB_HOST}:{found.dns}")
+    dns = dnsserver.start(paths.dns, DNS_ZONE, LAB_HOST, found.dns)
+    state.processes.append(ProcessRecord.of("dnsmasq", dns, ["dnsmasq", str(paths.dns.hosts)]))
     state.save()
 
     progress(f"lab: starting the lab's OpenStack API on {LAB_HOST}:{found.cloud}")
@@ -111,6 +134,8 @@ def start(
         "--cloud", CLOUD_NAME, "--host", LAB_HOST, "--port", str(found.cloud), "--lab-dir", str(directory),
         *(f"--server={proxy.name}={proxy.address}" for proxy in proxies),
         f"--floating-ip={FLOATING_IP}={proxies[0].name}",
+        "--dns-dir", str(paths.dns.directory), "--dns-zone", DNS_ZONE,
+        f"--dns-record={DNS_NAME}={proxies[0].name}",
     ]  # fmt: skip
     paths.cloud.mkdir(parents=True, exist_ok=True)
     api = spawn("cloudapi", argv, paths.cloud / "cloudapi.log", LAB_HOST, found.cloud)

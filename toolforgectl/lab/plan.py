@@ -55,6 +55,7 @@ class Ports:
     kube_api: int
     ssh: int  # the lab's sshd, on every proxy's address and the grid host (several proxies)
     cloud: int  # the lab's OpenStack API (several proxies)
+    dns: int  # the lab's DNS server, on 127.0.0.1 (several proxies)
 
 
 def members(count: int) -> list[Member]:

@@ -7,12 +7,15 @@ nothing on the way. The order, and why:
                                compare-and-swap on Neutron's revision, verified through the cloud
     switch-redis-primary       the point of no return: writes on `from` paused, `to` caught up to
                                the exact offset, promoted, `from` made its replica, writes let go
-                               (held writes then fail as read-only, and clients retry them)
+                               (held writes then fail as read-only, and clients retry them);
+                               each Redis writes its new role into its redis.conf (CONFIG REWRITE)
     flip-active-proxy-files    every proxy's (and every listed host's) active-proxy file names `to`:
                                route writers follow (proxylistener writes to `to`'s Redis wherever
                                it is reached, kube2proxy writes only on `to`)
     set-hiera-active-proxy     hiera says `to`, so the next puppet run agrees
-    repoint-other-replicas     any third proxy replicates from `to`
+    repoint-other-replicas     any third proxy replicates from `to` (saved in its redis.conf too)
+    update-dns                 the public name's record names `to`, every resolver answers it
+                               (workflows/dnsrecord.py)
     converge-hosts             each host group converged (workflows/converge.py: the site's
                                puppet agent, or our data plane pushed and reloaded)
     verify-through-floating-ip the site answers through the floating IP, and every source agrees
@@ -24,6 +27,7 @@ that holds already is "already done", and `--resume` re-checks instead of trusti
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -416,6 +420,7 @@ class SwitchRedisPrimary:
                 ctx.record(f"{old(ctx).name}'s Redis", "primary", f"replica of {new(ctx).name}")
             finally:
                 primary.unpause()
+        save_roles(ctx, (new(ctx), old(ctx)))
         return Outcome()
 
     def verify(self, ctx: StepContext) -> None:
@@ -435,6 +440,23 @@ class SwitchRedisPrimary:
             f" and `--proxy {b.name}`); when {b.name}'s holds every route, make {a.name}'s its replica with"
             f" `redis-cli -u {a.redis} REPLICAOF {host} {port}`, then `--resume` this run"
         )
+
+
+def save_roles(ctx: StepContext, proxies: Iterable[Proxy]) -> None:
+    """Write each proxy's Redis role into the redis.conf it runs from (CONFIG REWRITE), so that a
+    restart of that Redis keeps the role the failover gave it instead of the rendered one's."""
+    for proxy in proxies:
+        store = ctx.store(proxy.name)
+        try:
+            saved = store.save_role()
+        except ToolforgectlError as exc:
+            raise StepError(
+                f"{proxy.name}'s Redis has its new role but cannot write it to its config file, so a"
+                f" restart would bring back the old one: {exc}. Fix that, then run"
+                f" `redis-cli -u {proxy.redis} CONFIG REWRITE`"
+            ) from None
+        if not saved:
+            ctx.progress(f"{proxy.name}'s Redis runs without a config file: a restart forgets its role")
 
 
 def _role(state: Replication) -> str:
@@ -570,6 +592,7 @@ class RepointOtherReplicas:
         for proxy in self._others(ctx):
             ctx.store(proxy.name).replicate_from(host, port)
             ctx.record(f"{proxy.name}'s Redis", "?", f"replica of {new(ctx).name}")
+        save_roles(ctx, self._others(ctx))
         return Outcome()
 
     def verify(self, ctx: StepContext) -> None:

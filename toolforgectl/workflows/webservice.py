@@ -3,8 +3,9 @@
 The manifest says what the tool wants; the backend runs it. `start` refuses a job that runs
 already, starts it and records it in the manifest; `stop` stops it and removes the run keys;
 `restart` stops, waits until the old job is gone (a grid job lingers in `dr`), then starts, with
-the type, backend and extra arguments of the manifest unless told otherwise. On Kubernetes a
-restart replaces the Deployment in place (a rollout), so the route never goes away.
+the type, backend and extra arguments (and on Kubernetes the replicas, cpu and memory) of the
+manifest unless told otherwise. On Kubernetes a restart replaces the Deployment in place (a
+rollout), so the route never goes away; workflows/kubewebservice.py is that backend.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import os
 import shutil
 import stat
 import sys
-import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,12 +25,14 @@ from toolforgectl.core import manifest, validate
 from toolforgectl.core.config import Webservice
 from toolforgectl.core.errors import NotFoundError, UsageError, WebserviceError
 from toolforgectl.core.jobs import Job, JobSpec, by_name, job_name
+from toolforgectl.core.kubesize import Size
 from toolforgectl.core.manifest import Manifest
 from toolforgectl.core.waiting import wait_until
+from toolforgectl.workflows.kubewebservice import SIZE_KEYS, KubeBackend
+from toolforgectl.workflows.kubewebservice import size as kube_size
 
 ACTIONS = ("start", "stop", "restart", "status", "logs")
 TOKEN_FILE = ".proxylistener-token"
-RESTARTED_AT = "toolforge.org/restartedAt"
 
 
 @dataclass(frozen=True)
@@ -138,42 +140,6 @@ class GridBackend:
         return self.grid.jobs()
 
 
-class KubeBackend:
-    """A Deployment and a Service labelled for kube2proxy, in the tool's namespace."""
-
-    replaces_in_place = True
-
-    def __init__(self, settings: Webservice) -> None:
-        from toolforgectl.adapters.kube import WebserviceApi
-
-        self.settings = settings
-        self.api = WebserviceApi.connect(settings.kubeconfig)
-
-    def namespace(self, tool: str) -> str:
-        """The tool's namespace."""
-        return self.settings.kube_namespace.replace("{tool}", tool)
-
-    def start(self, spec: JobSpec) -> Job:
-        """Create (or roll out again) the Deployment and the Service."""
-        deployment, service = kube_objects(self.settings, spec)
-        self.api.apply(self.namespace(spec.tool), deployment, service)
-        return Job(spec.tool, spec.name, spec.tool, "qw")
-
-    def stop(self, tool: str, name: str) -> bool:
-        """Delete both objects."""
-        return self.api.delete(self.namespace(tool), tool)
-
-    def job(self, tool: str, name: str) -> Job | None:
-        """The Deployment as a job: `r` once a replica is ready, `qw` before."""
-        selector = f"{self.settings.kube_label}=true,name={tool}"
-        for item in self.api.deployments(self.namespace(tool), selector):
-            labels = (item.get("metadata") or {}).get("labels") or {}
-            web = str(labels.get("toolforge.org/webservice-type", ""))
-            ready = int((item.get("status") or {}).get("readyReplicas") or 0)
-            return Job(tool, job_name(web, tool), tool, "r" if ready else "qw")
-        return None
-
-
 def backend(settings: Webservice, name: str) -> Backend:
     """The backend called `name`."""
     if name == "local":
@@ -194,8 +160,9 @@ def lister(settings: Webservice, name: str) -> Lister:
     raise UsageError(f"the monitor watches local or gridengine jobs, not {name!r}")
 
 
-def spec(settings: Webservice, found: Tool, web: str, extra: tuple[str, ...]) -> JobSpec:
-    """The job that runs `found`'s webservice of type `web` with `extra` arguments."""
+def spec(settings: Webservice, found: Tool, plan: Plan) -> JobSpec:
+    """The job that runs `found`'s webservice as `plan` says."""
+    web, extra = plan.web, plan.extra
     if web not in settings.types:
         known = ", ".join(sorted(settings.types))
         raise UsageError(f"unknown webservice type {web!r} (known: {known})")
@@ -205,7 +172,7 @@ def spec(settings: Webservice, found: Tool, web: str, extra: tuple[str, ...]) ->
     command = (*filled, *extra)
     if not command:
         raise UsageError(f"type {web} runs the extra arguments as the command: give them after --")
-    return JobSpec(found.name, web, str(found.home), command, runner(settings, found))
+    return JobSpec(found.name, web, str(found.home), command, runner(settings, found), plan.size)
 
 
 def runner(settings: Webservice, found: Tool) -> tuple[str, ...]:
@@ -217,64 +184,49 @@ def runner(settings: Webservice, found: Tool) -> tuple[str, ...]:
     return (*argv, *(("--proxy", settings.proxy) if settings.proxy else ()))
 
 
-def kube_objects(settings: Webservice, spec: JobSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Deployment and the Service of `spec` (the Service named after the tool, for kube2proxy)."""
-    port = settings.kube_port
-    labels = {settings.kube_label: "true", "name": spec.tool, "toolforge.org/webservice-type": spec.web}
-    command = [part.replace("{port}", str(port)) for part in spec.command]
-    container = {
-        "name": "webservice",
-        "image": settings.kube_image,
-        "command": command,
-        "workingDir": spec.home,
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-    }
-    template = {
-        "metadata": {"labels": labels, "annotations": {RESTARTED_AT: f"{time.time():.0f}"}},
-        "spec": {"containers": [container]},
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": spec.tool, "labels": labels},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"name": spec.tool}}, "template": template},
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": spec.tool, "labels": labels},
-        "spec": {
-            "selector": {"name": spec.tool},
-            "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}],
-        },
-    }
-    return deployment, service
-
-
 @dataclass(frozen=True)
 class Request:
-    """What the caller asked for: the type, backend and extra arguments (None: the manifest's)."""
+    """What the caller asked for: the type, backend and extra arguments, and on Kubernetes the
+    replicas, cpu and memory (None: the manifest's)."""
 
     web: str | None = None
     backend: str | None = None
     extra: tuple[str, ...] = ()
+    replicas: int | None = None
+    cpu: str | None = None
+    memory: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What will run: the request completed from the manifest and the defaults, and checked."""
+
+    web: str
+    backend: str
+    extra: tuple[str, ...]
+    size: Size | None = None  # kubernetes only
+    recorded: dict[str, Any] = field(default_factory=dict)  # the size keys the manifest keeps
+
+    def started(self, current: Manifest) -> Manifest:
+        """`current` wanting what this plan runs."""
+        return current.started(self.web, self.backend, self.extra, **self.recorded)
 
 
 def start(settings: Webservice, found: Tool, asked: Request) -> Job:
     """Start the tool's webservice and record it in the manifest."""
     current = read_manifest(settings, found)
-    web, where, extra = _resolve(settings, current, asked)
-    if current.web and current.backend != where:
+    plan = _resolve(settings, current, asked)
+    if current.web and current.backend != plan.backend:
         raise WebserviceError(
-            f"{found.name}'s webservice is on {current.backend}; stop it before starting it on {where}"
+            f"{found.name}'s webservice is on {current.backend}; stop it before starting it on {plan.backend}"
         )
-    chosen = backend(settings, where)
-    job_spec = spec(settings, found, web, extra)
+    chosen = backend(settings, plan.backend)
+    job_spec = spec(settings, found, plan)
     running = chosen.job(found.name, job_spec.name)
     if running is not None and running.running:
         raise WebserviceError(f"{found.name}'s webservice is running already (job {running.number})")
     job = chosen.start(job_spec)
-    _write(found, current.started(web, where, extra))
+    _write(found, plan.started(current))
     return job
 
 
@@ -291,10 +243,10 @@ def stop(settings: Webservice, found: Tool) -> bool:
 def restart(settings: Webservice, found: Tool, asked: Request) -> Job:
     """Stop, wait for the old job to go, start (Kubernetes: roll out in place)."""
     current = read_manifest(settings, found)
-    web, where, extra = _resolve(settings, current, asked)
-    chosen = backend(settings, where)
-    job_spec = spec(settings, found, web, extra)
-    if current.web and (current.backend != where or current.web != web):
+    plan = _resolve(settings, current, asked)
+    chosen = backend(settings, plan.backend)
+    job_spec = spec(settings, found, plan)
+    if current.web and (current.backend != plan.backend or current.web != plan.web):
         backend(settings, current.backend).stop(found.name, job_name(current.web, found.name))
     if not chosen.replaces_in_place:
         chosen.stop(found.name, job_spec.name)
@@ -306,7 +258,7 @@ def restart(settings: Webservice, found: Tool, asked: Request) -> Job:
             WebserviceError,
         )
     job = chosen.start(job_spec)
-    _write(found, current.started(web, where, extra))
+    _write(found, plan.started(current))
     return job
 
 
@@ -328,13 +280,11 @@ def status(settings: Webservice, found: Tool) -> dict[str, Any]:
 
 
 def logs(settings: Webservice, found: Tool, lines: int) -> list[str]:
-    """The last `lines` lines of the webservice's log (`<home>/error.log`, as on the grid)."""
+    """The last `lines` lines of the webservice's log: `<home>/error.log`, as on the grid, or on
+    Kubernetes each pod's (NotFoundError when there is no pod)."""
     current = read_manifest(settings, found)
     if current.web and current.backend == "kubernetes":
-        namespace = settings.kube_namespace.replace("{tool}", found.name)
-        raise WebserviceError(
-            f"a kubernetes webservice logs to its pod: kubectl logs -n {namespace} deploy/{found.name}"
-        )
+        return KubeBackend(settings).logs(found.name, lines)
     try:
         with (found.home / LOG_NAME).open(encoding="utf-8", errors="replace") as file:
             return [line.rstrip("\n") for line in deque(file, maxlen=lines)]
@@ -342,14 +292,21 @@ def logs(settings: Webservice, found: Tool, lines: int) -> list[str]:
         return []
 
 
-def _resolve(settings: Webservice, current: Manifest, asked: Request) -> tuple[str, str, tuple[str, ...]]:
+def _resolve(settings: Webservice, current: Manifest, asked: Request) -> Plan:
     web = asked.web or current.web
     if not web:
         raise UsageError("give the webservice type (the manifest names none): webservice TYPE start")
     where = asked.backend or (current.backend if current.web else settings.default_backend)
     same = web == current.web
     extra = asked.extra or (current.extra_args if same else ())
-    return web, where, extra
+    given = {key: getattr(asked, key) for key in SIZE_KEYS if getattr(asked, key) is not None}
+    if where != "kubernetes":
+        if given:
+            raise UsageError(f"--replicas, --cpu and --mem are for the kubernetes backend, not {where}")
+        return Plan(web, where, extra)
+    if current.web and current.backend == "kubernetes":  # what the tool asked for before still holds
+        given = {**{key: current.data[key] for key in SIZE_KEYS if key in current.data}, **given}
+    return Plan(web, where, extra, kube_size(settings, given), given)
 
 
 def _write(found: Tool, wanted: Manifest) -> None:

@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -284,3 +285,177 @@ def test_kubernetes_stop_deletes_both(tmp_path: Path, kube: tuple[FakeKubeApi, P
     assert ("tool-demo", "demo") not in api.deployments
     assert ("tool-demo", "demo") not in api.state.services
     assert site.status("demo")["wanted"] is False
+
+
+def _container(api: FakeKubeApi, tool: str = "demo") -> dict[str, Any]:
+    container: dict[str, Any] = api.deployments[(f"tool-{tool}", tool)]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def test_kubernetes_start_sizes_the_deployment_as_asked_and_records_it_in_the_manifest(
+    tmp_path: Path, kube: tuple[FakeKubeApi, Path]
+) -> None:
+    api, kubeconfig = kube
+    site = make_site(tmp_path, kubeconfig=str(kubeconfig))
+    home = site.add_tool("demo")
+
+    done = site.webservice(
+        "demo", "--backend", "kubernetes", "--replicas", "2", "--cpu", "250m", "--mem", "1Gi",
+        "generic", "start", "--", "srv",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert api.deployments[("tool-demo", "demo")]["spec"]["replicas"] == 2
+    assert _container(api)["resources"] == {
+        "limits": {"cpu": "250m", "memory": "1Gi"},
+        "requests": {"cpu": "125m", "memory": "512Mi"},
+    }
+    written = yaml.safe_load((home / "service.manifest").read_text())
+    assert (written["replicas"], written["cpu"], written["memory"]) == (2, "250m", "1Gi")
+
+
+def test_kubernetes_without_a_size_runs_the_configured_default_and_records_none(
+    tmp_path: Path, kube: tuple[FakeKubeApi, Path]
+) -> None:
+    api, kubeconfig = kube
+    site = make_site(tmp_path, kubeconfig=str(kubeconfig), kube_memory="256Mi")
+    home = site.add_tool("demo")
+
+    done = site.webservice("demo", "--backend", "kubernetes", "generic", "start", "--", "srv")
+
+    assert done.returncode == 0, done.stderr
+    assert api.deployments[("tool-demo", "demo")]["spec"]["replicas"] == 1
+    assert _container(api)["resources"] == {
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+        "requests": {"cpu": "250m", "memory": "128Mi"},
+    }
+    # Not recorded: a tool that never chose a size follows the operator's default when it changes.
+    assert not {"replicas", "cpu", "memory"} & set(yaml.safe_load((home / "service.manifest").read_text()))
+
+
+def test_kubernetes_restart_keeps_the_recorded_size_and_changes_only_what_is_asked(
+    tmp_path: Path, kube: tuple[FakeKubeApi, Path]
+) -> None:
+    api, kubeconfig = kube
+    site = make_site(tmp_path, kubeconfig=str(kubeconfig))
+    home = site.add_tool("demo")
+    started = site.webservice(
+        "demo", "--backend", "kubernetes", "-r", "3", "-m", "2Gi", "generic", "start", "--", "srv"
+    )
+    assert started.returncode == 0, started.stderr
+
+    done = site.webservice("demo", "--cpu", "1", "restart")
+
+    assert done.returncode == 0, done.stderr
+    assert api.deployments[("tool-demo", "demo")]["spec"]["replicas"] == 3
+    assert _container(api)["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert _container(api)["command"] == ["srv"]
+    written = yaml.safe_load((home / "service.manifest").read_text())
+    assert (written["replicas"], written["cpu"], written["memory"]) == (3, "1", "2Gi")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--mem", "512"], "memory '512' is 512 bytes: give a unit, such as 512Mi"),
+        (["--cpu", "2"], "cpu '2' is more than the 1 a webservice may have"),
+        (["--cpu", "-1"], "cpu '-1' is not a Kubernetes quantity (such as 500m, 0.5 or 1)"),
+        (["--replicas", "0"], "replicas must be between 1 and 4, not 0"),
+        (["--mem", "5Gi"], "memory '5Gi' is more than the 4Gi a webservice may have"),
+    ],
+)
+def test_kubernetes_a_bad_size_is_one_line_and_changes_nothing(
+    tmp_path: Path, kube: tuple[FakeKubeApi, Path], flags: list[str], message: str
+) -> None:
+    api, kubeconfig = kube
+    site = make_site(tmp_path, kubeconfig=str(kubeconfig))
+    home = site.add_tool("demo")
+
+    done = site.webservice("demo", "--backend", "kubernetes", *flags, "generic", "start", "--", "srv")
+
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"webservice: error: {message}"
+    assert api.deployments == {} and ("tool-demo", "demo") not in api.state.services
+    assert not (home / "service.manifest").exists()
+
+
+def test_a_size_for_another_backend_is_a_usage_error(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    site.add_tool("demo")
+
+    done = site.webservice("demo", "--backend", "local", "--cpu", "1", "generic", "start", "--", "srv")
+
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "webservice: error: --replicas, --cpu and --mem are for the kubernetes backend, not local"
+    )
+
+
+def test_kubernetes_logs_reads_the_pods_log(tmp_path: Path, kube: tuple[FakeKubeApi, Path]) -> None:
+    api, kubeconfig = kube
+    site = make_site(tmp_path, kubeconfig=str(kubeconfig))
+    site.add_tool("demo")
+    site.webservice("demo", "--backend", "kubernetes", "generic", "start", "--", "srv")
+    (pod,) = api.pods_of("tool-demo", "demo")
+    api.write_log("tool-demo", pod, "starting\nGET /demo/ 200\nGET /demo/x 404\n")
+
+    done = site.webservice("demo", "logs", "--lines", "2")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["GET /demo/ 200", "GET /demo/x 404"]
+
+
+def test_kubernetes_logs_of_several_pods_name_the_pod_of_each_line(
+    tmp_path: Path, kube: tuple[FakeKubeApi, Path]
+) -> None:
+    api, kubeconfig = kube
+    site = make_site(tmp_path, kubeconfig=str(kubeconfig))
+    site.add_tool("demo")
+    site.webservice("demo", "--backend", "kubernetes", "--replicas", "2", "generic", "start", "--", "srv")
+    first, second = api.pods_of("tool-demo", "demo")
+    api.write_log("tool-demo", first, "one\n")
+    api.write_log("tool-demo", second, "two\n")
+
+    done = site.webservice("demo", "logs")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{first}: one", f"{second}: two"]
+
+
+def test_kubernetes_logs_without_a_pod_is_one_line_and_fails(
+    tmp_path: Path, kube: tuple[FakeKubeApi, Path]
+) -> None:
+    api, kubeconfig = kube
+    site = make_site(tmp_path, kubeconfig=str(kubeconfig))
+    site.add_tool("demo")
+    site.webservice("demo", "--backend", "kubernetes", "generic", "start", "--", "srv")
+    api.remove("deployments", "tool-demo", "demo")  # deleted behind webservice's back: no pods
+
+    done = site.webservice("demo", "logs")
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip() == (
+        "webservice: error: demo's webservice has no pod in namespace tool-demo: `webservice status` says why"
+    )
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["status", "--cpu", "1"], "--replicas, --cpu and --mem go with start or restart, not status"),
+        (["logs", "--lines", "0"], "argument --lines: must be a positive whole number, not '0'"),
+    ],
+)
+def test_options_that_do_not_fit_the_action_are_usage_errors(
+    tmp_path: Path, words: list[str], message: str
+) -> None:
+    site = make_site(tmp_path)
+    site.add_tool("demo")
+
+    done = site.webservice("demo", *words)
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == f"webservice: error: {message}"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RedisServer, run_cli, wait_until
-from tests.daemons.kube2proxy.harness import launcher, start_daemon, write_config
+from tests.support.kube2proxy import launcher, start_daemon, write_config
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import validate

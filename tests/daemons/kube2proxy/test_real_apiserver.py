@@ -13,8 +13,8 @@ import pytest
 from kubernetes import client, config
 
 from tests.conftest import RedisServer, run_cli, wait_until
-from tests.daemons.kube2proxy.harness import Daemon, launcher
-from tests.daemons.kube2proxy.kube_cluster import Cluster
+from tests.support.kube2proxy import Daemon, launcher
+from tests.support.kube_cluster import Cluster
 from toolforgectl.adapters.routestore import RouteStore
 
 pytestmark = [
@@ -24,15 +24,6 @@ pytestmark = [
 ]
 
 LABELS = {"tools.wmflabs.org/webservice": "true"}
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    running = Cluster(tmp_path_factory.mktemp("k8s")).start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

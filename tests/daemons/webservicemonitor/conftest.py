@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,10 @@ class Fleet:
         argv = [str(BIN / "webservice"), "--config", str(self.config), "--tool", tool, *words]
         return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=venv_env())
 
-    def monitor_once(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """One `webservicemonitor --once` pass."""
-        argv = [str(BIN / "webservicemonitor"), "--config", str(self.config), "--once", "--metrics-port", "0"]
+    def monitor_once(self, *args: str, wrapper: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+        """One `webservicemonitor --once` pass (run by `wrapper`, a command prefix, when given)."""
+        argv = [*wrapper, str(BIN / "webservicemonitor"), "--config", str(self.config), "--once"]
+        argv += ["--metrics-port", "0"]
         return subprocess.run(
             [*argv, *args], capture_output=True, text=True, timeout=120, check=False, env=venv_env()
         )

@@ -124,9 +124,42 @@ case("an entry is fresh for cache_ttl seconds, even when no write bumps the vers
     shim.clock = 1000 + 59.999
     check(routecache.cached("hello"), "fresh just before cache_ttl")
     shim.clock = 1000 + 60
-    eq(routecache.cached("hello"), nil, "cached routes at cache_ttl")
-    routecache.routes("hello")
+    eq(routecache.routes("hello")[2], HELLO, "backend at cache_ttl")
     eq(calls(), 2, "Redis commands (re-read at cache_ttl)")
+end)
+
+case("past cache_ttl the front still serves an unchanged entry while the refresh timer re-reads it", function()
+    unit.configure({ cache_ttl = 60 })
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.watching()
+    routecache.routes("hello")
+    unit.store("hello", { { ".*", ECHO } }) -- a writer the log missed: only cache_ttl catches it
+    shim.clock = 1000 + 60
+    eq(routecache.cached("hello")[2], HELLO, "old entry, still served by the front")
+    eq(routecache.cached("hello")[2], HELLO, "asked again before the refresh")
+    eq(calls(), 1, "Redis commands before the refresh (the front never asks)")
+    routecache.refresh()
+    eq(calls(), 2, "Redis commands: one re-read, however many requests queued it")
+    eq(routecache.cached("hello")[2], ECHO, "after the refresh")
+    routecache.refresh()
+    eq(calls(), 2, "nothing queued: the next refresh reads nothing")
+end)
+
+case("the front gives an old entry up past twice cache_ttl, or while Redis is marked down", function()
+    unit.configure({ cache_ttl = 60 })
+    local routecache = require "urlproxy.routecache"
+    local redisconn = require "urlproxy.redisconn"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.store("echo", { { ".*", ECHO } })
+    unit.watching()
+    routecache.routes("hello")
+    routecache.routes("echo")
+    shim.clock = 1000 + 120
+    eq(routecache.cached("hello"), nil, "at twice cache_ttl")
+    shim.clock = 1000 + 61
+    redisconn.mark_down("test")
+    eq(routecache.cached("echo"), nil, "old, and Redis marked down")
 end)
 
 case("before the watcher's first poll nothing is fresh: every lookup asks Redis", function()

@@ -3,6 +3,7 @@
 from toolforgectl.core.config.cloud import Cloud
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
+from toolforgectl.core.config.dns import Dns
 from toolforgectl.core.config.fleet import Fleet, Proxy, active_proxy_file, load, parse
 from toolforgectl.core.config.hiera import Hiera
 from toolforgectl.core.config.lookup import ENV_VAR, SYSTEM_PATH, config_path, find
@@ -16,6 +17,7 @@ __all__ = [
     "SYSTEM_PATH",
     "Cloud",
     "DataPlane",
+    "Dns",
     "Fleet",
     "Hiera",
     "Kube2proxy",

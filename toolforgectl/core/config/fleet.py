@@ -13,6 +13,7 @@
     operations: {state_dir: /var/lib/toolforgectl/runs}       # optional; see operations.py
     cloud: {name: eqiad1, floating_ip: 185.15.56.11}   # optional; see cloud.py
     proxies_dir: /etc/toolforgectl/proxies.d   # optional: the proxies `deploy proxy` added
+    dns: {name: tools.wmflabs.org., zone: wmflabs.org., resolvers: [172.20.255.1]}   # optional; dns.py
     webservice: {default_backend: gridengine}   # webservice + webservicemonitor (webservice.py)
 
 Any problem is one ConfigError `file:line: message`; lookup.py says where the file is.
@@ -33,6 +34,7 @@ from toolforgectl.core.config import document, schema
 from toolforgectl.core.config.cloud import Cloud
 from toolforgectl.core.config.daemons import DEFAULT_REDIS_PORT, Kube2proxy, ProxyListener
 from toolforgectl.core.config.dataplane import DataPlane
+from toolforgectl.core.config.dns import Dns
 from toolforgectl.core.config.hiera import Hiera
 from toolforgectl.core.config.operations import Operations
 from toolforgectl.core.config.remote import Remote, Ssh, SshHost, parse_host
@@ -100,6 +102,7 @@ class Fleet:
     # A directory of one NAME.yaml per deployed proxy, which `deploy proxy` writes and `proxy
     # remove` deletes: those proxies join `proxies:` (empty: none).
     proxies_dir: Text = ""
+    dns: Dns | None = None  # optional: the record a failover points at the new active proxy
 
     @field_validator("active_proxy")
     @classmethod
@@ -125,6 +128,20 @@ class Fleet:
                 f"lists a server for {listed}, which is not one of the proxies ({', '.join(names)})"
             )
         return cloud
+
+    @field_validator("dns")
+    @classmethod
+    def _addresses_of_the_proxies(cls, dns: Dns | None, info: ValidationInfo) -> Dns | None:
+        names = [proxy.name for proxy in info.data.get("proxies", ())]
+        if dns and dns.backend == "designate" and info.data.get("cloud") is None and names:
+            raise invalid("has backend designate, which needs the `cloud:` section (whose Designate it is)")
+        strays = sorted(set(dns.addresses) - set(names)) if dns and names else []
+        if strays:
+            listed = ", ".join(map(repr, strays))
+            raise invalid(
+                f"lists an address for {listed}, which is not one of the proxies ({', '.join(names)})"
+            )
+        return dns
 
     def needs_cloud(self) -> Cloud:
         """The `cloud:` section, for a command that cannot work without it."""

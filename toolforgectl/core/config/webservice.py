@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 from pydantic.dataclasses import dataclass
 
-from toolforgectl.core import activeproxy
+from toolforgectl.core import activeproxy, kubesize
 from toolforgectl.core.config.schema import (
     SECTION,
     Count,
@@ -23,6 +23,7 @@ from toolforgectl.core.config.schema import (
     invalid,
     one_of,
 )
+from toolforgectl.core.errors import ValidationError
 
 BACKENDS = ("local", "gridengine", "kubernetes")
 
@@ -31,6 +32,22 @@ def _names_a_tool(template: str) -> str:
     if "{tool}" not in template:
         raise invalid("must contain {tool}, where the tool's name goes")
     return template
+
+
+def _cpu(value: str) -> str:
+    return _quantity("cpu", value)
+
+
+def _memory(value: str) -> str:
+    return _quantity("memory", value)
+
+
+def _quantity(what: str, value: str) -> str:
+    try:
+        kubesize.quantity(what, value)
+    except ValidationError:
+        raise invalid(f"must be a Kubernetes quantity such as {kubesize.EXAMPLES[what]}") from None
+    return value
 
 
 def _default_types() -> dict[str, tuple[str, ...]]:
@@ -69,6 +86,13 @@ class Webservice:
     kube_image: Text = "docker-registry.tools.wmflabs.org/toolforge-python311-sssd-web:latest"
     kube_label: Text = "tools.wmflabs.org/webservice"
     kube_port: Port = 8000
+    # Each replica's cpu and memory limit when the tool asks for none (the request is half), and
+    # the most a tool may ask for: `webservice --replicas/--cpu/--mem` beyond these is refused.
+    kube_cpu: Annotated[Text, AfterValidator(_cpu)] = "500m"
+    kube_memory: Annotated[Text, AfterValidator(_memory)] = "512Mi"
+    kube_max_replicas: Count = 4
+    kube_max_cpu: Annotated[Text, AfterValidator(_cpu)] = "1"
+    kube_max_memory: Annotated[Text, AfterValidator(_memory)] = "4Gi"
     # webservicemonitor.
     interval: Seconds = 60.0
     max_restarts: Count = 3

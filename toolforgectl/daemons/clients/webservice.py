@@ -1,11 +1,13 @@
 """webservice: start, stop, restart, show and read the logs of the calling tool's web server.
 
-    webservice [--backend local|gridengine|kubernetes] [TYPE] start|stop|restart|status|logs [-- EXTRA...]
+    webservice [--backend local|gridengine|kubernetes] [--replicas N] [--cpu CPU] [--mem MEM]
+               [TYPE] start|stop|restart|status|logs [-- EXTRA...]
 
 The tool is the caller's (Unix user `<project>.<tool>`), or `--tool NAME` for an admin, who can
 act only where the file system lets them write the tool's service.manifest. TYPE and the extra
-arguments (the command, for type `generic`) default to the manifest's on restart. Settings come
-from the fleet config's `webservice:` section (defaults when there is no config file).
+arguments (the command, for type `generic`) default to the manifest's on restart, as do, on
+Kubernetes, the replicas and each one's cpu and memory limit (`--cpu 500m --mem 1Gi`). Settings
+come from the fleet config's `webservice:` section (defaults when there is no config file).
 """
 
 from __future__ import annotations
@@ -22,12 +24,20 @@ from toolforgectl.core.config import Webservice, find, load
 from toolforgectl.core.config.webservice import BACKENDS
 from toolforgectl.core.errors import ToolforgectlError, UsageError
 from toolforgectl.workflows import webservice as workflow
+from toolforgectl.workflows.kubewebservice import SIZE_KEYS
 from toolforgectl.workflows.webservice import ACTIONS, Request
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 PROG = "webservice"
+
+
+def _count(text: str) -> int:
+    """A positive number of lines; anything else is a usage error."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    return int(text)
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -37,7 +47,13 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", help="fleet config (default: the usual lookup; none: defaults)")
     parser.add_argument("--tool", help="act for this tool (admins); default: the calling tool")
     parser.add_argument("--backend", choices=BACKENDS, help="where to run (default: the manifest's)")
-    parser.add_argument("--lines", type=int, default=50, help="logs: how many lines (default 50)")
+    kube = "kubernetes: %s (default: the manifest's, else the configured default)"
+    parser.add_argument("-r", "--replicas", type=int, help=kube % "how many pods")
+    parser.add_argument("-c", "--cpu", help=kube % "each pod's cpu limit, such as 500m or 1")
+    parser.add_argument(
+        "-m", "--mem", dest="memory", metavar="MEM", help=kube % "each pod's memory limit, such as 1Gi"
+    )
+    parser.add_argument("--lines", type=_count, default=50, help="logs: how many lines (default 50)")
     parser.add_argument("--json", action="store_true", help="print the JSON envelope")
     parser.add_argument("words", nargs=argparse.REMAINDER, help="[TYPE] ACTION [-- EXTRA ARGS]")
     args = parser.parse_args(argv)
@@ -56,7 +72,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         late = parser.parse_args(list(args.extra))
         if late.words:
             parser.error(f"{args.action} takes no extra arguments: {' '.join(late.words)}")
-        for name in ("config", "tool", "backend", "json"):
+        for name in ("config", "tool", "backend", "json", *SIZE_KEYS):
             setattr(args, name, getattr(late, name) or getattr(args, name))
         args.lines = late.lines if late.lines != parser.get_default("lines") else args.lines
         args.extra = ()
@@ -82,7 +98,10 @@ def run(args: argparse.Namespace) -> tuple[Any, str]:
     """Do what `args` ask; the JSON data and the line a person reads."""
     settings = _settings(args.config)
     found = workflow.tool(settings, _caller(settings, args.tool))
-    asked = Request(args.type, args.backend, args.extra)
+    given = {key: getattr(args, key) for key in SIZE_KEYS if getattr(args, key) is not None}
+    if given and args.action not in ("start", "restart"):
+        raise UsageError(f"--replicas, --cpu and --mem go with start or restart, not {args.action}")
+    asked = Request(args.type, args.backend, args.extra, **given)
     if args.action in ("start", "restart"):
         job = (workflow.start if args.action == "start" else workflow.restart)(settings, found, asked)
         verb = "started" if args.action == "start" else "restarted"

@@ -1,11 +1,12 @@
 """The listening socket systemd hands over (socket activation), so that a restart refuses nobody.
 
-With `daemons/proxylistener.socket`, systemd owns TCP 8282 and passes it to each proxylistener it
-starts. While a restart runs (the old process finishes its requests in flight, which can take its
-read deadline and more, then the new one starts), the socket stays open: new connections wait in
-its backlog and the new process answers them, where without it they would be refused. The hand-over
-is sd_listen_fds(3): LISTEN_PID names this process and LISTEN_FDS counts the sockets from fd 3 on.
-Without them (a plain start, the lab, the tests), the listener binds its own socket.
+With `proxylistener.socket` (templates/systemd/, `toolforgectl render units`), systemd owns TCP
+8282 and passes it to each proxylistener it starts. While a restart runs (the old process finishes
+its requests in flight, which can take its read deadline and more, then the new one starts), the
+socket stays open: new connections wait in its backlog and the new process answers them, where
+without it they would be refused. The hand-over is sd_listen_fds(3): LISTEN_PID names this process
+and LISTEN_FDS counts the sockets from fd 3 on. Without them (a plain start, the lab, the tests),
+the listener binds its own socket.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ STEP_MODULES = (
     "toolforgectl.workflows.hiera",
     "toolforgectl.workflows.converge",
     "toolforgectl.workflows.failover",
+    "toolforgectl.workflows.dnsrecord",
     "toolforgectl.workflows.deploy",
     "toolforgectl.workflows.remove",
 )

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +111,14 @@ class Daemon:
             self.popen.wait(timeout=10)
 
 
-def start_daemon(config: Path, log: Path, proxy: str = "proxy-01") -> Daemon:
-    """`python -m toolforgectl.daemons.kube2proxy` as a separate process, logging to `log`."""
+def start_daemon(config: Path, log: Path, proxy: str = "proxy-01", wrapper: Sequence[str] = ()) -> Daemon:
+    """`python -m toolforgectl.daemons.kube2proxy` as a separate process, logging to `log` (run by
+    `wrapper`, a command prefix, when given)."""
     port = yaml.safe_load(config.read_text())["kube2proxy"]["metrics_port"]
     with log.open("ab") as out:
         popen = subprocess.Popen(
             [
+                *wrapper,
                 sys.executable,
                 "-m",
                 "toolforgectl.daemons.kube2proxy",
