@@ -95,6 +95,19 @@ def test_files_are_written_whole_and_read_back(hosts: Hosts, tmp_path: Path) -> 
     assert [p.name for p in target.parent.iterdir()] == ["active-proxy"]  # no temporary left
 
 
+def test_a_rendered_config_sized_file_is_written_within_the_command_timeout(
+    hosts: Hosts, tmp_path: Path
+) -> None:
+    # 100 kB, as a proxy's data plane is: input once went one byte per 10 ms (1,000 s here, past
+    # the 20 s timeout); converge and deploy send whole configs this way.
+    text = "".join(f"line {n} of a rendered nginx.conf\n" for n in range(3000))
+    target = tmp_path / "nginx.conf"
+    with Remote(hosts.settings) as remote:
+        written = remote.write_file(hosts.first, str(target), text)
+    assert written.ok, written.error
+    assert target.read_text() == text
+
+
 def test_a_read_that_fails_for_another_reason_than_absence_is_an_error(hosts: Hosts, tmp_path: Path) -> None:
     with Remote(hosts.settings) as remote, pytest.raises(RemoteError, match=r"^first: cannot read .*"):
         remote.read_file(hosts.first, str(tmp_path))  # a directory: cat fails

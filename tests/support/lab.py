@@ -33,6 +33,9 @@ def proxy_lab(where: Path, proxies: int) -> Iterator[dict[str, Any]]:
         assert up.returncode == 0, up.stderr
         state: dict[str, Any] = json.loads(up.stdout)["data"]
         state["fleet"] = yaml.safe_load(Path(state["config"]).read_text())
+        # The lab keeps its proxies in proxies_dir, as deployed ones: the fleet they make.
+        listed = sorted(Path(state["fleet"]["proxies_dir"]).glob("*.yaml"))
+        state["fleet"]["proxies"] += [yaml.safe_load(path.read_text()) for path in listed]
         yield state
     finally:
         down = run_cli("lab", "down", "--dir", str(where))

@@ -23,6 +23,7 @@ authenticates again when the API answers 401, and retries the call once.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,6 +166,20 @@ class CloudReads:
             ) from None
         return seen[-1]
 
+    def security_group(self, name: str) -> tuple[str, set[tuple[int, int, str | None, str | None]]] | None:
+        """Security group `name`'s id and its rules (as Rule.key() gives them); None if none."""
+        with self._calling(f"finding security group {name} (Neutron)"):
+            group = self._conn.network.find_security_group(name)
+        if group is None:
+            return None
+        return str(group.id), {_rule_key(rule) for rule in (group.security_group_rules or [])}
+
+    def server_group_id(self, name: str) -> str | None:
+        """The id of server group `name`, if there is one."""
+        with self._calling(f"finding server group {name} (Nova)"):
+            found = [g for g in self._conn.compute.server_groups() if g.name == name]
+        return str(found[0].id) if found else None
+
     def dns_record(self, zone: str, name: str) -> DnsRecord:
         """The A recordset `name` of Designate zone `zone` (both absolute, with the trailing dot)."""
         found_zone, raw = self._recordset(zone, name)
@@ -264,6 +279,109 @@ class Cloud(CloudReads):
             raise self._conflict(address, expect_revision, self._reread(address)) from None
         return _floating_ip(moved)
 
+    # Servers (deploy proxy, proxy remove) ---------------------------------------------------
+
+    def ensure_security_group(self, name: str, rules: list[Rule]) -> tuple[str, bool]:
+        """The id of security group `name` with (at least) `rules`, created or completed as
+        needed; True when anything was added."""
+        with self._calling(f"finding security group {name} (Neutron)"):
+            group = self._conn.network.find_security_group(name)
+        added = False
+        if group is None:
+            with self._calling(f"creating security group {name} (Neutron)"):
+                group = self._conn.network.create_security_group(name=name, description="toolforgectl")
+            added = True
+        have = {_rule_key(r) for r in (group.security_group_rules or [])}
+        for rule in rules:
+            if rule.key() in have:
+                continue
+            with self._calling(f"adding rule {rule} to security group {name} (Neutron)"):
+                self._conn.network.create_security_group_rule(security_group_id=group.id, **rule.fields())
+            added = True
+        return str(group.id), added
+
+    def ensure_server_group(self, name: str) -> tuple[str, bool]:
+        """The id of anti-affinity server group `name` (created if missing; True then)."""
+        with self._calling(f"finding server group {name} (Nova)"):
+            found = [g for g in self._conn.compute.server_groups() if g.name == name]
+        if found:
+            return str(found[0].id), False
+        with self._calling(f"creating server group {name} (Nova)"):
+            made = self._conn.compute.create_server_group(name=name, policies=["anti-affinity"])
+        return str(made.id), True
+
+    def create_port(self, network: str, name: str) -> ServerPort:
+        """A new port on `network` for server `name`: its fixed IP is the new proxy's address."""
+        with self._calling(f"creating a port on network {network} for {name} (Neutron)"):
+            port = self._conn.network.create_port(network_id=network, name=name)
+        address = _ipv4(port.fixed_ips or [])
+        if address is None:
+            raise CloudError(f"cloud {self.name}: the new port {port.id} has no IPv4 address")
+        return ServerPort(str(port.id), address)
+
+    def delete_port(self, port_id: str) -> None:
+        """Delete a port (gone already: fine)."""
+        with self._calling(f"deleting port {port_id} (Neutron)"):
+            self._conn.network.delete_port(port_id, ignore_missing=True)
+
+    def delete_ports_named(self, name: str) -> None:
+        """Delete every port called `name` (those `create_port` made for server `name`)."""
+        with self._calling(f"listing the ports named {name} (Neutron)"):
+            found = [port.id for port in self._conn.network.ports(name=name)]
+        for port_id in found:
+            self.delete_port(port_id)
+
+    def create_server(self, spec: NewServer) -> str:
+        """Create the server `spec` describes (no floating IP); its id. It is BUILD until booted."""
+        with self._calling(f"creating server {spec.name} (Nova)"):
+            server = self._conn.compute.create_server(
+                name=spec.name,
+                flavor_id=spec.flavor,
+                image_id=spec.image,
+                networks=[{"port": spec.port_id}],
+                user_data=base64.b64encode(spec.user_data.encode()).decode(),
+                security_groups=[{"name": group} for group in spec.security_groups],
+                scheduler_hints={"group": spec.server_group} if spec.server_group else None,
+            )
+        return str(server.id)
+
+    def server_status(self, server: str) -> str | None:
+        """Nova's status of server `server` (name or id): BUILD, ACTIVE, ERROR, ...; None if none."""
+        with self._calling(f"finding server {server} (Nova)"):
+            found = self._conn.compute.find_server(server, ignore_missing=True)
+            if found is None:
+                return None
+            return str(self._conn.compute.get_server(found.id).status)
+
+    def wait_active(self, server: str, timeout: float) -> None:
+        """Until server `server` is ACTIVE; CloudError at once if it goes to ERROR (or vanishes),
+        TimedOutError naming BUILD if it is still building after `timeout` seconds."""
+        seen: list[str | None] = []
+
+        def active() -> bool:
+            seen[:] = [self.server_status(server)]
+            if seen[0] in ("ERROR", None):
+                what = "went to ERROR" if seen[0] else "disappeared"
+                raise CloudError(f"cloud {self.name}: server {server} {what} while it was being built")
+            return seen[0] == "ACTIVE"
+
+        try:
+            wait_until(active, f"server {server} to be ACTIVE", timeout, WAIT_INTERVAL)
+        except TimedOutError:
+            raise TimedOutError(
+                f"cloud {self.name}: server {server} is still {seen[-1] if seen else 'unknown'} after"
+                f" {timeout:g}s (stuck in BUILD: see `openstack server show {server}`)"
+            ) from None
+
+    def delete_server(self, server: str) -> bool:
+        """Delete server `server` (name or id); False when there was none."""
+        with self._calling(f"deleting server {server} (Nova)"):
+            found = self._conn.compute.find_server(server, ignore_missing=True)
+            if found is None:
+                return False
+            self._conn.compute.delete_server(found.id)
+        return True
+
     def update_dns_record(
         self, zone: str, name: str, addresses: tuple[str, ...], expect: tuple[str, ...]
     ) -> DnsRecord:
@@ -297,6 +415,54 @@ class Cloud(CloudReads):
             return self.floating_ip(address)
         except CloudError:
             return None  # the conflict is the news; a failing read after it must not hide it
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ingress TCP rule of a security group: a port range from a CIDR or from another group."""
+
+    port_min: int
+    port_max: int
+    cidr: str | None = None
+    remote_group: str | None = None
+
+    def key(self) -> tuple[int, int, str | None, str | None]:
+        """What makes two rules the same rule."""
+        return (self.port_min, self.port_max, self.cidr, self.remote_group)
+
+    def fields(self) -> dict[str, Any]:
+        """Neutron's fields of the rule."""
+        found: dict[str, Any] = {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp"}
+        found |= {"port_range_min": self.port_min, "port_range_max": self.port_max}
+        if self.cidr:
+            found["remote_ip_prefix"] = self.cidr
+        if self.remote_group:
+            found["remote_group_id"] = self.remote_group
+        return found
+
+    def __str__(self) -> str:
+        ports = f"{self.port_min}" if self.port_min == self.port_max else f"{self.port_min}-{self.port_max}"
+        return f"tcp {ports} from {self.cidr or self.remote_group}"
+
+
+@dataclass(frozen=True)
+class NewServer:
+    """What `create_server` creates."""
+
+    name: str
+    flavor: str
+    image: str
+    port_id: str
+    user_data: str
+    security_groups: tuple[str, ...] = ()
+    server_group: str | None = None
+
+
+def _rule_key(raw: Any) -> tuple[int, int, str | None, str | None]:
+    fields: dict[str, Any] = raw if isinstance(raw, dict) else dict(raw)
+    low, high = fields.get("port_range_min"), fields.get("port_range_max")
+    cidr, group = fields.get("remote_ip_prefix") or None, fields.get("remote_group_id") or None
+    return (int(low or 0), int(high or 0), cidr, group)
 
 
 def _config_loader(clouds_yaml: str | None) -> Any:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import paramiko
 from fabric import Connection
-from invoke.exceptions import CommandTimedOut
+from invoke.exceptions import CommandTimedOut, ThreadException
 
 from toolforgectl.core.config.remote import Remote as Settings
 from toolforgectl.core.config.remote import SshHost
@@ -102,6 +102,26 @@ class Remote:
 
         `write`: the command changes the host (planned, not run, in a dry run). `sudo` (default:
         the settings') runs it under `sudo -n`, which fails instead of asking for a password."""
+        return self.each(
+            hosts,
+            lambda host: self._one(host, command, write, sudo, timeout),
+            batch=batch,
+            halt_on_failure=halt_on_failure,
+            progress=progress,
+        )
+
+    def each(
+        self,
+        hosts: Sequence[SshHost],
+        action: Callable[[SshHost], HostResult],
+        *,
+        batch: int | None = None,
+        halt_on_failure: bool = False,
+        progress: Callable[[HostResult], None] = lambda _: None,
+    ) -> list[HostResult]:
+        """`action` on every host, the hosts of one batch at once (`batch`, default the settings');
+        one result per host, in order. `halt_on_failure`: after a batch with a failure, the later
+        batches' hosts are not touched and are reported as skipped."""
         size = batch or self.settings.batch
         results: list[HostResult] = []
         for start in range(0, len(hosts), size):
@@ -110,11 +130,22 @@ class Remote:
                 results.extend(HostResult(str(host), False, error=SKIPPED) for host in group)
                 continue
             with ThreadPoolExecutor(max_workers=len(group)) as pool:
-                done = list(pool.map(lambda host: self._one(host, command, write, sudo, timeout), group))
+                done = list(pool.map(action, group))
             for result in done:
                 progress(result)
             results.extend(done)
         return results
+
+    def write_command(
+        self, host: SshHost, command: str, *, timeout: float | None = None, stdin: str | None = None
+    ) -> HostResult:
+        """Run `command`, which changes `host`, there (planned, not run, in a dry run), with
+        `stdin` as its input (a script for `sh -s`, say)."""
+        return self._one(host, command, write=True, sudo=None, timeout=timeout, stdin=stdin)
+
+    def read_command(self, host: SshHost, command: str) -> HostResult:
+        """Run `command`, which only reads, on `host` (it runs in a dry run too)."""
+        return self._one(host, command, write=False, sudo=None, timeout=None)
 
     def read_file(self, host: SshHost, path: str) -> str | None:
         """The text of `path` on `host`, or None when it does not exist; RemoteError otherwise."""
@@ -152,7 +183,7 @@ class Remote:
                 command,
                 hide=True,
                 warn=True,
-                in_stream=io.StringIO(stdin) if stdin is not None else False,
+                in_stream=_WholeInput(stdin) if stdin is not None else False,
                 timeout=seconds,
             )
         except CommandTimedOut:
@@ -161,7 +192,8 @@ class Remote:
         except paramiko.BadHostKeyException as exc:
             self._forget(host)
             return HostResult(str(host), False, error=self._changed_key(host, exc))
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except (paramiko.SSHException, OSError, EOFError, ThreadException) as exc:
+            # ThreadException: sending stdin failed (the channel ended under it).
             self._forget(host)
             return HostResult(str(host), False, error=_one_line(exc) or type(exc).__name__)
         if done.exited == _NO_STATUS:
@@ -216,6 +248,15 @@ class Remote:
             f"host key changed (now {seen}); refused. If the host was rebuilt, check the new key out of"
             f" band, then: ssh-keygen -f {self._known_hosts} -R '{entry}'"
         )
+
+
+class _WholeInput(io.StringIO):
+    """Input sent at once: invoke reads a stream that is not a terminal one byte per 10 ms loop
+    (it assumes a person typing), which made a 3 kB file take 30 s to write."""
+
+    def read(self, size: int | None = -1) -> str:
+        del size
+        return super().read()
 
 
 class _RefuseUnknownKeys(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # untyped

@@ -54,6 +54,9 @@ HOP_HEADER = "X-Toolforgectl-Hop"
 UNIX_PATH_MAX = 107  # sun_path's 108 bytes, less the terminating NUL
 TEMPLATES = ("nginx/nginx.conf.j2", "nginx/urlproxy.conf.j2", "nginx/errors/page.html.j2")
 REDIS_TEMPLATE = "redis/redis.conf.j2"
+USER_DATA_TEMPLATE = "cloud-init/proxy.yaml.j2"
+# What a proxy VM installs (Debian): the data plane, Redis, and the Python of the daemons.
+PROXY_PACKAGES = ("nginx-extras", "libnginx-mod-http-lua", "redis-server", "python3-venv")
 # The `dataplane:` settings urlproxy.lua reads, passed under the same names; its DEFAULTS
 # (lua/urlproxy/settings.lua) mirror their defaults, pinned by tests/fixtures/schema.json.
 LUA_SETTINGS = (
@@ -171,6 +174,22 @@ def redis_site(fleet: Fleet, proxy: Proxy, layout: Layout) -> RedisSite:
     active = fleet.proxy(None)
     replica_of = None if active.name == proxy.name else _redis_address(active)[:2]
     return RedisSite(f"proxy {proxy.name}", (host,), port, layout.redis_dir, replica_of)
+
+
+def user_data(
+    proxy: str, files: Mapping[str, str], commands: list[str], modes: Mapping[str, str] | None = None
+) -> str:
+    """A proxy VM's cloud-init user data (templates/cloud-init/proxy.yaml.j2): `files` (absolute
+    path -> text) written with `modes` (path -> "0444", default "0644"), then `commands` run."""
+    env = _environment(resource_dir("templates"))
+    context = {
+        "proxy": proxy,
+        "files": files,
+        "modes": dict(modes or {}),
+        "commands": commands,
+        "packages": list(PROXY_PACKAGES),
+    }
+    return _render(env, USER_DATA_TEMPLATE, context)
 
 
 def redis_conf(site: RedisSite, plane: DataPlane, templates: Path | None = None) -> str:

@@ -22,7 +22,9 @@ from toolforgectl import __version__
 from toolforgectl.cli import (
     active_proxy,
     block,
+    converge,
     debug,
+    deploy,
     failover,
     hiera,
     lab,
@@ -58,11 +60,13 @@ app.add_typer(lab.app, name="lab")
 app.add_typer(playbooks.app, name="playbooks")
 app.add_typer(hiera.app, name="hiera")
 app.add_typer(proxy.app, name="proxy")
+app.add_typer(deploy.app, name="deploy")
 app.add_typer(active_proxy.app, name="active-proxy")
 app.add_typer(webservices.app, name="webservices")
 app.add_typer(render.app, name="render")
 app.command("lint")(lint.lint)
 app.command("failover")(failover.failover)
+app.command("converge")(converge.converge)
 
 
 def _version(value: bool) -> None:

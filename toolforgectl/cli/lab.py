@@ -133,7 +133,11 @@ def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
         start = f"{program('toolforgectl')} lab up --dir {quote(where)}"
         raise LabError(f"no lab in {where}; start one with: {start}")
     data: dict[str, Any] = state.as_dict()
-    for item, record in zip(data["processes"], state.processes, strict=True):
+    # The proxy VMs the lab's cloud booted (deploy proxy) keep their records apart (lab/vm.py).
+    booted = [vm for path in sorted((where / "vms").glob("*/")) if (vm := load(path)) is not None]
+    records = [*state.processes, *(record for vm in booted for record in vm.processes)]
+    data["processes"] += [item for vm in booted for item in vm.as_dict()["processes"]]
+    for item, record in zip(data["processes"], records, strict=True):
         item["alive"] = record.alive()
     data["running"] = all(item["alive"] for item in data["processes"])
     found = _survey(state.config)

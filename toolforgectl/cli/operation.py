@@ -106,9 +106,11 @@ def run_playbook(
     task_id: str | None,
     as_json: bool,
     where: Path | None = None,
+    recap: Callable[[Console, Report], None] | None = None,
 ) -> None:
     """Run playbook `name` (from `where`, default playbooks/) with `args`; print the per-step
-    table (or JSON), and end on the run's error if it has one."""
+    table (or JSON), then `recap` (an operation's own summary, such as converge's per host), and
+    end on the run's error if it has one."""
     from toolforgectl.workflows import attribution
     from toolforgectl.workflows.playbook import runner, spec
 
@@ -133,6 +135,8 @@ def run_playbook(
         output.emit(command, report.as_dict(), as_json=True, human=_table(report))
     elif not as_json and (report.steps or report.preflight):
         _table(report)(output.console())
+    if recap is not None and not as_json:
+        recap(output.console(), report)
     for line in report.instructions:
         output.progress(f"operator instructions: {line}")
     output.progress(f"run {report.run}: {report.result} (audit: {report.audit})")
@@ -179,11 +183,15 @@ def _table(report: Report) -> Callable[[Console], None]:
 def _what(step: StepResult) -> str:
     if step.error:
         return step.error
+    if len(step.changes) > _SHOWN_CHANGES:
+        more = len(step.changes) - _SHOWN_CHANGES
+        return "; ".join(str(change) for change in step.changes[:_SHOWN_CHANGES]) + f"; and {more} more"
     if step.changes:
         return "; ".join(str(change) for change in step.changes)
     return step.note
 
 
+_SHOWN_CHANGES = 3  # a step that changed many hosts: its own recap lists them all
 _STYLE = {
     "ok": "green",
     "done": "green",

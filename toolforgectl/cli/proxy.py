@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from toolforgectl.cli.context import JsonOpt, settings
+from toolforgectl.cli.context import JsonOpt, ReasonOpt, TaskIdOpt, settings
+from toolforgectl.cli.operation import PlanDryRunOpt, ResumeOpt, YesOpt, run_playbook
 from toolforgectl.core import output
 
 if TYPE_CHECKING:
@@ -51,6 +52,29 @@ def show(
 
     data = {**asdict(state), "hiera": asdict(found.hiera), "disagreements": found.disagreements}
     output.emit("proxy show", data, as_json=as_json, human=human)
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The proxy to remove (a standby: fail over first).")],
+    dry_run: PlanDryRunOpt = False,
+    yes: YesOpt = False,
+    resume: ResumeOpt = None,
+    reason: ReasonOpt = None,
+    task_id: TaskIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take a standby out of hiera and the fleet, converge its peers, delete its server.
+
+    Refuses the active proxy; the reverse of `deploy proxy`, with the same plan, lock, audit and
+    rollback (docs/runbooks/deploy.md)."""
+    fleet = settings(ctx).fleet
+    args = {"name": fleet.proxy(name).name} if not resume else {"name": name}
+    run_playbook(
+        fleet, "proxy-remove", args, command="proxy remove", dry_run=dry_run, yes=yes, resume=resume,
+        reason=reason, task_id=task_id, as_json=as_json,
+    )  # fmt: skip
 
 
 def print_survey(out: Console, found: Survey) -> None:

@@ -48,6 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 from toolforgectl.core.errors import LabError
 from toolforgectl.lab import cloudbodies as bodies
 from toolforgectl.lab.cloudbodies import Reply, selected
+from toolforgectl.lab.cloudcompute import Compute
 from toolforgectl.lab.cloudstate import CloudState
 from toolforgectl.lab.designate import Designate
 from toolforgectl.lab.dnsserver import DnsFiles
@@ -98,9 +99,11 @@ class CloudApi:
         port: int = 0,
         token_ttl: float = 3600.0,
         dns: DnsFiles | None = None,
+        lab_dir: Path | None = None,
     ) -> None:
         self.state = state
         self.designate = Designate(state, dns)
+        self.compute = Compute(state, lab_dir)  # what it creates and deletes (lab/cloudcompute.py)
         self.token_ttl = token_ttl
         self.requests: list[tuple[str, str, int]] = []
         self.tokens: dict[str, _Token] = {}
@@ -202,6 +205,8 @@ class CloudApi:
                     self.expire_tokens()
                 case "clear-faults":
                     self.clear_faults()
+                case "boot":
+                    self.compute.boot_mode = str(body.get("mode", "boot"))
                 case _:
                     return bodies.error(404, "NotFound", f"no lab control {action!r}")
         except (KeyError, TypeError, ValueError, LabError) as exc:
@@ -284,9 +289,12 @@ class CloudApi:
     def ports(self, query: dict[str, str]) -> Reply:
         with self.state.lock:
             every = [bodies.port(s) for s in self.state.servers.values()]
+            every += [bodies.unbound_port(pid, made) for pid, made in self.state.ports.items()]
         return 200, {"ports": [port for port in every if selected(port, query)]}
 
     def port_by_id(self, port_id: str) -> Reply:
+        if port_id in self.state.ports:
+            return 200, {"port": bodies.unbound_port(port_id, self.state.ports[port_id])}
         owner = self.state.port(port_id)
         return (200, {"port": bodies.port(owner)}) if owner else bodies.not_found("port", port_id)
 
@@ -320,6 +328,8 @@ class CloudApi:
             return self._neutron(method, parts[2:], query, body, headers.get("If-Match"))
         if parts[:2] == ["compute", "v2.1"] and method == "GET":
             return self._nova(parts[2:], query)
+        if parts[:2] == ["compute", "v2.1"]:
+            return self._nova_changes(method, parts[2:], body if isinstance(body, dict) else {})
         if parts[:2] == ["dns", "v2"]:
             return self.designate.serve(method, parts[2:], query, body)
         return bodies.error(404, "NotFound", f"no {method} {path} in the lab cloud")
@@ -338,6 +348,23 @@ class CloudApi:
                 return self.ports(query)
             case ("GET", ["ports", port_id]):
                 return self.port_by_id(port_id)
+        return self._neutron_changes(method, parts, query, body if isinstance(body, dict) else {})
+
+    def _neutron_changes(self, method: str, parts: list[str], query: dict[str, str], body: Any) -> Reply:
+        compute = self.compute
+        match (method, parts):
+            case ("POST", ["ports"]):
+                return compute.create_port(dict(body.get("port") or {}))
+            case ("DELETE", ["ports", port_id]):
+                return compute.delete_port(port_id)
+            case ("GET", ["security-groups"]):
+                return compute.security_groups(query)
+            case ("GET", ["security-groups", group_id]):
+                return compute.security_group(group_id)
+            case ("POST", ["security-groups"]):
+                return compute.create_security_group(dict(body.get("security_group") or {}))
+            case ("POST", ["security-group-rules"]):
+                return compute.create_rule(dict(body.get("security_group_rule") or {}))
         return bodies.error(404, "NotFound", f"no {method} /{'/'.join(parts)} in the lab's Neutron")
 
     def _nova(self, parts: list[str], query: dict[str, str]) -> Reply:
@@ -348,7 +375,22 @@ class CloudApi:
                 return self.servers(query, detail=True)
             case ["servers", server_id]:
                 return self.server_by_id(server_id)
+            case ["os-server-groups"]:
+                return self.compute.server_groups()
+            case ["os-server-groups", group_id]:
+                return self.compute.server_group(group_id)
         return bodies.error(404, "NotFound", f"no GET /{'/'.join(parts)} in the lab's Nova")
+
+    def _nova_changes(self, method: str, parts: list[str], body: dict[str, Any]) -> Reply:
+        match (method, parts):
+            case ("POST", ["servers"]):
+                hints = dict(body.get("os:scheduler_hints") or {})
+                return self.compute.create_server(dict(body.get("server") or {}), hints)
+            case ("DELETE", ["servers", server_id]):
+                return self.compute.delete_server(server_id)
+            case ("POST", ["os-server-groups"]):
+                return self.compute.create_server_group(dict(body.get("server_group") or {}))
+        return bodies.error(404, "NotFound", f"no {method} /{'/'.join(parts)} in the lab's Nova")
 
 
 def _handler_for(api: CloudApi) -> type[BaseHTTPRequestHandler]:
@@ -366,6 +408,9 @@ def _handler_for(api: CloudApi) -> type[BaseHTTPRequestHandler]:
 
         def do_PUT(self) -> None:
             self._handle("PUT")
+
+        def do_DELETE(self) -> None:
+            self._handle("DELETE")
 
         def _handle(self, method: str) -> None:
             parts = urlsplit(self.path)
@@ -458,10 +503,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--token-ttl", type=float, default=3600.0, help="seconds a token lasts")
     parser.add_argument("--apply-delay", type=float, default=0.0, help="seconds the router takes to follow")
+    parser.add_argument("--lab-dir", type=Path, default=None, help="the lab whose proxy VMs servers boot as")
     args = parser.parse_args(argv)
 
     dns = DnsFiles(args.dns_dir) if args.dns_dir else None
-    api = CloudApi(_initial_state(args), args.host, args.port, args.token_ttl, dns)
+    api = CloudApi(_initial_state(args), args.host, args.port, args.token_ttl, dns, args.lab_dir)
     api.write_clouds_yaml(args.clouds_yaml, args.cloud)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -105,7 +105,34 @@ def server(vm: Server, state: CloudState, detail: bool) -> dict[str, Any]:
     for fip in state.floating_ips.values():
         if fip.port_id == vm.port_id:
             addresses.append({"version": 4, "addr": fip.address, "OS-EXT-IPS:type": "floating"})
-    return {**summary, "status": "ACTIVE", "tenant_id": PROJECT_ID, "addresses": {LAB_NETWORK: addresses}}
+    hints = {"group": vm.group} if vm.group else {}
+    groups = [{"name": name} for name in vm.security_groups]
+    return {
+        **summary,
+        "status": vm.status,
+        "tenant_id": PROJECT_ID,
+        "addresses": {LAB_NETWORK: addresses},
+        "security_groups": groups,
+        "os:scheduler_hints": hints,
+    }
+
+
+def unbound_port(port_id: str, made: dict[str, str]) -> dict[str, Any]:
+    """A Neutron port created on its own, not (yet) a server's."""
+    body = port(Server("", "", port_id, made["fixed_ip"]))
+    return {**body, "name": made.get("name", ""), "device_owner": "", "status": "DOWN"}
+
+
+def security_group(group: dict[str, Any]) -> dict[str, Any]:
+    """A Neutron security group with its rules."""
+    rules = [{**rule, "security_group_id": group["id"]} for rule in group["rules"]]
+    return {**group, "description": "", "rules": rules, "security_group_rules": rules,
+            "project_id": PROJECT_ID, "tenant_id": PROJECT_ID, "revision_number": 1}  # fmt: skip
+
+
+def server_group(group: dict[str, Any], members: list[str]) -> dict[str, Any]:
+    """A Nova server group (v2.1 without microversions: `policies`)."""
+    return {**group, "members": members, "metadata": {}, "project_id": PROJECT_ID}
 
 
 def zone(found: Zone, base: str) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class Server:
     name: str
     port_id: str
     fixed_ip: str
+    status: str = "ACTIVE"  # BUILD while the lab boots a created server (lab/vm.py), or ERROR
+    group: str | None = None  # its server group's id (created with a scheduler hint)
+    security_groups: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +91,11 @@ class CloudState:
 
     servers: dict[str, Server] = field(default_factory=dict)
     floating_ips: dict[str, FloatingIp] = field(default_factory=dict)
+    # Created through the API (deploy): ports not yet bound to a server (id -> {fixed_ip, name}), security
+    # groups (id -> {"id", "name", "rules"}), server groups (id -> {"id", "name", "policies"}).
+    ports: dict[str, dict[str, str]] = field(default_factory=dict)
+    security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    server_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     zones: dict[str, Zone] = field(default_factory=dict)
     recordsets: dict[str, Recordset] = field(default_factory=dict)
     apply_delay: float = 0.0
@@ -101,6 +109,9 @@ class CloudState:
         return cls(
             servers={s["id"]: Server(**s) for s in data["servers"]},
             floating_ips={f["id"]: FloatingIp(**f) for f in data["floating_ips"]},
+            ports=dict(data.get("ports", {})),
+            security_groups=dict(data.get("security_groups", {})),
+            server_groups=dict(data.get("server_groups", {})),
             zones={z["id"]: Zone(**z) for z in data.get("zones", [])},
             recordsets={r["id"]: Recordset(**r) for r in data.get("recordsets", [])},
             apply_delay=float(data.get("apply_delay", 0.0)),
@@ -118,6 +129,9 @@ class CloudState:
             data = {
                 "servers": [asdict(s) for s in self.servers.values()],
                 "floating_ips": [asdict(f) for f in self.floating_ips.values()],
+                "ports": self.ports,
+                "security_groups": self.security_groups,
+                "server_groups": self.server_groups,
                 "zones": [asdict(z) for z in self.zones.values()],
                 "recordsets": [asdict(r) for r in self.recordsets.values()],
                 "apply_delay": self.apply_delay,
@@ -196,6 +210,18 @@ class CloudState:
             fip.revision += 1
         self.save()
         return True
+
+    def new_port(self, addresses: list[str], name: str = "") -> tuple[str, str] | None:
+        """A port on the lab network at the first of `addresses` no server or port has (None: all taken)."""
+        with self.lock:
+            taken = {s.fixed_ip for s in self.servers.values()} | {p["fixed_ip"] for p in self.ports.values()}
+            free = next((address for address in addresses if address not in taken), None)
+            if free is None:
+                return None
+            port_id = str(uuid.uuid4())
+            self.ports[port_id] = {"fixed_ip": free, "name": name}
+        self.save()
+        return port_id, free
 
     def set_records(self, recordset_id: str, records: list[str]) -> Recordset:
         """Replace the addresses of recordset `recordset_id`, bumping its version and its zone's serial."""

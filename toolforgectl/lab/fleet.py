@@ -32,6 +32,7 @@ from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 __all__ = ["LAB_HOST", "PROXY_NAME", "SAMPLE_TOOLS", "down", "up"]
 
 SAMPLE_TOOLS = ("hello", "echo")
+VMS = "vms"  # <dir>/vms/<name>/: the processes of each proxy "VM" the lab's cloud booted (lab/vm.py)
 
 
 def up(
@@ -61,10 +62,10 @@ def up(
 
 def down(directory: Path) -> list[ProcessRecord]:
     """Stop every process the lab in `directory` started, newest first; returns what was stopped."""
+    stopped = [record for vm in sorted((directory / VMS).glob("*/")) for record in down(vm)]
     state = load(directory)
     if state is None:
-        return []
-    stopped = []
+        return stopped
     monitors = [r for r in state.processes if r.role == "webservicemonitor" and r.running()]
     for record in monitors:  # first, or it restarts the tools being stopped
         record.stop()
@@ -101,19 +102,20 @@ def _start_all(
     found = plan.ports(proxies)
     key = directory / "proxylistener" / "key"
     sections = operations.sections(directory, proxies, found) if count > 1 else {}
-    fleet = plan.write(directory, proxies, found, key, dataplane, sections)
     # With several proxies the public address is the floating IP: the certificate names it too.
     addresses = tuple(proxy.address for proxy in proxies) + ((plan.FLOATING_IP,) if count > 1 else ())
     cert, tls_key = frontproxy.self_signed(directory / "tls", "proxy" if count == 1 else "proxies", addresses)
-    fleet = frontproxy.with_tls(fleet, cert, tls_key)
+    # In fleet.yaml, so that what converge renders from it is what the lab started with.
+    tls = {"tls_certificate": str(cert), "tls_key": str(tls_key)}
+    fleet = plan.write(directory, proxies, found, key, {**tls, **dataplane}, sections)
     layouts = {p.name: frontproxy.render_into(fleet, p.name, directory / p.name) for p in proxies}
     for proxy in proxies:
-        _start_redis(state, proxy, found, layouts[proxy.name], progress)
+        start_redis(state, proxy, found.redis, layouts[proxy.name], progress)
     for proxy in proxies[1:]:
-        _wait_replicating(proxy, found, progress)
+        wait_replicating(proxy, plan.redis_url(proxy, found), progress)
     for proxy in proxies:
-        _start_proxy(state, proxy, layouts[proxy.name], fleet, cert, progress)
-        _start_listener(state, directory, proxy, fleet, progress)
+        start_proxy(state, proxy, layouts[proxy.name], fleet, cert, progress)
+        start_listener(state, directory, proxy, fleet, progress)
     if count > 1:
         _start_kube(state, directory, proxies, found, progress)
         operations.start(state, directory, proxies, found, progress)
@@ -137,30 +139,31 @@ def _start_all(
     state.save()
 
 
-def _start_redis(
-    state: LabState, proxy: plan.Member, found: plan.Ports, layout: Layout, progress: Callable[[str], None]
+def start_redis(
+    state: LabState, proxy: plan.Member, port: int, layout: Layout, progress: Callable[[str], None]
 ) -> None:
     """`proxy`'s Redis from its rendered redis.conf (a standby's has `replicaof` the active's)."""
-    where = f"{proxy.address}:{found.redis}"
+    where = f"{proxy.address}:{port}"
     progress(
         f"lab: starting redis-server of {proxy.name} (conf/redis.conf rendered from templates/) on {where}"
     )
     redis = start_redis_from(
-        layout.conf_dir / "redis.conf", proxy.address, found.redis, layout.log_dir / "redis.log"
+        layout.conf_dir / "redis.conf", proxy.address, port, layout.log_dir / "redis.log"
     )
     # redis-server shows "redis-server <address>:<port>" as its command line, not its arguments.
     _record(state, ProcessRecord.of("redis", redis, ["redis-server", where], proxy=proxy.name))
 
 
-def _wait_replicating(proxy: plan.Member, found: plan.Ports, progress: Callable[[str], None]) -> None:
-    """Return once a standby's Redis has synced from the active one's and written its AOF."""
+def wait_replicating(proxy: plan.Member, redis: str, progress: Callable[[str], None]) -> None:
+    """Return once a standby's Redis (at URL `redis`) has synced from the active one's and
+    written its AOF."""
     progress(f"lab: waiting for the Redis of {proxy.name} to replicate from the active proxy's")
-    store = RouteStore.from_url(plan.redis_url(proxy, found))
+    store = RouteStore.from_url(redis)
     what = f"the Redis of {proxy.name} to sync (see {proxy.name}/logs/redis.log)"
     wait_until(lambda: store.replication().link_up and not store.aof_rewriting(), what, error=LabError)
 
 
-def _start_proxy(
+def start_proxy(
     state: LabState,
     proxy: plan.Member,
     layout: Layout,
@@ -192,7 +195,7 @@ def _record(state: LabState, record: ProcessRecord) -> None:
     state.save()
 
 
-def _start_listener(
+def start_listener(
     state: LabState, directory: Path, proxy: plan.Member, fleet: config.Fleet, progress: Callable[[str], None]
 ) -> None:
     """`proxy`'s proxylistener, configured from the lab's fleet.yaml, on its address and Redis."""
@@ -235,13 +238,20 @@ def _start_kube(
     _record(state, ProcessRecord.of("kubeapi", api, ["toolforgectl.lab.kubeapi", f"--port {found.kube_api}"]))
     state.kube_api = f"http://{LAB_HOST}:{found.kube_api}"
     for proxy in proxies:
-        progress(f"lab: starting kube2proxy of {proxy.name}")
-        argv = [
-            sys.executable, "-m", "toolforgectl.daemons.kube2proxy",
-            "--config", str(directory / "fleet.yaml"), "--proxy", proxy.name,
-            "--metrics-address", proxy.address,
-        ]  # fmt: skip
-        log = directory / proxy.name / "logs" / "kube2proxy.log"
-        process = spawn("kube2proxy", argv, log, proxy.address, found.kube2proxy_metrics)
-        marks = ["toolforgectl.daemons.kube2proxy", f"--proxy {proxy.name}"]
-        _record(state, ProcessRecord.of("kube2proxy", process, marks, proxy=proxy.name))
+        start_kube2proxy(state, directory, proxy, found.kube2proxy_metrics, progress)
+
+
+def start_kube2proxy(
+    state: LabState, directory: Path, proxy: plan.Member, metrics_port: int, progress: Callable[[str], None]
+) -> None:
+    """`proxy`'s kube2proxy against the lab's Kubernetes API (it writes only while `proxy` is active)."""
+    progress(f"lab: starting kube2proxy of {proxy.name}")
+    argv = [
+        sys.executable, "-m", "toolforgectl.daemons.kube2proxy",
+        "--config", str(directory / "fleet.yaml"), "--proxy", proxy.name,
+        "--metrics-address", proxy.address,
+    ]  # fmt: skip
+    log = directory / proxy.name / "logs" / "kube2proxy.log"
+    process = spawn("kube2proxy", argv, log, proxy.address, metrics_port)
+    marks = ["toolforgectl.daemons.kube2proxy", f"--proxy {proxy.name}"]
+    _record(state, ProcessRecord.of("kube2proxy", process, marks, proxy=proxy.name))

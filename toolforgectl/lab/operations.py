@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolforgectl.adapters.processes import spawn, wait_for_port
+from toolforgectl.adapters.processes import binary, spawn, wait_for_port
+from toolforgectl.core.config.fleet import EVERY_PROXY
 from toolforgectl.lab import dnsserver, sshd
+from toolforgectl.lab.cloudstate import LAB_NETWORK
 from toolforgectl.lab.dnsserver import DnsFiles
-from toolforgectl.lab.plan import FLOATING_IP, LAB_HOST, Member, Ports
+from toolforgectl.lab.plan import FLOATING_IP, LAB_HOST, Member, Ports, vm_addresses
 from toolforgectl.lab.state import LabState, ProcessRecord
 
 CLOUD_NAME = "lab"
@@ -70,6 +72,9 @@ def sections(directory: Path, proxies: list[Member], found: Ports) -> dict[str, 
             "name": CLOUD_NAME,
             "clouds_yaml": str(paths.cloud / "clouds.yaml"),
             "floating_ip": FLOATING_IP,
+            "flavor": "g3.cores2.ram4.disk20",
+            "image": "debian-12.0-bookworm",
+            "network": LAB_NETWORK,
         },
         "dns": {
             "name": DNS_NAME,
@@ -81,12 +86,27 @@ def sections(directory: Path, proxies: list[Member], found: Ports) -> dict[str, 
             **lab.remote_section(),
             "timeout": 60.0,
             "groups": {
-                "proxies": [proxy.name for proxy in proxies],
+                "proxies": [EVERY_PROXY],
                 GRID: [f"{LAB_HOST}:{found.ssh}"],
             },
             "active_proxy_files": {GRID: str(paths.grid_active_proxy)},
+            "converge": {"proxies": converge_push(directory)},
         },
         "operations": {"state_dir": str(directory / "runs")},
+    }
+
+
+def converge_push(directory: Path) -> dict[str, str]:
+    """How converge pushes the data plane to the lab's proxies: into `<dir>/<proxy>/`, where
+    `lab up` rendered it, checked and reloaded with the same nginx and options it started with."""
+    nginx = f"{binary('nginx')} -p {{run_dir}} -e stderr -c {{nginx_conf}}"
+    restart = f"{sys.executable} -m toolforgectl.lab.restart"  # as `systemctl restart` on a VM
+    return {
+        "push": "dataplane",
+        "root": str(directory / "{proxy}"),
+        "check": f"{nginx} -t -q",
+        "reload": f"{nginx} -s reload",
+        "restart": f"{restart} --dir {directory} --proxy {{proxy}} proxylistener",
     }
 
 
@@ -111,7 +131,7 @@ def start(
     argv = [
         sys.executable, "-m", "toolforgectl.lab.cloudapi",
         "--state", str(paths.cloud / "cloud.json"), "--clouds-yaml", str(paths.cloud / "clouds.yaml"),
-        "--cloud", CLOUD_NAME, "--host", LAB_HOST, "--port", str(found.cloud),
+        "--cloud", CLOUD_NAME, "--host", LAB_HOST, "--port", str(found.cloud), "--lab-dir", str(directory),
         *(f"--server={proxy.name}={proxy.address}" for proxy in proxies),
         f"--floating-ip={FLOATING_IP}={proxies[0].name}",
         "--dns-dir", str(paths.dns.directory), "--dns-zone", DNS_ZONE,
@@ -135,5 +155,6 @@ def start(
 
 
 def _hosts(proxies: list[Member]) -> tuple[str, ...]:
-    """Where the lab's sshd listens: every proxy's address, and the grid host."""
-    return (*(proxy.address for proxy in proxies), LAB_HOST)
+    """Where the lab's sshd listens: every proxy's address, those the cloud gives the VMs it
+    creates (so a new VM answers SSH as soon as it boots), and the grid host."""
+    return (*(proxy.address for proxy in proxies), *vm_addresses(len(proxies)), LAB_HOST)

@@ -20,7 +20,7 @@ import yaml
 
 from toolforgectl.adapters.processes import free_port_on
 from toolforgectl.core import config, tokens
-from toolforgectl.core.config.hiera import ACTIVE_PROXY_KEY
+from toolforgectl.core.config.hiera import ACTIVE_PROXY_KEY, PROXIES_KEY
 from toolforgectl.core.errors import LabError
 
 LAB_HOST = "127.0.0.1"  # the sample tools, and the proxy of a one-proxy lab
@@ -29,6 +29,7 @@ FIRST_ADDRESS = 11  # 127.0.0.11 is proxy-01 of a lab of several proxies
 FLOATING_IP = "127.0.0.10"  # a lab of several proxies: the public address, forwarded as the cloud says
 MAX_PROXIES = 9
 HIERA_FILE = "hiera.yaml"
+PROXIES_DIR = "proxies.d"  # fleet.yaml's proxies_dir: the proxies `deploy proxy` adds
 KUBE2PROXY_CHECK_INTERVAL = 1.0  # the lab's kube2proxy notices a failover within a second
 
 
@@ -66,10 +67,19 @@ def members(count: int) -> list[Member]:
     return [Member(f"proxy-{n + 1:02d}", f"127.0.0.{FIRST_ADDRESS + n}") for n in range(count)]
 
 
+def vm_addresses(count: int) -> list[str]:
+    """The addresses the lab's cloud gives the proxy "VMs" it creates, in order (none for one proxy)."""
+    if count == 1:
+        return []
+    return [f"127.0.0.{FIRST_ADDRESS + n}" for n in range(count, MAX_PROXIES)]
+
+
 def ports(proxies: list[Member]) -> Ports:
-    """Free ports for every service, each free on every proxy's address and on the tools' host."""
+    """Free ports for every service, each free on every proxy's address (those of the VMs the
+    cloud may create too: each service takes the same number there) and on the tools' host."""
     public = [FLOATING_IP] if len(proxies) > 1 else []
-    hosts = tuple(dict.fromkeys([proxy.address for proxy in proxies] + [LAB_HOST] + public))
+    every = [proxy.address for proxy in proxies] + vm_addresses(len(proxies))
+    hosts = tuple(dict.fromkeys([*every, LAB_HOST, *public]))
     numbers: list[int] = []
     while len(numbers) < len(Ports.__dataclass_fields__):
         port = free_port_on(hosts)
@@ -120,6 +130,7 @@ def write(
         "hiera": {"backend": "file", "path": str(directory / HIERA_FILE)},
         **(sections or {}),
     }
+    hiera = f"# The lab's hiera (written by `toolforgectl lab up`).\n{ACTIVE_PROXY_KEY}: {active.name}\n"
     if len(proxies) > 1:
         data["kube2proxy"] = {
             "kubeconfig": str(kubeconfig(directory)),
@@ -127,14 +138,27 @@ def write(
             "metrics_port": found.kube2proxy_metrics,
             "active_check_interval": KUBE2PROXY_CHECK_INTERVAL,
         }
-    (directory / HIERA_FILE).write_text(
-        f"# The lab's hiera (written by `toolforgectl lab up`).\n{ACTIVE_PROXY_KEY}: {active.name}\n",
-        encoding="utf-8",
-    )
+        _as_deployed(directory, data, entries)
+        hiera += yaml.safe_dump({PROXIES_KEY: [proxy.name for proxy in proxies]})
+    (directory / HIERA_FILE).write_text(hiera, encoding="utf-8")
     path = directory / "fleet.yaml"
     text = "# Written by `toolforgectl lab up`.\n" + yaml.safe_dump(data, sort_keys=False)
     path.write_text(text, encoding="utf-8")
     return config.load(path)
+
+
+def _as_deployed(directory: Path, data: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    """A lab of several proxies keeps each in `proxies_dir` (one NAME.yaml), as if deployed, so
+    that `proxy remove` can remove any of them; with no fixed `active_proxy` naming one."""
+    folder = directory / PROXIES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        (folder / f"{entry['name']}.yaml").write_text(
+            yaml.safe_dump(entry, sort_keys=False), encoding="utf-8"
+        )
+    data["proxies"] = []
+    data.pop("active_proxy", None)
+    data["proxies_dir"] = str(folder)
 
 
 def kubeconfig(directory: Path) -> Path:

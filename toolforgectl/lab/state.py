@@ -15,8 +15,10 @@ Schema (version 1), designed so that later work can add roles without changing i
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from toolforgectl.core.errors import LabError
 
 STATE_VERSION = 1
 STATE_FILE = "lab.json"
+LOCK_FILE = "lab.lock"
 DEFAULT_DIR = Path("~/.local/state/toolforgectl/lab")
 
 
@@ -140,6 +143,20 @@ def load(directory: Path) -> LabState | None:
         hiera=data.get("hiera", ""), kube_api=data.get("kube_api", ""),
         floating_ip=data.get("floating_ip", ""),
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def changing(directory: Path) -> Iterator[None]:
+    """Hold the lab's state lock while its state is read, changed and saved by a process other
+    than `lab up` (converge restarting two proxies' daemons at once, a server deleted): without
+    it, the last to save would drop the others' records."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def remove(directory: Path) -> None:

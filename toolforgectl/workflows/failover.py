@@ -16,7 +16,8 @@ nothing on the way. The order, and why:
     repoint-other-replicas     any third proxy replicates from `to` (saved in its redis.conf too)
     update-dns                 the public name's record names `to`, every resolver answers it
                                (workflows/dnsrecord.py)
-    converge-hosts             each host group's configured command (the site's puppet agent)
+    converge-hosts             each host group converged (workflows/converge.py: the site's
+                               puppet agent, or our data plane pushed and reloaded)
     verify-through-floating-ip the site answers through the floating IP, and every source agrees
 
 Every check reads the real state (the cloud, each Redis, each file over SSH, hiera), so a step
@@ -608,49 +609,6 @@ class RepointOtherReplicas:
             "; ".join(f"redis-cli -u {p.redis} REPLICAOF {host} {port}" for p in self._others(ctx))
             or "nothing"
         )
-
-
-@steps.register("converge-hosts")
-class ConvergeHosts:
-    """Run each host group's converge command (`remote.converge`), in batches."""
-
-    def check(self, ctx: StepContext) -> Check:
-        """A converge always runs (puppet decides what changes); nothing configured: done."""
-        converge = ctx.fleet.remote.converge
-        if not converge:
-            return Check.already("no converge command configured (remote.converge)")
-        return Check.would(
-            *(
-                Change(f"group {group} ({len(ctx.fleet.ssh_hosts(group))} hosts)", "-", command)
-                for group, command in converge.items()
-            )
-        )
-
-    def apply(self, ctx: StepContext) -> Outcome:
-        """Group by group; a failed host is reported and stops the group's later batches."""
-        problems = []
-        for group, command in ctx.fleet.remote.converge.items():
-            results = ctx.remote().run(
-                ctx.fleet.ssh_hosts(group),
-                command,
-                write=True,
-                batch=ctx.entry.batch,
-                timeout=ctx.entry.timeout,
-                halt_on_failure=True,
-                progress=lambda result: ctx.progress(f"{result.host}: {result.status}"),
-            )
-            ctx.record(f"group {group}", "-", f"{sum(r.ok for r in results)}/{len(results)} ok")
-            problems += [f"{r.host}: {r.error}" for r in failed(results)]
-        if problems:
-            raise StepError("converge failed on: " + "; ".join(problems))
-        return Outcome()
-
-    def verify(self, ctx: StepContext) -> None:
-        """apply raised for every failed host already."""
-
-    def instructions(self, ctx: StepContext) -> str:
-        """Run it again on the hosts that failed."""
-        return "fix the hosts named above, then --resume this run (converge runs again)"
 
 
 @settings(frozen=True, config=SECTION)

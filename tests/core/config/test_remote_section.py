@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from toolforgectl.core import config
@@ -61,3 +63,34 @@ def test_a_bad_remote_section_is_one_line_naming_the_setting(section: str, messa
     with pytest.raises(ConfigError) as raised:
         config.parse(f"proxies: [{{name: proxy-01}}]\n{section}\n", "fleet.yaml")
     assert str(raised.value).startswith(message), str(raised.value)
+
+
+def test_a_group_converges_by_command_or_by_pushing_the_data_plane() -> None:
+    text = FLEET.replace(
+        "    webgrid: run-puppet-agent\n",
+        "    webgrid: run-puppet-agent\n    proxies: {push: dataplane, root: '/srv/{proxy}'}\n",
+    )
+    converge = config.parse(text, "fleet.yaml").remote.converge
+    assert converge["webgrid"] == "run-puppet-agent"
+    push = converge["proxies"]
+    assert not isinstance(push, str) and push.root == "/srv/{proxy}"
+    assert push.check == "nginx -t -q -c {nginx_conf}"
+
+
+def test_the_every_proxy_member_follows_the_fleet_including_deployed_proxies(tmp_path: Path) -> None:
+    deployed = tmp_path / "proxies.d"
+    deployed.mkdir()
+    (deployed / "proxy-03.yaml").write_text("name: proxy-03\naddress: 172.16.0.12\n")
+    text = FLEET.replace("    proxies: [proxy-01, proxy-02]\n", "    proxies: ['@proxies']\n")
+    fleet = config.parse(text + f"proxies_dir: {deployed}\n", "fleet.yaml")
+    assert [host.name for host in fleet.ssh_hosts("proxies")] == ["proxy-01", "proxy-02", "proxy-03"]
+    assert fleet.proxy("proxy-03").redis == "redis://172.16.0.12:6379/0"
+    (deployed / "proxy-03.yaml").unlink()  # `proxy remove`
+    fleet = config.parse(text + f"proxies_dir: {deployed}\n", "fleet.yaml")
+    assert [host.name for host in fleet.ssh_hosts("proxies")] == ["proxy-01", "proxy-02"]
+
+
+def test_a_deployed_proxy_entry_that_is_not_a_mapping_names_its_file(tmp_path: Path) -> None:
+    (tmp_path / "proxy-03.yaml").write_text("- just a list\n")
+    with pytest.raises(ConfigError, match=r"proxy-03.yaml:1: expected a mapping"):
+        config.parse(f"proxies: [{{name: proxy-01}}]\nproxies_dir: {tmp_path}\n", "fleet.yaml")

@@ -6,6 +6,9 @@
       floating_ip: 185.15.56.11                # the public address that follows the active proxy
       servers: {proxy-01: tools-proxy-05}      # optional; a proxy's server name (or id), default
                                                # the proxy's own name
+      flavor: g3.cores2.ram4.disk20            # deploy proxy's defaults (--flavor, --image,
+      image: debian-12.0-bookworm              #   --network): Nova's flavor and image names or
+      network: lan-flat-cloudinstances2b       #   ids, Neutron's network id
 
 Credentials, region and API timeouts stay in clouds.yaml, where openstacksdk and the `openstack`
 command read them, so one file serves both. docs/cloud.md explains each setting.
@@ -44,6 +47,10 @@ class Cloud:
     floating_ip: Annotated[Text, AfterValidator(_ip_address)]
     clouds_yaml: Text | None = None  # None: openstacksdk looks where it always does
     servers: dict[Text, Annotated[Text, AfterValidator(_not_empty)]] = Field(default_factory=dict)
+    # What `deploy proxy` creates a server from, unless --flavor, --image, --network say otherwise.
+    flavor: Text = ""
+    image: Text = ""
+    network: Text = ""
 
     def server(self, proxy: str) -> str:
         """The server name (or id) of proxy `proxy` in the cloud: as `servers` says, else its name."""

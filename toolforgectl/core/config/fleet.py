@@ -12,6 +12,7 @@
     hiera: {backend: file, path: /srv/hiera/toolforge.yaml}   # optional; see hiera.py
     operations: {state_dir: /var/lib/toolforgectl/runs}       # optional; see operations.py
     cloud: {name: eqiad1, floating_ip: 185.15.56.11}   # optional; see cloud.py
+    proxies_dir: /etc/toolforgectl/proxies.d   # optional: the proxies `deploy proxy` added
     dns: {name: tools.wmflabs.org., zone: wmflabs.org., resolvers: [172.20.255.1]}   # optional; dns.py
     webservice: {default_backend: gridengine}   # webservice + webservicemonitor (webservice.py)
 
@@ -41,6 +42,7 @@ from toolforgectl.core.config.schema import EMPTY_IS_DEFAULT, SECTION, Text, inv
 from toolforgectl.core.config.webservice import Webservice
 from toolforgectl.core.errors import ConfigError
 
+EVERY_PROXY = "@proxies"  # a member of a `remote.groups` group: every proxy of the fleet
 _HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})")
 
 
@@ -97,6 +99,9 @@ class Fleet:
     webservice: Annotated[Webservice, EMPTY_IS_DEFAULT] = Field(default_factory=Webservice)
     remote: Annotated[Remote, EMPTY_IS_DEFAULT] = Field(default_factory=Remote)
     cloud: Cloud | None = None  # only commands that move the floating IP need it
+    # A directory of one NAME.yaml per deployed proxy, which `deploy proxy` writes and `proxy
+    # remove` deletes: those proxies join `proxies:` (empty: none).
+    proxies_dir: Text = ""
     dns: Dns | None = None  # optional: the record a failover points at the new active proxy
 
     @field_validator("active_proxy")
@@ -163,9 +168,12 @@ class Fleet:
         """The hosts of group `names` (or the proxies / host[:port] it lists), where their sshd answers.
 
         A group name expands to its members; a proxy's name means that proxy's sshd (its `ssh`
-        setting, else its address); anything else is `host[:port]`."""
+        setting, else its address); `@proxies` means every proxy of the fleet; anything else is
+        `host[:port]`."""
         members = self.remote.groups.get(names, (names,)) if isinstance(names, str) else names
         by_name = {proxy.name: proxy for proxy in self.proxies}
+        if EVERY_PROXY in members:  # follows the fleet: a deployed proxy joins, a removed one leaves
+            members = tuple(m for m in members if m != EVERY_PROXY) + tuple(by_name)
         hosts = []
         for member in members:
             proxy = by_name.get(member)
@@ -195,6 +203,18 @@ def active_proxy_file(override: str | None, proxy: Proxy | None) -> str:
 _FLEET = pydantic.TypeAdapter(Fleet)
 
 
+def deployed(directory: Path) -> list[dict[str, object]]:
+    """The entries of `proxies_dir`: one `NAME.yaml` per proxy `deploy proxy` added (the same keys
+    as an entry of `proxies:`), in name order; a missing directory is an empty one."""
+    found = []
+    for path in sorted(directory.expanduser().glob("*.yaml")):
+        entry = document.parse(document.read(path), str(path)).data
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}:1: expected a mapping (name, address, ...), as an entry of proxies:")
+        found.append(entry)
+    return found
+
+
 def load(path: Path) -> Fleet:
     """Read and check the fleet config at `path`; any problem is one ConfigError naming it."""
     return parse(document.read(path), str(path))
@@ -211,7 +231,10 @@ def parse(text: str, source: str) -> Fleet:
     for key in doc.data:
         if key == "source":  # a field of Fleet, but not one the file may set
             raise ConfigError(f"{source}:{doc.line((key,))}: unknown setting 'source'")
+    data = {**doc.data, "source": source}
+    if isinstance(data.get("proxies_dir"), str) and isinstance(data.get("proxies"), list):
+        data["proxies"] = [*data["proxies"], *deployed(Path(data["proxies_dir"]))]
     try:
-        return _FLEET.validate_python({**doc.data, "source": source})
+        return _FLEET.validate_python(data)
     except pydantic.ValidationError as exc:
         raise schema.problem(exc, doc, Fleet) from None

@@ -6,6 +6,7 @@ active proxy.
       path: /srv/hiera/toolforge.yaml    # file backend (in a git checkout: one commit per change)
       url: https://enc.example/v1/prefix/toolsbeta   # http backend: GET/PUT of the prefix's YAML
       active_proxy_key: profile::toolforge::active_proxy_host
+      proxies_key: profile::toolforge::proxies   # the list of proxies (deploy adds, remove removes)
 
 The section is optional; `toolforgectl hiera ...` says it is missing (exit 2) when it is not there.
 """
@@ -21,6 +22,7 @@ from toolforgectl.core.config.schema import SECTION, Seconds, Text, invalid, one
 
 BACKENDS = ("file", "http")
 ACTIVE_PROXY_KEY = "profile::toolforge::active_proxy_host"
+PROXIES_KEY = "profile::toolforge::proxies"  # formerly toollabs::proxy::proxies
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -31,6 +33,7 @@ class Hiera:
     path: Text = ""  # file backend
     url: Text = ""  # http backend: the prefix's YAML document
     active_proxy_key: Text = ACTIVE_PROXY_KEY
+    proxies_key: Text = PROXIES_KEY
     timeout: Seconds = 10.0  # http backend: per request
 
     @model_validator(mode="after")

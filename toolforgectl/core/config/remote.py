@@ -12,8 +12,9 @@
       groups:                       # host groups: proxy names, or host[:port]
         proxies: [proxy-01, proxy-02]
         webgrid: [webgrid-01.tools.eqiad1.wikimedia.cloud]
-      converge:                     # the command that re-converges a group (e.g. the puppet agent)
-        proxies: run-puppet-agent
+      converge:                     # how `converge` re-converges a group: a command (the puppet
+        webgrid: run-puppet-agent   #   agent), or our rendered data plane pushed and reloaded:
+        proxies: {push: dataplane}  #   see Push below
       active_proxy_files:           # groups whose hosts keep an active-proxy file that a
         webgrid: /etc/active-proxy  #   failover rewrites (each proxy's own is proxies[].active_proxy_file)
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, Field, StrictBool, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
@@ -33,6 +34,7 @@ from pydantic.dataclasses import dataclass
 from toolforgectl.core.config.schema import SECTION, Count, Port, Seconds, Text, Texts, invalid
 
 DEFAULT_SSH_PORT = 22
+T = TypeVar("T")
 
 
 def _some_hosts(groups: Mapping[str, tuple[str, ...]]) -> Mapping[str, tuple[str, ...]]:
@@ -51,6 +53,24 @@ class Ssh:
 
 
 @dataclass(frozen=True, config=SECTION)
+class Push:
+    """A group whose hosts are proxies and get our rendered data plane (nginx, urlproxy) pushed:
+    `nginx -t` on the host first, reloaded only when that passes (else the old files come back).
+
+    `root` empty: the files go where a proxy VM keeps them (render.Layout.system()); else under
+    `root` with `{proxy}` replaced by the proxy's name, laid out as render.Layout.under does (the
+    lab). In `check`, `reload` and `restart`, `{nginx_conf}` and `{run_dir}` are the host's paths."""
+
+    push: Literal["dataplane"]
+    root: Text = ""
+    check: Text = "nginx -t -q -c {nginx_conf}"
+    reload: Text = "nginx -s reload -c {nginx_conf}"
+    # After a reload: what reads the fleet config (the proxy list) restarts and learns of a
+    # proxy added or removed. `{proxy}` is the proxy's name.
+    restart: Text = "systemctl try-restart proxylistener"
+
+
+@dataclass(frozen=True, config=SECTION)
 class Remote:
     """How to reach the fleet's hosts; docs/remote.md explains each setting."""
 
@@ -63,12 +83,12 @@ class Remote:
     timeout: Seconds = 60.0
     batch: Count = 10
     groups: Annotated[Mapping[str, Texts], AfterValidator(_some_hosts)] = Field(default_factory=dict)
-    converge: Mapping[str, Text] = Field(default_factory=dict)
+    converge: Mapping[str, Text | Push] = Field(default_factory=dict)
     active_proxy_files: Mapping[str, Text] = Field(default_factory=dict)
 
     @field_validator("converge", "active_proxy_files")
     @classmethod
-    def _for_known_groups(cls, converge: Mapping[str, str], info: ValidationInfo) -> Mapping[str, str]:
+    def _for_known_groups(cls, converge: Mapping[str, T], info: ValidationInfo) -> Mapping[str, T]:
         groups = info.data.get("groups", {})
         unknown = sorted(set(converge) - set(groups))
         if unknown:

@@ -9,8 +9,11 @@ import importlib
 
 STEP_MODULES = (
     "toolforgectl.workflows.hiera",
+    "toolforgectl.workflows.converge",
     "toolforgectl.workflows.failover",
     "toolforgectl.workflows.dnsrecord",
+    "toolforgectl.workflows.deploy",
+    "toolforgectl.workflows.remove",
 )
 
 
