@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import RedisServer, wait_until
 from tests.daemons.regstack import Listener, Stack, exchange
@@ -104,3 +105,21 @@ def test_the_file_is_read_per_request_so_a_failover_needs_no_restart(
     assert register(listener) == b"ok"
     wait_until(lambda: redis_replica.client().hgetall("prefix:mytool") == ROUTE, "the route to replicate")
     assert [e["written_to"] for e in logged(listener, 2)] == [None, "proxy-01"]
+
+
+def test_a_proxy_deployed_after_the_listener_started_is_found_by_reading_the_fleet_again(
+    stack: Stack, redis_replica: RedisServer
+) -> None:
+    """`deploy proxy` adds proxy-03 to the fleet config; a failover to it must not make the
+    listeners that started before refuse registrations as for an unknown host."""
+    listener = standby_listener(stack, redis_replica, b"proxy-03")
+    config = listener.log.parent / "config.yaml"
+    fleet = yaml.safe_load(config.read_text())
+    fleet["proxies"].append({"name": "proxy-03", "address": "127.0.0.3", "redis": stack.redis_url})
+    config.write_text(yaml.safe_dump(fleet))
+
+    assert register(listener) == b"ok"
+
+    assert stack.client().hgetall("prefix:mytool") == ROUTE, "written to proxy-03's Redis"
+    (entry,) = logged(listener, 1)
+    assert entry["written_to"] == "proxy-03"

@@ -20,6 +20,7 @@ import logging
 import signal
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -287,6 +288,7 @@ def build(
     me: config.Proxy | None = None,
     destinations: Destinations | None = None,
     max_routes: int = MAX_ROUTES_PER_TOOL,
+    reload: Callable[[], config.Fleet | None] | None = None,
 ) -> Listener:
     """A Listener wired to the route stores (each capping a tool at `max_routes`), policy and token
     key, under the fleet's destination rule; `me` is the proxy it runs on, when known."""
@@ -301,6 +303,7 @@ def build(
         fleet=fleet,
         me=me,
         connect=connect,
+        reload=reload,
     )
     registrar = Registrar(
         route=route,
@@ -372,7 +375,8 @@ def main(argv: list[str] | None = None) -> None:
         settings = _settings(args, fleet)
         max_routes = fleet.dataplane.max_routes_per_tool if fleet else MAX_ROUTES_PER_TOOL
         handed = activation.inherited()
-        listener = build(settings, fleet, _me(args, fleet), _destinations(fleet, settings), max_routes)
+        me, destinations = _me(args, fleet), _destinations(fleet, settings)
+        listener = build(settings, fleet, me, destinations, max_routes, reload=lambda: _fleet(args))
         metrics.serve(settings.metrics_address, settings.metrics_port)
         uvloop.run(
             listener.run(handed)
