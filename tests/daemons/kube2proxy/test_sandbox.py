@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import RedisServer, wait_until
-from tests.daemons.kube2proxy.harness import start_daemon, write_config
+from tests.support.kube2proxy import start_daemon, write_config
 from tests.support.sandbox import bounding_set, confined
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.lab.kubeapi import FakeKubeApi, service
