@@ -3,7 +3,8 @@
 What the fast tier's fake API (tests/adapters/test_cloud.py) says about Neutron, checked against
 Neutron itself: the floating IP is found by address, a move is a compare-and-swap on
 `revision_number` that Neutron enforces with `If-Match`, and a token Keystone no longer honours is
-replaced in the middle of a move. Keystone, Neutron and Nova are real (tests/support/openstack_cloud.py).
+replaced in the middle of a move; the failover's DNS record changes through Designate, as BIND then
+answers. Keystone, Neutron, Nova, Designate and BIND are real (tests/support/openstack_cloud.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from toolforgectl.core.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
+ZONE, NAME = "lab.test.", "tools.lab.test."
+OLD, NEW = "203.0.113.11", "203.0.113.12"  # documentation addresses: nothing is ever sent to them
+PROPAGATION = 90.0  # Designate to BIND takes ~4 s idle; a loaded machine is slower
+
 
 @pytest.fixture(scope="module")
 def openstack_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStackCloud]:
-    with running_openstack(tmp_path_factory.mktemp("openstack")) as cloud:
+    with running_openstack(tmp_path_factory.mktemp("openstack"), dns=True) as cloud:
         yield cloud
 
 
@@ -203,3 +208,53 @@ def unchanged_since(admin: Any, proxies: Proxies, revision: int) -> bool:
     """Whether the floating IP is still on proxy-01 at `revision` (nothing more was written)."""
     fip = admin.network.get_ip(proxies.floating_ip_id)
     return (fip.fixed_ip_address, fip.revision_number) == (proxies.fixed_ips["proxy-01"], revision)
+
+
+@pytest.fixture(scope="module")
+def zone(openstack_cloud: OpenStackCloud) -> Iterator[Any]:
+    """Zone lab.test. with A record tools.lab.test. (made by hand once, as the runbook says), in the
+    project's Designate, served by BIND."""
+    user = openstack_cloud.connect()
+    created = user.dns.create_zone(name=ZONE, email="hostmaster@lab.test", ttl=30)
+    wait_until(
+        lambda: user.dns.get_zone(created).status == "ACTIVE", "zone lab.test. to be ACTIVE", PROPAGATION, 0.5
+    )
+    user.dns.create_recordset(created, name=NAME, type="A", records=[OLD], ttl=30)
+    yield created
+    user.close()
+
+
+@pytest.fixture
+def record_on_old(openstack_cloud: OpenStackCloud, zone: Any) -> None:
+    """Each DNS test starts with the record holding OLD, in Designate and in BIND's answer."""
+    user = openstack_cloud.connect()
+    (recordset,) = user.dns.recordsets(zone, name=NAME, type="A")
+    if recordset.records != [OLD]:
+        user.dns.update_recordset(recordset, records=[OLD])
+    user.close()
+    wait_until(lambda: openstack_cloud.dig(NAME) == [OLD], f"BIND to answer {OLD}", PROPAGATION, 0.5)
+
+
+def test_the_dns_record_is_read_and_changed_through_designate_and_bind_answers_the_new_address(
+    cloud: Cloud, openstack_cloud: OpenStackCloud, record_on_old: None
+) -> None:
+    assert cloud.dns_record(ZONE, NAME).records == (OLD,)
+
+    updated = cloud.update_dns_record(ZONE, NAME, (NEW,), expect=(OLD,))
+
+    assert updated.records == (NEW,)
+    wait_until(lambda: openstack_cloud.dig(NAME) == [NEW], f"BIND to answer {NEW}", PROPAGATION, 0.5)
+    assert cloud.dns_record(ZONE, NAME).records == (NEW,)
+
+
+def test_a_dns_record_changed_since_the_plan_is_left_alone(
+    cloud: Cloud, openstack_cloud: OpenStackCloud, record_on_old: None
+) -> None:
+    with pytest.raises(
+        CloudConflictError, match=rf"DNS record {NAME} changed since it was read: it holds {OLD},"
+    ):
+        cloud.update_dns_record(ZONE, NAME, (NEW,), expect=("203.0.113.99",))
+
+    record = cloud.dns_record(ZONE, NAME)
+    assert (record.records, record.status) == ((OLD,), "ACTIVE")  # no write: nothing pending either
+    assert openstack_cloud.dig(NAME) == [OLD]

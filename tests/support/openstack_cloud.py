@@ -1,6 +1,7 @@
 """A real OpenStack control plane on loopback: the slow tier's cloud (`make slow`).
 
-Keystone, Neutron, Placement, Glance and Nova from the venv scripts/install-openstack.sh builds
+Keystone, Neutron, Placement, Glance, Nova (and, with `dns=True`, Designate publishing to a BIND
+of its own) from the venv scripts/install-openstack.sh builds
 (`make slow` runs it first), on a MariaDB and a RabbitMQ of their own, all in one temp dir, from
 fresh databases, on free loopback ports below 32768 (the kernel's ephemeral range starts there: an
 outgoing connection could take a port before a slow service binds it). Nothing runs agents or a
@@ -41,7 +42,7 @@ DB_USER, DB_PASSWORD = "os", "lab-db-secret"
 # The project and user toolforgectl works as, like an operator's clouds.yaml: a member, not admin.
 PROJECT, USER, USER_PASSWORD = "tools", "toolforgectl", "lab-user-secret"
 CLOUD = "lab"  # the user's clouds.yaml entry; "lab-admin" is the admin's
-DATABASES = ("keystone", "neutron", "placement", "glance", "nova_api", "nova", "nova_cell0")
+DATABASES = ("keystone", "neutron", "placement", "glance", "nova_api", "nova", "nova_cell0", "designate")
 API_START_TIMEOUT = 180.0  # six Python APIs importing at once on a loaded 2-core machine
 ACTIVE_TIMEOUT = 120.0  # create to ACTIVE is ~4 s idle; scheduling waits for compute discovery
 
@@ -70,27 +71,21 @@ class Proxies:
 
 @dataclass
 class OpenStackCloud:
-    """The control plane in `dir`; `computes` nova-compute hosts (two can hold an anti-affinity pair)."""
+    """The control plane in `dir`; `computes` nova-compute hosts (two can hold an anti-affinity pair);
+    `dns`: Designate too, with BIND as its DNS server (`ports["bind"]`)."""
 
     dir: Path
     computes: int = 1
+    dns: bool = False
     venv: Path = field(default_factory=venv)
     processes: list[Process] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
-    _rabbit_started: bool = False
 
     def __post_init__(self) -> None:
         names = (
-            "mysql",
-            "rabbit",
-            "rabbit_dist",
-            "epmd",
-            "keystone",
-            "neutron",
-            "placement",
-            "glance",
-            "nova",
-        )
+            "mysql", "rabbit", "rabbit_dist", "epmd", "keystone", "neutron", "placement", "glance", "nova",
+            "designate", "mdns", "bind", "rndc",
+        )  # fmt: skip
         taken: set[int] = set()
         for name in names:
             port = free_port(ports=LOW_PORTS)
@@ -133,6 +128,8 @@ class OpenStackCloud:
             self._configure()
             self._sync_databases()
             self._start_services()
+            if self.dns:
+                self._designate()
         except BaseException:
             self.stop()
             raise
@@ -238,6 +235,21 @@ class OpenStackCloud:
             env={**os.environ, **self._rabbit_env()}, capture_output=True, timeout=timeout, check=True,
         )  # fmt: skip
 
+    def _wait_queue(self, queue: str, consumer: Process) -> None:
+        """Until RabbitMQ has queue `queue` (`consumer`, which declares it, started listening)."""
+
+        def declared() -> bool:
+            if not consumer.alive():
+                raise LabError(f"{consumer.name} exited during start; see {consumer.log}")
+            listed = subprocess.run(
+                ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", "lab@localhost", "-q", "list_queues", "name"],
+                env={**os.environ, **self._rabbit_env()}, capture_output=True, text=True, timeout=60,
+                check=False,
+            )  # fmt: skip
+            return queue in listed.stdout.split()
+
+        wait_until(declared, f"{consumer.name} to listen on RabbitMQ", API_START_TIMEOUT, 1.0, LabError)
+
     def _transport_url(self) -> str:
         return f"rabbit://guest:guest@127.0.0.1:{self.ports['rabbit']}/"
 
@@ -293,6 +305,8 @@ class OpenStackCloud:
             "image": ("glance", self.url("glance")),
             "compute": ("nova", f"{self.url('nova')}/v2.1"),
         }
+        if self.dns:
+            services["dns"] = ("designate", self.url("designate"))
         for kind, (name, url) in services.items():
             service = admin.identity.create_service(type=kind, name=name)
             for interface in ("public", "internal", "admin"):
@@ -481,6 +495,91 @@ class OpenStackCloud:
         finally:
             admin.close()
 
+    # ---- Designate and BIND ----------------------------------------------------------------
+
+    def _designate(self) -> None:
+        """BIND with an rndc key Designate's bind9 backend uses to add zones, Designate's services
+        on RabbitMQ; the pool (BIND as target, our mdns as its primary) loaded before the worker
+        starts, as the worker reads it once."""
+        d, p = self.dir / "designate", self.ports
+        d.mkdir(parents=True, exist_ok=True)
+        key = d / "rndc.key"
+        self._run("rndc-confgen", ["rndc-confgen", "-a", "-k", "rndc-key", "-c", str(key)])
+        (d / "rndc.conf").write_text(
+            f'include "{key}";\n'
+            f'options {{ default-key "rndc-key"; default-server 127.0.0.1; default-port {p["rndc"]}; }};\n'
+        )
+        (d / "named.conf").write_text(f"""include "{key}";
+options {{
+    directory "{d}";
+    pid-file "{d / "named.pid"}";
+    session-keyfile "{d / "session.key"}";
+    listen-on port {p["bind"]} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    allow-new-zones yes;
+    recursion no;
+    allow-query {{ 127.0.0.1; }};
+    allow-notify {{ 127.0.0.1; }};
+    dnssec-validation no;
+}};
+controls {{ inet 127.0.0.1 port {p["rndc"]} allow {{ 127.0.0.1; }} keys {{ "rndc-key"; }}; }};
+""")
+        named = self._spawn("named", ["named", "-g", "-c", str(d / "named.conf"), "-u", "root"])
+        wait_for_port("127.0.0.1", p["bind"], named, API_START_TIMEOUT)
+        pool = [{
+            "name": "default", "description": "the lab's BIND", "attributes": {},
+            "ns_records": [{"hostname": "ns1.lab.test.", "priority": 1}],
+            "nameservers": [{"host": "127.0.0.1", "port": p["bind"]}],
+            "targets": [{
+                "type": "bind9", "description": "BIND",
+                "masters": [{"host": "127.0.0.1", "port": p["mdns"]}],
+                "options": {
+                    "host": "127.0.0.1", "port": p["bind"], "rndc_host": "127.0.0.1",
+                    "rndc_port": p["rndc"], "rndc_key_file": str(key),
+                    "rndc_config_file": str(d / "rndc.conf"),
+                },
+            }],
+        }]  # fmt: skip
+        (d / "pools.yaml").write_text(yaml.safe_dump(pool))
+        shutil.copy(self.venv / "etc" / "designate" / "api-paste.ini", d)
+        conf = _ini(d / "designate.conf", {
+            "DEFAULT": {"transport_url": self._transport_url(), "state_path": d},
+            "storage:sqlalchemy": {"connection": self._db("designate")},
+            "keystone_authtoken": self._authtoken(),
+            "service:api": {
+                "workers": 1, "listen": f"127.0.0.1:{p['designate']}", "auth_strategy": "keystone",
+                "enable_api_v2": True, "api_paste_config": d / "api-paste.ini",
+            },
+            "service:mdns": {"workers": 1, "listen": f"127.0.0.1:{p['mdns']}"},
+            "service:worker": {"workers": 1, "poll_delay": 1, "poll_retry_interval": 1},
+            "service:central": {"workers": 1},
+            "service:producer": {"workers": 1},
+            "oslo_concurrency": {"lock_path": self.dir / "locks"},
+        })  # fmt: skip
+        args = ["--config-file", str(conf)]
+        self._run("designate-manage", [self._bin("designate-manage"), *args, "database", "sync"])
+        central = self._spawn("designate-central", [self._bin("designate-central"), *args])
+        # An RPC message sent before central declared its queue is dropped by RabbitMQ, and
+        # `pool update` would wait 60 s for an answer that never comes.
+        self._wait_queue("central", central)
+        self._run("designate-manage", [
+            self._bin("designate-manage"), *args, "pool", "update", "--file", str(d / "pools.yaml"),
+        ])  # fmt: skip
+        for service in ("worker", "producer", "mdns"):
+            self._spawn(f"designate-{service}", [self._bin(f"designate-{service}"), *args])
+        self._api("designate", "designate.wsgi.api", {"OS_DESIGNATE_CONFIG_DIR": str(d)})
+        mdns = next(x for x in self.processes if x.name == "designate-mdns")
+        wait_for_port("127.0.0.1", p["mdns"], mdns, API_START_TIMEOUT)
+        self._wait_api("designate")
+
+    def dig(self, name: str) -> list[str]:
+        """What BIND answers for `name`'s A records (with `dig`, as an operator would ask)."""
+        done = subprocess.run(
+            ["dig", "+short", "+time=2", "+tries=1", "-p", str(self.ports["bind"]), "@127.0.0.1", name, "A"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        return sorted(line for line in done.stdout.split() if line[:1].isdigit())
+
     # ---- what the tests run against --------------------------------------------------------
 
     def seed_proxies(self, names: tuple[str, ...] = ("proxy-01", "proxy-02")) -> Proxies:
@@ -529,9 +628,9 @@ class OpenStackCloud:
 
 
 @contextlib.contextmanager
-def running_openstack(directory: Path, computes: int = 1) -> Iterator[OpenStackCloud]:
+def running_openstack(directory: Path, computes: int = 1, dns: bool = False) -> Iterator[OpenStackCloud]:
     """The control plane, started in `directory` and stopped, all of it, on the way out."""
-    cloud = OpenStackCloud(directory, computes).start()
+    cloud = OpenStackCloud(directory, computes, dns=dns).start()
     try:
         yield cloud
     finally:
