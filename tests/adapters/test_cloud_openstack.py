@@ -133,6 +133,26 @@ def test_a_move_points_the_floating_ip_at_the_other_server_and_nova_shows_it(
     )
 
 
+def test_wait_associated_returns_once_the_router_reported_the_floating_ip_active(
+    cloud: Cloud, admin: Any, proxies: Proxies, on_proxy_01: Any
+) -> None:
+    admin.network.update_ip(proxies.floating_ip_id, port_id=None)
+    wait_until(
+        lambda: admin.network.get_ip(proxies.floating_ip_id).status == "DOWN",
+        "the agent to report DOWN",
+        60,
+        0.2,
+    )
+    revision = cloud.floating_ip(proxies.floating_ip).revision
+
+    moved = cloud.move_floating_ip(proxies.floating_ip, "proxy-02", revision)
+    assert (moved.status, moved.revision) == ("DOWN", revision + 1)  # Neutron has it; no router said so yet
+    held = cloud.wait_associated(proxies.floating_ip, proxies.fixed_ips["proxy-02"], timeout=60)
+
+    assert (held.fixed_ip, held.status) == (proxies.fixed_ips["proxy-02"], "ACTIVE")
+    assert held.revision == moved.revision + 1  # the agent's report is a change like any other
+
+
 def test_a_revision_older_than_neutron_s_is_refused_before_any_write(
     cloud: Cloud, admin: Any, proxies: Proxies, on_proxy_01: Any
 ) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ import openstack.config
 import openstack.connection
 import yaml
 
-from toolforgectl.adapters.processes import Process, free_port, wait_for_port
+from toolforgectl.adapters.processes import Process, free_port, signal_group, wait_for_port
 from toolforgectl.core import config
 from toolforgectl.core.errors import LabError
 from toolforgectl.core.waiting import wait_until
@@ -43,6 +45,8 @@ DB_USER, DB_PASSWORD = "os", "lab-db-secret"
 PROJECT, USER, USER_PASSWORD = "tools", "toolforgectl", "lab-user-secret"
 CLOUD = "lab"  # the user's clouds.yaml entry; "lab-admin" is the admin's
 DATABASES = ("keystone", "neutron", "placement", "glance", "nova_api", "nova", "nova_cell0", "designate")
+INFRASTRUCTURE = ("mysql", "epmd", "rabbitmq")  # what the services need until they are gone
+ROUTER_INTERVAL = 0.5
 API_START_TIMEOUT = 180.0  # six Python APIs importing at once on a loaded 2-core machine
 ACTIVE_TIMEOUT = 120.0  # create to ACTIVE is ~4 s idle; scheduling waits for compute discovery
 
@@ -80,6 +84,7 @@ class OpenStackCloud:
     venv: Path = field(default_factory=venv)
     processes: list[Process] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
+    _router: L3AgentStandIn = field(init=False)
 
     def __post_init__(self) -> None:
         names = (
@@ -93,6 +98,7 @@ class OpenStackCloud:
                 port = free_port(ports=LOW_PORTS)
             taken.add(port)
             self.ports[name] = port
+        self._router = L3AgentStandIn(self)
 
     # ---- the public face -------------------------------------------------------------------
 
@@ -128,6 +134,7 @@ class OpenStackCloud:
             self._configure()
             self._sync_databases()
             self._start_services()
+            self._router.start()
             if self.dns:
                 self._designate()
         except BaseException:
@@ -136,7 +143,12 @@ class OpenStackCloud:
         return self
 
     def stop(self) -> None:
-        """Stop every process started, last started first; RabbitMQ through rabbitmqctl."""
+        """Stop every process started: the services all at once (Nova's take seconds each to shut
+        down gracefully), then RabbitMQ (through rabbitmqctl), epmd and MariaDB."""
+        self._router.stop()
+        for process in self.processes:
+            if process.name not in INFRASTRUCTURE:
+                signal_group(process.group, signal.SIGTERM)
         for process in reversed(self.processes):
             if process.name == "rabbitmq" and process.alive():
                 with contextlib.suppress(subprocess.SubprocessError, OSError):
@@ -182,6 +194,17 @@ class OpenStackCloud:
 
     def _db(self, name: str) -> str:
         return f"mysql+pymysql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{self.ports['mysql']}/{name}"
+
+    def sql(self, database: str, statement: str) -> str:
+        """Run `statement` in `database` as MariaDB's root; its output, tab-separated."""
+        done = subprocess.run(
+            ["mariadb", "--no-defaults", f"--socket={self.dir / 'mysql.sock'}", "-uroot", "-N", "-B",
+             database, "-e", statement],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise LabError(f"SQL in {database} failed: {done.stderr.strip()}")
+        return done.stdout
 
     def _mysql(self) -> None:
         data = self.dir / "mysql"
@@ -623,8 +646,50 @@ controls {{ inet 127.0.0.1 port {p["rndc"]} allow {{ 127.0.0.1; }} keys {{ "rndc
             fixed_ips[name] = port.fixed_ips[0]["ip_address"]
         (first_port,) = user.network.ports(device_id=servers[names[0]])
         fip = user.network.create_ip(floating_network_id=public.id, port_id=first_port.id)
+        # Created DOWN; ACTIVE (one revision on) once the L3 agent's stand-in reported it.
+        wait_until(
+            lambda: user.network.get_ip(fip.id).status == "ACTIVE", "the floating IP to be ACTIVE", 60.0, 0.2
+        )
         user.close()
         return Proxies(net.id, servers, fixed_ips, str(fip.floating_ip_address), str(fip.id))
+
+
+class L3AgentStandIn:
+    """What Neutron's L3 agent reports, without a router: a floating IP is ACTIVE while it is
+    associated with a port, DOWN while not.
+
+    No L3 agent runs here (it needs network namespaces, iptables and Open vSwitch), so without this
+    a floating IP stays DOWN forever and `wait_associated` could never return. The agent reports
+    through RPC (`update_floatingip_status`), which bumps the revision like any change; so does
+    this, in Neutron's database. Like the agent it reports a change of status only: Neutron does
+    not reset the status when a floating IP moves between ports, so a move keeps ACTIVE.
+    """
+
+    STATEMENT = (
+        "UPDATE floatingips f JOIN standardattributes s ON s.id = f.standard_attr_id"
+        " SET f.status = IF(f.fixed_port_id IS NULL, 'DOWN', 'ACTIVE'),"
+        " s.revision_number = s.revision_number + 1, s.updated_at = UTC_TIMESTAMP()"
+        " WHERE f.status <> IF(f.fixed_port_id IS NULL, 'DOWN', 'ACTIVE')"
+    )
+
+    def __init__(self, cloud: OpenStackCloud) -> None:
+        self._cloud = cloud
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="l3-agent-stand-in", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(ROUTER_INTERVAL):
+            with contextlib.suppress(LabError, subprocess.SubprocessError):
+                self._cloud.sql("neutron", self.STATEMENT)
 
 
 @contextlib.contextmanager
