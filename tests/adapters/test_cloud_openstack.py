@@ -52,8 +52,15 @@ def on_proxy_01(admin: Any, proxies: Proxies) -> Any:
     fip = admin.network.get_ip(proxies.floating_ip_id)
     (port,) = admin.network.ports(device_id=proxies.servers["proxy-01"])
     if fip.port_id != port.id:
-        fip = admin.network.update_ip(fip, port_id=port.id)
-    return fip
+        admin.network.update_ip(fip, port_id=port.id)
+
+    def settled() -> list[Any]:
+        """[the floating IP] once ACTIVE: the L3 agent's stand-in has nothing more to report then,
+        so no revision bump can land in the middle of the test."""
+        now = admin.network.get_ip(proxies.floating_ip_id)
+        return [now] if now.status == "ACTIVE" else []
+
+    return wait_until(settled, "the floating IP to be ACTIVE on proxy-01", 60, 0.2)[0]
 
 
 @pytest.fixture
