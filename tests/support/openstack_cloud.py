@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -30,6 +29,18 @@ import openstack.config
 import openstack.connection
 import yaml
 
+from tests.support.openstack_conf import (
+    ADMIN_PASSWORD,
+    DB_PASSWORD,
+    DB_USER,
+    REGION,
+    RNDC_KEY,
+    Site,
+    designate_confs,
+    keystone_conf,
+    named_conf,
+    service_confs,
+)
 from toolforgectl.adapters.processes import Process, free_port, signal_group, wait_for_port
 from toolforgectl.core import config
 from toolforgectl.core.errors import LabError
@@ -38,9 +49,6 @@ from toolforgectl.core.waiting import wait_until
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "scripts" / "install-openstack.sh"
 LOW_PORTS = range(20000, 32000)
-REGION = "RegionOne"
-ADMIN_PASSWORD = "lab-admin-secret"
-DB_USER, DB_PASSWORD = "os", "lab-db-secret"
 # The project and user toolforgectl works as, like an operator's clouds.yaml: a member, not admin.
 PROJECT, USER, USER_PASSWORD = "tools", "toolforgectl", "lab-user-secret"
 CLOUD = "lab"  # the user's clouds.yaml entry; "lab-admin" is the admin's
@@ -84,6 +92,7 @@ class OpenStackCloud:
     venv: Path = field(default_factory=venv)
     processes: list[Process] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
+    site: Site = field(init=False)
     _router: L3AgentStandIn = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,12 +107,13 @@ class OpenStackCloud:
                 port = free_port(ports=LOW_PORTS)
             taken.add(port)
             self.ports[name] = port
+        self.site = Site(self.dir, self.venv, self.ports)
         self._router = L3AgentStandIn(self)
 
     # ---- the public face -------------------------------------------------------------------
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
+        return self.site.url(service)
 
     @property
     def clouds_yaml(self) -> Path:
@@ -131,7 +141,7 @@ class OpenStackCloud:
             self._keystone()
             self._write_clouds_yaml()
             self._catalog()
-            self._configure()
+            service_confs(self.site, self.computes)
             self._sync_databases()
             self._start_services()
             self._router.start()
@@ -191,9 +201,6 @@ class OpenStackCloud:
 
     def _bin(self, name: str) -> str:
         return str(self.venv / "bin" / name)
-
-    def _db(self, name: str) -> str:
-        return f"mysql+pymysql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{self.ports['mysql']}/{name}"
 
     def sql(self, database: str, statement: str) -> str:
         """Run `statement` in `database` as MariaDB's root; its output, tab-separated."""
@@ -273,20 +280,10 @@ class OpenStackCloud:
 
         wait_until(declared, f"{consumer.name} to listen on RabbitMQ", API_START_TIMEOUT, 1.0, LabError)
 
-    def _transport_url(self) -> str:
-        return f"rabbit://guest:guest@127.0.0.1:{self.ports['rabbit']}/"
-
     # ---- Keystone --------------------------------------------------------------------------
 
     def _keystone(self) -> None:
-        d = self.dir / "keystone"
-        conf = _ini(d / "keystone.conf", {
-            "database": {"connection": self._db("keystone")},
-            "token": {"provider": "fernet"},
-            "fernet_tokens": {"key_repository": d / "fernet-keys"},
-            "fernet_receipts": {"key_repository": d / "fernet-keys"},
-            "credential": {"key_repository": d / "credential-keys"},
-        })  # fmt: skip
+        conf = keystone_conf(self.site)
         manage = [self._bin("keystone-manage"), "--config-file", str(conf)]
         self._run("keystone-manage", [*manage, "db_sync"])
         owner = ["--keystone-user", "root", "--keystone-group", "root"]
@@ -349,81 +346,6 @@ class OpenStackCloud:
 
     # ---- the other services ----------------------------------------------------------------
 
-    def _auth(self) -> dict[str, object]:
-        """How a service authenticates to the others: as the admin, who has the `service` role."""
-        return {
-            "auth_url": self.url("keystone"), "auth_type": "password", "project_domain_name": "Default",
-            "user_domain_name": "Default", "project_name": "admin", "username": "admin",
-            "password": ADMIN_PASSWORD, "region_name": REGION,
-        }  # fmt: skip
-
-    def _authtoken(self) -> dict[str, object]:
-        # No token cache: a token Keystone revoked is refused at once, as an expired one would be
-        # by any API once its cache entry ran out (the tests make tokens "expire" by revoking them).
-        return {"www_authenticate_uri": self.url("keystone"), "token_cache_time": -1, **self._auth()}
-
-    def _configure(self) -> None:
-        d, etc = self.dir, self.venv / "etc"
-        for sub in ("neutron", "placement", "glance", "nova", "locks", "images"):
-            (d / sub).mkdir(parents=True, exist_ok=True)
-        _ini(d / "neutron" / "neutron.conf", {
-            "DEFAULT": {
-                "core_plugin": "ml2", "service_plugins": "router", "auth_strategy": "keystone",
-                "transport_url": "fake://", "notify_nova_on_port_status_changes": True,
-                "notify_nova_on_port_data_changes": True, "api_workers": 1, "rpc_workers": 0,
-                "rpc_state_report_workers": 0, "state_path": d / "neutron",
-                "api_paste_config": etc / "neutron" / "api-paste.ini",
-            },
-            "database": {"connection": self._db("neutron")},
-            "keystone_authtoken": self._authtoken(),
-            "nova": self._auth(),
-            "oslo_concurrency": {"lock_path": d / "locks"},
-            "ml2": {
-                "type_drivers": "flat,vxlan", "tenant_network_types": "vxlan",
-                "mechanism_drivers": "lab", "extension_drivers": "port_security",
-            },
-            "ml2_type_flat": {"flat_networks": "public"},
-            "ml2_type_vxlan": {"vni_ranges": "1:1000"},
-        })  # fmt: skip
-        _ini(d / "placement" / "placement.conf", {
-            "placement_database": {"connection": self._db("placement")},
-            "api": {"auth_strategy": "keystone"},
-            "keystone_authtoken": self._authtoken(),
-        })  # fmt: skip
-        shutil.copy(etc / "glance" / "glance-api-paste.ini", d / "glance")
-        _ini(d / "glance" / "glance-api.conf", {
-            "DEFAULT": {"enabled_backends": "fs:file"},
-            "database": {"connection": self._db("glance")},
-            "keystone_authtoken": self._authtoken(),
-            "paste_deploy": {"flavor": "keystone", "config_file": d / "glance" / "glance-api-paste.ini"},
-            "glance_store": {"default_backend": "fs"},
-            "fs": {"filesystem_store_datadir": d / "images" / "fs"},
-            "os_glance_staging_store": {"filesystem_store_datadir": d / "images" / "staging"},
-            "os_glance_tasks_store": {"filesystem_store_datadir": d / "images" / "tasks"},
-        })  # fmt: skip
-        shutil.copy(etc / "nova" / "api-paste.ini", d / "nova")
-        _ini(d / "nova" / "nova.conf", {
-            "DEFAULT": {
-                "transport_url": self._transport_url(), "compute_driver": "fake.FakeDriver",
-                "host": "compute-1", "my_ip": "127.0.0.1", "state_path": d / "nova",
-            },
-            "api": {"auth_strategy": "keystone"},
-            "wsgi": {"api_paste_config": d / "nova" / "api-paste.ini"},
-            "api_database": {"connection": self._db("nova_api")},
-            "database": {"connection": self._db("nova")},
-            "keystone_authtoken": self._authtoken(),
-            "placement": self._auth(),
-            "neutron": self._auth(),
-            "glance": self._auth(),
-            "service_user": {"send_service_user_token": True, **self._auth()},
-            "scheduler": {"discover_hosts_in_cells_interval": 2},
-            "vnc": {"enabled": False},
-            "oslo_messaging_notifications": {"driver": "noop"},
-            "oslo_concurrency": {"lock_path": d / "locks"},
-        })  # fmt: skip
-        for n in range(1, self.computes + 1):
-            _ini(d / "nova" / f"compute-{n}.conf", {"DEFAULT": {"host": f"compute-{n}"}})
-
     def _sync_databases(self) -> None:
         d = self.dir
         neutron = ["--config-file", str(d / "neutron" / "neutron.conf")]
@@ -439,7 +361,8 @@ class OpenStackCloud:
             self._run_together([[self._bin(argv[0]), *argv[1:]] for argv in pair])
         manage = [self._bin("nova-manage"), *nova]
         self._run(
-            "nova-manage", [*manage, "cell_v2", "map_cell0", "--database_connection", self._db("nova_cell0")]
+            "nova-manage",
+            [*manage, "cell_v2", "map_cell0", "--database_connection", self.site.db("nova_cell0")],
         )
         self._run("nova-manage", [*manage, "cell_v2", "create_cell", "--name", "cell1"])
         self._run("nova-manage", [*manage, "db", "sync"])
@@ -527,58 +450,10 @@ class OpenStackCloud:
         d, p = self.dir / "designate", self.ports
         d.mkdir(parents=True, exist_ok=True)
         key = d / "rndc.key"
-        self._run("rndc-confgen", ["rndc-confgen", "-a", "-k", "rndc-key", "-c", str(key)])
-        (d / "rndc.conf").write_text(
-            f'include "{key}";\n'
-            f'options {{ default-key "rndc-key"; default-server 127.0.0.1; default-port {p["rndc"]}; }};\n'
-        )
-        (d / "named.conf").write_text(f"""include "{key}";
-options {{
-    directory "{d}";
-    pid-file "{d / "named.pid"}";
-    session-keyfile "{d / "session.key"}";
-    listen-on port {p["bind"]} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    allow-new-zones yes;
-    recursion no;
-    allow-query {{ 127.0.0.1; }};
-    allow-notify {{ 127.0.0.1; }};
-    dnssec-validation no;
-}};
-controls {{ inet 127.0.0.1 port {p["rndc"]} allow {{ 127.0.0.1; }} keys {{ "rndc-key"; }}; }};
-""")
-        named = self._spawn("named", ["named", "-g", "-c", str(d / "named.conf"), "-u", "root"])
+        self._run("rndc-confgen", ["rndc-confgen", "-a", "-k", RNDC_KEY, "-c", str(key)])
+        named = self._spawn("named", ["named", "-g", "-c", str(named_conf(self.site, key)), "-u", "root"])
         wait_for_port("127.0.0.1", p["bind"], named, API_START_TIMEOUT)
-        pool = [{
-            "name": "default", "description": "the lab's BIND", "attributes": {},
-            "ns_records": [{"hostname": "ns1.lab.test.", "priority": 1}],
-            "nameservers": [{"host": "127.0.0.1", "port": p["bind"]}],
-            "targets": [{
-                "type": "bind9", "description": "BIND",
-                "masters": [{"host": "127.0.0.1", "port": p["mdns"]}],
-                "options": {
-                    "host": "127.0.0.1", "port": p["bind"], "rndc_host": "127.0.0.1",
-                    "rndc_port": p["rndc"], "rndc_key_file": str(key),
-                    "rndc_config_file": str(d / "rndc.conf"),
-                },
-            }],
-        }]  # fmt: skip
-        (d / "pools.yaml").write_text(yaml.safe_dump(pool))
-        shutil.copy(self.venv / "etc" / "designate" / "api-paste.ini", d)
-        conf = _ini(d / "designate.conf", {
-            "DEFAULT": {"transport_url": self._transport_url(), "state_path": d},
-            "storage:sqlalchemy": {"connection": self._db("designate")},
-            "keystone_authtoken": self._authtoken(),
-            "service:api": {
-                "workers": 1, "listen": f"127.0.0.1:{p['designate']}", "auth_strategy": "keystone",
-                "enable_api_v2": True, "api_paste_config": d / "api-paste.ini",
-            },
-            "service:mdns": {"workers": 1, "listen": f"127.0.0.1:{p['mdns']}"},
-            "service:worker": {"workers": 1, "poll_delay": 1, "poll_retry_interval": 1},
-            "service:central": {"workers": 1},
-            "service:producer": {"workers": 1},
-            "oslo_concurrency": {"lock_path": self.dir / "locks"},
-        })  # fmt: skip
+        conf, pools = designate_confs(self.site, key)
         args = ["--config-file", str(conf)]
         self._run("designate-manage", [self._bin("designate-manage"), *args, "database", "sync"])
         central = self._spawn("designate-central", [self._bin("designate-central"), *args])
@@ -586,7 +461,7 @@ controls {{ inet 127.0.0.1 port {p["rndc"]} allow {{ 127.0.0.1; }} keys {{ "rndc
         # `pool update` would wait 60 s for an answer that never comes.
         self._wait_queue("central", central)
         self._run("designate-manage", [
-            self._bin("designate-manage"), *args, "pool", "update", "--file", str(d / "pools.yaml"),
+            self._bin("designate-manage"), *args, "pool", "update", "--file", str(pools),
         ])  # fmt: skip
         for service in ("worker", "producer", "mdns"):
             self._spawn(f"designate-{service}", [self._bin(f"designate-{service}"), *args])
@@ -700,17 +575,3 @@ def running_openstack(directory: Path, computes: int = 1, dns: bool = False) -> 
         yield cloud
     finally:
         cloud.stop()
-
-
-def _ini(path: Path, sections: dict[str, dict[str, object]]) -> Path:
-    """An oslo.config file: booleans as oslo writes them, everything else as its str()."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for section, options in sections.items():
-        lines.append(f"[{section}]")
-        for key, value in options.items():
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            lines.append(f"{key} = {text}")
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
