@@ -9,13 +9,13 @@ answers. Keystone, Neutron, Nova, Designate and BIND are real (tests/support/ope
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from openstack.network.v2._proxy import Proxy as NetworkProxy
 
-from tests.support.openstack_cloud import OpenStackCloud, Proxies, running_openstack
+from tests.support.openstack_cloud import OpenStackCloud, Proxies, before_the_put, running_openstack
 from toolforgectl.adapters.cloud import Cloud
 from toolforgectl.core.errors import CloudConflictError, NotFoundError
 from toolforgectl.core.waiting import wait_until
@@ -68,29 +68,6 @@ def cloud(openstack_cloud: OpenStackCloud, proxies: Proxies) -> Iterator[Cloud]:
     adapter = Cloud.connect(openstack_cloud.settings(proxies.floating_ip))
     yield adapter
     adapter.close()
-
-
-def before_the_put(monkeypatch: pytest.MonkeyPatch, action: Callable[[NetworkProxy], None]) -> list[int]:
-    """Run `action` once, just before the adapter's next floating IP PUT reaches Neutron (after
-    its own read): a change only Neutron itself can catch. Returns the list it appends to per call."""
-    original = NetworkProxy.update_ip
-    calls: list[int] = []
-    acting: list[bool] = []  # the action's own calls (another operator's update_ip) are not counted
-
-    def update_ip(self: NetworkProxy, *args: Any, **kwargs: Any) -> Any:
-        if acting:
-            return original(self, *args, **kwargs)
-        calls.append(1)
-        if len(calls) == 1:
-            acting.append(True)
-            try:
-                action(self)
-            finally:
-                acting.clear()
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(NetworkProxy, "update_ip", update_ip)
-    return calls
 
 
 def test_finds_the_floating_ip_and_the_port_of_each_server(

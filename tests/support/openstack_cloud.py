@@ -1,12 +1,13 @@
 """A real OpenStack control plane on loopback: the slow tier's cloud (`make slow`).
 
 Keystone, Neutron, Placement, Glance, Nova (and, with `dns=True`, Designate publishing to a BIND
-of its own) from the venv scripts/install-openstack.sh builds
-(`make slow` runs it first), on a MariaDB and a RabbitMQ of their own, all in one temp dir, from
-fresh databases, on free loopback ports below 32768 (the kernel's ephemeral range starts there: an
-outgoing connection could take a port before a slow service binds it). Nothing runs agents or a
-data plane: Nova's FakeDriver "boots" servers, Neutron binds their ports through our `lab` ML2
-driver, so the APIs, the scheduling, the IPAM and the revision numbers are all real.
+of its own) from the venv that scripts/install-openstack.sh builds (`make slow` runs it first), on
+a MariaDB and a RabbitMQ of their own, all in one temp dir, from fresh databases, on free loopback
+ports below 32768 (the kernel's ephemeral range starts there: an outgoing connection could take a
+port before a slow service binds it). No agent and no data plane run: Nova's FakeDriver "boots"
+servers, Neutron binds their ports through our `lab` ML2 driver, and `L3AgentStandIn` reports
+floating IPs' status as the L3 agent would; the APIs, the scheduling, the IPAM and the revision
+numbers are all real. tests/support/openstack_conf.py writes what each service reads.
 
 `stop` ends every process `start` started, even after a failed start. Logs stay in the directory.
 """
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ from typing import Any
 import openstack
 import openstack.config
 import openstack.connection
+import pytest
 import yaml
+from openstack.network.v2._proxy import Proxy as NetworkProxy
 
 from tests.support.openstack_conf import (
     ADMIN_PASSWORD,
@@ -565,6 +568,29 @@ class L3AgentStandIn:
         while not self._stopping.wait(ROUTER_INTERVAL):
             with contextlib.suppress(LabError, subprocess.SubprocessError):
                 self._cloud.sql("neutron", self.STATEMENT)
+
+
+def before_the_put(monkeypatch: pytest.MonkeyPatch, action: Callable[[NetworkProxy], None]) -> list[int]:
+    """Run `action` once, just before the adapter's next floating IP PUT reaches Neutron (after
+    its own read): a change only Neutron itself can catch. Returns the list it appends to per call."""
+    original = NetworkProxy.update_ip
+    calls: list[int] = []
+    acting: list[bool] = []  # the action's own calls (another operator's update_ip) are not counted
+
+    def update_ip(self: NetworkProxy, *args: Any, **kwargs: Any) -> Any:
+        if acting:
+            return original(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            acting.append(True)
+            try:
+                action(self)
+            finally:
+                acting.clear()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(NetworkProxy, "update_ip", update_ip)
+    return calls
 
 
 @contextlib.contextmanager
