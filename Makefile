@@ -24,9 +24,11 @@ check:
 fast:
 	$(BIN)/pytest -q
 
-## The slow tier needs a real kube-apiserver: built once (~8 min on a fresh machine), then cached.
+## The slow tier needs a real kube-apiserver: built once (~8 min on a fresh machine), then cached;
+## and a real OpenStack control plane: installed once into its own venv (1-3 min), then cached.
 slow:
 	bash scripts/build-kube-apiserver.sh >/dev/null
+	bash scripts/install-openstack.sh >/dev/null
 	$(BIN)/pytest -q -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 clean:

@@ -1,0 +1,1 @@
+"""Glue for running OpenStack's APIs on loopback without agents (the slow test tier's cloud)."""
