@@ -16,22 +16,11 @@ venv=$cache/openstack-$key
 if [ "${1:-}" = "--print-path" ]; then echo "$venv"; exit 0; fi
 
 APT_PACKAGES=(mariadb-server rabbitmq-server bind9 bind9-utils bind9-dnsutils)
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "install-openstack: installing ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-  # Debian may start the packaged services; the test cloud runs its own instances on other ports.
-  for svc in mariadb rabbitmq-server named; do
-    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
-      $sudo systemctl stop "$svc" || true
-    fi
-  done
-fi
+# shellcheck source=scripts/lib/apt.sh
+. "$here/lib/apt.sh"
+apt_install_missing install-openstack "${APT_PACKAGES[@]}"
+# Debian may start the packaged services; the test cloud runs its own instances on other ports.
+stop_packaged_services mariadb rabbitmq-server named
 
 if [ -f "$venv/.complete" ]; then echo "$venv"; exit 0; fi
 echo "install-openstack: building $venv (about 1-3 min)" >&2

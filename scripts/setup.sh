@@ -23,22 +23,11 @@ APT_PACKAGES=(
 )
 VENV=${VENV:-.venv}
 
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "setup: installing ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+# shellcheck source=scripts/lib/apt.sh
+. scripts/lib/apt.sh
+apt_install_missing setup "${APT_PACKAGES[@]}"
 # Debian starts the packaged services; toolforgectl runs its own instances, so stop those.
-for svc in nginx redis-server etcd; do
-  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
-    ${sudo:-} systemctl stop "$svc" || true
-  fi
-done
+stop_packaged_services nginx redis-server etcd
 
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
