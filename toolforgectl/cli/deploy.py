@@ -39,7 +39,7 @@ def proxy(
     it in the fleet and in hiera, converge its peers, and verify that it replicates and serves.
 
     Idempotent for an existing healthy proxy; any failure rolls back (docs/runbooks/deploy.md)."""
-    from toolforgectl.workflows import deploy
+    from toolforgectl.workflows import deploy, proxies
     from toolforgectl.workflows.playbook import state
 
     fleet = settings(ctx).fleet
@@ -55,7 +55,7 @@ def proxy(
         missing = [f"--{key}" for key, value in chosen.items() if not value]
         if missing:
             raise UsageError(f"say {', '.join(missing)} (or set them in the cloud: section)")
-        args = {"name": name or deploy.next_name(fleet), **chosen, "active": deploy.active_proxy(fleet)}
+        args = {"name": name or deploy.next_name(fleet), **chosen, "active": proxies.redis_primary(fleet)}
     run_playbook(
         fleet, "deploy-proxy", args, command="deploy proxy", dry_run=dry_run, yes=yes, resume=resume,
         reason=reason, task_id=task_id, as_json=as_json,

@@ -71,20 +71,6 @@ def next_name(fleet: Fleet) -> str:
     return f"{prefix}{number:0{width}d}"
 
 
-def active_proxy(fleet: Fleet) -> str:
-    """The proxy whose Redis is the primary: the one a new proxy replicates from."""
-    primaries = []
-    for proxy in fleet.proxies:
-        try:
-            if RouteStore.from_url(proxy.redis).replication().is_primary:
-                primaries.append(proxy.name)
-        except ToolforgectlError:
-            continue
-    if len(primaries) != 1:
-        raise StepError(f"cannot tell the active proxy: Redis primaries are {', '.join(primaries) or 'none'}")
-    return primaries[0]
-
-
 def current(ctx: StepContext) -> Fleet:
     """The fleet config as it is now, read again: earlier steps may have added or removed a proxy."""
     return config.load(Path(ctx.fleet.source))

@@ -71,30 +71,13 @@ def starting_point(fleet: Fleet, to: str | None, *, temporary: bool) -> tuple[st
     """(`from`, `to`) for a new run: `from` is the proxy whose Redis is the primary (the one whose
     writes must not be lost), or for --temporary the proxy the floating IP points at; `to` is
     `--to`, or the only other proxy of a two-proxy fleet."""
-    current = _floating_ip_holder(fleet) if temporary else _redis_primary(fleet)
+    current = _floating_ip_holder(fleet) if temporary else proxies.redis_primary(fleet)
     if to is None:
         others = [proxy.name for proxy in fleet.proxies if proxy.name != current]
         if len(others) != 1:
             raise UsageError(f"say which proxy to fail over to: --to {'|'.join(others) or 'PROXY'}")
         to = others[0]
     return current, fleet.proxy(to).name
-
-
-def _redis_primary(fleet: Fleet) -> str:
-    primaries = []
-    for proxy in fleet.proxies:
-        try:
-            if RouteStore.from_url(proxy.redis).replication().is_primary:
-                primaries.append(proxy.name)
-        except ToolforgectlError:
-            continue
-    if len(primaries) == 1:
-        return primaries[0]
-    named = ", ".join(primaries) or "none"
-    raise StepError(
-        f"cannot tell which proxy is active: the primaries among the proxies' Redis are {named};"
-        " see `toolforgectl proxy list`"
-    )
 
 
 def _floating_ip_holder(fleet: Fleet) -> str:
@@ -184,7 +167,7 @@ class SourcesAgree:
         with_floating_ip = _options(ctx, AgreeOptions).check_floating_ip
         # Without the floating IP (a temporary failover, which may have moved it already): the
         # other sources must agree on the proxy whose Redis is the primary.
-        active = old(ctx) if with_floating_ip else ctx.fleet.proxy(_redis_primary(ctx.fleet))
+        active = old(ctx) if with_floating_ip else ctx.fleet.proxy(proxies.redis_primary(ctx.fleet))
         problems = disagreements(ctx, active, floating_ip=with_floating_ip)
         if not problems:
             return Check.already(f"every source names {active.name}")

@@ -26,7 +26,13 @@ from toolforgectl.adapters.hiera import open_hiera
 from toolforgectl.adapters.routestore import Replication, RouteStore, redacted
 from toolforgectl.core import activeproxy
 from toolforgectl.core.config import DEFAULT_REDIS_PORT, Fleet, Proxy
-from toolforgectl.core.errors import ActiveProxyError, HieraError, RouteStoreError, ToolforgectlError
+from toolforgectl.core.errors import (
+    ActiveProxyError,
+    HieraError,
+    RouteStoreError,
+    StepError,
+    ToolforgectlError,
+)
 
 NOT_YET = "-"  # the floating IP of a fleet without a `cloud:` section (not compared)
 
@@ -117,6 +123,25 @@ def survey(fleet: Fleet) -> Survey:
         states.append(state)
         problems += trouble
     return Survey(active, fleet.active_proxy, hiera, states, floating_ip=holder, disagreements=problems)
+
+
+def redis_primary(fleet: Fleet) -> str:
+    """The proxy whose Redis is the primary (the active one, for failover and for what a new proxy
+    replicates from); StepError unless exactly one of the proxies' Redis is."""
+    primaries = []
+    for proxy in fleet.proxies:
+        try:
+            if RouteStore.from_url(proxy.redis).replication().is_primary:
+                primaries.append(proxy.name)
+        except ToolforgectlError:
+            continue
+    if len(primaries) == 1:
+        return primaries[0]
+    named = ", ".join(primaries) or "none"
+    raise StepError(
+        f"cannot tell which proxy is active: the primaries among the proxies' Redis are {named};"
+        " see `toolforgectl proxy list`"
+    )
 
 
 def floating_ip_holder(fleet: Fleet) -> tuple[str, str | None]:
