@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,3 +42,17 @@ def proxy_lab(where: Path, proxies: int) -> Iterator[dict[str, Any]]:
         down = run_cli("lab", "down", "--dir", str(where))
     assert down.code == 0, down.stderr
     assert run_cli("lab", "status", "--dir", str(where)).code == 1, "nothing of the lab is left"
+
+
+def toolforgectl(config: str | Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`toolforgectl --config CONFIG ARGS`, as an operator runs it (no other config is found)."""
+    return subprocess.run(
+        [sys.executable, "-m", "toolforgectl", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "TOOLFORGECTL_CONFIG": "/nonexistent"},
+    )  # fmt: skip
+
+
+def cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """`toolforgectl` on the lab's fleet.yaml."""
+    return toolforgectl(lab["config"], *args)

@@ -9,9 +9,7 @@ converges back to it before it ends.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.lab import toolforgectl as cli
 from tests.support.lab import two_proxy_lab
 from toolforgectl.adapters.probe import https_get
 
@@ -29,14 +28,6 @@ PROXIES = ("proxy-01", "proxy-02")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with two_proxy_lab(tmp_path_factory.mktemp("converge") / "lab") as state:
         yield state
-
-
-def cli(config: str | Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "toolforgectl", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "TOOLFORGECTL_CONFIG": "/nonexistent"},
-    )  # fmt: skip
 
 
 @pytest.fixture

@@ -9,9 +9,6 @@ requests and registrations flowing throughout and none lost.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import wait_until
-from tests.support.lab import two_proxy_lab
+from tests.support.lab import cli, two_proxy_lab
 from tests.support.traffic import RegistrationLoad, RequestLoad
 from tests.workflows.test_failover import load_tokens
 from toolforgectl.adapters.routestore import RouteStore
@@ -33,14 +30,6 @@ from toolforgectl.workflows import deploy
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with two_proxy_lab(tmp_path_factory.mktemp("deploy") / "lab") as state:
         yield state
-
-
-def cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "toolforgectl", "--config", lab["config"], *args],
-        capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "TOOLFORGECTL_CONFIG": "/nonexistent"},
-    )  # fmt: skip
 
 
 def proxies(lab: dict[str, Any]) -> dict[str, dict[str, Any]]:

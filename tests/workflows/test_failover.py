@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import wait_until
-from tests.support.lab import two_proxy_lab
+from tests.support.lab import cli, two_proxy_lab
 from tests.support.traffic import RegistrationLoad, RequestLoad
 from toolforgectl.adapters import dns
 from toolforgectl.adapters.routestore import RouteStore
@@ -45,14 +45,6 @@ STEPS = (
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with two_proxy_lab(tmp_path_factory.mktemp("failover") / "lab") as state:
         yield state
-
-
-def cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "toolforgectl", "--config", lab["config"], *args],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "TOOLFORGECTL_CONFIG": "/nonexistent"},
-    )  # fmt: skip
 
 
 def active(lab: dict[str, Any]) -> str:

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from tests.conftest import wait_until
-from tests.support.lab import two_proxy_lab
-from tests.workflows.test_failover import active, cli, other, resolved, snapshot, store
+from tests.support.lab import cli, two_proxy_lab
+from tests.workflows.test_failover import active, other, resolved, snapshot, store
 from toolforgectl.adapters.processes import start_redis_from
 from toolforgectl.lab import state as labstate
 from toolforgectl.lab.state import ProcessRecord

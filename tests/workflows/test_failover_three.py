@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from tests.support.lab import proxy_lab
-from tests.workflows.test_failover import active, cli, resolved, store
+from tests.support.lab import cli, proxy_lab
+from tests.workflows.test_failover import active, resolved, store
 from tests.workflows.test_failover_dns import restart_redis
 from toolforgectl.core import validate
 from toolforgectl.core.models import Attribution
