@@ -18,6 +18,9 @@ from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.waiting import wait_until  # tests import it from here too
 
+# The slow tier's one OpenStack control plane for the session (openstack_cloud and friends).
+pytest_plugins = ["tests.support.openstack_session"]
+
 REPO = Path(__file__).resolve().parent.parent  # the checkout: templates/, lua/, tests/fixtures/
 
 

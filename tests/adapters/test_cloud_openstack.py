@@ -4,7 +4,8 @@ What the fast tier's fake API (tests/adapters/test_cloud.py) says about Neutron,
 Neutron itself: the floating IP is found by address, a move is a compare-and-swap on
 `revision_number` that Neutron enforces with `If-Match`, and a token Keystone no longer honours is
 replaced in the middle of a move; the failover's DNS record changes through Designate, as BIND then
-answers. Keystone, Neutron, Nova, Designate and BIND are real (tests/support/openstack_cloud.py).
+answers. Keystone, Neutron, Nova, Designate and BIND are real (tests/support/openstack_cloud.py),
+started once for the session (tests/support/openstack_session.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from openstack.network.v2._proxy import Proxy as NetworkProxy
 
-from tests.support.openstack_cloud import OpenStackCloud, Proxies, before_the_put, running_openstack
+from tests.support.openstack_cloud import OpenStackCloud, Proxies, before_the_put
 from toolforgectl.adapters.cloud import Cloud
 from toolforgectl.core.errors import CloudConflictError, NotFoundError
 from toolforgectl.core.waiting import wait_until
@@ -27,23 +28,16 @@ OLD, NEW = "203.0.113.11", "203.0.113.12"  # documentation addresses: nothing is
 PROPAGATION = 90.0  # Designate to BIND takes ~4 s idle; a loaded machine is slower
 
 
-@pytest.fixture(scope="module")
-def openstack_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStackCloud]:
-    with running_openstack(tmp_path_factory.mktemp("openstack"), dns=True) as cloud:
-        yield cloud
+@pytest.fixture
+def proxies(openstack_proxies: Proxies) -> Proxies:
+    """The session's seeded fleet cloud (tests/support/openstack_session.py)."""
+    return openstack_proxies
 
 
-@pytest.fixture(scope="module")
-def proxies(openstack_cloud: OpenStackCloud) -> Proxies:
-    return openstack_cloud.seed_proxies()
-
-
-@pytest.fixture(scope="module")
-def admin(openstack_cloud: OpenStackCloud) -> Iterator[Any]:
+@pytest.fixture
+def admin(openstack_admin: Any) -> Any:
     """The test's own hands on the cloud: another operator, as far as the adapter can tell."""
-    conn = openstack_cloud.connect("lab-admin")
-    yield conn
-    conn.close()
+    return openstack_admin
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RedisServer
-from tests.support.openstack_cloud import OpenStackCloud, Proxies, before_the_put, running_openstack
+from tests.support.openstack_cloud import OpenStackCloud, Proxies, before_the_put
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.core import config
 from toolforgectl.core.models import Attribution
@@ -52,23 +52,16 @@ class Operator:
         pass
 
 
-@pytest.fixture(scope="module")
-def openstack_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStackCloud]:
-    with running_openstack(tmp_path_factory.mktemp("openstack")) as cloud:
-        yield cloud
+@pytest.fixture
+def proxies(openstack_proxies: Proxies) -> Proxies:
+    """The session's seeded fleet cloud (tests/support/openstack_session.py)."""
+    return openstack_proxies
 
 
-@pytest.fixture(scope="module")
-def proxies(openstack_cloud: OpenStackCloud) -> Proxies:
-    return openstack_cloud.seed_proxies()
-
-
-@pytest.fixture(scope="module")
-def admin(openstack_cloud: OpenStackCloud) -> Iterator[Any]:
+@pytest.fixture
+def admin(openstack_admin: Any) -> Any:
     """The test's own hands on the cloud: another operator, as far as toolforgectl can tell."""
-    conn = openstack_cloud.connect("lab-admin")
-    yield conn
-    conn.close()
+    return openstack_admin
 
 
 @pytest.fixture
