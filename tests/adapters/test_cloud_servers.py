@@ -11,7 +11,7 @@ import pytest
 
 from tests.lab.cloudlab import LabCloud, running_cloud
 from toolforgectl.adapters.cloud import Cloud, NewServer, Rule
-from toolforgectl.core.errors import CloudError, TimedOutError
+from toolforgectl.core.errors import CloudError, NotFoundError, TimedOutError
 
 
 @pytest.fixture
@@ -47,6 +47,15 @@ def test_the_anti_affinity_server_group_is_created_once(lab: LabCloud, cloud: Cl
     ident, created = cloud.ensure_server_group("toolforge-proxies")
     assert created and cloud.ensure_server_group("toolforge-proxies") == (ident, False)
     assert lab.state.server_groups[ident]["policies"] == ["anti-affinity"]
+
+
+def test_a_server_is_in_the_security_groups_of_its_port(lab: LabCloud, cloud: Cloud) -> None:
+    cloud.ensure_security_group("proxy-web", [Rule(80, 80, "0.0.0.0/0")])
+    port = cloud.create_port("lab", "proxy-03", ("proxy-web",))
+    ident = cloud.create_server(NewServer("proxy-03", "f", "i", port.port_id, "#cloud-config\n"))
+    assert lab.state.servers[ident].security_groups == ["proxy-web"]
+    with pytest.raises(NotFoundError, match=r"^cloud lab: no security group proxy-nope "):
+        cloud.create_port("lab", "proxy-04", ("proxy-nope",))
 
 
 def test_a_server_gets_the_address_of_its_port_and_is_deleted_with_it(lab: LabCloud, cloud: Cloud) -> None:

@@ -310,10 +310,21 @@ class Cloud(CloudReads):
             made = self._conn.compute.create_server_group(name=name, policies=["anti-affinity"])
         return str(made.id), True
 
-    def create_port(self, network: str, name: str) -> ServerPort:
-        """A new port on `network` for server `name`: its fixed IP is the new proxy's address."""
+    def create_port(self, network: str, name: str, security_groups: tuple[str, ...] = ()) -> ServerPort:
+        """A new port on `network` for server `name`, in `security_groups` (names): its fixed IP is
+        the new proxy's address. The groups go on the port because Nova applies a server's
+        `security_groups` only to the ports it makes itself: a port it is given keeps its own
+        (seen against real Nova: the port stayed in the project's `default` group)."""
+        ids = []
+        for group in security_groups:
+            with self._calling(f"finding security group {group} (Neutron)"):
+                found = self._conn.network.find_security_group(group)
+            if found is None:
+                raise NotFoundError(f"cloud {self.name}: no security group {group} (Neutron lists none)")
+            ids.append(str(found.id))
+        extra = {"security_group_ids": ids} if ids else {}
         with self._calling(f"creating a port on network {network} for {name} (Neutron)"):
-            port = self._conn.network.create_port(network_id=network, name=name)
+            port = self._conn.network.create_port(network_id=network, name=name, **extra)
         address = _ipv4(port.fixed_ips or [])
         if address is None:
             raise CloudError(f"cloud {self.name}: the new port {port.id} has no IPv4 address")
@@ -332,7 +343,8 @@ class Cloud(CloudReads):
             self.delete_port(port_id)
 
     def create_server(self, spec: NewServer) -> str:
-        """Create the server `spec` describes (no floating IP); its id. It is BUILD until booted."""
+        """Create the server `spec` describes (no floating IP) on its port (which carries its
+        security groups: `create_port`); its id. It is BUILD until booted."""
         with self._calling(f"creating server {spec.name} (Nova)"):
             server = self._conn.compute.create_server(
                 name=spec.name,
@@ -340,7 +352,6 @@ class Cloud(CloudReads):
                 image_id=spec.image,
                 networks=[{"port": spec.port_id}],
                 user_data=base64.b64encode(spec.user_data.encode()).decode(),
-                security_groups=[{"name": group} for group in spec.security_groups],
                 scheduler_hints={"group": spec.server_group} if spec.server_group else None,
             )
         return str(server.id)
@@ -349,9 +360,13 @@ class Cloud(CloudReads):
         """Nova's status of server `server` (name or id): BUILD, ACTIVE, ERROR, ...; None if none."""
         with self._calling(f"finding server {server} (Nova)"):
             found = self._conn.compute.find_server(server, ignore_missing=True)
-            if found is None:
-                return None
-            return str(self._conn.compute.get_server(found.id).status)
+        if found is None:
+            return None
+        try:
+            with self._calling(f"reading server {server} (Nova)"):
+                return str(self._conn.compute.get_server(found.id).status)
+        except NotFoundError:
+            return None  # deleted between the two calls (seen against real Nova, right after a delete)
 
     def wait_active(self, server: str, timeout: float) -> None:
         """Until server `server` is ACTIVE; CloudError at once if it goes to ERROR (or vanishes),
@@ -452,9 +467,8 @@ class NewServer:
     name: str
     flavor: str
     image: str
-    port_id: str
+    port_id: str  # made by `create_port`, in the server's security groups
     user_data: str
-    security_groups: tuple[str, ...] = ()
     server_group: str | None = None
 
 

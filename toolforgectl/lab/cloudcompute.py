@@ -38,6 +38,13 @@ class Compute:
         made = self.state.new_port(VM_ADDRESSES, str(body.get("name", "")))
         if made is None:
             return bodies.error(409, "IpAddressGenerationFailure", "No more IP addresses on network lab.")
+        with self.state.lock:
+            wanted = [str(ident) for ident in body.get("security_groups") or []]  # ids, as Neutron takes them
+            groups = [
+                self.state.security_groups[i]["name"] for i in wanted if i in self.state.security_groups
+            ]
+            self.state.ports[made[0]]["security_groups"] = groups
+        self.state.save()
         return 201, {"port": bodies.unbound_port(made[0], self.state.ports[made[0]])}
 
     def delete_port(self, port_id: str) -> Reply:
@@ -121,6 +128,8 @@ class Compute:
         if port is None:
             return 403, {"forbidden": {"code": 403, "message": "Quota exceeded for ports."}}
         groups = [str(g.get("name")) for g in body.get("security_groups") or [] if isinstance(g, dict)]
+        if wanted is not None:  # as real Nova does: a port it is given keeps its own groups
+            groups = list(self.state.ports[wanted].get("security_groups") or [])
         server = Server(str(uuid.uuid4()), name, port[0], port[1], "BUILD", hints.get("group"), groups)
         with self.state.lock:
             self.state.ports.pop(port[0], None)

@@ -93,7 +93,7 @@ class CloudState:
     floating_ips: dict[str, FloatingIp] = field(default_factory=dict)
     # Created through the API (deploy): ports not yet bound to a server (id -> {fixed_ip, name}), security
     # groups (id -> {"id", "name", "rules"}), server groups (id -> {"id", "name", "policies"}).
-    ports: dict[str, dict[str, str]] = field(default_factory=dict)
+    ports: dict[str, dict[str, Any]] = field(default_factory=dict)  # fixed_ip, name, security_groups
     security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     server_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     zones: dict[str, Zone] = field(default_factory=dict)

@@ -7,12 +7,14 @@ peers' firewall and config, check replication), in this order and for these reas
                               proxies only (a group that allows its own members), the internal
                               port from inside: shared by every proxy, created or completed
     ensure-server-group       anti-affinity, so two proxies never share a hypervisor
-    create-proxy-server       a port first (its fixed IP is the proxy's address, which the user
-                              data needs), the proxy's entry in the fleet config's `proxies_dir`,
-                              then the server, no floating IP, with cloud-init user data rendered
-                              from templates/ (the data plane, Redis as a replica of the active
-                              proxy's, the active-proxy file, the fleet config); ACTIVE, then its
-                              active-proxy file readable over SSH (cloud-init has run)
+    create-proxy-server       a port first, in the security groups (its fixed IP is the proxy's
+                              address, which the user data needs; Nova would leave the groups of
+                              a port it is given as they are), the proxy's entry in the fleet
+                              config's `proxies_dir`, then the server, no floating IP, with
+                              cloud-init user data rendered from templates/ (the data plane,
+                              Redis as a replica of the active proxy's, the active-proxy file,
+                              the fleet config); ACTIVE, then its active-proxy file readable
+                              over SSH (cloud-init has run)
     add-to-hiera-proxies      hiera's proxy list (compare-and-swap)
     converge-peers            the proxies group converged (workflows/converge.py): the peers'
                               config now knows the new proxy
@@ -274,7 +276,7 @@ class CreateProxyServer:
     def apply(self, ctx: StepContext) -> Outcome:
         """Port, fleet entry, server with user data, ACTIVE, cloud-init done (over SSH)."""
         name, cloud, opts = name_of(ctx), ctx.cloud(), ctx.options or ServerOptions()
-        port = cloud.create_port(str(ctx.args["network"]), name)
+        port = cloud.create_port(str(ctx.args["network"]), name, opts.security_groups)
         ctx.record(f"port of {name}", "-", port.fixed_ip)
         proxy = entry(ctx.fleet, name, port.fixed_ip)
         path = proxies_dir(ctx.fleet) / f"{name}.yaml"
@@ -286,7 +288,7 @@ class CreateProxyServer:
         group = cloud.ensure_server_group(opts.server_group)[0]
         spec = NewServer(
             name, str(ctx.args["flavor"]), str(ctx.args["image"]), port.port_id,
-            render_user_data(ctx.fleet, proxy, str(ctx.args["active"])), opts.security_groups, group,
+            render_user_data(ctx.fleet, proxy, str(ctx.args["active"])), group,
         )  # fmt: skip
         cloud.create_server(spec)
         ctx.record(f"server {name}", "-", "BUILD")
