@@ -352,7 +352,8 @@ class Cloud(CloudReads):
                 image_id=spec.image,
                 networks=[{"port": spec.port_id}],
                 user_data=base64.b64encode(spec.user_data.encode()).decode(),
-                scheduler_hints={"group": spec.server_group} if spec.server_group else None,
+                # no hints at all without a group: Nova refuses `null` (400, seen against real Nova)
+                **({"scheduler_hints": {"group": spec.server_group}} if spec.server_group else {}),
             )
         return str(server.id)
 
