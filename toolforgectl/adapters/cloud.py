@@ -43,6 +43,7 @@ from toolforgectl.core.waiting import wait_until
 
 DEFAULT_API_TIMEOUT = 30.0  # seconds per API call, unless clouds.yaml sets `api_timeout`
 WAIT_INTERVAL = 0.5
+DELETE_TIMEOUT = 120.0  # Nova deletes a server in seconds; a loaded compute host takes longer
 
 
 @dataclass(frozen=True)
@@ -389,13 +390,28 @@ class Cloud(CloudReads):
                 f" {timeout:g}s (stuck in BUILD: see `openstack server show {server}`)"
             ) from None
 
-    def delete_server(self, server: str) -> bool:
-        """Delete server `server` (name or id); False when there was none."""
+    def delete_server(self, server: str, timeout: float = DELETE_TIMEOUT) -> bool:
+        """Delete server `server` (name or id) and wait until Nova has (at most `timeout` seconds);
+        False when there was none. The wait matters to the caller that deletes the port next:
+        Nova deletes in the background, and until it has, the port is still bound to the server
+        and Neutron refuses a project member's delete (403, seen against real Neutron)."""
         with self._calling(f"deleting server {server} (Nova)"):
             found = self._conn.compute.find_server(server, ignore_missing=True)
             if found is None:
                 return False
             self._conn.compute.delete_server(found.id)
+        try:
+            wait_until(
+                lambda: self.server_status(found.id) is None,
+                f"server {server} to be deleted",
+                timeout,
+                WAIT_INTERVAL,
+            )
+        except TimedOutError:
+            raise TimedOutError(
+                f"cloud {self.name}: server {server} is still there {timeout:g}s after its delete"
+                f" (now {self.server_status(found.id) or 'gone'}: see `openstack server show {found.id}`)"
+            ) from None
         return True
 
     def update_dns_record(
