@@ -41,8 +41,18 @@ def openstack_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSt
 
 @pytest.fixture(scope="session")
 def openstack_proxies(openstack_cloud: OpenStackCloud) -> Proxies:
-    """The fleet's cloud, seeded once: proxy-01 and proxy-02, the floating IP on proxy-01."""
-    return openstack_cloud.seed_proxies()
+    """The fleet's cloud, seeded once: proxy-01 and proxy-02, the floating IP on proxy-01; the
+    project's quotas of security groups and server groups lifted, as every deploy test makes its
+    own (the defaults, 10 of each, would run out a few tests into the session)."""
+    from tests.support.openstack_cloud import PROJECT
+
+    proxies = openstack_cloud.seed_proxies()
+    admin = openstack_cloud.connect("lab-admin")
+    project = admin.identity.find_project(PROJECT, ignore_missing=False)
+    admin.network.update_quota(project.id, security_groups=-1, security_group_rules=-1)
+    admin.set_compute_quotas(project.id, server_groups=-1)
+    admin.close()
+    return proxies
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +68,18 @@ def openstack_admin(openstack_cloud: OpenStackCloud) -> Iterator[Any]:
 def unique_name() -> str:
     """A name no other test of the session uses, for what a test creates in the shared cloud."""
     return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def no_room_for_servers(openstack_admin: Any, openstack_proxies: Proxies) -> Iterator[None]:
+    """The project toolforgectl works in may have no more servers (Nova's `instances` quota 0),
+    until the test ends: a create fails as it would in a full project."""
+    from tests.support.openstack_cloud import PROJECT
+
+    project = openstack_admin.identity.find_project(PROJECT, ignore_missing=False)
+    before = openstack_admin.get_compute_quotas(project.id).instances
+    openstack_admin.set_compute_quotas(project.id, instances=0)
+    try:
+        yield
+    finally:
+        openstack_admin.set_compute_quotas(project.id, instances=before)
