@@ -155,11 +155,13 @@ def section(counts: dict[str, float], args: argparse.Namespace) -> str:
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Instructions per request of the"
         " front nginx under callgrind (user space only; a warm-up excluded, long enough for every tool"
-        " to be requested twice, so the counted window is the steady state), wrk 8 connections over"
+        " to be requested twice, so the counted window is the steady state; TLS handshakes excluded, and"
+        " the metrics flush and route refresh timers stretched 50x as callgrind slows nginx about as"
+        " much, so work per second weighs per request what it does at full speed), wrk 8 connections over"
         f" {TARGET_TOOLS} tools, HTTPS; median of {args.repeat} runs of {args.seconds} s per variant. Each"
         " row adds one part of (c)'s hot path to the row above; the difference is what that part costs."
-        " A single run can be 1,000 off (LuaJIT's traces and garbage-collector cycles), so read the"
-        " differences to about that.",
+        " A single run can be a few hundred off (LuaJIT's traces and garbage-collector cycles), so read"
+        " the differences to about that.",
         "",
         "| variant | instructions/request | vs row above | what it adds |",
         "|---|---:|---:|---|",
