@@ -103,13 +103,13 @@ def try_commands(state: LabState) -> list[tuple[str, str]]:
 
 def _fleet_commands(state: LabState, ctl: str, curl: str) -> list[tuple[str, str]]:
     """What to try with several proxies: the standby, replication, and a Kubernetes Service."""
-    from toolforgectl.lab import kubeapi
+    from toolforgectl.lab import kubeapi, kubewire
     from toolforgectl.lab.commands import quote
 
     standby = list(state.proxies.values())[1]
     service = json.dumps(kubeapi.service("tool-kubetool", "kubetool", "127.0.0.1", [("http", 8000)]))
     put = (
-        f"curl -X PUT -H 'Authorization: Bearer {kubeapi.TOKEN}' --data {quote(service)}"
+        f"curl -X PUT -H 'Authorization: Bearer {kubewire.TOKEN}' --data {quote(service)}"
         f" {state.kube_api}/api/v1/namespaces/tool-kubetool/services/kubetool"
     )
     return [
