@@ -56,3 +56,18 @@ def toolforgectl(config: str | Path, *args: str) -> subprocess.CompletedProcess[
 def cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
     """`toolforgectl` on the lab's fleet.yaml."""
     return toolforgectl(lab["config"], *args)
+
+
+def audit_steps(audit: Path) -> list[str]:
+    """The steps a playbook run's JSONL audit says finished so far (read while the run writes it)."""
+    if not audit.exists():
+        return []
+    found = []
+    for line in audit.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # the line being written as we read
+            continue
+        if record.get("event") == "step" and "step" in record:
+            found.append(record["step"])
+    return found
