@@ -22,7 +22,7 @@ import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,11 @@ class OpenStackCloud:
             raise
         return self
 
+    def hand_over_status(self) -> None:
+        """Stop the L3 agent's stand-in: another process reports status from now on (the lab's
+        router, lab/neutronrouter.py, which outlives the `lab up` that started this)."""
+        self._router.stop()
+
     def stop(self) -> None:
         """Stop every process started: the services all at once (Nova's take seconds each to shut
         down gracefully), then RabbitMQ (through rabbitmqctl), epmd and MariaDB."""
@@ -203,14 +208,20 @@ class OpenStackCloud:
 
     def sql(self, database: str, statement: str) -> str:
         """Run `statement` in `database` as MariaDB's root; its output, tab-separated."""
-        done = subprocess.run(
-            ["mariadb", "--no-defaults", f"--socket={self.dir / 'mysql.sock'}", "-uroot", "-N", "-B",
-             database, "-e", statement],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise LabError(f"SQL in {database} failed: {done.stderr.strip()}")
-        return done.stdout
+        return sql(self.dir, database, statement)
+
+    def give_floating_ip_address(self, proxies: Proxies, address: str) -> Proxies:
+        """`proxies` with its floating IP at `address` in Neutron, one Neutron's API refuses (a
+        loopback address: "not a routable CIDR"), but the only kind traffic can reach on this
+        machine without root. Written in Neutron's database, as the L3 agent's stand-in writes
+        status; the IPAM still holds the address it was created with, which nothing reads again."""
+        fip = proxies.floating_ip_id
+        self.sql("neutron", (
+            f"UPDATE ipallocations SET ip_address = '{address}' WHERE port_id ="
+            f" (SELECT floating_port_id FROM floatingips WHERE id = '{fip}');"
+            f" UPDATE floatingips SET floating_ip_address = '{address}' WHERE id = '{fip}';"
+        ))  # fmt: skip
+        return replace(proxies, floating_ip=address)
 
     def _mysql(self) -> None:
         data = self.dir / "mysql"
@@ -564,6 +575,19 @@ class L3AgentStandIn:
         while not self._stopping.wait(ROUTER_INTERVAL):
             with contextlib.suppress(LabError, subprocess.SubprocessError):
                 self._cloud.sql("neutron", self.STATEMENT)
+
+
+def sql(directory: Path, database: str, statement: str) -> str:
+    """Run `statement` in `database` of the MariaDB of the control plane in `directory`, as its
+    root; its output, tab-separated."""
+    done = subprocess.run(
+        ["mariadb", "--no-defaults", f"--socket={directory / 'mysql.sock'}", "-uroot", "-N", "-B",
+         database, "-e", statement],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise LabError(f"SQL in {database} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
 @contextlib.contextmanager
