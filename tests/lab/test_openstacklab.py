@@ -1,6 +1,7 @@
 """`toolforgectl lab up --proxies 2 --cloud openstack` (the slow tier: `make slow`): the two-proxy
-lab with a real Keystone, Neutron and Nova as its cloud, where `toolforgectl failover` moves the
-floating IP in Neutron and the visitors with it, and `lab down` leaves nothing running.
+lab with a real Keystone, Neutron, Nova and Designate (publishing to BIND) as its cloud, where
+`toolforgectl failover` moves the floating IP in Neutron and the visitors with it, and the public
+name's record in Designate, as BIND answers; and `lab down` leaves nothing running.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.support.lab import cli, proxy_lab
+from toolforgectl.adapters import dns
 from toolforgectl.adapters.cloud import sdk_connection
 from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core.config.dns import parse_resolver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -34,6 +37,12 @@ def routes(lab: dict[str, Any], proxy: str) -> dict[str, dict[str, str]]:
     """Every tool's routes in `proxy`'s Redis."""
     store = RouteStore.from_url(lab["proxies"][proxy]["redis"])
     return {tool: store.routes(tool) for tool in store.tools()}
+
+
+def resolved(lab: dict[str, Any]) -> tuple[str, ...]:
+    """What the lab's DNS server (BIND, fed by Designate) answers for the public name."""
+    section = lab["fleet"]["dns"]
+    return dns.ask(section["name"], parse_resolver(section["resolvers"][0])).addresses
 
 
 def left_running(directory: Path) -> list[str]:
@@ -67,6 +76,7 @@ def test_failover_moves_the_floating_ip_in_neutron_and_the_visitors_with_it(tmp_
         assert url.startswith(f"https://{cloud['floating_ip']}:")  # visitors come through the floating IP
         assert fip.port_id == ports["proxy-01"]
         assert forwarded_by(lab, url) == "proxy-01"
+        assert resolved(lab) == (lab["proxies"]["proxy-01"]["address"],)
         before = routes(lab, "proxy-01")
 
         done = cli(lab, "failover", "--yes", "--reason", "test")
@@ -75,6 +85,7 @@ def test_failover_moves_the_floating_ip_in_neutron_and_the_visitors_with_it(tmp_
         now = neutron.network.get_ip(fip.id)
         assert now.port_id == ports["proxy-02"] and now.revision_number > fip.revision_number
         assert forwarded_by(lab, url) == "proxy-02"
+        assert resolved(lab) == (lab["proxies"]["proxy-02"]["address"],), "BIND answers the new proxy"
         assert routes(lab, "proxy-02") == before and set(before) >= {"hello", "echo"}
         neutron.close()
     assert left_running(where) == []

@@ -84,7 +84,8 @@ class Proxies:
 @dataclass
 class OpenStackCloud:
     """The control plane in `dir`; `computes` nova-compute hosts (two can hold an anti-affinity pair);
-    `dns`: Designate too, with BIND as its DNS server (`ports["bind"]`)."""
+    `dns`: Designate too, with BIND as its DNS server (`ports["bind"]`). A port given in `ports`
+    is used; the others are picked free below the ephemeral range."""
 
     dir: Path
     computes: int = 1
@@ -100,8 +101,10 @@ class OpenStackCloud:
             "mysql", "rabbit", "rabbit_dist", "epmd", "keystone", "neutron", "placement", "glance", "nova",
             "designate", "mdns", "bind", "rndc",
         )  # fmt: skip
-        taken: set[int] = set()
+        taken = set(self.ports.values())  # those given (the lab's BIND answers on the lab's DNS port)
         for name in names:
+            if name in self.ports:
+                continue
             port = free_port(ports=LOW_PORTS)
             while port in taken:
                 port = free_port(ports=LOW_PORTS)

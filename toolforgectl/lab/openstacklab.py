@@ -10,8 +10,10 @@ and moves in Neutron is the address visitors use; the lab's router (lab/neutronr
 the relay (lab/floatingip.py) forward it where Neutron associates it. Every process is recorded
 in the lab's state, so `lab down` stops them.
 
-No Designate runs (the fleet config has no `dns:` section then, so a failover changes no DNS
-record), and no VM boots when `deploy proxy` creates a server: Nova's FakeDriver "boots" it.
+Designate runs too, publishing to a BIND of its own on the lab's DNS port: the public name's A
+record names the active proxy's own address, as with the fake cloud's Designate and dnsmasq, so
+a failover changes it in Designate and waits until BIND answers the new address. No VM boots
+when `deploy proxy` creates a server: Nova's FakeDriver "boots" it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ ROLE = "openstack"  # the role of every process of the control plane in the lab'
 ROUTER_STATE = "router.json"  # what the lab's router writes and the relay reads
 IMAGE, FLAVOR, NETWORK = "lab-image", "lab.small", "lab-net"  # as seed_proxies names them
 ROUTER_TIMEOUT = 60.0
+DNS_TIMEOUT = 120.0  # Designate to BIND takes ~4 s idle; a loaded machine is slower
 
 
 def directory(cloud_dir: Path) -> Path:
@@ -68,14 +71,22 @@ def installed_venv() -> Path:
     return found
 
 
-def start(state: LabState, cloud_dir: Path, proxies: list[Member], progress: Callable[[str], None]) -> Path:
-    """Start the control plane, give it the fleet's servers and floating IP, and start the lab's
-    router; returns the relay's state file (where the router writes the floating IP's target)."""
+def start(
+    state: LabState,
+    cloud_dir: Path,
+    proxies: list[Member],
+    record: tuple[str, str, int],
+    progress: Callable[[str], None],
+) -> Path:
+    """Start the control plane, give it the fleet's servers, floating IP and DNS record (`record`:
+    zone, name, and the port BIND answers on, on 127.0.0.1), and start the lab's router; returns
+    the relay's state file (where the router writes the floating IP's target)."""
     home = directory(cloud_dir)
-    cloud = OpenStackCloud(home, venv=installed_venv())
+    zone, name, port = record
+    cloud = OpenStackCloud(home, dns=True, venv=installed_venv(), ports={"bind": port})
     progress(
-        f"lab: starting OpenStack (MariaDB, RabbitMQ, Keystone, Neutron, Placement, Glance, Nova) from"
-        f" fresh databases in {home} (1-2 min; logs in {home / 'logs'})"
+        f"lab: starting OpenStack (MariaDB, RabbitMQ, Keystone, Neutron, Placement, Glance, Nova, Designate"
+        f" and BIND on 127.0.0.1:{port}) from fresh databases in {home} (2-3 min; logs in {home / 'logs'})"
     )
     cloud.start()  # a failed start stops what it started
     for process in cloud.processes:
@@ -91,6 +102,8 @@ def start(state: LabState, cloud_dir: Path, proxies: list[Member], progress: Cal
     progress(f"lab: creating servers {', '.join(names)} in Nova and the floating IP {FLOATING_IP} in Neutron")
     seeded = cloud.give_floating_ip_address(cloud.seed_proxies(names), FLOATING_IP)
     cloud.hand_over_status()
+    progress(f"lab: creating zone {zone} in Designate, {name} naming {proxies[0].name}'s address")
+    _seed_record(cloud, zone, name, proxies[0].address)
     relayed = cloud_dir / ROUTER_STATE
     progress(f"lab: starting the lab's router (the floating IP follows Neutron's association, {relayed})")
     router = _start_router(home, proxies, relayed)
@@ -107,6 +120,21 @@ def start(state: LabState, cloud_dir: Path, proxies: list[Member], progress: Cal
 
     wait_until(applied, f"the floating IP to lead to {active.name}", ROUTER_TIMEOUT, 0.2, LabError)
     return relayed
+
+
+def _seed_record(cloud: OpenStackCloud, zone: str, name: str, address: str) -> None:
+    """Zone `zone` with A record `name` holding `address`, as the project user (as an operator
+    makes them once), and BIND answering it."""
+    user = cloud.connect()
+    try:
+        created = user.dns.create_zone(name=zone, email=f"hostmaster@{zone.rstrip('.')}", ttl=30)
+        wait_until(lambda: user.dns.get_zone(created).status == "ACTIVE", f"zone {zone} to be ACTIVE",
+                   DNS_TIMEOUT, 0.5, LabError)  # fmt: skip
+        user.dns.create_recordset(created, name=name, type="A", records=[address], ttl=30)
+    finally:
+        user.close()
+    wait_until(lambda: cloud.dig(name) == [address], f"BIND to answer {address} for {name}", DNS_TIMEOUT, 0.5,
+               LabError)  # fmt: skip
 
 
 def _start_router(home: Path, proxies: list[Member], relayed: Path) -> Process:

@@ -10,7 +10,8 @@ server (lab/dnsserver.py: dnsmasq) answering the records of the cloud's Designat
 public name DNS_NAME leads to the active proxy's own address, as the internal recursors do.
 
 With `cloud="openstack"` the cloud is a real OpenStack control plane instead (lab/openstacklab.py),
-whose Neutron the floating IP's forwarder follows; no DNS server and no `dns:` section then.
+whose Neutron the floating IP's forwarder follows, and whose Designate publishes to a BIND on the
+lab's DNS port.
 """
 
 from __future__ import annotations
@@ -64,32 +65,29 @@ class Paths:
 
 
 def sections(directory: Path, proxies: list[Member], found: Ports, cloud: str = "fake") -> dict[str, Any]:
-    """The fleet config's `cloud:`, `dns:` (not with OpenStack), `remote:` and `operations:`
-    sections for the lab (and the ssh keys and the grid node's active-proxy file they name)."""
+    """The fleet config's `cloud:` (`cloud`: "fake" or "openstack"), `dns:`, `remote:` and
+    `operations:` sections for the lab (and the ssh keys and the grid node's active-proxy file they name)."""
     paths = Paths(directory)
     addresses = _hosts(proxies)
     lab = sshd.keys(paths.ssh, addresses, found.ssh)
     paths.grid_active_proxy.parent.mkdir(parents=True, exist_ok=True)
     paths.grid_active_proxy.write_text(proxies[0].name, encoding="utf-8")
     fake = {
-        "cloud": {
-            "name": CLOUD_NAME,
-            "clouds_yaml": str(paths.cloud / "clouds.yaml"),
-            "floating_ip": FLOATING_IP,
-            "flavor": "g3.cores2.ram4.disk20",
-            "image": "debian-12.0-bookworm",
-            "network": LAB_NETWORK,
-        },
-        "dns": {
+        "name": CLOUD_NAME,
+        "clouds_yaml": str(paths.cloud / "clouds.yaml"),
+        "floating_ip": FLOATING_IP,
+        "flavor": "g3.cores2.ram4.disk20",
+        "image": "debian-12.0-bookworm",
+        "network": LAB_NETWORK,
+    }
+    return {
+        "cloud": fake if cloud == "fake" else openstacklab.cloud_section(paths.cloud),
+        "dns": {  # the fake cloud's Designate and dnsmasq, or Designate and BIND
             "name": DNS_NAME,
             "backend": "designate",
             "zone": DNS_ZONE,
             "resolvers": [f"{LAB_HOST}:{found.dns}"],
         },
-    }
-    chosen = fake if cloud == "fake" else {"cloud": openstacklab.cloud_section(paths.cloud)}
-    return {
-        **chosen,
         "remote": {
             **lab.remote_section(),
             "timeout": 60.0,
@@ -137,7 +135,7 @@ def start(
 
     paths.cloud.mkdir(parents=True, exist_ok=True)
     if cloud == "openstack":
-        relayed = openstacklab.start(state, paths.cloud, proxies, progress)
+        relayed = openstacklab.start(state, paths.cloud, proxies, (DNS_ZONE, DNS_NAME, found.dns), progress)
     else:
         _start_fake_cloud(state, paths, proxies, found, progress)
         relayed = paths.cloud / "cloud.json"
