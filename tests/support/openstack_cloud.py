@@ -11,8 +11,14 @@ from typing import Any
 import pytest
 from openstack.network.v2._proxy import Proxy as NetworkProxy
 
+# What the slow tier's modules import from here, as before the harness moved into the package.
 from toolforgectl.lab.openstack import (
+    ACTIVE_TIMEOUT,
+    API_START_TIMEOUT,
     CLOUD,
+    PROJECT,
+    USER,
+    USER_PASSWORD,
     L3AgentStandIn,
     OpenStackCloud,
     Proxies,
@@ -21,14 +27,9 @@ from toolforgectl.lab.openstack import (
 )
 
 __all__ = [
-    "CLOUD",
-    "L3AgentStandIn",
-    "OpenStackCloud",
-    "Proxies",
-    "before_the_put",
-    "running_openstack",
-    "venv",
-]
+    "ACTIVE_TIMEOUT", "API_START_TIMEOUT", "CLOUD", "PROJECT", "USER", "USER_PASSWORD", "L3AgentStandIn",
+    "OpenStackCloud", "Proxies", "before_the_put", "running_openstack", "venv",
+]  # fmt: skip
 
 
 def before_the_put(monkeypatch: pytest.MonkeyPatch, action: Callable[[NetworkProxy], None]) -> list[int]:
