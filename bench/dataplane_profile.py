@@ -82,7 +82,13 @@ def prepare(work: Path, name: str, edit: Edit | None, backend: str) -> tuple[Pat
         text = re.sub(r"listen 127\.0\.0\.1:\d+ ssl", f"listen 127.0.0.1:{port} ssl", text)
         conf.write_text(edit(text, backend) if conf.name == "urlproxy.conf" else text)
     settings = root / "conf" / "urlproxy.json"
-    values = {"slow_socket": str(root / "run" / "slow.sock")}
+    # Work done per second, not per request (the metrics flush, the route refresh), would weigh ~50
+    # times more per request at callgrind's pace than at full speed: stretch it out as much.
+    values = {
+        "slow_socket": str(root / "run" / "slow.sock"),
+        "metrics_flush_ms": 50 * 1000,
+        "cache_ttl": 50 * 60,
+    }
     settings.write_text(json.dumps({**json.loads(settings.read_text()), **values}))
     return root / "conf" / "nginx.conf", port
 
@@ -123,7 +129,20 @@ def instructions_per_request(name: str, conf: Path, port: int, seconds: int, out
         raise SystemExit(f"profile: {name} answered errors:\n{done}")
     requests = int(re.search(r"(\d+) requests in", done)[1])  # type: ignore[index]
     total = int(re.search(r"^totals: (\d+)", out.read_text(), re.M)[1])  # type: ignore[index]
-    return total / requests
+    return (total - handshakes(out)) / requests
+
+
+def handshakes(out: Path) -> int:
+    """Instructions spent in TLS handshakes: wrk's connections' own, whatever the variant.
+
+    They are a fixed cost per run (8 connections, and one more per `keepalive_requests`), so
+    divided by the requests of a run they would make a slower run look dearer per request.
+    """
+    annotated = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", str(out)], capture_output=True, text=True, check=True
+    ).stdout
+    found = re.search(r"^\s*([\d,]+) \([^)]*\)\s+\S*:ngx_ssl_handshake ", annotated, re.M)
+    return int(found[1].replace(",", "")) if found else 0
 
 
 def section(counts: dict[str, float], args: argparse.Namespace) -> str:
@@ -136,11 +155,13 @@ def section(counts: dict[str, float], args: argparse.Namespace) -> str:
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Instructions per request of the"
         " front nginx under callgrind (user space only; a warm-up excluded, long enough for every tool"
-        " to be requested twice, so the counted window is the steady state), wrk 8 connections over"
+        " to be requested twice, so the counted window is the steady state; TLS handshakes excluded, and"
+        " the metrics flush and route refresh timers stretched 50x as callgrind slows nginx about as"
+        " much, so work per second weighs per request what it does at full speed), wrk 8 connections over"
         f" {TARGET_TOOLS} tools, HTTPS; median of {args.repeat} runs of {args.seconds} s per variant. Each"
         " row adds one part of (c)'s hot path to the row above; the difference is what that part costs."
-        " A single run can be 1,000 off (LuaJIT's traces and garbage-collector cycles), so read the"
-        " differences to about that.",
+        " A single run can be a few hundred off (LuaJIT's traces and garbage-collector cycles), so read"
+        " the differences to about that.",
         "",
         "| variant | instructions/request | vs row above | what it adds |",
         "|---|---:|---:|---|",
@@ -168,7 +189,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="Runs per variant; the median is reported.")
     parser.add_argument("--write", type=Path, help="Replace the section of this file.")
+    parser.add_argument("--only", nargs="+", metavar="VARIANT", help="Profile only these variants.")
+    parser.add_argument(
+        "--keep", type=Path, help="Copy callgrind's output files here (callgrind_annotate reads them)."
+    )
     args = parser.parse_args()
+    if args.write and args.only:
+        parser.error("--write needs every variant: drop --only")
     counts: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         work = Path(tmp)
@@ -177,16 +204,25 @@ def main() -> None:
             for name in ("a", "b", "c", "d"):  # only the backend and Redis are needed
                 procs.pop(name).stop()
             for name, _what, edit in VARIANTS:
+                if args.only and name not in args.only:
+                    continue
                 conf, port = prepare(work, name, edit, backends[0])
                 runs = [
                     instructions_per_request(name, conf, port, args.seconds, work / f"{name}-{n}.cg")
                     for n in range(args.repeat)
                 ]
                 counts[name] = statistics.median(runs)
+                if args.keep:
+                    args.keep.mkdir(parents=True, exist_ok=True)
+                    for out in work.glob(f"{name}-*.cg"):
+                        shutil.copy(out, args.keep / out.name)
                 print(f"{name}: {', '.join(f'{r:,.0f}' for r in runs)}", file=sys.stderr)
         finally:
             for process in procs.values():
                 process.stop()
+    if args.only:
+        print("\n".join(f"{name}: {count:,.0f} instructions/request" for name, count in counts.items()))
+        return
     text = section(counts, args)
     print(text)
     if args.write:

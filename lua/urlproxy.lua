@@ -54,23 +54,34 @@ local function raw_path()
     return query and sub(raw, 1, query - 1) or raw
 end
 
--- The tool named by the request and the part of the URI its routes are matched against.
-local function split(uri)
+-- The tool named by the request. Path mode: the first segment of the URI as the client sent it,
+-- which nginx's map takes from $request_uri (templates/nginx/urlproxy.conf.j2): so a request whose
+-- tool routes everything (".*") never makes a Lua string of its whole URI, which would be a new
+-- string per distinct URI for LuaJIT to intern and collect (the 5,000-tool benchmark's largest cost).
+local function tool_of_request()
     if settings.current.routing == "host" then
         local host = ngx_var.host
         local dot = find(host, ".", 1, true)
-        return dot and sub(host, 1, dot - 1) or host, uri
+        return dot and sub(host, 1, dot - 1) or host
     end
-    local slash = find(uri, "/", 2, true)
-    if not slash then
-        return sub(uri, 2), "/"
-    end
-    return sub(uri, 2, slash - 1), sub(uri, slash)
+    return ngx_var.urlproxy_segment
 end
 
--- The backend URL of `tool`'s first route matching `subject`; false for none; nil, err when the
--- routes cannot be known, or nil, REDIRECTED when the tool redirects (only with `redirects`: never
--- for admin). `routes_of` is routecache.routes or routecache.cached.
+-- What `tool`'s routes are matched against: path mode, the raw path after the tool's segment ("/"
+-- when nothing follows it); host mode, the whole raw path. Asked for only by a route that is not ".*".
+local function subject_of(tool)
+    local uri = raw_path()
+    if settings.current.routing == "host" then
+        return uri
+    end
+    local rest = #tool + 2 -- after "/" .. tool
+    return rest <= #uri and sub(uri, rest) or "/"
+end
+
+-- The backend URL of `tool`'s first route matching the request (`subject(tool)`, computed once
+-- and only for a route that is not ".*"); false for none; nil, err when the routes cannot be
+-- known, or nil, REDIRECTED when the tool redirects (only with `redirects`: never for admin).
+-- `routes_of` is routecache.routes or routecache.cached.
 local function match(routes_of, tool, subject, redirects)
     local routes, err = routes_of(tool)
     if not routes then
@@ -79,13 +90,15 @@ local function match(routes_of, tool, subject, redirects)
     if redirects and routes.redirect then
         return nil, REDIRECTED
     end
+    local text -- what the patterns see, once one that is not ".*" needs it
     for i = 1, #routes, 2 do
         local pattern = routes[i]
         -- ".*" (what every client registers) matches anything: skip the regex engine for it.
         if pattern == ".*" then
             return routes[i + 1]
         end
-        local from, _, match_err = re_find(subject, pattern, "jo")
+        text = text or subject(tool)
+        local from, _, match_err = re_find(text, pattern, "jo")
         if from then
             return routes[i + 1]
         end
@@ -109,15 +122,14 @@ end
 -- an error when it is unknown. Fourth: whether the URL is one of the tool's own routes (not admin's
 -- or the default backend).
 local function choose(routes_of)
-    local uri = raw_path()
-    local tool, rest = split(uri)
+    local tool = tool_of_request()
     local url, err, own = false, nil, false
     if tool ~= "" then
-        url, err = match(routes_of, tool, rest, true)
+        url, err = match(routes_of, tool, subject_of, true)
         own = url and true or false
     end
     if url == false then
-        url, err = match(routes_of, schema.ADMIN_TOOL, uri)
+        url, err = match(routes_of, schema.ADMIN_TOOL, raw_path)
         url = url or (url == false and fallback())
     end
     return tool, url, err, own

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the OpenStack control plane of the slow test tier (tests/support/openstack_cloud.py) and
+# Install the OpenStack control plane of the slow test tier (toolforgectl/lab/openstack.py) and
 # cache it. Why its own virtualenv: Keystone, Neutron, Nova, Placement, Glance and Designate pin
 # their dependencies (oslo.*, SQLAlchemy, ...) in ways toolforgectl's .venv must not follow.
 # The venv's name carries a hash of scripts/openstack/ (the versions and our plugin) and of the

@@ -15,6 +15,7 @@ local redisconn = require "urlproxy.redisconn"
 local routecache = require "urlproxy.routecache"
 local settings = require "urlproxy.settings"
 local shdict = require "urlproxy.shdict"
+local timers = require "urlproxy.timers"
 
 local _M = {}
 
@@ -245,20 +246,9 @@ function _M.flush()
     add_all(dict, FAMILIES[6].name, "kind", blocked)
 end
 
-local function flush_on_timer()
-    -- Also when the worker exits (`premature`): its last counts are not lost on a reload.
-    local ok, err = pcall(_M.flush)
-    if not ok then
-        redisconn.log_error("cannot flush metrics: " .. tostring(err))
-    end
-end
-
--- Every worker flushes its own counts.
+-- Every worker flushes its own counts; once more when it exits, so a reload loses none.
 function _M.start()
-    local ok, err = ngx.timer.every(settings.current.metrics_flush_ms / 1000, flush_on_timer)
-    if not ok then
-        ngx.log(ngx.ERR, "urlproxy: cannot start the metrics timer: ", err)
-    end
+    timers.every(settings.current.metrics_flush_ms / 1000, "flush metrics", _M.flush, true)
 end
 
 local function number(value)

@@ -24,6 +24,7 @@ local redisconn = require "urlproxy.redisconn"
 local schema = require "urlproxy.schema"
 local settings = require "urlproxy.settings"
 local shdict = require "urlproxy.shdict"
+local timers = require "urlproxy.timers"
 
 local _M = {}
 
@@ -370,23 +371,9 @@ function _M.refresh()
     end
 end
 
-local function refresh_on_timer(premature)
-    if premature then
-        return
-    end
-    local ok, err = pcall(_M.refresh)
-    if not ok then
-        redisconn.log_error("cannot refresh cached routes: " .. tostring(err))
-    end
-end
-
 -- Every worker refreshes its own old entries, ten times per `cache_ttl` (at most once a second).
 function _M.start()
-    local every = min(1, settings.current.cache_ttl / 10)
-    local ok, err = ngx.timer.every(every, refresh_on_timer)
-    if not ok then
-        ngx.log(ngx.ERR, "urlproxy: cannot start the route refresh timer: ", err)
-    end
+    timers.every(min(1, settings.current.cache_ttl / 10), "refresh cached routes", _M.refresh)
 end
 
 -- Cache `entry` (a table stamped with `token` and `at`, with `stale` set as changes.changed_since()

@@ -1,5 +1,5 @@
 -- What the route store holds, mirrored once from Python: the tool-name rule
--- (toolforgectl/core/validate.py) and the Redis key names (toolforgectl/adapters/routestore.py).
+-- (toolforgectl/core/validate.py) and the Redis key names (toolforgectl/adapters/routestore/schema.py).
 -- tests/fixtures/schema.json pins both copies: change all three together.
 local _M = {
     -- A whole tool name matches this (a lowercase DNS label, so at most 63 characters; not all

@@ -15,6 +15,7 @@ function _M.init()
     require "urlproxy.metrics"
     require "urlproxy.routelist"
     require "urlproxy.routeversion"
+    require "urlproxy.timers"
     require "urlproxy.watcher"
     require("urlproxy.resolver").init()
 end

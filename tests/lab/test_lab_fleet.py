@@ -22,7 +22,7 @@ from tests.support.lab import two_proxy_lab
 from toolforgectl.adapters.processes import free_port
 from toolforgectl.adapters.routestore import RouteStore, wait_caught_up
 from toolforgectl.core import tokens
-from toolforgectl.lab import kubeapi
+from toolforgectl.lab import kubeapi, kubewire
 
 ACTIVE, STANDBY = "proxy-01", "proxy-02"
 
@@ -145,7 +145,7 @@ def kube(lab: dict[str, Any], method: str, body: dict[str, Any] | None = None) -
     request = urllib.request.Request(
         f"{lab['kube_api']}/api/v1/namespaces/tool-kubetool/services/kubetool",
         data=json.dumps(body).encode() if body else None, method=method,
-        headers={"Authorization": f"Bearer {kubeapi.TOKEN}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {kubewire.TOKEN}", "Content-Type": "application/json"},
     )  # fmt: skip
     urllib.request.urlopen(request, timeout=10).close()
 

@@ -22,13 +22,14 @@ def two_proxy_lab(where: Path) -> AbstractContextManager[dict[str, Any]]:
 
 
 @contextmanager
-def proxy_lab(where: Path, proxies: int) -> Iterator[dict[str, Any]]:
+def proxy_lab(where: Path, proxies: int, cloud: str = "fake") -> Iterator[dict[str, Any]]:
     """The lab's state (as `lab up --json` prints it, plus its fleet.yaml as `fleet`); on leaving,
-    `lab down`, and nothing of the lab may be left."""
-    argv = ["lab", "up", "--dir", str(where), "--proxies", str(proxies), "--json"]
+    `lab down`, and nothing of the lab may be left. `cloud="openstack"`: a real control plane,
+    which takes minutes to start."""
+    argv = ["lab", "up", "--dir", str(where), "--proxies", str(proxies), "--cloud", cloud, "--json"]
     up = subprocess.run(
         [sys.executable, "-m", "toolforgectl", *argv],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True, text=True, timeout=300 if cloud == "fake" else 900, check=False,
     )  # fmt: skip
     try:
         assert up.returncode == 0, up.stderr
@@ -56,3 +57,18 @@ def toolforgectl(config: str | Path, *args: str) -> subprocess.CompletedProcess[
 def cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
     """`toolforgectl` on the lab's fleet.yaml."""
     return toolforgectl(lab["config"], *args)
+
+
+def audit_steps(audit: Path) -> list[str]:
+    """The steps a playbook run's JSONL audit says finished so far (read while the run writes it)."""
+    if not audit.exists():
+        return []
+    found = []
+    for line in audit.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # the line being written as we read
+            continue
+        if record.get("event") == "step" and "step" in record:
+            found.append(record["step"])
+    return found

@@ -9,6 +9,10 @@ requests and registrations flowing throughout and none lost.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import wait_until
-from tests.support.lab import cli, two_proxy_lab
+from tests.support.lab import audit_steps, cli, two_proxy_lab
 from tests.support.traffic import RegistrationLoad, RequestLoad
 from tests.workflows.test_failover import load_tokens
 from toolforgectl.adapters.routestore import RouteStore
@@ -127,6 +131,39 @@ def test_removing_the_active_proxy_is_refused(lab: dict[str, Any]) -> None:
     assert done.returncode == 1
     assert "proxy-01 is the active proxy" in done.stderr and "fail over first" in done.stderr
     assert membership(lab) == before
+
+
+def test_a_deploy_killed_after_its_server_was_created_resumes_and_the_proxy_joins(
+    lab: dict[str, Any],
+) -> None:
+    """The run dies with a server in the cloud that no hiera list names yet: `--resume` finishes it
+    (the server is found, not created twice), and `proxy remove` then leaves the fleet as it was."""
+    before = membership(lab)
+    runs = Path(lab["dir"]) / "runs"
+    started = set(runs.glob("*.jsonl")) if runs.exists() else set()
+    argv = [sys.executable, "-m", "toolforgectl", "--config", lab["config"],
+            "deploy", "proxy", "--yes", "--reason", "test: killed"]  # fmt: skip
+    env = {**os.environ, "TOOLFORGECTL_CONFIG": "/nonexistent"}
+    run = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        audit = wait_until(lambda: next(iter(set(runs.glob("*.jsonl")) - started), None), "the run's audit")
+        wait_until(
+            lambda: "create-proxy-server" in audit_steps(audit) or run.poll() is not None,
+            "the server to be created",
+        )
+        run.send_signal(signal.SIGKILL)
+    finally:
+        run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL, "the run was killed before it finished"
+    assert "proxy-03" in membership(lab)["servers"]
+    resumed = cli(lab, "deploy", "proxy", "--resume", audit.stem, "--yes", "--reason", "test: killed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert membership(lab)["servers"].count("proxy-03") == 1, "the resumed run found the server it made"
+    row = proxies(lab)["proxy-03"]
+    assert (row["role"], row["redis_role"], row["link"]) == ("standby", "replica", "up")
+    removed = cli(lab, "proxy", "remove", "proxy-03", "--yes", "--reason", "test: killed, cleaned up")
+    assert removed.returncode == 0, removed.stderr
+    assert membership(lab) == before, "hiera, the fleet and the cloud are as they were"
 
 
 def test_deploy_a_third_proxy_fail_over_to_it_and_remove_the_old_one_losing_nothing(

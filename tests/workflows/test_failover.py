@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import wait_until
-from tests.support.lab import cli, two_proxy_lab
+from tests.support.lab import audit_steps, cli, two_proxy_lab
 from tests.support.traffic import RegistrationLoad, RequestLoad
 from toolforgectl.adapters import dns
 from toolforgectl.adapters.routestore import RouteStore
@@ -188,20 +188,6 @@ def test_two_failovers_at_once_one_is_refused_by_the_lock_naming_the_holder(lab:
         assert active(lab) == start
 
 
-def _audit_steps(audit: Path) -> list[str]:
-    if not audit.exists():
-        return []
-    found = []
-    for line in audit.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:  # the line being written as we read
-            continue
-        if record.get("event") == "step" and "step" in record:
-            found.append(record["step"])
-    return found
-
-
 @pytest.mark.parametrize("step", STEPS)
 def test_a_run_killed_after_a_step_resumes_and_the_fleet_ends_consistent(
     lab: dict[str, Any], step: str
@@ -224,7 +210,7 @@ def test_a_run_killed_after_a_step_resumes_and_the_fleet_ends_consistent(
     run = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         audit = wait_until(lambda: next(iter(set(runs.glob("*.jsonl")) - before), None), "the run's audit")
-        wait_until(lambda: step in _audit_steps(audit) or run.poll() is not None, f"step {step} to finish")
+        wait_until(lambda: step in audit_steps(audit) or run.poll() is not None, f"step {step} to finish")
         run.send_signal(signal.SIGKILL)
     finally:
         run.wait(timeout=60)

@@ -496,6 +496,15 @@ def _rule_key(raw: Any) -> tuple[int, int, str | None, str | None]:
     return (int(low or 0), int(high or 0), cidr, group)
 
 
+def sdk_connection(clouds_yaml: str, name: str) -> Any:
+    """A bare openstacksdk connection as entry `name` of `clouds_yaml`, for the lab, which builds
+    its real cloud as that cloud's admin (the catalog, images, flavors, networks, servers): calls
+    no operation makes, so `Cloud` has no methods for them. Nothing is sent until the first call."""
+    from openstack import connection
+
+    return connection.Connection(config=_config_loader(clouds_yaml).get_one(cloud=name))
+
+
 def _config_loader(clouds_yaml: str | None) -> Any:
     """openstacksdk's config loader for file `clouds_yaml` only (and the secure.yaml beside it, for
     secrets; not $OS_CLIENT_CONFIG_FILE nor OS_* variables), or, without one, for its usual search

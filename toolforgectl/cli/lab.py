@@ -45,6 +45,15 @@ def up(
             " (proxy-01 active, the others' Redis replicating from it), each with a kube2proxy.",
         ),
     ] = 1,
+    cloud: Annotated[
+        str,
+        typer.Option(
+            "--cloud",
+            help="With 2 or more proxies, the cloud their floating IP lives in: `fake` (the lab's own"
+            " small OpenStack API) or `openstack` (a real Keystone, Neutron, Nova... started from fresh"
+            " databases in the lab's directory; needs scripts/install-openstack.sh once; 2-4 min).",
+        ),
+    ] = "fake",
     as_json: JsonOpt = False,
 ) -> None:
     """Start the lab and print the URLs to try."""
@@ -52,7 +61,7 @@ def up(
     from toolforgectl.lab.state import state_dir
 
     where = state_dir(directory)
-    state = fleet.up(where, progress=output.progress, proxies=proxies, monitor=True)
+    state = fleet.up(where, progress=output.progress, proxies=proxies, monitor=True, cloud=cloud)
 
     def human(console: Console) -> None:
         console.print(f"lab is up in {where}; try:", markup=False)
@@ -103,13 +112,13 @@ def try_commands(state: LabState) -> list[tuple[str, str]]:
 
 def _fleet_commands(state: LabState, ctl: str, curl: str) -> list[tuple[str, str]]:
     """What to try with several proxies: the standby, replication, and a Kubernetes Service."""
-    from toolforgectl.lab import kubeapi
+    from toolforgectl.lab import kubeapi, kubewire
     from toolforgectl.lab.commands import quote
 
     standby = list(state.proxies.values())[1]
     service = json.dumps(kubeapi.service("tool-kubetool", "kubetool", "127.0.0.1", [("http", 8000)]))
     put = (
-        f"curl -X PUT -H 'Authorization: Bearer {kubeapi.TOKEN}' --data {quote(service)}"
+        f"curl -X PUT -H 'Authorization: Bearer {kubewire.TOKEN}' --data {quote(service)}"
         f" {state.kube_api}/api/v1/namespaces/tool-kubetool/services/kubetool"
     )
     return [
@@ -154,10 +163,21 @@ def status(directory: DirOpt = None, as_json: JsonOpt = False) -> None:
             )
         for tool, info in state.tools.items():
             console.print(f"  tool {tool}: {info['url']}", markup=False)
+        if state.cloud:
+            console.print(f"  cloud: {describe_cloud(state.cloud)}", markup=False)
         if found:
             print_survey(console, found)
 
     output.emit("lab status", data, as_json=as_json, human=human)
+
+
+def describe_cloud(cloud: dict[str, str]) -> str:
+    """One line on the lab's cloud: which, where its API answers, its clouds.yaml and its logs."""
+    api = cloud.get("keystone") or cloud.get("api", "?")
+    kind = (
+        "OpenStack (Keystone, Neutron, Nova...)" if cloud.get("kind") == "openstack" else "the lab's fake API"
+    )
+    return f"{kind} at {api}; clouds.yaml {cloud.get('clouds_yaml', '?')}; logs in {cloud.get('logs', '?')}"
 
 
 def _survey(config_file: str) -> Survey | None:

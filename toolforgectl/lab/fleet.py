@@ -9,6 +9,9 @@ Sample tools come up the way a tool's owner starts a webservice, with `webservic
 local backend (lab/webservices.py): each runs under `webservice-runner`, which registers it with
 the lab's proxylistener over the real 8282 protocol (token identity) and unregisters it when the
 lab stops it. With `monitor`, webservicemonitor keeps them up.
+
+A lab of several proxies has a cloud (lab/operations.py): its own small OpenStack API, or, with
+`cloud="openstack"`, a real control plane (lab/openstacklab.py).
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from toolforgectl.adapters.processes import spawn, start_redis_from
 from toolforgectl.adapters.render import Layout
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import config
-from toolforgectl.core.errors import LabError
+from toolforgectl.core.errors import LabError, UsageError
 from toolforgectl.core.waiting import wait_until
-from toolforgectl.lab import commands, operations, plan, webservices
+from toolforgectl.lab import commands, openstacklab, operations, plan, webservices
 from toolforgectl.lab.plan import LAB_HOST, PROXY_NAME
 from toolforgectl.lab.state import LabState, ProcessRecord, load, remove
 
@@ -43,17 +46,25 @@ def up(
     sample_args: tuple[str, ...] = (),
     proxies: int = 1,
     monitor: bool = False,
+    cloud: str = "fake",
 ) -> LabState:
     """Start the lab in `directory` with `proxies` proxies (lab/plan.py); on any failure, stop
     what was started and raise.
 
     `sample_args` go on every sample tool's command line (lab/sampletool.py's options); with
-    `monitor`, webservicemonitor runs too and restarts tools that die."""
+    `monitor`, webservicemonitor runs too and restarts tools that die. `cloud`: "fake" (the lab's
+    own API) or "openstack" (a real control plane; two proxies or more)."""
+    if cloud not in operations.CLOUDS:
+        raise UsageError(f"the lab's cloud is one of {', '.join(operations.CLOUDS)}, not {cloud!r}")
+    if cloud == "openstack":
+        if proxies < 2:
+            raise UsageError("--cloud openstack needs --proxies 2 or more (one proxy has no cloud)")
+        openstacklab.installed_venv()  # before anything starts: one line saying what to run
     _refuse_if_running(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = LabState(dir=str(directory), config=str(directory / "fleet.yaml"))
     try:
-        _start_all(state, directory, tools, dataplane or {}, progress, sample_args, proxies, monitor)
+        _start_all(state, directory, tools, dataplane or {}, progress, sample_args, proxies, monitor, cloud)
     except BaseException:
         down(directory)
         raise
@@ -70,10 +81,12 @@ def down(directory: Path) -> list[ProcessRecord]:
     for record in monitors:  # first, or it restarts the tools being stopped
         record.stop()
     webservices.stop_jobs(directory)
+    signalled = openstacklab.stop_services(state.processes)
     for record in reversed(state.processes):
         if record.running():  # its pid, or what it started: a runner SIGKILLed leaves its server
             record.stop()
-            stopped.append(record)
+            stopped += [] if record in signalled else [record]
+    stopped += signalled
     remove(directory)
     return stopped
 
@@ -97,11 +110,12 @@ def _start_all(
     sample_args: tuple[str, ...],
     count: int,
     monitor: bool,
+    cloud: str,
 ) -> None:
     proxies = plan.members(count)
     found = plan.ports(proxies)
     key = directory / "proxylistener" / "key"
-    sections = operations.sections(directory, proxies, found) if count > 1 else {}
+    sections = operations.sections(directory, proxies, found, cloud) if count > 1 else {}
     # With several proxies the public address is the floating IP: the certificate names it too.
     addresses = tuple(proxy.address for proxy in proxies) + ((plan.FLOATING_IP,) if count > 1 else ())
     cert, tls_key = frontproxy.self_signed(directory / "tls", "proxy" if count == 1 else "proxies", addresses)
@@ -118,7 +132,7 @@ def _start_all(
         start_listener(state, directory, proxy, fleet, progress)
     if count > 1:
         _start_kube(state, directory, proxies, found, progress)
-        operations.start(state, directory, proxies, found, progress)
+        operations.start(state, directory, proxies, found, progress, cloud)
     active = proxies[0]
     store = RouteStore.from_url(plan.redis_url(active, found))
     # The tools' public URLs: through the floating IP when there is one, as visitors reach them.

@@ -24,24 +24,30 @@ wants POST to create; the lab takes either), `DELETE` removes it.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import re
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from toolforgectl.lab.kubehttp import handler_for
+from toolforgectl.lab.kubewire import (
+    TOKEN,
+    bookmark,
+    decode_continue,
+    encode_continue,
+    gone,
+    line,
+    selected,
+    status_body,
+)
 
 WEBSERVICE_LABEL = "tools.wmflabs.org/webservice"
-TOKEN = "lab-kube-token"
-_ONE_SERVICE = re.compile(r"/api/v1/namespaces/(?P<namespace>[a-z0-9-]+)/services(?:/(?P<name>[a-z0-9-]+))?")
 
 
 @dataclass
@@ -103,7 +109,7 @@ class FakeKubeApi:
         self.pod_logs: dict[tuple[str, str], str] = {}
         self._pod_owner: dict[tuple[str, str], tuple[str, str]] = {}  # pod -> its Deployment
         self._next_ip = 10
-        self.server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self.server = ThreadingHTTPServer((host, port), handler_for(self))
         self.server.daemon_threads = True
         self.host, self.port = host, int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -218,7 +224,7 @@ class FakeKubeApi:
         key = (namespace, obj["metadata"]["name"])
         with self.lock:
             if key in (self.deployments if kind == "deployments" else self.state.services):
-                return 409, _status_body(409, "AlreadyExists")
+                return 409, status_body(409, "AlreadyExists")
             return 201, self._store(kind, key, obj)
 
     def replace(
@@ -229,7 +235,7 @@ class FakeKubeApi:
         obj["metadata"]["namespace"] = namespace
         with self.lock:
             if (namespace, name) not in (self.deployments if kind == "deployments" else self.state.services):
-                return 404, _status_body(404, "NotFound")
+                return 404, status_body(404, "NotFound")
             return 200, self._store(kind, (namespace, name), obj)
 
     def read(self, kind: str, namespace: str, name: str) -> tuple[int, dict[str, Any]]:
@@ -238,7 +244,7 @@ class FakeKubeApi:
             found = (self.deployments if kind == "deployments" else self.state.services).get(
                 (namespace, name)
             )
-        return (200, found) if found is not None else (404, _status_body(404, "NotFound"))
+        return (200, found) if found is not None else (404, status_body(404, "NotFound"))
 
     def remove(self, kind: str, namespace: str, name: str) -> tuple[int, dict[str, Any]]:
         """DELETE one object (a Service's deletion is a watch event)."""
@@ -252,7 +258,7 @@ class FakeKubeApi:
             else:
                 found = None
         return (
-            (200, _status_body(200, "Success")) if found is not None else (404, _status_body(404, "NotFound"))
+            (200, status_body(200, "Success")) if found is not None else (404, status_body(404, "NotFound"))
         )
 
     def upsert_service(self, namespace: str, name: str, obj: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -266,9 +272,7 @@ class FakeKubeApi:
         """The Deployments of `namespace` matching labelSelector."""
         with self.lock:
             items = [
-                o
-                for (ns, _), o in sorted(self.deployments.items())
-                if ns == namespace and _selected(o, query)
+                o for (ns, _), o in sorted(self.deployments.items()) if ns == namespace and selected(o, query)
             ]
             version = str(self.state.version)
         return {
@@ -328,7 +332,7 @@ class FakeKubeApi:
     def pod_list(self, namespace: str, query: dict[str, str]) -> dict[str, Any]:
         """The pods of `namespace` matching labelSelector."""
         with self.lock:
-            items = [o for (ns, _), o in sorted(self.pods.items()) if ns == namespace and _selected(o, query)]
+            items = [o for (ns, _), o in sorted(self.pods.items()) if ns == namespace and selected(o, query)]
         return {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
 
     def pod_log(self, namespace: str, pod: str, query: dict[str, str]) -> str | None:
@@ -347,13 +351,13 @@ class FakeKubeApi:
         with self.lock:
             self.requests.append(query)
             version = self.state.version
-            items = [o for _, o in sorted(self.state.services.items()) if _selected(o, query)]
-        start, version = _decode_continue(query.get("continue"), version)
+            items = [o for _, o in sorted(self.state.services.items()) if selected(o, query)]
+        start, version = decode_continue(query.get("continue"), version)
         limit = int(query.get("limit") or 0) or len(items) or 1
         page = items[start : start + limit]
         meta: dict[str, Any] = {"resourceVersion": str(version)}
         if start + limit < len(items):
-            meta["continue"] = _encode_continue(start + limit, version)
+            meta["continue"] = encode_continue(start + limit, version)
         return {"kind": "ServiceList", "apiVersion": "v1", "metadata": meta, "items": page}
 
     def watch_lines(self, query: dict[str, str]) -> Iterator[bytes | None]:
@@ -364,14 +368,14 @@ class FakeKubeApi:
         with self.lock:
             self.requests.append(query)  # logged only once cut_watches() and gap() can reach it
             if since and since < self.state.compacted:
-                yield _line(_gone())
+                yield line(gone())
                 return
             rounds = (self.state.expire_round, self.state.cut_round)
             pending = self._initial(since, query)
         next_bookmark = time.monotonic() + self.bookmark_interval
         while True:
             for event in pending:
-                yield _line({"type": event.type, "object": event.obj})
+                yield line({"type": event.type, "object": event.obj})
                 since = event.version
             with self.lock:
                 pending, verdict = self._wait(since, query, rounds, min(deadline, next_bookmark))
@@ -380,22 +384,22 @@ class FakeKubeApi:
                 yield None
                 return
             if verdict == "gone":
-                yield _line(_gone())
+                yield line(gone())
                 return
             if verdict == "end" or time.monotonic() >= deadline:
                 return
             if bookmarks and not pending and time.monotonic() >= next_bookmark:
-                yield _line({"type": "BOOKMARK", "object": _bookmark(version)})
+                yield line({"type": "BOOKMARK", "object": bookmark(version)})
                 next_bookmark = time.monotonic() + self.bookmark_interval
 
     def _initial(self, since: int, query: dict[str, str]) -> list[_Event]:
         if not since:  # resourceVersion "" or "0": the current state as ADDED events
-            current = [o for o in self.state.services.values() if _selected(o, query)]
+            current = [o for o in self.state.services.values() if selected(o, query)]
             return [_Event(int(o["metadata"]["resourceVersion"]), "ADDED", o) for o in current]
         return self._after(since, query)
 
     def _after(self, since: int, query: dict[str, str]) -> list[_Event]:
-        return [e for e in self.state.history if e.version > since and _selected(e.obj, query)]
+        return [e for e in self.state.history if e.version > since and selected(e.obj, query)]
 
     def _wait(
         self, since: int, query: dict[str, str], rounds: tuple[int, int], until: float
@@ -413,170 +417,6 @@ class FakeKubeApi:
             if pending or left <= 0:
                 return pending, "go"
             self.lock.wait(left)
-
-
-def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
-    """Whether `obj`'s labels satisfy the equality/existence terms of labelSelector."""
-    labels = obj["metadata"].get("labels") or {}
-    for term in filter(None, (query.get("labelSelector") or "").split(",")):
-        key, eq, value = term.partition("=")
-        if (key not in labels) if not eq else (labels.get(key) != value.lstrip("=")):
-            return False
-    return True
-
-
-def _status_body(code: int, reason: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "code": code, "reason": reason}
-
-
-_NAMESPACED = re.compile(r"/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(services|deployments)(?:/([^/]+))?")
-_PODS = re.compile(r"/api/v1/namespaces/([^/]+)/pods(?:/([^/]+)/log)?")
-
-
-def _gone() -> dict[str, Any]:
-    return {
-        "type": "ERROR",
-        "object": {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": "The resourceVersion for the provided watch is too old.",
-            "reason": "Expired",
-            "code": 410,
-        },
-    }
-
-
-def _bookmark(version: int) -> dict[str, Any]:
-    return {"kind": "Service", "apiVersion": "v1", "metadata": {"resourceVersion": str(version)}}
-
-
-def _line(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode() + b"\n"
-
-
-def _encode_continue(start: int, version: int) -> str:
-    return base64.urlsafe_b64encode(f"{version}:{start}".encode()).decode()
-
-
-def _decode_continue(token: str | None, version: int) -> tuple[int, int]:
-    """(offset, version of the first page) from a continue token; (0, now) without one."""
-    if not token:
-        return 0, version
-    snapshot, _, start = base64.urlsafe_b64decode(token).decode().partition(":")
-    return int(start), int(snapshot)
-
-
-def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            for flag in ("watch", "allowWatchBookmarks"):  # Go's ParseBool: "true", "True", "1", ...
-                if flag in query:
-                    query[flag] = "true" if query[flag].lower() in ("true", "1", "t") else "false"
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
-            elif pods := _PODS.fullmatch(parts.path):
-                self._pods(pods.group(1), pods.group(2), query)
-            elif found := _NAMESPACED.fullmatch(parts.path):
-                namespace, kind, name = found.groups()
-                if name:
-                    self._json(*api.read(kind, namespace, name))
-                elif kind == "deployments":
-                    self._json(200, api.deployment_list(namespace, query))
-                else:
-                    self._json(405, _status_body(405, "MethodNotAllowed"))
-            elif parts.path != "/api/v1/services":
-                self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
-            elif status := api.take_failure(query):
-                self._json(status, {"kind": "Status", "code": status, "message": "failing as told"})
-            elif query.get("watch") == "true":
-                self._stream(api.watch_lines(query))
-            else:
-                self._json(200, api.list_body(query))
-
-        def _pods(self, namespace: str, pod: str | None, query: dict[str, str]) -> None:
-            if pod is None:
-                self._json(200, api.pod_list(namespace, query))
-                return
-            log = api.pod_log(namespace, pod, query)
-            if log is None:
-                self._json(404, _status_body(404, "NotFound"))
-                return
-            data = log.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self) -> None:
-            self._change("POST")
-
-        def do_PUT(self) -> None:
-            self._change("PUT")
-
-        def do_DELETE(self) -> None:
-            self._change("DELETE")
-
-        def _change(self, method: str) -> None:
-            """Create, replace or delete one Service or Deployment. POST to a collection creates
-            (409 when it exists), as the real API does; PUT (or POST) to one Service creates or
-            replaces it, as the lab's kubectl."""
-            found = _NAMESPACED.fullmatch(urlsplit(self.path).path)
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self._json(401, _status_body(401, "Unauthorized"))
-                return
-            if found is None or (method == "DELETE" and not found.group(3)):
-                self._json(404, _status_body(404, "NotFound"))
-                return
-            namespace, kind, name = found.groups()
-            try:
-                if method == "DELETE":
-                    self._json(*api.remove(kind, namespace, name))
-                elif not name:
-                    self._json(*api.create(kind, namespace, json.loads(raw)))
-                elif kind == "services":
-                    self._json(*api.upsert_service(namespace, name, json.loads(raw)))
-                else:
-                    self._json(*api.replace(kind, namespace, name, json.loads(raw)))
-            except (ValueError, KeyError, TypeError) as exc:
-                self._json(400, {"kind": "Status", "code": 400, "message": f"no: {exc!r}"})
-
-        def _json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _stream(self, lines: Iterator[bytes | None]) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            try:
-                for line in lines:
-                    if line is None:
-                        self.close_connection = True
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                        return
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
-                    self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
-            except OSError:
-                self.close_connection = True
-
-    return Handler
 
 
 def main(argv: list[str] | None = None) -> None:

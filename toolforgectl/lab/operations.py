@@ -8,6 +8,10 @@ openstacksdk), a floating IP, 127.0.0.10, whose forwarder (lab/floatingip.py) se
 connection to the proxy the cloud associates it with, as a Neutron router's DNAT does, and a DNS
 server (lab/dnsserver.py: dnsmasq) answering the records of the cloud's Designate, where the
 public name DNS_NAME leads to the active proxy's own address, as the internal recursors do.
+
+With `cloud="openstack"` the cloud is a real OpenStack control plane instead (lab/openstacklab.py),
+whose Neutron the floating IP's forwarder follows, and whose Designate publishes to a BIND on the
+lab's DNS port.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from typing import Any
 
 from toolforgectl.adapters.processes import binary, spawn, wait_for_port
 from toolforgectl.core.config.fleet import EVERY_PROXY
-from toolforgectl.lab import dnsserver, sshd
+from toolforgectl.lab import dnsserver, openstacklab, sshd
 from toolforgectl.lab.cloudstate import LAB_NETWORK
 from toolforgectl.lab.dnsserver import DnsFiles
 from toolforgectl.lab.plan import FLOATING_IP, LAB_HOST, Member, Ports, vm_addresses
 from toolforgectl.lab.state import LabState, ProcessRecord
 
 CLOUD_NAME = "lab"
+CLOUDS = ("fake", "openstack")  # the lab's own small API (the default), or a real control plane
 GRID = "grid"  # the host group of the lab's one grid node (127.0.0.1)
 DNS_ZONE = "lab.test."  # the lab's Designate zone, served by its DNS server
 DNS_NAME = "tools.lab.test."  # the public name, whose record follows the active proxy
@@ -59,24 +64,25 @@ class Paths:
         return self.directory / GRID / "active-proxy"
 
 
-def sections(directory: Path, proxies: list[Member], found: Ports) -> dict[str, Any]:
-    """The fleet config's `cloud:`, `dns:`, `remote:` and `operations:` sections for the lab (and
-    the ssh keys and the grid node's active-proxy file they name)."""
+def sections(directory: Path, proxies: list[Member], found: Ports, cloud: str = "fake") -> dict[str, Any]:
+    """The fleet config's `cloud:` (`cloud`: "fake" or "openstack"), `dns:`, `remote:` and
+    `operations:` sections for the lab (and the ssh keys and the grid node's active-proxy file they name)."""
     paths = Paths(directory)
     addresses = _hosts(proxies)
     lab = sshd.keys(paths.ssh, addresses, found.ssh)
     paths.grid_active_proxy.parent.mkdir(parents=True, exist_ok=True)
     paths.grid_active_proxy.write_text(proxies[0].name, encoding="utf-8")
+    fake = {
+        "name": CLOUD_NAME,
+        "clouds_yaml": str(paths.cloud / "clouds.yaml"),
+        "floating_ip": FLOATING_IP,
+        "flavor": "g3.cores2.ram4.disk20",
+        "image": "debian-12.0-bookworm",
+        "network": LAB_NETWORK,
+    }
     return {
-        "cloud": {
-            "name": CLOUD_NAME,
-            "clouds_yaml": str(paths.cloud / "clouds.yaml"),
-            "floating_ip": FLOATING_IP,
-            "flavor": "g3.cores2.ram4.disk20",
-            "image": "debian-12.0-bookworm",
-            "network": LAB_NETWORK,
-        },
-        "dns": {
+        "cloud": fake if cloud == "fake" else openstacklab.cloud_section(paths.cloud),
+        "dns": {  # the fake cloud's Designate and dnsmasq, or Designate and BIND
             "name": DNS_NAME,
             "backend": "designate",
             "zone": DNS_ZONE,
@@ -111,10 +117,15 @@ def converge_push(directory: Path) -> dict[str, str]:
 
 
 def start(
-    state: LabState, directory: Path, proxies: list[Member], found: Ports, progress: Callable[[str], None]
+    state: LabState,
+    directory: Path,
+    proxies: list[Member],
+    found: Ports,
+    progress: Callable[[str], None],
+    cloud: str = "fake",
 ) -> None:
-    """Start the sshd, the DNS server, the cloud API and the floating IP's forwarder; each is
-    recorded in `state`."""
+    """Start the sshd, the DNS server and the cloud API (or, `cloud="openstack"`, the control plane
+    and the router that follows it), and the floating IP's forwarder; each is recorded in `state`."""
     paths = Paths(directory)
     addresses = _hosts(proxies)
     progress(f"lab: starting sshd on port {found.ssh} of {', '.join(addresses)} (its own keys)")
@@ -122,6 +133,29 @@ def start(
     state.processes.append(ProcessRecord.of("sshd", process, [sshd.SSHD, str(paths.ssh / "sshd_config")]))
     state.save()
 
+    paths.cloud.mkdir(parents=True, exist_ok=True)
+    if cloud == "openstack":
+        relayed = openstacklab.start(state, paths.cloud, proxies, (DNS_ZONE, DNS_NAME, found.dns), progress)
+    else:
+        _start_fake_cloud(state, paths, proxies, found, progress)
+        relayed = paths.cloud / "cloud.json"
+
+    progress(f"lab: starting the floating IP {FLOATING_IP} (ports {found.http}, {found.https})")
+    argv = [
+        sys.executable, "-m", "toolforgectl.lab.floatingip", "--state", str(relayed),
+        "--address", FLOATING_IP, "--port", str(found.http), "--port", str(found.https),
+    ]  # fmt: skip
+    forwarder = spawn("floatingip", argv, paths.cloud / "floatingip.log", FLOATING_IP, found.https)
+    wait_for_port(FLOATING_IP, found.http, forwarder)
+    state.processes.append(ProcessRecord.of("floatingip", forwarder, ["toolforgectl.lab.floatingip"]))
+    state.floating_ip = f"https://{FLOATING_IP}:{found.https}"
+    state.save()
+
+
+def _start_fake_cloud(
+    state: LabState, paths: Paths, proxies: list[Member], found: Ports, progress: Callable[[str], None]
+) -> None:
+    """The lab's DNS server and its own OpenStack API (cloud.json: where the forwarder reads)."""
     progress(f"lab: starting the lab's DNS server (dnsmasq, zone {DNS_ZONE}) on {LAB_HOST}:{found.dns}")
     dns = dnsserver.start(paths.dns, DNS_ZONE, LAB_HOST, found.dns)
     state.processes.append(ProcessRecord.of("dnsmasq", dns, ["dnsmasq", str(paths.dns.hosts)]))
@@ -131,26 +165,17 @@ def start(
     argv = [
         sys.executable, "-m", "toolforgectl.lab.cloudapi",
         "--state", str(paths.cloud / "cloud.json"), "--clouds-yaml", str(paths.cloud / "clouds.yaml"),
-        "--cloud", CLOUD_NAME, "--host", LAB_HOST, "--port", str(found.cloud), "--lab-dir", str(directory),
+        "--cloud", CLOUD_NAME, "--host", LAB_HOST, "--port", str(found.cloud),
+        "--lab-dir", str(paths.directory),
         *(f"--server={proxy.name}={proxy.address}" for proxy in proxies),
         f"--floating-ip={FLOATING_IP}={proxies[0].name}",
         "--dns-dir", str(paths.dns.directory), "--dns-zone", DNS_ZONE,
         f"--dns-record={DNS_NAME}={proxies[0].name}",
     ]  # fmt: skip
-    paths.cloud.mkdir(parents=True, exist_ok=True)
     api = spawn("cloudapi", argv, paths.cloud / "cloudapi.log", LAB_HOST, found.cloud)
     state.processes.append(ProcessRecord.of("cloudapi", api, ["toolforgectl.lab.cloudapi"]))
-    state.save()
-
-    progress(f"lab: starting the floating IP {FLOATING_IP} (ports {found.http}, {found.https})")
-    argv = [
-        sys.executable, "-m", "toolforgectl.lab.floatingip", "--state", str(paths.cloud / "cloud.json"),
-        "--address", FLOATING_IP, "--port", str(found.http), "--port", str(found.https),
-    ]  # fmt: skip
-    forwarder = spawn("floatingip", argv, paths.cloud / "floatingip.log", FLOATING_IP, found.https)
-    wait_for_port(FLOATING_IP, found.http, forwarder)
-    state.processes.append(ProcessRecord.of("floatingip", forwarder, ["toolforgectl.lab.floatingip"]))
-    state.floating_ip = f"https://{FLOATING_IP}:{found.https}"
+    state.cloud = {"kind": "fake", "api": f"http://{LAB_HOST}:{found.cloud}",
+                   "clouds_yaml": str(paths.cloud / "clouds.yaml"), "logs": str(paths.cloud)}  # fmt: skip
     state.save()
 
 

@@ -9,7 +9,9 @@ Schema (version 1), designed so that later work can add roles without changing i
                     "proxy": "proxy-01" (or null), "tool": "hello" (or null)}],
      "proxies": {"proxy-01": {"address": ..., "redis": ..., "http": ..., "https": ..., "internal": ...}},
      "tools": {"hello": {"backend": "http://127.0.0.1:PORT", "url": "https://.../hello/"}},
-     "hiera": "<dir>/hiera.yaml", "kube_api": "http://127.0.0.1:PORT" (or "": one proxy, no API)}
+     "hiera": "<dir>/hiera.yaml", "kube_api": "http://127.0.0.1:PORT" (or "": one proxy, no API),
+     "floating_ip": "https://127.0.0.10:PORT" (or ""),
+     "cloud": {"kind": "fake"|"openstack", ...where its API and logs are} (or {}: one proxy, no cloud)}
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ class LabState:
     hiera: str = ""
     kube_api: str = ""
     floating_ip: str = ""  # a lab of several proxies: the public URL, through the floating IP
+    cloud: dict[str, str] = field(default_factory=dict)  # a lab of several proxies: which cloud, where
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (also what `lab status --json` shows)."""
@@ -141,7 +144,7 @@ def load(directory: Path) -> LabState | None:
     return LabState(
         data["dir"], data["config"], processes, data.get("proxies", {}), data.get("tools", {}),
         hiera=data.get("hiera", ""), kube_api=data.get("kube_api", ""),
-        floating_ip=data.get("floating_ip", ""),
+        floating_ip=data.get("floating_ip", ""), cloud=data.get("cloud", {}),
     )  # fmt: skip
 
 

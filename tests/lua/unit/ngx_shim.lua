@@ -442,7 +442,14 @@ function shim.reset()
         end,
         re = { find = re_find, match = re_match },
         shared = dicts,
-        var = {},
+        -- $urlproxy_segment is the template's map over $request_uri: the first path segment.
+        var = setmetatable({}, {
+            __index = function(vars, name)
+                if name == "urlproxy_segment" and vars.request_uri then
+                    return vars.request_uri:match("^/([^/?]*)") or ""
+                end
+            end,
+        }),
         header = {},
         status = 200,
         print = function(text)

@@ -1,6 +1,6 @@
 """What each service of the slow tier's OpenStack is told: its configuration files, nothing else.
 
-tests/support/openstack_cloud.py starts the processes; this module writes what they read, for a
+lab/openstack.py starts the processes; this module writes what they read, for a
 `Site` (the directory, the control plane's venv, the ports). Every service authenticates to the
 others as the admin, who has the `service` role; every API validates tokens without a cache.
 """

@@ -1,57 +1,43 @@
-"""The route store: the one module that owns the Redis key schema of the dynamic proxy.
-
-Keys shared with the original system (their meaning never changes):
-    prefix:<tool>    hash  route regex -> backend URL (`http://10.0.0.5:41234`)
-    prefix:admin     hash  the fallback tool
-    redirect:<tool>  hash  route -> canonical host name (registerCanonical)
-    k8s_services     set   `<namespace>/<service>/<route>` owned by kube2proxy
-Keys toolforgectl adds, each under its own name:
-    toolforgectl:routes:version   counter bumped by every route change, so caches invalidate at once
-    toolforgectl:audit:<tool>     stream of accepted changes (capped), for `debug history`
-    toolforgectl:token:<tool>     generation of the tool's proxylistener token (see tokens.py)
-    toolforgectl:lock:<name>      JSON holder of a playbook run's lock, with a TTL
-                                  (workflows/playbook/lock.py: one per fleet and operation)
-    toolforgectl:block:<kind>     hash  block list entry -> who added it, why, when (JSON); kinds:
-                                  ip (CIDR network), user-agent and referer (regex); watched and
-                                  cached by the data plane like routes (our writes bump the version)
-    toolforgectl:block:audit      stream of accepted block list changes (capped)
-The Lua side mirrors these names once, in lua/urlproxy/schema.lua; tests/fixtures/schema.json pins both.
-
-Replication (a standby proxy's Redis copies the active one's): `replication()` reads a server's
-role, link state and offset; `pause_writes`/`unpause`, `promote`, `replicate_from` and
-`wait_caught_up` are the steps a failover moves the primary with, losing no acknowledged write.
-
-Every write goes through one server-side script, `_WRITE`: it checks the write's guards, changes
-the route (or the token generation), bumps the version and appends the audit entry, atomically,
-and does none of that when the write would change nothing. The audit entry's fields come from one
-Python function, `_audit_fields`; so whoever writes (the CLI, proxylistener, kube2proxy), the
-record reads the same.
-"""
+"""The route store: reads and writes routes, block lists and locks in one Redis (redis-py here only)."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import redis
 
+from toolforgectl.adapters.routestore.replication import Replication, parse_replication
+from toolforgectl.adapters.routestore.schema import (
+    AUDIT_MAXLEN,
+    BLOCK_AUDIT_KEY,
+    BLOCK_LIMITS,
+    DEFAULT_TIMEOUT,
+    K8S_SERVICES,
+    LOCK_PREFIX,
+    PREFIX,
+    REDIRECT,
+    TOKEN_PREFIX,
+    VERSION_KEY,
+    audit_key,
+    block_key,
+    prefix_key,
+    redacted,
+    redirect_key,
+)
+from toolforgectl.adapters.routestore.scripts import BLOCK_WRITE, HOLD, RELEASE, WRITE, Write, flat, now, who
 from toolforgectl.core import validate
 from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.errors import (
     ReadOnlyReplicaError,
     RouteLimitError,
     RouteStoreError,
-    TimedOutError,
     ValidationError,
 )
 from toolforgectl.core.models import (
     BLOCK_KINDS,
-    Action,
     Attribution,
     AuditEntry,
     Backend,
@@ -61,230 +47,9 @@ from toolforgectl.core.models import (
     BlockKind,
     RouteChange,
 )
-from toolforgectl.core.waiting import wait_until
 
-PREFIX = "prefix:"
-REDIRECT = "redirect:"
-K8S_SERVICES = "k8s_services"
-ADMIN_TOOL = "admin"
-VERSION_KEY = "toolforgectl:routes:version"
-AUDIT_PREFIX = "toolforgectl:audit:"
-AUDIT_MAXLEN = 1000
-TOKEN_PREFIX = "toolforgectl:token:"
-LOCK_PREFIX = "toolforgectl:lock:"
-BLOCK_PREFIX = "toolforgectl:block:"
-BLOCK_AUDIT_KEY = BLOCK_PREFIX + "audit"
-# Most entries per block list: the data plane matches every request against the regex lists, and
-# reads the lists whole after each change. lua/urlproxy/schema.lua reads no more than these.
-BLOCK_LIMITS: dict[str, int] = {"ip": 1000, "user-agent": 100, "referer": 100}
-DEFAULT_TIMEOUT = 2.0
 # Keys per SCAN step and commands per pipeline: bounded work per Redis round trip at 10k+ tools.
 _BATCH = 1000
-
-# The one write. KEYS: 1 prefix:<tool>, 2 redirect:<tool>, 3 the version, 4 the audit stream,
-# 5 the token generation, 6 k8s_services. ARGV: 1 action (set | delete | rotate-token | redirect),
-# 2 route, 3 backend (set: the new one; delete: the one the route must still point at, '' for any;
-# redirect: the canonical host of redirect:<tool>'s route),
-# 4 the token generation the write requires ('' for any), 5 a k8s_services member to add (set) or
-# remove (delete), '' for none, 6 the audit stream's length, 7 the most routes a tool may have,
-# 8.. the audit entry's fields.
-# Returns {outcome, old}: outcome is done, unchanged (nothing to do: nothing written, no version
-# bump, no audit entry), kept (the route points elsewhere now), rotated (the token is stale) or
-# full (a new route of a tool that has as many as it may have; `old` is how many it has).
-_WRITE = """
-local action, route, backend = ARGV[1], ARGV[2], ARGV[3]
-if ARGV[4] ~= '' and tonumber(redis.call('GET', KEYS[5]) or '0') ~= tonumber(ARGV[4]) then
-    return {'rotated', ''}
-end
-local old, audited
-if action == 'rotate-token' then
-    old = redis.call('GET', KEYS[5]) or '0'
-    redis.call('INCR', KEYS[5])
-    audited = ''
-elseif action == 'set' then
-    old = redis.call('HGET', KEYS[1], route) or ''
-    if old == '' then
-        local count = redis.call('HLEN', KEYS[1])
-        if count >= tonumber(ARGV[7]) then return {'full', tostring(count)} end
-    end
-    if ARGV[5] ~= '' then redis.call('SADD', KEYS[6], ARGV[5]) end
-    if old == backend then return {'unchanged', old} end
-    redis.call('HSET', KEYS[1], route, backend)
-    redis.call('INCR', KEYS[3])
-    audited = backend
-elseif action == 'redirect' then
-    old = redis.call('HGET', KEYS[2], route) or ''
-    if old == backend then return {'unchanged', old} end
-    redis.call('HSET', KEYS[2], route, backend)
-    redis.call('INCR', KEYS[3])
-    audited = backend
-else
-    old = redis.call('HGET', KEYS[1], route) or ''
-    if ARGV[5] ~= '' then redis.call('SREM', KEYS[6], ARGV[5]) end
-    if old == '' then return {'unchanged', ''} end
-    if backend ~= '' and old ~= backend then return {'kept', old} end
-    redis.call('HDEL', KEYS[1], route)
-    redis.call('HDEL', KEYS[2], route)
-    redis.call('INCR', KEYS[3])
-    audited = old
-end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'backend', audited, unpack(ARGV, 8))
-return {'done', old}
-"""
-
-
-# A playbook run's lock. KEYS: 1 the lock. ARGV: 1 the run id, 2 the holder (JSON with a `run`
-# field), 3 the TTL in ms. Free, or already this run's (a renewal, or a resumed run taking over its
-# own lock): set it and return nil; held by another run: return that holder, unchanged.
-_HOLD = """
-local current = redis.call('GET', KEYS[1])
-if current then
-    local ok, held = pcall(cjson.decode, current)
-    if not ok or type(held) ~= 'table' or held.run ~= ARGV[1] then return current end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return false
-"""
-# KEYS: 1 the lock. ARGV: 1 the run id. Deletes the lock only while that run holds it.
-_RELEASE = """
-local current = redis.call('GET', KEYS[1])
-if not current then return 0 end
-local ok, held = pcall(cjson.decode, current)
-if ok and type(held) == 'table' and held.run == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# A block list write. KEYS: 1 toolforgectl:block:<kind>, 2 the version, 3 the block audit stream.
-# ARGV: 1 action (add | remove), 2 the entry, 3 its metadata (add), 4 the list's limit, 5 the audit
-# stream's length, 6.. the audit entry's fields. Returns unchanged (already so: nothing written),
-# full (add refused: the list is at its limit) or done.
-_BLOCK_WRITE = """
-local present = redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1
-if (ARGV[1] == 'add') == present then return 'unchanged' end
-if ARGV[1] == 'add' then
-    if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return 'full' end
-    redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-else
-    redis.call('HDEL', KEYS[1], ARGV[2])
-end
-redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
-return 'done'
-"""
-
-
-@dataclass(frozen=True)
-class Replication:
-    """One Redis's part in replication, as its INFO replication section says.
-
-    `offset` is how far into the replication stream the server is: for a primary, what it has
-    written (master_repl_offset); for a replica, what it has applied (slave_repl_offset). A replica
-    holds every write its primary acknowledged once its offset equals the primary's.
-    """
-
-    role: Literal["primary", "replica"]
-    offset: int
-    primary: tuple[str, int] | None = None  # a replica's primary (host, port)
-    link_up: bool | None = None  # a replica's link to its primary (master_link_status); None: primary
-    replicas: int = 0  # a primary's connected replicas
-
-    @property
-    def is_primary(self) -> bool:
-        """Whether this Redis takes writes."""
-        return self.role == "primary"
-
-
-def _replication(info: Mapping[str, Any]) -> Replication:
-    if info.get("role") == "master":
-        return Replication(
-            "primary", int(info.get("master_repl_offset", 0)), replicas=int(info.get("connected_slaves", 0))
-        )
-    primary = (str(info.get("master_host", "")), int(info.get("master_port", 0)))
-    # Before its first sync a replica reports no slave_repl_offset (or -1): it holds nothing yet.
-    offset = max(int(info.get("slave_repl_offset", -1)), -1)
-    return Replication("replica", offset, primary, info.get("master_link_status") == "up")
-
-
-@dataclass(frozen=True)
-class _Write:
-    """One call of `_WRITE`: what to do, its guards, and who does it."""
-
-    action: Action
-    tool: str
-    route: str
-    by: Attribution
-    backend: str = ""
-    token_generation: int | None = None
-    member: str = ""
-
-    def keys(self) -> list[str]:
-        """The KEYS of the script: every key a write may touch, declared up front."""
-        return [
-            prefix_key(self.tool),
-            redirect_key(self.tool),
-            VERSION_KEY,
-            audit_key(self.tool),
-            TOKEN_PREFIX + self.tool,
-            K8S_SERVICES,
-        ]
-
-    def args(self, max_routes: int) -> list[str | int]:
-        """The ARGV of the script: the write, its guards, then the audit entry's fields."""
-        generation = "" if self.token_generation is None else self.token_generation
-        guards: list[str | int] = [self.action, self.route, self.backend, generation, self.member]
-        audit = _audit_fields(self.tool, self.action, self.route, self.by)
-        return [*guards, AUDIT_MAXLEN, max_routes, *audit]
-
-
-def _audit_fields(tool: str, action: Action, route: str, by: Attribution) -> list[str]:
-    """The audit entry of a write, as the field/value pairs XADD takes.
-
-    The script adds `backend`: for a delete, only it knows (atomically) what the route pointed at.
-    """
-    return _flat({"time": _now(), "tool": tool, "action": action, "route": route, **_who(by)})
-
-
-def _now() -> str:
-    return f"{time.time():.3f}"
-
-
-def _who(by: Attribution) -> dict[str, str]:
-    """Who made a change and why, as every audit record names them."""
-    return {"actor": by.actor, "reason": by.reason, "task_id": by.task_id}
-
-
-def _flat(fields: Mapping[str, str]) -> list[str]:
-    """Field/value pairs as the flat list XADD takes."""
-    return [item for pair in fields.items() for item in pair]
-
-
-def prefix_key(tool: str) -> str:
-    """The Redis key holding `tool`'s routes."""
-    return PREFIX + tool
-
-
-def redirect_key(tool: str) -> str:
-    """The Redis key holding `tool`'s canonical-host redirects."""
-    return REDIRECT + tool
-
-
-def block_key(kind: BlockKind) -> str:
-    """The Redis key holding the block list of `kind`."""
-    return BLOCK_PREFIX + kind
-
-
-def audit_key(tool: str) -> str:
-    """The Redis key of `tool`'s audit stream."""
-    return AUDIT_PREFIX + tool
-
-
-def redacted(url: str) -> str:
-    """`url` with any password replaced, so it can appear in logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else "***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
 
 
 class RouteStore:
@@ -306,10 +71,10 @@ class RouteStore:
         # redis-py types every reply as `bytes | str | None` whatever decode_responses says; the
         # client is always built with decode_responses=True, so replies are str, typed as Any here.
         self._redis: Any = client
-        self._write: Any = client.register_script(_WRITE)
-        self._hold: Any = client.register_script(_HOLD)
-        self._release: Any = client.register_script(_RELEASE)
-        self._block: Any = client.register_script(_BLOCK_WRITE)
+        self._write: Any = client.register_script(WRITE)
+        self._hold: Any = client.register_script(HOLD)
+        self._release: Any = client.register_script(RELEASE)
+        self._block: Any = client.register_script(BLOCK_WRITE)
         self.url = redacted(url)
         self.destinations = destinations or Destinations()
         self.max_routes = max_routes
@@ -463,7 +228,7 @@ class RouteStore:
     def replication(self) -> Replication:
         """This Redis's role, offset and (for a replica) primary and link state."""
         with self._talking():
-            return _replication(self._redis.info("replication"))
+            return parse_replication(self._redis.info("replication"))
 
     def aof_rewriting(self) -> bool:
         """Whether an AOF rewrite runs or is scheduled, as one follows a replica's full sync (a
@@ -512,7 +277,7 @@ class RouteStore:
 
     # Writes --------------------------------------------------------------------------------
 
-    def _apply(self, write: _Write) -> tuple[str, str | None]:
+    def _apply(self, write: Write) -> tuple[str, str | None]:
         """Run `write` through the one write script; (outcome, old value). Call inside _talking."""
         outcome, old = self._write(keys=write.keys(), args=write.args(self.max_routes))
         return outcome, old or None
@@ -547,7 +312,7 @@ class RouteStore:
                 if old is None and count >= self.max_routes:
                     raise self._full(tool, count)
                 return RouteChange(tool, route, "set", old, backend.url, dry_run=True)
-            write = _Write("set", tool, route, by, backend.url, token_generation)
+            write = Write("set", tool, route, by, backend.url, token_generation)
             outcome, old = self._apply(write)
         if outcome == "rotated":
             raise ValidationError("token was rotated; fetch the current one")
@@ -576,7 +341,7 @@ class RouteStore:
             if dry_run:
                 old = self._redis.hget(prefix_key(tool), route)
                 return RouteChange(tool, route, "delete", old, None, dry_run=True)
-            write = _Write("delete", tool, route, by, only_if_backend or "", token_generation)
+            write = Write("delete", tool, route, by, only_if_backend or "", token_generation)
             outcome, old = self._apply(write)
         if outcome == "rotated":
             raise ValidationError("token was rotated; fetch the current one")
@@ -606,7 +371,7 @@ class RouteStore:
             if dry_run:
                 old = self._redis.hget(redirect_key(tool), route)
                 return RouteChange(tool, route, "redirect", old, host, dry_run=True)
-            write = _Write("redirect", tool, route, by, host, token_generation)
+            write = Write("redirect", tool, route, by, host, token_generation)
             outcome, old = self._apply(write)
         if outcome == "rotated":
             raise ValidationError("token was rotated; fetch the current one")
@@ -616,14 +381,14 @@ class RouteStore:
         """Invalidate `tool`'s current token by bumping its generation (audited); returns the new one."""
         validate.tool_name(tool)
         with self._talking():
-            _, old = self._apply(_Write("rotate-token", tool, "", by))
+            _, old = self._apply(Write("rotate-token", tool, "", by))
         return int(old or 0) + 1
 
     def delete_k8s_route(self, member: str, tool: str, route: str, by: Attribution) -> RouteChange:
         """Remove a kube2proxy-owned route and its `k8s_services` member, atomically."""
         tool, route = validate.tool_name(tool), validate.route(route)
         with self._talking():
-            _, old = self._apply(_Write("delete", tool, route, by, member=member))
+            _, old = self._apply(Write("delete", tool, route, by, member=member))
         return RouteChange(tool, route, "delete", old, None)
 
     def set_k8s_routes(
@@ -637,7 +402,7 @@ class RouteStore:
         change keeps the old value (None), so `new` differs from the backend asked for.
         """
         checked = [
-            _Write(
+            Write(
                 "set",
                 validate.tool_name(tool),
                 validate.route(route),
@@ -678,10 +443,8 @@ class RouteStore:
             if dry_run:
                 present = bool(self._redis.hexists(key, entry))
                 return BlockChange(checked_kind, entry, action, present, action == "add", dry_run=True)
-            about = json.dumps({"time": float(_now()), **_who(by)})
-            audit = _flat(
-                {"time": _now(), "kind": checked_kind, "action": action, "entry": entry, **_who(by)}
-            )
+            about = json.dumps({"time": float(now()), **who(by)})
+            audit = flat({"time": now(), "kind": checked_kind, "action": action, "entry": entry, **who(by)})
             limit = BLOCK_LIMITS[checked_kind]
             keys = [key, VERSION_KEY, BLOCK_AUDIT_KEY]
             outcome = self._block(keys=keys, args=[action, entry, about, limit, AUDIT_MAXLEN, *audit])
@@ -721,22 +484,6 @@ class RouteStore:
         """Delete lock `name` if `run` holds it; whether it did (a replica raises ReadOnlyReplicaError)."""
         with self._talking():
             return bool(self._release(keys=[LOCK_PREFIX + name], args=[run]))
-
-
-def wait_caught_up(
-    primary: RouteStore, replica: RouteStore, timeout: float = 10.0, interval: float = 0.02
-) -> int:
-    """Return the offset once `replica`'s link is up and its offset equals `primary`'s.
-
-    Meant with the primary's writes paused (`pause_writes`): then the offset stays put and, once
-    reached, the replica holds every write the primary acknowledged. TimedOutError otherwise."""
-
-    def caught_up() -> tuple[int, ...]:  # a tuple: offset 0 is an answer, () is "not yet"
-        wanted, state = primary.replication().offset, replica.replication()
-        return (wanted,) if state.link_up and state.offset == wanted else ()
-
-    what = f"{replica.url} to reach the replication offset of {primary.url}"
-    return wait_until(caught_up, what, timeout, interval, TimedOutError)[0]
 
 
 def _audit_entry(entry_id: str, fields: Mapping[str, str]) -> AuditEntry:
