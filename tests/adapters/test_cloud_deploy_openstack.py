@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.openstack_cloud import ACTIVE_TIMEOUT, OpenStackCloud, Proxies
 from toolforgectl.adapters.cloud import Cloud, NewServer, Rule
 from toolforgectl.core import config
 from toolforgectl.core.errors import CloudError
+from toolforgectl.lab.openstack import ACTIVE_TIMEOUT, OpenStackCloud, Proxies
 from toolforgectl.workflows import deploy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from tests.support.openstack_cloud import OpenStackCloud, Proxies
+    from toolforgectl.lab.openstack import OpenStackCloud, Proxies
 
 COMPUTES = 2  # an anti-affinity pair needs two hosts
 DNS = True  # the failover's DNS step needs Designate and BIND
@@ -33,7 +33,7 @@ DNS = True  # the failover's DNS step needs Designate and BIND
 @pytest.fixture(scope="session")
 def openstack_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStackCloud]:
     """The control plane, started once for the session (logs: its directory's logs/)."""
-    from tests.support.openstack_cloud import running_openstack
+    from toolforgectl.lab.openstack import running_openstack
 
     with running_openstack(tmp_path_factory.mktemp("openstack"), computes=COMPUTES, dns=DNS) as cloud:
         yield cloud
@@ -44,7 +44,7 @@ def openstack_proxies(openstack_cloud: OpenStackCloud) -> Proxies:
     """The fleet's cloud, seeded once: proxy-01 and proxy-02, the floating IP on proxy-01; the
     project's quotas of security groups and server groups lifted, as every deploy test makes its
     own (the defaults, 10 of each, would run out a few tests into the session)."""
-    from tests.support.openstack_cloud import PROJECT
+    from toolforgectl.lab.openstack import PROJECT
 
     proxies = openstack_cloud.seed_proxies()
     admin = openstack_cloud.connect("lab-admin")
@@ -74,7 +74,7 @@ def unique_name() -> str:
 def no_room_for_servers(openstack_admin: Any, openstack_proxies: Proxies) -> Iterator[None]:
     """The project toolforgectl works in may have no more servers (Nova's `instances` quota 0),
     until the test ends: a create fails as it would in a full project."""
-    from tests.support.openstack_cloud import PROJECT
+    from toolforgectl.lab.openstack import PROJECT
 
     project = openstack_admin.identity.find_project(PROJECT, ignore_missing=False)
     before = openstack_admin.get_compute_quotas(project.id).instances

@@ -21,13 +21,13 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, RedisServer
-from tests.support.openstack_cloud import OpenStackCloud, Proxies
 from tests.workflows.test_failover_openstack import Operator
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.core import config
 from toolforgectl.core.config import Fleet, Proxy
 from toolforgectl.core.errors import TimedOutError
 from toolforgectl.core.models import Attribution
+from toolforgectl.lab.openstack import OpenStackCloud, Proxies
 from toolforgectl.workflows import deploy
 from toolforgectl.workflows.playbook import runner, spec
 from toolforgectl.workflows.playbook.context import StepContext
