@@ -54,7 +54,7 @@ VARIANTS: list[tuple[str, str, Edit | None]] = [
     ("floor", "+ balancer_by_lua setting a fixed peer: Lua alone", lambda t, b: _unmetered(lua_floor(b)(t))),
     (
         "routing",
-        "+ urlproxy's routing (URI split, cached lookup, token check, tool variable)",
+        "+ urlproxy's routing (tool name by the $request_uri map, cached lookup, token check, tool variable)",
         lambda t, b: _unmetered(t),
     ),
     ("c", "(c): + the metrics' log phase (counts by class and tool, flushed by a timer)", lambda t, b: t),
@@ -160,8 +160,8 @@ def section(counts: dict[str, float], args: argparse.Namespace) -> str:
         " much, so work per second weighs per request what it does at full speed), wrk 8 connections over"
         f" {TARGET_TOOLS} tools, HTTPS; median of {args.repeat} runs of {args.seconds} s per variant. Each"
         " row adds one part of (c)'s hot path to the row above; the difference is what that part costs."
-        " A single run can be a few hundred off (LuaJIT's traces and garbage-collector cycles), so read"
-        " the differences to about that.",
+        " Runs mostly agree within a few hundred, but one can be up to ~2,000 off (LuaJIT's traces and"
+        " garbage-collector cycles): read the medians' differences to about 1,000.",
         "",
         "| variant | instructions/request | vs row above | what it adds |",
         "|---|---:|---:|---|",
