@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from openstack.network.v2._proxy import Proxy as NetworkProxy
 
-from tests.support.openstack_cloud import OpenStackCloud, Proxies, before_the_put
+from tests.support.openstack_cloud import before_the_put
 from toolforgectl.adapters.cloud import Cloud
 from toolforgectl.core.errors import CloudConflictError, NotFoundError
 from toolforgectl.core.waiting import wait_until
+from toolforgectl.lab.openstack import OpenStackCloud, Proxies
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -1,7 +1,5 @@
-"""The slow tier's OpenStack control plane, as its tests use it: the harness itself lives in
-toolforgectl/lab/openstack.py (the lab runs it too: `lab up --cloud openstack`); here only what
-only a test does to it.
-"""
+"""What only a test does to the slow tier's OpenStack control plane (the harness itself is
+toolforgectl/lab/openstack.py, which the lab runs too: `lab up --cloud openstack`)."""
 
 from __future__ import annotations
 
@@ -10,26 +8,6 @@ from typing import Any
 
 import pytest
 from openstack.network.v2._proxy import Proxy as NetworkProxy
-
-# What the slow tier's modules import from here, as before the harness moved into the package.
-from toolforgectl.lab.openstack import (
-    ACTIVE_TIMEOUT,
-    API_START_TIMEOUT,
-    CLOUD,
-    PROJECT,
-    USER,
-    USER_PASSWORD,
-    L3AgentStandIn,
-    OpenStackCloud,
-    Proxies,
-    running_openstack,
-    venv,
-)
-
-__all__ = [
-    "ACTIVE_TIMEOUT", "API_START_TIMEOUT", "CLOUD", "PROJECT", "USER", "USER_PASSWORD", "L3AgentStandIn",
-    "OpenStackCloud", "Proxies", "before_the_put", "running_openstack", "venv",
-]  # fmt: skip
 
 
 def before_the_put(monkeypatch: pytest.MonkeyPatch, action: Callable[[NetworkProxy], None]) -> list[int]:

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import RedisServer
-from tests.support.openstack_cloud import OpenStackCloud, Proxies, before_the_put
+from tests.support.openstack_cloud import before_the_put
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.core import config
 from toolforgectl.core.models import Attribution
 from toolforgectl.core.waiting import wait_until
+from toolforgectl.lab.openstack import OpenStackCloud, Proxies
 from toolforgectl.workflows.playbook import runner, spec
 from toolforgectl.workflows.playbook.report import Report
 from toolforgectl.workflows.playbook.spec import Entry
