@@ -67,6 +67,8 @@ function _M.route()
         end
     end
     paths.slow = paths.slow + 1
+    -- The slow path's server logs and counts this request: the front's access log and metrics skip it.
+    ngx.var.urlproxy_front_log = "0"
     if settings.current.client_ip == "hidden" then
         reveal_client()
     end

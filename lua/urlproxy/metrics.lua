@@ -134,18 +134,14 @@ local function count(tool, status)
     end
 end
 
-local slow_address -- the front's peer for the slow path, as $upstream_addr names it
-
 -- The front's log phase. $urlproxy_tool is set only when the front routed the request itself;
--- one it handed to the slow path was counted there, unless that server never answered.
+-- one it handed to the slow path ($urlproxy_front_log 0) was counted there, unless that server
+-- never answered.
 function _M.log_front()
     local tool = ngx_var.urlproxy_tool
     if not tool or tool == "" then
         tool = nil
-        if not slow_address then
-            slow_address = "unix:" .. settings.current.slow_socket
-        end
-        if ngx_var.upstream_addr == slow_address then
+        if ngx_var.urlproxy_front_log == "0" then
             local header_time = ngx_var.upstream_header_time
             if header_time and byte(header_time, -1) ~= DASH then
                 return

@@ -5,7 +5,7 @@ local case, eq, check, shim = unit.case, unit.eq, unit.check, unit.shim
 -- The front's peer for `uri`, once the block lists are known (the slow path's first request reads them).
 local function route(uri)
     require("urlproxy.blocks").load()
-    ngx.var.request_uri = uri
+    ngx.var.request_uri, ngx.var.urlproxy_front_log = uri, nil
     shim.peer = nil
     require("urlproxy.balancer").route()
     return shim.peer
@@ -16,12 +16,14 @@ case("the front connects to the backend of a cached http route", function()
     unit.store("hello", { { ".*", "http://10.0.0.1:8000" } })
     require("urlproxy.routecache").routes("hello")
     eq(route("/hello/"), { host = "10.0.0.1", port = 8000 }, "peer")
+    eq(ngx.var.urlproxy_front_log, nil, "the front logs and counts it (the template's map: 1)")
 end)
 
 case("whatever the front cannot route goes to the slow path's unix socket", function()
     unit.configure({ slow_socket = "/run/x/slow.sock" })
     unit.watching()
     eq(route("/not-cached/"), { host = "unix:/run/x/slow.sock" }, "peer")
+    eq(ngx.var.urlproxy_front_log, "0", "the slow path's server logs and counts it, not the front")
 end)
 
 case("IPv6 backends are handed over in brackets", function()

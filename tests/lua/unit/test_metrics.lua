@@ -24,10 +24,12 @@ local function known(tool)
     require("urlproxy.routecache").routes(tool)
 end
 
--- The front's log phase for a request it routed to `tool` itself (nil: not routed by the front).
+-- The front's log phase for a request it routed to `tool` itself (nil: not routed by the front);
+-- `upstream`: the peer and $upstream_header_time (the balancer marks the slow path's requests).
 local function front(status, tool, upstream)
     ngx.status, ngx.var.urlproxy_tool = status, tool
-    ngx.var.upstream_addr, ngx.var.upstream_header_time = upstream and upstream[1], upstream and upstream[2]
+    ngx.var.urlproxy_front_log = upstream and upstream[1] == SLOW and "0" or nil
+    ngx.var.upstream_header_time = upstream and upstream[2]
     require("urlproxy.metrics").log_front()
 end
 
