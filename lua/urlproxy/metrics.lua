@@ -82,17 +82,17 @@ end
 
 -- Counted by this worker since its last flush.
 local requests = { 0, 0, 0, 0, 0 }
--- tool -> counts by class, like `requests`, kept from flush to flush (zeroed, not replaced: no
--- garbage per tool and second); `touched` lists the tools counted since the last flush, so a flush
--- costs what changed, not every tool this worker ever counted.
-local by_tool, tools_kept = {}, 0
+-- Each tool's counts by class live on its route-cache entry (routecache.counts_of), zeroed by a
+-- flush, not replaced (no garbage per tool and second); `touched` lists the counts changed since
+-- the last flush, so a flush costs what changed, not every tool this worker ever counted.
 local touched, touched_count = {}, 0
 -- tool -> its 5 series names (one per class), built once: a flush names no series anew.
-local series_of = {}
+local series_of, series_count = {}, 0
 local paths = { fast = 0, slow = 0 }
 local upstream = { error = 0, timeout = 0 }
 local blocked = { ip = 0, ["user-agent"] = 0, referer = 0, ["no-user-agent"] = 0 }
 local lookups = routecache.lookups -- counted by routecache.routes()
+local counts_of = routecache.counts_of
 
 -- Counted by the front's balancer itself (a field update, no call): requests it routed from its
 -- cache (fast) or handed to the slow path (slow).
@@ -109,17 +109,12 @@ local function count(tool, status)
         return
     end
     requests[class] = requests[class] + 1
-    if tool and routecache.has_routes(tool) then
-        local counts = by_tool[tool]
-        if not counts then
-            counts = { 0, 0, 0, 0, 0, false } -- [6]: listed in `touched`
-            by_tool[tool] = counts
-            tools_kept = tools_kept + 1
-        end
-        if not counts[6] then
-            counts[6] = true
+    local counts = tool and counts_of(tool)
+    if counts then
+        if not counts.listed then
+            counts.listed = true
             touched_count = touched_count + 1
-            touched[touched_count] = tool
+            touched[touched_count] = counts
         end
         counts[class] = counts[class] + 1
     end
@@ -208,6 +203,7 @@ local function series_for(dict, tool)
             series[i] = FAMILIES[2].name .. "{tool=\"" .. label .. "\",class=\"" .. class .. "\"}"
         end
         series_of[tool] = series
+        series_count = series_count + 1
     end
     return series
 end
@@ -220,20 +216,20 @@ function _M.flush()
         requests[i] = 0
     end
     for n = 1, touched_count do
-        local tool = touched[n]
-        local counts = by_tool[tool]
-        local series = series_for(dict, tool)
+        local counts = touched[n]
+        touched[n] = nil -- not kept alive here once its entry is gone
+        local series = series_for(dict, counts.tool)
         for i = 1, 5 do
             add(dict, series[i], counts[i])
             counts[i] = 0
         end
-        counts[6] = false
+        counts.listed = false
     end
     touched_count = 0
-    -- Bounded like the route cache: past `worker_cache_size` tools, start the tables afresh (their
-    -- counts were just flushed; the labels stay decided in the dict).
-    if tools_kept > settings.current.worker_cache_size then
-        by_tool, tools_kept, series_of = {}, 0, {}
+    -- Bounded like the route cache: past `worker_cache_size` tools, name the series afresh (the
+    -- labels stay decided in the dict).
+    if series_count > settings.current.worker_cache_size then
+        series_of, series_count = {}, 0
     end
     lookups.hit = lookups.hit + paths.fast
     add_all(dict, FAMILIES[3].name, "path", paths)

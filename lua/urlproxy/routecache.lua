@@ -391,10 +391,23 @@ function _M.is_fresh(entry)
     return fresh(entry, now, current_head(now))
 end
 
--- Whether this worker knows `tool` to have routes of its own (no I/O: its own table only).
-function _M.has_routes(tool)
+-- metrics.lua's request counters for `tool`, kept on its entry in this worker's table (made on
+-- first use: {1xx, 2xx, 3xx, 4xx, 5xx, listed = false, tool = name}); nil for a tool this worker
+-- does not know to have routes of its own (no I/O: its own table only). On the entry, not in a
+-- table of metrics.lua's own: the log phase then finds them where the balancer has just looked,
+-- one lookup instead of two in tables of thousands of tools. A new entry (the tool re-read) starts
+-- new counters; metrics.lua still holds and flushes the old ones.
+function _M.counts_of(tool)
     local entry = entries[tool]
-    return entry ~= nil and entry[1] ~= nil
+    if entry == nil or entry[1] == nil then
+        return nil
+    end
+    local counts = entry.counts
+    if not counts then
+        counts = { 0, 0, 0, 0, 0, listed = false, tool = tool }
+        entry.counts = counts
+    end
+    return counts
 end
 
 return _M

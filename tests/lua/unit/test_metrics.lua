@@ -79,6 +79,20 @@ case("nginx's own 502/504 are upstream errors and timeouts; a tool's own 502 is 
     eq(value('urlproxy_tool_requests_total{tool="hello",class="5xx"}'), 4, "hello's 5xx")
 end)
 
+case("a tool's counts survive its routes being re-read between two flushes", function()
+    unit.watching()
+    known("hello")
+    front(200, "hello", { "10.0.0.1:8000", "0.001" })
+    local routecache = require "urlproxy.routecache"
+    local first = routecache.routes("hello")
+    shim.clock = shim.clock + 61 -- past cache_ttl: the next lookup reads Redis, a new cache entry
+    check(routecache.routes("hello") ~= first, "hello's entry was replaced")
+    front(200, "hello", { "10.0.0.1:8000", "0.001" })
+    front(404, "hello", { "10.0.0.1:8000", "0.001" })
+    eq(value('urlproxy_tool_requests_total{tool="hello",class="2xx"}'), 2, "before and after the re-read")
+    eq(value('urlproxy_tool_requests_total{tool="hello",class="4xx"}'), 1, "after it")
+end)
+
 case("past metrics_tools tools, further tools count as _other, for good", function()
     unit.configure({ metrics_tools = 2 })
     unit.watching()
