@@ -58,7 +58,9 @@ def test_a_server_is_in_the_security_groups_of_its_port(lab: LabCloud, cloud: Cl
         cloud.create_port("lab", "proxy-04", ("proxy-nope",))
 
 
-def test_a_server_gets_the_address_of_its_port_and_is_deleted_with_it(lab: LabCloud, cloud: Cloud) -> None:
+def test_a_server_gets_the_address_of_its_port_which_outlives_it_until_deleted_by_name(
+    lab: LabCloud, cloud: Cloud
+) -> None:
     port = cloud.create_port("lab", "proxy-03")
     assert port.fixed_ip == "127.0.0.13", "the next free lab address"
     cloud.create_server(NewServer("proxy-03", "f", "i", port.port_id, "#cloud-config\n"))
@@ -66,6 +68,11 @@ def test_a_server_gets_the_address_of_its_port_and_is_deleted_with_it(lab: LabCl
     assert cloud.server_port("proxy-03") == port
     assert cloud.delete_server("proxy-03") and cloud.server_status("proxy-03") is None
     assert cloud.delete_server("proxy-03") is False
+    # As Nova does with a port it was given: the port stays, and keeps its address from others.
+    assert [made["name"] for made in lab.state.ports.values()] == ["proxy-03"]
+    assert cloud.create_port("lab", "proxy-04").fixed_ip == "127.0.0.14"
+    cloud.delete_ports_named("proxy-03")
+    assert [made["name"] for made in lab.state.ports.values()] == ["proxy-04"]
 
 
 def test_a_server_going_to_error_fails_at_once_naming_it(lab: LabCloud, cloud: Cloud) -> None:

@@ -83,7 +83,7 @@ def port(server: Server) -> dict[str, Any]:
     """The Neutron port of `server` (every lab server has exactly one)."""
     return {
         "id": server.port_id,
-        "name": "",
+        "name": server.given_port.get("name", "") if server.given_port else "",
         "device_id": server.id,
         "device_owner": "compute:nova",
         "network_id": LAB_NETWORK,

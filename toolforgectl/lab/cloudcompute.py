@@ -132,7 +132,8 @@ class Compute:
             groups = list(self.state.ports[wanted].get("security_groups") or [])
         server = Server(str(uuid.uuid4()), name, port[0], port[1], "BUILD", hints.get("group"), groups)
         with self.state.lock:
-            self.state.ports.pop(port[0], None)
+            made = self.state.ports.pop(port[0], None)
+            server.given_port = made if wanted is not None else None
             self.state.servers[server.id] = server
         self.state.save()
         user_data = base64.b64decode(body.get("user_data") or b"").decode("utf-8")
@@ -141,7 +142,9 @@ class Compute:
         return 202, {"server": {"id": server.id, "links": [], "adminPass": "lab"}}
 
     def delete_server(self, server_id: str) -> Reply:
-        """Stop the VM's processes (lab/vm.py), then forget the server and its port."""
+        """Stop the VM's processes (lab/vm.py), then forget the server. Its port goes with it only
+        if Nova made it: one the server was given stays, unbound (deploy's rollback and `proxy
+        remove` delete it by name, as they must with real Nova)."""
         with self.state.lock:
             server = self.state.servers.get(server_id)
         if server is None:
@@ -154,6 +157,8 @@ class Compute:
             vm.halt(self.lab_dir, server.name)
         with self.state.lock:
             self.state.servers.pop(server_id, None)
+            if server.given_port is not None:
+                self.state.ports[server.port_id] = server.given_port
         self.state.save()
         return 204, None
 

@@ -39,6 +39,9 @@ class Server:
     status: str = "ACTIVE"  # BUILD while the lab boots a created server (lab/vm.py), or ERROR
     group: str | None = None  # its server group's id (created with a scheduler hint)
     security_groups: list[str] = field(default_factory=list)
+    # The port Neutron made on its own and Nova was given ({"fixed_ip", "name", ...}, as in
+    # CloudState.ports): Nova keeps such a port when it deletes the server. None: Nova made it.
+    given_port: dict[str, Any] | None = None
 
 
 @dataclass
