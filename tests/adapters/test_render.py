@@ -8,6 +8,8 @@ import pwd
 from pathlib import Path
 
 from tests.conftest import run_cli
+from toolforgectl.adapters import nginx as frontproxy
+from toolforgectl.core import config
 
 
 def write_fleet(tmp_path: Path, extra: str = "") -> Path:
@@ -95,3 +97,12 @@ def test_only_a_configured_domain_gets_a_catch_all_server_and_only_path_mode_hid
     assert domain.count("default_server") == 2 and 'server_name "";' in domain
     assert "proxy_hide_header Service-Worker-Allowed;" in plain
     assert "Service-Worker-Allowed" not in domain
+
+
+def test_nginx_accepts_the_config_of_a_fleet_with_a_proxy_name_of_the_longest_kind(tmp_path: Path) -> None:
+    # The hop-marker map has the proxies' names as keys: a host name may be 253 characters long.
+    name = ".".join(["p" * 63] * 3) + "." + "q" * 61
+    text = f"proxies: [{{name: {name}, address: 127.0.0.1, redis: 'redis://127.0.0.1:6390/0'}}]\n"
+    cert, key = frontproxy.self_signed(tmp_path / "tls")
+    fleet = frontproxy.with_tls(config.parse(text, "fleet.yaml"), cert, key)
+    frontproxy.check_config(frontproxy.render_into(fleet, name, tmp_path / "out"))
