@@ -83,8 +83,9 @@ end
 -- Counted by this worker since its last flush.
 local requests = { 0, 0, 0, 0, 0 }
 -- Each tool's counts by class live on its route-cache entry (routecache.counts_of), zeroed by a
--- flush, not replaced (no garbage per tool and second); `touched` lists the counts changed since
--- the last flush, so a flush costs what changed, not every tool this worker ever counted.
+-- flush, not replaced (a new table only when the entry is re-read, not per tool and second);
+-- `touched` lists the counts changed since the last flush, so a flush costs what changed, not
+-- every tool this worker ever counted.
 local touched, touched_count = {}, 0
 -- tool -> its 5 series names (one per class), built once: a flush names no series anew.
 local series_of, series_count = {}, 0
