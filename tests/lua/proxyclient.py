@@ -152,6 +152,11 @@ def access_log_line(proxy: Proxy, path: str) -> str:
     return lines[0]
 
 
+def error_log(proxy: Proxy) -> str:
+    """The lab proxy's nginx error log, as written so far."""
+    return (Path(proxy.state.dir) / fleet.PROXY_NAME / "logs" / "error.log").read_text()
+
+
 def lab_redis(proxy: Proxy) -> ProcessRecord:
     """The lab's redis-server, to stop, pause or restart."""
     return next(p for p in proxy.state.processes if p.role == "redis")

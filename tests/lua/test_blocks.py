@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import CliResult, run_cli, wait_until
-from tests.lua.proxyclient import Proxy, access_log_line
+from tests.lua.proxyclient import Proxy, access_log_line, error_log
 from tests.lua.test_freshness import LIVE_WITHIN, redis_cli, route_state, served_on_the_front
-from tests.lua.test_routecost import cpu_per_request, error_log
+from tests.lua.test_routecost import cpu_per_request
 from toolforgectl.adapters.routestore import block_key
 
 GOOD = {"User-Agent": "Mozilla/5.0 (test)"}

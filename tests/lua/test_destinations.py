@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tests.conftest import wait_until
-from tests.lua.proxyclient import Proxy, lab_redis
+from tests.lua.proxyclient import Proxy, error_log, lab_redis
 from tests.lua.test_urlproxy import sample_tool
 from toolforgectl.lab import fleet
 
@@ -37,10 +37,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
 def write_like_redis_cli(proxy: Proxy, tool: str, backend: str) -> None:
     """HSET as the original runbook does: no validation, no version bump."""
     redis.Redis.from_url(proxy.info["redis"]).hset(f"prefix:{tool}", ".*", backend)
-
-
-def error_log(proxy: Proxy) -> str:
-    return (Path(proxy.state.dir) / fleet.PROXY_NAME / "logs" / "error.log").read_text()
 
 
 def test_a_route_to_the_proxys_own_services_is_not_proxied(lab: Proxy) -> None:

@@ -21,14 +21,13 @@ from typing import Any
 import redis
 
 from tests.conftest import wait_until
-from tests.lua.proxyclient import Proxy, access_log_line, lab_redis, restart_redis, until
+from tests.lua.proxyclient import Proxy, access_log_line, error_log, lab_redis, restart_redis, until
 from tests.lua.test_metrics import sample, scrape
 from tests.lua.test_urlproxy import store
 from toolforgectl.adapters.processes import start_redis
 from toolforgectl.adapters.routestore import prefix_key, redirect_key
 from toolforgectl.core import validate
 from toolforgectl.core.models import Attribution
-from toolforgectl.lab import fleet
 
 ACTOR = Attribution("test")
 # Generous: the machine is shared and loaded. The cache TTL is 60 s, so passing within this bound
@@ -66,8 +65,7 @@ def served_on_the_front(proxy: Proxy, tool: str) -> None:
 
 
 def error_lines(proxy: Proxy) -> list[str]:
-    log = Path(proxy.state.dir) / fleet.PROXY_NAME / "logs" / "error.log"
-    return log.read_text().splitlines()
+    return error_log(proxy).splitlines()
 
 
 @contextmanager

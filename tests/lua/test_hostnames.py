@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
-from tests.lua.proxyclient import Proxy, access_log_line, until
+from tests.lua.proxyclient import Proxy, access_log_line, error_log, until
 from tests.lua.test_urlproxy import ACTOR, sample_tool, store
 from toolforgectl.adapters.processes import Process, binary, free_port, spawn
 from toolforgectl.core import validate
-from toolforgectl.lab import fleet
 
 NAME = "grid-1.tools.test"
 FIRST, SECOND = "127.0.0.2", "127.0.0.3"  # two "grid hosts" on loopback
@@ -104,10 +103,6 @@ def name_routed_lab(own_lab: Callable[..., Proxy], dns: DnsServer, grid: GridHos
     store(proxy).set_route("grid", ".*", validate.backend(f"http://{NAME}:{grid.port}"), ACTOR)
     proxy.caught_up()
     return proxy
-
-
-def error_log(proxy: Proxy) -> str:
-    return (Path(proxy.state.dir) / fleet.PROXY_NAME / "logs" / "error.log").read_text()
 
 
 def test_a_name_routed_tool_is_served_and_then_from_the_front(

@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import wait_until
-from tests.lua.proxyclient import Proxy
+from tests.lua.proxyclient import Proxy, error_log
 from tests.lua.test_urlproxy import ACTOR, backend, store
-from toolforgectl.lab import fleet
 
 # What nginx's PCRE does without lua_regex_match_limit: its built-in limit of 10,000,000 steps.
 PCRE_DEFAULT_LIMIT = 10_000_000
@@ -86,10 +85,6 @@ def cpu_per_request(
         return (worker_cpu_ns(proxy) - before) / count, statuses
     finally:
         client.close()
-
-
-def error_log(proxy: Proxy) -> str:
-    return (Path(proxy.state.dir) / fleet.PROXY_NAME / "logs" / "error.log").read_text()
 
 
 def redis_cli(proxy: Proxy, *args: str) -> str:
