@@ -117,6 +117,31 @@ def test_lab_status_shows_a_dead_process(tmp_path: Path) -> None:
         assert run_cli("lab", "down", "--dir", str(lab)).code == 0
 
 
+def test_lab_up_again_where_a_killed_tool_left_its_route_serves_the_tool(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    first = run_cli("lab", "up", "--dir", str(lab), "--json")
+    assert first.code == 0, first.stderr
+    try:
+        state = json.loads(first.stdout)["data"]
+        hello = next(p for p in state["processes"] if p.get("tool") == "hello")
+        os.killpg(hello["pid"], signal.SIGKILL)  # runner and server at once: nothing unregisters hello
+        store = RouteStore.from_url(state["proxies"]["proxy-01"]["redis"])
+        assert store.routes("hello") == {".*": state["tools"]["hello"]["backend"]}, "the premise"
+    finally:
+        assert run_cli("lab", "down", "--dir", str(lab)).code == 0
+
+    # The lab's Redis keeps its data: hello's route still names the killed server's port.
+    again = run_cli("lab", "up", "--dir", str(lab), "--json")
+    try:
+        assert again.code == 0, again.stderr
+        state = json.loads(again.stdout)["data"]
+        tls = ssl.create_default_context(cafile=state["proxies"]["proxy-01"]["certificate"])
+        with urllib.request.urlopen(state["tools"]["hello"]["url"], context=tls, timeout=10) as reply:
+            assert json.load(reply)["tool"] == "hello"
+    finally:
+        assert run_cli("lab", "down", "--dir", str(lab)).code == 0
+
+
 def paste(command: str) -> subprocess.CompletedProcess[str]:
     """Run a printed command line as a user pasting it would: a shell without the venv on $PATH."""
     return subprocess.run(

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from toolforgectl.adapters.processes import stop_group
@@ -62,6 +63,18 @@ class LocalJobs:
         with contextlib.suppress(FileNotFoundError):
             self._record(name).unlink()
         return job is not None
+
+    def stop_all(self) -> list[str]:
+        """Stop every live job, all at once; the names of those that were running.
+
+        Each job gets SIGTERM at the same moment and up to `stop_timeout` from then: a runner may
+        need all of it to unregister (it retries while the proxy's Redis is down), and N jobs
+        stopped one after another would take N times that.
+        """
+        names = [job.name for job in self.jobs()]
+        with ThreadPoolExecutor(max_workers=max(len(names), 1), thread_name_prefix="stop") as pool:
+            list(pool.map(self.stop, names))
+        return names
 
     def jobs(self) -> list[Job]:
         """Every live job, as qstat would list it."""

@@ -16,11 +16,11 @@ from pathlib import Path
 import yaml
 
 from toolforgectl.adapters.localjobs import LOG_NAME, LocalJobs
-from toolforgectl.adapters.processes import Process, free_port, spawn, wait_for_port
+from toolforgectl.adapters.processes import START_TIMEOUT, Process, answers, free_port, spawn
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens
 from toolforgectl.core.errors import LabError
-from toolforgectl.core.jobs import job_name
+from toolforgectl.core.jobs import Job, job_name
 from toolforgectl.core.waiting import wait_until
 from toolforgectl.lab import sampletool
 from toolforgectl.lab.plan import LAB_HOST
@@ -64,15 +64,30 @@ def start_tool(
     done = subprocess.run([*argv, "--", *command], capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
         raise LabError(f"webservice start of {tool} failed: {done.stderr.strip()}")
-    what = f"{tool} to register (see {home / LOG_NAME})"
-    backend = str(wait_until(lambda: store.routes(tool).get(".*"), what, error=LabError))
-    jobs = LocalJobs(directory / "webservice-jobs").jobs()
-    job = next((j for j in jobs if j.name == job_name("generic", tool)), None)
-    if job is None:
-        raise LabError(f"{tool} registered, but its job is gone (see {home / LOG_NAME})")
-    process = Process(f"tool {tool}", int(job.number), host, int(backend.rsplit(":", 1)[1]), home / LOG_NAME)
-    wait_for_port(host, process.port, process)  # the runner registers before the server listens
-    return process, backend
+    jobs, name = LocalJobs(directory / "webservice-jobs"), job_name("generic", tool)
+
+    def job() -> Job:
+        found = next((j for j in jobs.jobs() if j.name == name), None)
+        if found is None:
+            raise LabError(f"{tool}'s job exited during start (see {home / LOG_NAME})")
+        return found
+
+    def serving() -> str | None:
+        # The tool's route may be one an earlier lab in this directory left behind (its runner
+        # could not unregister: Redis was down, or the job was killed), and the runner registers
+        # before its server listens: only a route whose server answers is this job's, ready.
+        backend = store.routes(tool).get(".*")
+        if backend and answers(host, _port(backend)):
+            return backend
+        job()
+        return None
+
+    backend = str(wait_until(serving, f"{tool} to register and answer", START_TIMEOUT, error=LabError))
+    return Process(f"tool {tool}", int(job().number), host, _port(backend), home / LOG_NAME), backend
+
+
+def _port(backend: str) -> int:
+    return int(backend.rsplit(":", 1)[1])
 
 
 def start_monitor(directory: Path, host: str) -> Process:
@@ -86,6 +101,4 @@ def start_monitor(directory: Path, host: str) -> Process:
 def stop_jobs(directory: Path) -> None:
     """Stop every local webservice job (also those the monitor restarted), while the lab's
     proxylistener still runs to take their unregistrations."""
-    jobs = LocalJobs(directory / "webservice-jobs")
-    for job in jobs.jobs():
-        jobs.stop(job.name)
+    LocalJobs(directory / "webservice-jobs").stop_all()
