@@ -146,23 +146,16 @@ def wait_for_port(
 ) -> None:
     """Return once `host:port` accepts connections; fail early if `process` dies."""
 
-    def ready() -> bool:
-        if answers(host, port):
-            return True
-        if process is not None and not process.alive():
-            raise LabError(f"{process.name} exited during start; see {process.log}")
-        return False
+    def answers() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            if process is not None and not process.alive():
+                raise LabError(f"{process.name} exited during start; see {process.log}") from None
+            return False
 
-    wait_until(ready, f"something to answer on {host}:{port}", timeout, error=LabError)
-
-
-def answers(host: str, port: int) -> bool:
-    """Whether `host:port` accepts a TCP connection now."""
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+    wait_until(answers, f"something to answer on {host}:{port}", timeout, error=LabError)
 
 
 def binary(name: str, *fallbacks: str) -> str:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import yaml
 
+from toolforgectl.adapters import probe
 from toolforgectl.adapters.localjobs import LOG_NAME, LocalJobs
-from toolforgectl.adapters.processes import START_TIMEOUT, Process, answers, free_port, spawn
+from toolforgectl.adapters.processes import START_TIMEOUT, Process, free_port, spawn
 from toolforgectl.adapters.routestore import RouteStore
-from toolforgectl.core import tokens
+from toolforgectl.core import tokens, validate
 from toolforgectl.core.errors import LabError
 from toolforgectl.core.jobs import Job, job_name
 from toolforgectl.core.waiting import wait_until
@@ -77,17 +78,14 @@ def start_tool(
         # could not unregister: Redis was down, or the job was killed), and the runner registers
         # before its server listens: only a route whose server answers is this job's, ready.
         backend = store.routes(tool).get(".*")
-        if backend and answers(host, _port(backend)):
+        if backend and probe.tcp_connect(backend, timeout=0.2).reachable:
             return backend
-        job()
+        job()  # raises once the job has died: nothing to wait for then
         return None
 
     backend = str(wait_until(serving, f"{tool} to register and answer", START_TIMEOUT, error=LabError))
-    return Process(f"tool {tool}", int(job().number), host, _port(backend), home / LOG_NAME), backend
-
-
-def _port(backend: str) -> int:
-    return int(backend.rsplit(":", 1)[1])
+    port = validate.backend(backend).port
+    return Process(f"tool {tool}", int(job().number), host, port, home / LOG_NAME), backend
 
 
 def start_monitor(directory: Path, host: str) -> Process:
