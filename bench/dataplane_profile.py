@@ -54,7 +54,7 @@ VARIANTS: list[tuple[str, str, Edit | None]] = [
     ("floor", "+ balancer_by_lua setting a fixed peer: Lua alone", lambda t, b: _unmetered(lua_floor(b)(t))),
     (
         "routing",
-        "+ urlproxy's routing (tool name by the $request_uri map, cached lookup, token check, tool variable)",
+        "+ urlproxy's routing (tool name cut from the raw URI, cached lookup, token check, tool variable)",
         lambda t, b: _unmetered(t),
     ),
     ("c", "(c): + the metrics' log phase (counts by class and tool, flushed by a timer)", lambda t, b: t),

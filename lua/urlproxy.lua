@@ -21,6 +21,7 @@
 local backend = require "urlproxy.backend"
 local blocks = require "urlproxy.blocks"
 local metrics = require "urlproxy.metrics"
+local rawrequest = require "urlproxy.rawrequest"
 local redisconn = require "urlproxy.redisconn"
 local resolver = require "urlproxy.resolver"
 local routecache = require "urlproxy.routecache"
@@ -55,16 +56,16 @@ local function raw_path()
 end
 
 -- The tool named by the request. Path mode: the first segment of the URI as the client sent it,
--- which nginx's map takes from $request_uri (templates/nginx/urlproxy.conf.j2): so a request whose
--- tool routes everything (".*") never makes a Lua string of its whole URI, which would be a new
--- string per distinct URI for LuaJIT to intern and collect (the 5,000-tool benchmark's largest cost).
+-- cut from nginx's copy of it (rawrequest.lua): so a request whose tool routes everything (".*")
+-- never makes a Lua string of its whole URI, which would be a new string per distinct URI for
+-- LuaJIT to intern and collect (the 5,000-tool benchmark's largest cost).
 local function tool_of_request()
     if settings.current.routing == "host" then
         local host = ngx_var.host
         local dot = find(host, ".", 1, true)
         return dot and sub(host, 1, dot - 1) or host
     end
-    return ngx_var.urlproxy_segment
+    return rawrequest.tool_segment()
 end
 
 -- What `tool`'s routes are matched against: path mode, the raw path after the tool's segment ("/"
@@ -171,6 +172,7 @@ function _M.fast()
             return nil
         end
         ngx_var.urlproxy_tool = tool
+        metrics.routed(tool)
         return url, own and reveals(tool)
     end
     return nil

@@ -11,6 +11,7 @@
 -- the slow path's server, which answered it. Per-tool series exist only for tools with routes of
 -- their own (so requests for made-up names cannot grow them), and for at most `metrics_tools`
 -- tools; the counts of any further tool go to tool="_other" (no tool name has an underscore).
+local rawrequest = require "urlproxy.rawrequest"
 local redisconn = require "urlproxy.redisconn"
 local routecache = require "urlproxy.routecache"
 local settings = require "urlproxy.settings"
@@ -104,13 +105,36 @@ function _M.blocked(kind)
     blocked[kind] = blocked[kind] + 1
 end
 
-local function count(tool, status)
+-- What the front's balancer routed each request in flight to (rawrequest.id() -> the tool's counts,
+-- false for a tool without routes of its own): the log phase takes it from here, not from the
+-- $urlproxy_tool the access log shows, which would cost a variable lookup and a Lua string per
+-- request. An entry lives from the balancer phase to the log phase; the bound only matters if log
+-- phases went missing, far above the requests a worker holds at once (worker_connections).
+local pending, pending_count = {}, 0
+local PENDING_MAX = 65536
+
+-- The front's balancer routed this request to `tool` (routes of its own or not).
+function _M.routed(tool)
+    if not settings.current.metrics then
+        return -- no log phase would take the entry (metrics: false renders none)
+    end
+    local id = rawrequest.id()
+    if pending[id] == nil then
+        pending_count = pending_count + 1
+        if pending_count > PENDING_MAX then
+            pending, pending_count = {}, 1
+        end
+    end
+    pending[id] = counts_of(tool) or false
+end
+
+-- Count a request answered with `status`, and for its tool when `counts` is the tool's.
+local function count(counts, status)
     local class = floor(status / 100)
     if class < 1 or class > 5 then
         return
     end
     requests[class] = requests[class] + 1
-    local counts = tool and counts_of(tool)
     if counts then
         if not counts.listed then
             counts.listed = true
@@ -130,21 +154,24 @@ local function count(tool, status)
     end
 end
 
--- The front's log phase. $urlproxy_tool is set only when the front routed the request itself;
--- one it handed to the slow path ($urlproxy_front_log 0) was counted there, unless that server
--- never answered.
+-- The front's log phase. A request the front routed itself is in `pending`; one it handed to the
+-- slow path ($urlproxy_front_log 0) was counted there, unless that server never answered; the rest
+-- nginx answered itself (no tool).
 function _M.log_front()
-    local tool = ngx_var.urlproxy_tool
-    if not tool or tool == "" then
-        tool = nil
-        if ngx_var.urlproxy_front_log == "0" then
-            local header_time = ngx_var.upstream_header_time
-            if header_time and byte(header_time, -1) ~= DASH then
-                return
-            end
+    local id = rawrequest.id()
+    local counts = pending[id]
+    if counts ~= nil then
+        pending[id] = nil
+        pending_count = pending_count - 1
+        return count(counts, ngx.status)
+    end
+    if ngx_var.urlproxy_front_log == "0" then
+        local header_time = ngx_var.upstream_header_time
+        if header_time and byte(header_time, -1) ~= DASH then
+            return
         end
     end
-    count(tool, ngx.status)
+    count(nil, ngx.status)
 end
 
 -- The slow path's log phase: every request it answered (access() set $urlproxy_tool). A 499 here
@@ -153,7 +180,8 @@ end
 function _M.log_slow()
     local status = ngx.status
     if status ~= 499 then
-        count(ngx_var.urlproxy_tool, status)
+        local tool = ngx_var.urlproxy_tool
+        count(tool and counts_of(tool), status)
     end
 end
 

@@ -25,6 +25,7 @@ _M.DEFAULTS = {
     list_scan_count = 1000,
     error_log_interval = 10,
     block_empty_user_agent = false, -- true: requests without a User-Agent get 403, as the original's
+    metrics = true, -- false: no log phase counts requests (the template renders none)
     metrics_tools = 2000, -- tools with their own label in /metrics; the rest count as tool="_other"
     metrics_flush_ms = 1000, -- how often each worker adds its counts to the shared counters
     max_routes_per_tool = 16, -- a tool with more routes in Redis is routed by the first ones

@@ -117,6 +117,69 @@ def test_requests_count_by_class_per_tool_and_upstream_errors(lab: Proxy, not_fo
     assert 0 <= sample(after, "urlproxy_watcher_lag_seconds") < 3
 
 
+class _Held(BaseHTTPRequestHandler):
+    """200 at once; for a path with "held", 404 once the test lets go (`release`), counting arrivals."""
+
+    arrived = threading.Semaphore(0)
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        status = 200
+        if "held" in self.path:
+            self.arrived.release()
+            self.release.wait(timeout=30)
+            status = 404
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_requests_in_flight_at_once_count_for_their_own_tool(lab: Proxy) -> None:
+    """The log phase takes each request's tool from what the balancer decided for that request: four
+    requests of one tool wait at their backend while another tool's requests come and go."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Held)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        store(lab).set_route(
+            "waits", ".*", validate.backend(f"http://127.0.0.1:{server.server_address[1]}"), ACTOR
+        )
+        lab.caught_up()
+        assert lab.get("/waits/").status == 200  # read into the cache: the next ones take the front's path
+        before = scrape(lab)
+        held: list[int] = []
+        clients = [
+            threading.Thread(target=lambda: held.append(lab.get("/waits/held").status)) for _ in range(4)
+        ]
+        for client in clients:
+            client.start()
+        for _ in clients:
+            assert _Held.arrived.acquire(timeout=20), "a held request never reached its backend"
+        assert [lab.get("/hello/").status for _ in range(6)] == [200] * 6
+        _Held.release.set()
+        for client in clients:
+            client.join(timeout=20)
+        assert held == [404] * 4
+    finally:
+        _Held.release.set()
+        server.shutdown()
+        server.server_close()
+
+    def delta(samples: Samples, tool: str, class_: str) -> float:
+        labels = {"tool": tool, "class": class_}
+        return sample(samples, "urlproxy_tool_requests_total", **labels) - sample(
+            before, "urlproxy_tool_requests_total", **labels
+        )
+
+    after = wait_for(
+        lab, "4 404s of waits", lambda s: delta(s, "waits", "4xx") == 4 and delta(s, "hello", "2xx") == 6
+    )
+    assert delta(after, "waits", "2xx") == 0
+    assert delta(after, "hello", "4xx") == 0
+
+
 def test_metrics_are_on_the_internal_port_only(lab: Proxy) -> None:
     assert scrape(lab), "the internal port serves them"
     public = lab.get("/metrics")  # on the public port, "metrics" is just a tool name nobody has

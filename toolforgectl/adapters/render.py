@@ -75,6 +75,7 @@ LUA_SETTINGS = (
     "list_scan_count",
     "error_log_interval",
     "block_empty_user_agent",
+    "metrics",
     "metrics_tools",
     "metrics_flush_ms",
     "max_routes_per_tool",

@@ -402,9 +402,25 @@ local function fake_dns_module()
     return resolver
 end
 
+-- rawrequest.lua reads nginx's own memory through LuaJIT's FFI; here the request is `ngx.var`
+-- (its `request_uri`) and `shim.request` numbers the request in flight. A loader, not a loaded
+-- module: each test case loads the urlproxy modules afresh.
+package.preload["urlproxy.rawrequest"] = function()
+    return {
+        tool_segment = function()
+            local uri = ngx.var.request_uri
+            return uri and uri:match("^/([^/?]*)") or ""
+        end,
+        id = function()
+            return shim.request
+        end,
+    }
+end
+
 -- A fresh `ngx` global and fresh recordings: every test case starts from here.
 function shim.reset()
     shim.clock = 1000
+    shim.request = 1
     shim.logs = {}
     shim.timers = {}
     shim.peer = nil
@@ -442,14 +458,7 @@ function shim.reset()
         end,
         re = { find = re_find, match = re_match },
         shared = dicts,
-        -- $urlproxy_segment is the template's map over $request_uri: the first path segment.
-        var = setmetatable({}, {
-            __index = function(vars, name)
-                if name == "urlproxy_segment" and vars.request_uri then
-                    return vars.request_uri:match("^/([^/?]*)") or ""
-                end
-            end,
-        }),
+        var = {},
         header = {},
         status = 200,
         print = function(text)

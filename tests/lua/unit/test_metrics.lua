@@ -24,13 +24,27 @@ local function known(tool)
     require("urlproxy.routecache").routes(tool)
 end
 
--- The front's log phase for a request it routed to `tool` itself (nil: not routed by the front);
--- `upstream`: the peer and $upstream_header_time (the balancer marks the slow path's requests).
-local function front(status, tool, upstream)
-    ngx.status, ngx.var.urlproxy_tool = status, tool
+-- A new request: the front's balancer routed it to `tool` itself (nil or "": it did not).
+local function routed(tool)
+    shim.request = shim.request + 1
+    if tool and tool ~= "" then
+        require("urlproxy.metrics").routed(tool)
+    end
+end
+
+-- The front's log phase for the request in flight; `upstream`: the peer and $upstream_header_time
+-- (the balancer marks the slow path's requests).
+local function logged(status, upstream)
+    ngx.status = status
     ngx.var.urlproxy_front_log = upstream and upstream[1] == SLOW and "0" or nil
     ngx.var.upstream_header_time = upstream and upstream[2]
     require("urlproxy.metrics").log_front()
+end
+
+-- A request from the front's balancer to its log phase.
+local function front(status, tool, upstream)
+    routed(tool)
+    logged(status, upstream)
 end
 
 local function slow(status, tool, header_time)
@@ -51,6 +65,22 @@ case("requests count by status class, in total and for each tool with routes", f
     eq(value('urlproxy_tool_requests_total{tool="hello",class="2xx"}'), 2, "hello 2xx")
     eq(value('urlproxy_tool_requests_total{tool="hello",class="4xx"}'), 1, "hello 4xx")
     eq(value('urlproxy_tool_requests_total{tool="nosuch",class="5xx"}'), nil, "a tool without routes")
+end)
+
+case("requests in flight at once count for their own tools, whatever order they finish in", function()
+    unit.watching()
+    known("hello")
+    known("echo")
+    routed("hello")
+    local hello = shim.request
+    routed("echo")
+    logged(404, { "10.0.0.1:8000", "0.001" }) -- echo's request finishes first
+    shim.request = hello
+    logged(200, { "10.0.0.1:8000", "0.002" })
+    eq(value('urlproxy_tool_requests_total{tool="hello",class="2xx"}'), 1, "hello 2xx")
+    eq(value('urlproxy_tool_requests_total{tool="hello",class="4xx"}'), nil, "hello 4xx")
+    eq(value('urlproxy_tool_requests_total{tool="echo",class="4xx"}'), 1, "echo 4xx")
+    eq(value('urlproxy_tool_requests_total{tool="echo",class="2xx"}'), nil, "echo 2xx")
 end)
 
 case("the front does not count what the slow path answered, unless the slow path never answered", function()
