@@ -108,24 +108,15 @@ end
 -- What the front's balancer routed each request in flight to (rawrequest.id() -> the tool's counts,
 -- false for a tool without routes of its own): the log phase takes it from here, not from the
 -- $urlproxy_tool the access log shows, which would cost a variable lookup and a Lua string per
--- request. An entry lives from the balancer phase to the log phase; the bound only matters if log
--- phases went missing, far above the requests a worker holds at once (worker_connections).
-local pending, pending_count = {}, 0
-local PENDING_MAX = 65536
+-- request. An entry lives from the balancer phase to the log phase, which nginx runs for every
+-- request it frees (ngx_http_free_request), whatever ended it: the table holds the requests in flight.
+local pending = {}
 
 -- The front's balancer routed this request to `tool` (routes of its own or not).
 function _M.routed(tool)
-    if not settings.current.metrics then
-        return -- no log phase would take the entry (metrics: false renders none)
+    if settings.current.metrics then -- else no log phase would take the entry (none is rendered)
+        pending[rawrequest.id()] = counts_of(tool) or false
     end
-    local id = rawrequest.id()
-    if pending[id] == nil then
-        pending_count = pending_count + 1
-        if pending_count > PENDING_MAX then
-            pending, pending_count = {}, 1
-        end
-    end
-    pending[id] = counts_of(tool) or false
 end
 
 -- Count a request answered with `status`, and for its tool when `counts` is the tool's.
@@ -162,7 +153,6 @@ function _M.log_front()
     local counts = pending[id]
     if counts ~= nil then
         pending[id] = nil
-        pending_count = pending_count - 1
         return count(counts, ngx.status)
     end
     if ngx_var.urlproxy_front_log == "0" then

@@ -9,7 +9,7 @@
 --   of the whole `$request_uri` made a new string per distinct URI for LuaJIT to intern and collect;
 --   nginx's `map` with a regex (what named the segment before) cost ~1,500 instructions a request.
 --   Here the segment is cut from nginx's own copy of the request line, and only the tool's name
---   becomes a Lua string (already interned for a known tool: no allocation).
+--   becomes a Lua string (one LuaJIT has already interned, for a tool it has seen).
 -- - `id()`: a number naming the request while it is in flight (its address), so the log phase can
 --   find what the balancer phase decided for it without a round trip through an nginx variable.
 local ffi = require "ffi"

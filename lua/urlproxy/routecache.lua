@@ -394,9 +394,9 @@ end
 -- metrics.lua's request counters for `tool`, kept on its entry in this worker's table (made on
 -- first use: {1xx, 2xx, 3xx, 4xx, 5xx, listed = false, tool = name}); nil for a tool this worker
 -- does not know to have routes of its own (no I/O: its own table only). On the entry, not in a
--- table of metrics.lua's own: the log phase then finds them where the balancer has just looked,
--- one lookup instead of two in tables of thousands of tools. A new entry (the tool re-read) starts
--- new counters; metrics.lua still holds and flushes the old ones.
+-- table of metrics.lua's own: the front's balancer asks for them right after its own lookup of the
+-- entry, so they are found where it has just looked, not in a second table of thousands of tools.
+-- A new entry (the tool re-read) starts new counters; metrics.lua still holds and flushes the old ones.
 function _M.counts_of(tool)
     local entry = entries[tool]
     if entry == nil or entry[1] == nil then

@@ -117,30 +117,33 @@ def test_requests_count_by_class_per_tool_and_upstream_errors(lab: Proxy, not_fo
     assert 0 <= sample(after, "urlproxy_watcher_lag_seconds") < 3
 
 
-class _Held(BaseHTTPRequestHandler):
-    """200 at once; for a path with "held", 404 once the test lets go (`release`), counting arrivals."""
+def _held_backend() -> tuple[ThreadingHTTPServer, threading.Semaphore, threading.Event]:
+    """A backend answering 200 at once and, for a path with "held", 404 once `release` is set; each
+    held request releases `arrived` when it gets there. Its own state per test: a rerun in the same
+    process must hold its requests again."""
+    arrived, release = threading.Semaphore(0), threading.Event()
 
-    arrived = threading.Semaphore(0)
-    release = threading.Event()
+    class Held(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status = 200
+            if "held" in self.path:
+                arrived.release()
+                release.wait(timeout=30)
+                status = 404
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-    def do_GET(self) -> None:
-        status = 200
-        if "held" in self.path:
-            self.arrived.release()
-            self.release.wait(timeout=30)
-            status = 404
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        def log_message(self, *args: object) -> None:
+            pass
 
-    def log_message(self, *args: object) -> None:
-        pass
+    return ThreadingHTTPServer(("127.0.0.1", 0), Held), arrived, release
 
 
 def test_requests_in_flight_at_once_count_for_their_own_tool(lab: Proxy) -> None:
     """The log phase takes each request's tool from what the balancer decided for that request: four
     requests of one tool wait at their backend while another tool's requests come and go."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Held)
+    server, arrived, release = _held_backend()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         store(lab).set_route(
@@ -156,14 +159,14 @@ def test_requests_in_flight_at_once_count_for_their_own_tool(lab: Proxy) -> None
         for client in clients:
             client.start()
         for _ in clients:
-            assert _Held.arrived.acquire(timeout=20), "a held request never reached its backend"
+            assert arrived.acquire(timeout=20), "a held request never reached its backend"
         assert [lab.get("/hello/").status for _ in range(6)] == [200] * 6
-        _Held.release.set()
+        release.set()
         for client in clients:
             client.join(timeout=20)
         assert held == [404] * 4
     finally:
-        _Held.release.set()
+        release.set()
         server.shutdown()
         server.server_close()
 
