@@ -230,7 +230,8 @@ function _M.access()
     end
     if is_https(url) then
         -- Keeps the URI; the http path stays variable-free. A WebSocket keeps its long timeouts.
-        return ngx.exec(ngx_var.urlproxy_websocket == "1" and "@urlproxy_tls_websocket" or "@urlproxy_tls")
+        local websocket = ngx_var.urlproxy_upgrade == "websocket" -- the template's map
+        return ngx.exec(websocket and "@urlproxy_tls_websocket" or "@urlproxy_tls")
     end
 end
 

@@ -104,6 +104,10 @@ case("https backends always go through the slow path, which proxies them over TL
     unit.store("secure", { { ".*", SECURE } })
     eq(slow("/secure/"), SECURE, "backend")
     eq(shim.exec, "@urlproxy_tls", "location")
+    ngx.var.urlproxy_upgrade = "websocket" -- the template's map, for `Upgrade: websocket`
+    slow("/secure/socket")
+    ngx.var.urlproxy_upgrade = ""
+    eq(shim.exec, "@urlproxy_tls_websocket", "a WebSocket keeps its long timeouts over TLS")
     eq(front("/secure/"), nil, "front's decision")
 end)
 
