@@ -157,7 +157,8 @@ def _steal(results: Results, args: argparse.Namespace) -> list[str]:
         rounds = _rounds(by_variant)
         rerun = sum(s["a"].attempt > 0 for s in rounds)
         steal = ", ".join(f"{round_steal(s):.0%}" for s in rounds)
-        parts.append(f"{tools} tools {steal} ({rerun} of {len(rounds)} rounds run again)")
+        label = f"{tools} tool" + ("s" if tools != 1 else "")
+        parts.append(f"{label} {steal} ({rerun} of {len(rounds)} rounds run again)")
     kept = "; ".join(parts)
     return [f"Machine CPU stolen by the hypervisor in the kept rounds (the most of any run): {kept}."]
 
