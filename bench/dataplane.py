@@ -330,7 +330,7 @@ def saturated_round(
     with the least steal is kept."""
     best: dict[str, Sample] = {}
     for attempt in range(args.retries + 1):
-        samples = {}
+        samples: dict[str, Sample] = {}
         for v in VARIANTS:
             samples[v] = run_wrk(ports[v], tools, args.duration, args.connections, procs[v].pid)
             samples[v].attempt = attempt

@@ -158,7 +158,8 @@ def section(counts: dict[str, float], args: argparse.Namespace) -> str:
         " to be requested twice, so the counted window is the steady state; TLS handshakes excluded, and"
         " the metrics flush and route refresh timers stretched 50x as callgrind slows nginx about as"
         " much, so work per second weighs per request what it does at full speed), wrk 8 connections over"
-        f" {TARGET_TOOLS} tools, HTTPS; median of {args.repeat} runs of {args.seconds} s per variant. Each"
+        f" {TARGET_TOOLS} tools, HTTPS; median of {args.repeat} run{'s' if args.repeat != 1 else ''}"
+        f" of {args.seconds} s per variant. Each"
         " row adds one part of (c)'s hot path to the row above; the difference is what that part costs."
         " Runs mostly agree within a few hundred, but one can be up to ~2,000 off (LuaJIT's traces and"
         " garbage-collector cycles): read the medians' differences to about 1,000.",
