@@ -226,5 +226,9 @@ def test_a_tool_that_relays_to_the_proxy_ends_after_one_pass_with_508(
 
 def test_a_client_sending_the_hop_marker_stops_only_its_own_request(lab: Proxy) -> None:
     assert lab.get("/hello/", headers={HOP_HEADER: fleet.PROXY_NAME}).status == 508
+    # In any case, and whatever Upgrade comes with it: no header hides a loop.
+    assert lab.get("/hello/", headers={HOP_HEADER: fleet.PROXY_NAME.upper()}).status == 508
+    for upgrade in ("h2c", "websocket|x", "a|b"):
+        assert lab.get("/hello/", headers={HOP_HEADER: fleet.PROXY_NAME, "Upgrade": upgrade}).status == 508
     assert lab.get("/hello/", headers={HOP_HEADER: "some-other-proxy"}).json()["tool"] == "hello"
     assert lab.backend_of("/hello/") == "hello"
