@@ -150,53 +150,61 @@ local function build(tool, flat)
     return routes
 end
 
--- Whether `tool` redirects to its canonical host (`redirect:<tool>` holds a field, whatever its
--- value, as in the original); asked only where redirects are served: path mode with a
--- `canonical_domain`. nil and an error when Redis did not answer.
-local function redirected(red, tool)
+-- Whether redirects are served (path mode with a `canonical_domain`): only then is each tool's
+-- `redirect:<tool>` read with its routes (a field, whatever its value, redirects, as in the original).
+local function redirects_served()
     local conf = settings.current
-    if conf.canonical_domain == "" or conf.routing ~= "path" then
-        return false
-    end
-    local fields, err = red:hlen(schema.REDIRECT .. tool)
-    if fields == false then
-        -- An error reply (e.g. WRONGTYPE): this key is unusable, Redis is fine.
-        redisconn.log_error("HLEN " .. schema.REDIRECT .. tool .. " answered " .. tostring(err))
-        return false
-    end
-    if not fields then
-        return nil, "HLEN " .. schema.REDIRECT .. tool .. ": " .. tostring(err)
-    end
-    return fields > 0
+    return conf.canonical_domain ~= "" and conf.routing == "path"
 end
 
-local function fetch(tool)
+-- One command's reply out of a pipeline: false for an error reply (e.g. WRONGTYPE: this key is
+-- unusable, Redis is fine), which is logged.
+local function reply_of(reply, command)
+    if type(reply) == "table" and reply[1] == false then
+        redisconn.log_error(command .. " answered " .. tostring(reply[2]))
+        return false
+    end
+    return reply
+end
+
+-- The routes of each of `tools` as Redis holds them, in one round trip (a pipeline; the refresh
+-- timer re-reads up to REFRESH_BATCH tools at once, so thousands of tools read into the cache
+-- together cost tens of round trips when they age together, not thousands): {pattern1, url1, ...}
+-- per tool, in the order of `tools`, with `redirect` for a tool that redirects. nil and an error
+-- when Redis did not answer.
+local function fetch_all(tools)
     local red, err = redisconn.connect()
     if not red then
         return nil, err
     end
-    local flat
-    flat, err = red:hgetall(schema.PREFIX .. tool)
-    if flat == false then
-        -- Redis answered with an error (e.g. WRONGTYPE): this key is unusable, Redis is fine.
-        redisconn.release(red)
-        redisconn.log_error("HGETALL " .. schema.PREFIX .. tool .. " answered " .. tostring(err))
-        return {}
+    local redirects = redirects_served()
+    red:init_pipeline()
+    for _, tool in ipairs(tools) do
+        red:hgetall(schema.PREFIX .. tool)
+        if redirects then
+            red:hlen(schema.REDIRECT .. tool)
+        end
     end
-    if not flat then
+    local replies
+    replies, err = red:commit_pipeline()
+    if not replies then
         red:close()
-        return nil, "HGETALL " .. schema.PREFIX .. tool .. ": " .. tostring(err)
-    end
-    local redirect
-    redirect, err = redirected(red, tool)
-    if redirect == nil then
-        red:close()
-        return nil, err
+        local more = #tools > 1 and (" (and " .. #tools - 1 .. " more tools)") or ""
+        return nil, "HGETALL " .. schema.PREFIX .. tools[1] .. more .. ": " .. tostring(err)
     end
     redisconn.release(red)
-    local routes = build(tool, flat)
-    routes.redirect = redirect or nil
-    return routes
+    local step = redirects and 2 or 1
+    local all = {}
+    for i, tool in ipairs(tools) do
+        local flat = reply_of(replies[(i - 1) * step + 1], "HGETALL " .. schema.PREFIX .. tool)
+        local routes = flat and build(tool, flat) or {}
+        if flat and redirects then
+            local fields = reply_of(replies[i * 2], "HLEN " .. schema.REDIRECT .. tool)
+            routes.redirect = fields and fields > 0 or nil
+        end
+        all[i] = routes
+    end
+    return all
 end
 
 -- The entry is the route list itself, stamped with the invalidation log's head (`token`) and the
@@ -244,22 +252,29 @@ end
 _M.lookups = { hit = 0, miss = 0, stale = 0, unavailable = 0 }
 local lookups = _M.lookups
 
--- `tool`'s routes read from Redis now, cached and counted as a miss; nil and an error (Redis marked
--- down) when Redis does not answer.
-local function reread(tool, now)
+-- `tools`' routes read from Redis now (one round trip), cached and counted as misses; nil and an
+-- error (Redis marked down) when Redis does not answer. reread(): one tool's.
+local function reread_all(tools, now)
     -- The head before asking Redis: every change published up to it is in what Redis answers.
     local head = changes.head()
-    local routes, err = fetch(tool)
-    if not routes then
+    local all, err = fetch_all(tools)
+    if not all then
         redisconn.mark_down(err)
         return nil, err
     end
-    lookups.miss = lookups.miss + 1
-    -- A change published while Redis answered may or may not be in the answer: use it this once,
-    -- re-read next time. (No yield between this check and remember(): the log walk cannot slip in.)
-    routes.stale = changes.changed_since(tool, head)
-    remember(tool, stamp(routes, head, now))
-    return routes
+    for i, routes in ipairs(all) do
+        lookups.miss = lookups.miss + 1
+        -- A change published while Redis answered may or may not be in the answer: use it this
+        -- once, re-read next time. (No yield from here to remember(): the log walk cannot slip in.)
+        routes.stale = changes.changed_since(tools[i], head)
+        remember(tools[i], stamp(routes, head, now))
+    end
+    return all
+end
+
+local function reread(tool, now)
+    local all, err = reread_all({ tool }, now)
+    return all and all[1], err
 end
 
 -- The number of the last change this worker has applied (the invalidation log's head); nil until
@@ -291,7 +306,9 @@ local function cached_entry(tool, now, head)
     return entry, entry ~= nil and fresh(entry, now, head)
 end
 
--- Tools whose entry outlived `cache_ttl` unchanged, for the refresh timer (`queued`: no tool twice).
+-- Tools whose entry outlived `cache_ttl` unchanged, for the refresh timer (`queued`: no tool twice),
+-- which re-reads up to REFRESH_BATCH of them per round trip (a few hundred bytes of reply each).
+local REFRESH_BATCH = 100
 local refresh_queue, refresh_count, queued = {}, 0, {}
 
 -- Whether the front may still serve `entry` (not fresh) while the timer re-reads it: only its age
@@ -356,18 +373,44 @@ end
 -- The refresh timer: re-read every queued tool whose entry is still not fresh (another worker may
 -- have re-read it into the shared dict meanwhile). A Redis failure stops the round: the tools left
 -- are served by the slow path until Redis answers, and queued again by their next request.
-function _M.refresh()
+local function refresh_queued()
     local tools, n = refresh_queue, refresh_count
     refresh_queue, refresh_count, queued = {}, 0, {}
-    for i = 1, n do
+    local i = 1
+    while i <= n do
         if not redisconn.available() then
             return
         end
         local now = ngx_now()
-        local entry, is_fresh = cached_entry(tools[i], now, current_head(now))
-        if entry and not is_fresh and not reread(tools[i], now) then
+        local head = current_head(now)
+        local batch = {}
+        while i <= n and #batch < REFRESH_BATCH do
+            local entry, is_fresh = cached_entry(tools[i], now, head)
+            if entry and not is_fresh then
+                batch[#batch + 1] = tools[i]
+            end
+            i = i + 1
+        end
+        if #batch > 0 and not reread_all(batch, now) then
             return
         end
+    end
+end
+
+-- One round at a time: ngx.timer.every starts the next round on time even while this one still
+-- waits for Redis (thousands of tools read into the cache together age together), and two rounds
+-- would read the same tools, each queued again meanwhile by its requests.
+local refreshing = false
+
+function _M.refresh()
+    if refreshing then
+        return
+    end
+    refreshing = true
+    local ok, err = pcall(refresh_queued)
+    refreshing = false
+    if not ok then
+        error(err, 0)
     end
 end
 

@@ -249,7 +249,11 @@ local function fake_redis_module()
         return "OK"
     end
 
-    function client.hgetall(_, key)
+    function client.hgetall(self, key)
+        if self.queued then
+            self.queued[#self.queued + 1] = { "hgetall", key }
+            return "OK"
+        end
         local ok, err = command("HGETALL", key)
         if not ok then
             return nil, err
@@ -304,7 +308,11 @@ local function fake_redis_module()
         return replies
     end
 
-    function client.hlen(_, key)
+    function client.hlen(self, key)
+        if self.queued then
+            self.queued[#self.queued + 1] = { "hlen", key }
+            return "OK"
+        end
         local ok, err = command("HLEN", key)
         if not ok then
             return nil, err

@@ -146,6 +146,61 @@ case("past cache_ttl the front still serves an unchanged entry while the refresh
     eq(calls(), 2, "nothing queued: the next refresh reads nothing")
 end)
 
+case("a refresh round that still waits for Redis when the timer fires again reads each tool once", function()
+    unit.configure({ cache_ttl = 60 })
+    local routecache = require "urlproxy.routecache"
+    unit.store("hello", { { ".*", HELLO } })
+    unit.store("echo", { { ".*", ECHO } })
+    unit.watching()
+    routecache.routes("hello")
+    routecache.routes("echo")
+    shim.clock = 1000 + 60
+    routecache.cached("hello")
+    routecache.cached("echo")
+    local before = calls()
+    -- While the first round waits for its first answer, both tools' requests queue them again and
+    -- the timer fires the next round (ngx.timer.every does not wait for the one before).
+    shim.redis.during = function()
+        routecache.cached("hello")
+        routecache.cached("echo")
+        routecache.refresh()
+    end
+    routecache.refresh()
+    eq(calls() - before, 2, "Redis commands: one re-read per tool")
+    routecache.refresh()
+    eq(calls() - before, 2, "the tools queued meanwhile are fresh by now: nothing read")
+    check(routecache.cached("hello") and routecache.cached("echo"), "both fresh")
+end)
+
+case("tools that age together are re-read a hundred per round trip; a broken key spoils only its own", function()
+    unit.configure({ cache_ttl = 60 })
+    local routecache = require "urlproxy.routecache"
+    for i = 1, 250 do
+        unit.store("t" .. i, { { ".*", HELLO } })
+    end
+    shim.redis.wrongtype["prefix:t7"] = true
+    unit.watching()
+    for i = 1, 250 do
+        routecache.routes("t" .. i)
+    end
+    for i = 1, 250 do
+        unit.store("t" .. i, { { ".*", ECHO } }) -- a writer the log missed: only cache_ttl catches it
+    end
+    shim.clock = 1000 + 60
+    for i = 1, 250 do
+        routecache.cached("t" .. i)
+    end
+    local calls_before, connects_before = calls(), shim.redis.connects
+    local logged_before = #shim.logged("HGETALL prefix:t7 answered WRONGTYPE")
+    routecache.refresh()
+    eq(shim.redis.connects - connects_before, 3, "round trips (connections taken from the pool)")
+    eq(calls() - calls_before, 250, "Redis commands: one HGETALL per tool")
+    eq(routecache.cached("t1")[2], ECHO, "first tool after the refresh")
+    eq(routecache.cached("t250")[2], ECHO, "last tool after the refresh")
+    eq(#routecache.cached("t7"), 0, "the tool whose key is not a hash: no routes")
+    eq(#shim.logged("HGETALL prefix:t7 answered WRONGTYPE") - logged_before, 1, "log lines of the refresh")
+end)
+
 case("the front gives an old entry up past twice cache_ttl, or while Redis is marked down", function()
     unit.configure({ cache_ttl = 60 })
     local routecache = require "urlproxy.routecache"
