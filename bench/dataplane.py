@@ -339,6 +339,8 @@ def saturated_round(
             best = samples
         if round_steal(samples) <= args.max_steal:
             break
+    for sample in best.values():
+        sample.runs = attempt + 1
     return best
 
 

@@ -29,6 +29,7 @@ class Sample:
     errors: int
     steal: float = 0.0  # share of the whole machine's CPU time the hypervisor stole during the run
     attempt: int = 0  # which run of its round this is (a round runs again when steal was high)
+    runs: int = 1  # how many times its round ran in all (the kept run may be the first)
 
 
 Results = dict[int, dict[str, list[Sample]]]  # tools -> variant -> rounds
@@ -155,7 +156,7 @@ def _steal(results: Results, args: argparse.Namespace) -> list[str]:
     parts = []
     for tools, by_variant in results.items():
         rounds = _rounds(by_variant)
-        rerun = sum(s["a"].attempt > 0 for s in rounds)
+        rerun = sum(s["a"].runs > 1 for s in rounds)
         steal = ", ".join(f"{round_steal(s):.0%}" for s in rounds)
         label = f"{tools} tool" + ("s" if tools != 1 else "")
         parts.append(f"{label} {steal} ({rerun} of {len(rounds)} rounds run again)")
