@@ -104,14 +104,18 @@ class Proxy:
         return str(reply.json()["tool"])
 
     @contextmanager
-    def websocket(self, path: str, upgrade: str = "websocket") -> Iterator[tuple[ssl.SSLSocket, str]]:
-        """A raw TLS socket after the Upgrade request (`Upgrade: <upgrade>`), and nginx's status line."""
+    def websocket(
+        self, path: str, upgrade: str = "websocket", headers: dict[str, str] | None = None
+    ) -> Iterator[tuple[ssl.SSLSocket, str]]:
+        """A raw TLS socket after the Upgrade request (`Upgrade: <upgrade>`, and `headers`), and
+        nginx's status line."""
         raw = socket.create_connection(("127.0.0.1", self.port("https")), timeout=10)
         sock = self.tls().wrap_socket(raw, server_hostname="localhost")
         key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         sock.sendall(
             f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: {upgrade}\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n".encode()
         )
         head = b""
         while b"\r\n\r\n" not in head:

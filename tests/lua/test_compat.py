@@ -127,6 +127,11 @@ def test_a_websocket_carrying_the_hop_marker_gets_the_508_too(lab: Proxy) -> Non
     assert branded(raw(lab, head.encode()), 508, "Loop detected")
     with lab.websocket(f"/{tool}/socket") as (_sock, status):
         assert status == "HTTP/1.1 101 Switching Protocols"
+    # Another fleet's marker is no loop here: the WebSocket is still passed on as one.
+    with lab.websocket(f"/{tool}/socket", "WebSocket", {HOP_HEADER: "some-other-proxy"}) as (sock, status):
+        assert status == "HTTP/1.1 101 Switching Protocols"
+        ws_send_text(sock, "past another marker")
+        assert ws_receive_text(sock) == "past another marker"
 
 
 def test_websockets_keep_their_long_timeout_on_every_path(
