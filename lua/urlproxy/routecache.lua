@@ -373,7 +373,7 @@ end
 -- The refresh timer: re-read every queued tool whose entry is still not fresh (another worker may
 -- have re-read it into the shared dict meanwhile). A Redis failure stops the round: the tools left
 -- are served by the slow path until Redis answers, and queued again by their next request.
-local function refresh_queued()
+function _M.refresh()
     local tools, n = refresh_queue, refresh_count
     refresh_queue, refresh_count, queued = {}, 0, {}
     local i = 1
@@ -394,23 +394,6 @@ local function refresh_queued()
         if #batch > 0 and not reread_all(batch, now) then
             return
         end
-    end
-end
-
--- One round at a time: ngx.timer.every starts the next round on time even while this one still
--- waits for Redis (thousands of tools read into the cache together age together), and two rounds
--- would read the same tools, each queued again meanwhile by its requests.
-local refreshing = false
-
-function _M.refresh()
-    if refreshing then
-        return
-    end
-    refreshing = true
-    local ok, err = pcall(refresh_queued)
-    refreshing = false
-    if not ok then
-        error(err, 0)
     end
 end
 

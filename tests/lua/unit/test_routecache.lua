@@ -21,6 +21,21 @@ local function another_worker()
     return require "urlproxy.routecache"
 end
 
+-- routecache with `tools` ({name, url} each) read from Redis into this worker's cache at clock 1000,
+-- with cache_ttl 60.
+local function read_into_cache(tools)
+    unit.configure({ cache_ttl = 60 })
+    local routecache = require "urlproxy.routecache"
+    for _, tool in ipairs(tools) do
+        unit.store(tool[1], { { ".*", tool[2] } })
+    end
+    unit.watching()
+    for _, tool in ipairs(tools) do
+        routecache.routes(tool[1])
+    end
+    return routecache
+end
+
 case("a tool is read from Redis once, then served from the worker's cache", function()
     local routecache = require "urlproxy.routecache"
     unit.store("hello", { { ".*", HELLO } })
@@ -147,13 +162,8 @@ case("past cache_ttl the front still serves an unchanged entry while the refresh
 end)
 
 case("a refresh round that still waits for Redis when the timer fires again reads each tool once", function()
-    unit.configure({ cache_ttl = 60 })
-    local routecache = require "urlproxy.routecache"
-    unit.store("hello", { { ".*", HELLO } })
-    unit.store("echo", { { ".*", ECHO } })
-    unit.watching()
-    routecache.routes("hello")
-    routecache.routes("echo")
+    local routecache = read_into_cache({ { "hello", HELLO }, { "echo", ECHO } })
+    routecache.start()
     shim.clock = 1000 + 60
     routecache.cached("hello")
     routecache.cached("echo")
@@ -163,26 +173,22 @@ case("a refresh round that still waits for Redis when the timer fires again read
     shim.redis.during = function()
         routecache.cached("hello")
         routecache.cached("echo")
-        routecache.refresh()
+        shim.fire_timers()
     end
-    routecache.refresh()
+    shim.fire_timers()
     eq(calls() - before, 2, "Redis commands: one re-read per tool")
-    routecache.refresh()
+    shim.fire_timers()
     eq(calls() - before, 2, "the tools queued meanwhile are fresh by now: nothing read")
     check(routecache.cached("hello") and routecache.cached("echo"), "both fresh")
 end)
 
 case("tools that age together are re-read a hundred per round trip; a broken key spoils only its own", function()
-    unit.configure({ cache_ttl = 60 })
-    local routecache = require "urlproxy.routecache"
+    local tools = {}
     for i = 1, 250 do
-        unit.store("t" .. i, { { ".*", HELLO } })
+        tools[i] = { "t" .. i, HELLO }
     end
     shim.redis.wrongtype["prefix:t7"] = true
-    unit.watching()
-    for i = 1, 250 do
-        routecache.routes("t" .. i)
-    end
+    local routecache = read_into_cache(tools)
     for i = 1, 250 do
         unit.store("t" .. i, { { ".*", ECHO } }) -- a writer the log missed: only cache_ttl catches it
     end
@@ -202,14 +208,8 @@ case("tools that age together are re-read a hundred per round trip; a broken key
 end)
 
 case("the front gives an old entry up past twice cache_ttl, or while Redis is marked down", function()
-    unit.configure({ cache_ttl = 60 })
-    local routecache = require "urlproxy.routecache"
+    local routecache = read_into_cache({ { "hello", HELLO }, { "echo", ECHO } })
     local redisconn = require "urlproxy.redisconn"
-    unit.store("hello", { { ".*", HELLO } })
-    unit.store("echo", { { ".*", ECHO } })
-    unit.watching()
-    routecache.routes("hello")
-    routecache.routes("echo")
     shim.clock = 1000 + 120
     eq(routecache.cached("hello"), nil, "at twice cache_ttl")
     shim.clock = 1000 + 61

@@ -30,3 +30,18 @@ case("when the worker exits, a job runs once more only if it asked to", function
     shim.fire_timers(true)
     eq({ flushed, refreshed }, { 1, 0 }, "runs at exit (flush asked to, refresh did not)")
 end)
+
+case("a run still going when its timer fires again is skipped, not run twice at once", function()
+    local timers = require "urlproxy.timers"
+    local runs, nested = 0, nil
+    timers.every(1, "refresh", function()
+        runs = runs + 1
+        if runs == 1 then
+            nested = shim.fire_timers() -- as nginx would, while this run waits on a socket
+        end
+    end)
+    shim.fire_timers()
+    eq({ runs, nested }, { 1, 1 }, "runs (the timer fired during the first run)")
+    shim.fire_timers()
+    eq(runs, 2, "runs once the first returned")
+end)
