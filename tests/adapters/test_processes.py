@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
-from toolforgectl.adapters.processes import free_port
+from toolforgectl.adapters.processes import free_port, server_ports
 from toolforgectl.core.errors import LabError
 
 
@@ -26,3 +27,22 @@ def test_a_range_with_no_free_port_is_a_lab_error() -> None:
 
         with pytest.raises(LabError, match=f"no free port in {busy}-{busy} on 127.0.0.1"):
             free_port("127.0.0.1", range(busy, busy + 1))
+
+
+def test_server_ports_leave_out_the_kernels_ephemeral_range(tmp_path: Path) -> None:
+    ephemeral = tmp_path / "ip_local_port_range"
+    ephemeral.write_text("32768\t60999\n")  # as /proc writes it
+
+    ports = server_ports(1024, 65535, ephemeral)
+
+    assert set(ports) == set(range(1024, 32768)) | set(range(61000, 65536))
+    assert len(ports) == len(set(ports))  # each once: every free port as likely as the next
+
+
+def test_server_ports_are_all_of_them_when_the_range_leaves_none_or_cannot_be_read(tmp_path: Path) -> None:
+    ephemeral = tmp_path / "ip_local_port_range"
+    ephemeral.write_text("1024 65535\n")
+    assert list(server_ports(1024, 65535, ephemeral)) == list(range(1024, 65536))
+    ephemeral.write_text("garbled\n")
+    assert list(server_ports(2000, 3000, ephemeral)) == list(range(2000, 3001))
+    assert list(server_ports(2000, 3000, tmp_path / "missing")) == list(range(2000, 3001))

@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ KILL_TIMEOUT = 10.0  # only a process stuck in the kernel outlives SIGKILL this 
 STOP_POLL = 0.02
 LEFTOVER_GRACE = 2.0  # after a group's leader exited, what it left behind has this long to follow
 FREE_PORT_TRIES = 200
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 @dataclass
@@ -106,13 +108,13 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def free_port(host: str = "127.0.0.1", ports: range | None = None) -> int:
+def free_port(host: str = "127.0.0.1", ports: Sequence[int] | None = None) -> int:
     """A TCP port on `host` (an IPv4 or IPv6 address, or "" for all) that nothing listens on now.
 
     The caller binds it later, so another process may take it in between: the lab, the tests and
     webservice-runner (as the original did) accept that. Without `ports`, the kernel picks one from
-    its ephemeral range; with `ports`, one is picked at random in that range, and a range below the
-    ephemeral one (32768 and up on Linux) cannot be handed to an outgoing connection in between.
+    its ephemeral range; with `ports`, one is picked at random among them, and ports outside the
+    ephemeral range (`server_ports`) cannot be handed to an outgoing connection in between.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if ports is None:
@@ -120,7 +122,27 @@ def free_port(host: str = "127.0.0.1", ports: range | None = None) -> int:
     for _ in range(FREE_PORT_TRIES):
         with contextlib.suppress(OSError):
             return _bind(family, host, random.choice(ports))
-    raise LabError(f"no free port in {ports.start}-{ports.stop - 1} on {host or 'any address'}")
+    raise LabError(f"no free port in {min(ports)}-{max(ports)} on {host or 'any address'}")
+
+
+def server_ports(lowest: int, highest: int, ephemeral: Path = EPHEMERAL_RANGE) -> Sequence[int]:
+    """The ports from `lowest` to `highest` outside the kernel's ephemeral range: for a server that
+    picks its own port at random (webservice-runner), where picking inside that range goes wrong twice.
+
+    The kernel hands those ports to outgoing connections, which can take one before the server binds
+    it. And a connection to such a port where nothing listens any more (a tool that died, its route
+    not yet replaced) can be given that very port as its source when both ends share an address, as
+    the lab's proxy and tools share 127.0.0.1: it connects to itself, the proxy reads its own request
+    back as the tool's answer and holds the visitor until the read timeout. All of `lowest` to
+    `highest` when the range cannot be read or leaves none of them.
+    """
+    every = range(lowest, highest + 1)
+    try:
+        low, high = (int(word) for word in ephemeral.read_text(encoding="ascii").split())
+    except (OSError, ValueError):
+        return every
+    outside = [*range(lowest, min(low, highest + 1)), *range(max(high + 1, lowest), highest + 1)]
+    return outside or every
 
 
 def free_port_on(hosts: tuple[str, ...]) -> int:

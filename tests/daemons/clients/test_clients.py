@@ -91,6 +91,27 @@ def test_runner_passes_the_port_in_the_environment_and_unregisters_on_exit(
     assert stack.client().exists("prefix:mytool") == 0
 
 
+def test_runner_picks_its_port_outside_the_kernels_ephemeral_range(tmp_path: Path) -> None:
+    # Inside it, a proxy that keeps asking a dead tool's port can be given that port as its own
+    # source and connect to itself (the lab's proxy and tools share 127.0.0.1): it then reads its own
+    # request back and holds the visitor for the read timeout. A random port in 1024-65535 lands in
+    # Linux's default range (32768-60999) 43% of the time, so eight runs outside it are no accident.
+    low, high = (int(word) for word in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    (tmp_path / "active-proxy").write_text("")  # no registration: only the port choice is looked at
+    seen = tmp_path / "seen"
+    argv = [str(BIN / "webservice-runner"), "--active-proxy-file", str(tmp_path / "active-proxy")]
+    argv += ["--no-append-port", "--", "sh", "-c", f'echo "$PORT" >> {seen}']
+
+    for _ in range(8):
+        done = _run(argv, tmp_path)
+        assert done.returncode == 0, done.stderr
+
+    ports = [int(line) for line in seen.read_text().split()]
+    assert len(ports) == 8
+    assert [port for port in ports if low <= port <= high] == []
+    assert all(1024 <= port <= 65535 for port in ports)
+
+
 def test_the_port_fills_a_placeholder_or_is_appended() -> None:
     assert server_argv(["srv", "--port={port}"], 4000, append=True) == ["srv", "--port=4000"]
     assert server_argv(["srv"], 4000, append=True) == ["srv", "4000"]

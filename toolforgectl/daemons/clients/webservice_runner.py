@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from toolforgectl.adapters.processes import free_port
+from toolforgectl.adapters.processes import free_port, server_ports
 from toolforgectl.core import logs, output, wire
 from toolforgectl.core.errors import RegistrationError
 from toolforgectl.daemons.clients import proxyclient
@@ -41,7 +41,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     proxyclient.add_arguments(parser)
-    parser.add_argument("--port", type=int, default=0, help="port to serve on (default: a free one)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port to serve on (default: a free one outside the kernel's ephemeral range)",
+    )
     parser.add_argument("--own-ip", help="address to register (default: the one the proxy sees us from)")
     parser.add_argument("--port-env", default="PORT", help="environment variable carrying the port")
     parser.add_argument(
@@ -118,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         signal.signal(sig, lambda signum, _frame: early.append(signum))
     try:
         where = proxyclient.target(args)
-        port = args.port or free_port("", range(wire.PORT_MIN, wire.PORT_MAX + 1))  # what the proxy accepts
+        # Any port the proxy accepts, but none the kernel may give an outgoing connection.
+        port = args.port or free_port("", server_ports(wire.PORT_MIN, wire.PORT_MAX))
         if where is not None:
             destination = register(where, args, port)
             log.info("registered %s with %s", destination, where.host)
