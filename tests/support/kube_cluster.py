@@ -30,17 +30,12 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "toolfo
 BINARY = Path(os.environ.get("TOOLFORGECTL_KUBE_APISERVER", CACHE / "kube-apiserver-1.20.2"))
 
 
-# Below the kernel's ephemeral range, so that no outgoing connection takes a port before etcd or
-# kube-apiserver (which start slowly) bind it.
-LOW_PORTS = range(20000, 32000)
-
-
 class Cluster:
     """etcd + kube-apiserver; `api_port` is HTTPS with a self-signed certificate."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.etcd_port, self.peer_port, self.api_port = (free_port(ports=LOW_PORTS) for _ in range(3))
+        self.etcd_port, self.peer_port, self.api_port = (free_port() for _ in range(3))
         self.etcd: Process | None = None
         self.apiserver: Process | None = None
 

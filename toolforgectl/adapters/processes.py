@@ -25,6 +25,9 @@ STOP_POLL = 0.02
 LEFTOVER_GRACE = 2.0  # after a group's leader exited, what it left behind has this long to follow
 FREE_PORT_TRIES = 200
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# Where the lab's and the tests' servers listen: above most services' well-known ports, below
+# Linux's default ephemeral range (32768-60999; `server_ports` says why not in it).
+LAB_PORTS = (20000, 32767)
 
 
 @dataclass
@@ -109,16 +112,15 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def free_port(host: str = "127.0.0.1", ports: Sequence[int] | None = None) -> int:
-    """A TCP port on `host` (an IPv4 or IPv6 address, or "" for all) that nothing listens on now.
+    """A TCP port on `host` (an IPv4 or IPv6 address, or "" for all) that nothing listens on now,
+    picked at random among `ports` (default: `LAB_PORTS` outside the kernel's ephemeral range).
 
     The caller binds it later, so another process may take it in between: the lab, the tests and
-    webservice-runner (as the original did) accept that. Without `ports`, the kernel picks one from
-    its ephemeral range; with `ports`, one is picked at random among them, and ports outside the
-    ephemeral range (`server_ports`) cannot be handed to an outgoing connection in between.
+    webservice-runner (as the original did) accept that; outside the ephemeral range
+    (`server_ports`) at least no outgoing connection can.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if ports is None:
-        return _bind(family, host, 0)
+    ports = server_ports(*LAB_PORTS) if ports is None else ports
     for _ in range(FREE_PORT_TRIES):
         with contextlib.suppress(OSError):
             return _bind(family, host, random.choice(ports))

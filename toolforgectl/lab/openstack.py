@@ -48,7 +48,6 @@ from toolforgectl.lab.openstackconf import (
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "scripts" / "install-openstack.sh"
-LOW_PORTS = range(20000, 32000)
 # The project and user toolforgectl works as, like an operator's clouds.yaml: a member, not admin.
 PROJECT, USER, USER_PASSWORD = "tools", "toolforgectl", "lab-user-secret"
 CLOUD = "lab"  # the user's clouds.yaml entry; "lab-admin" is the admin's
@@ -105,9 +104,9 @@ class OpenStackCloud:
         for name in names:
             if name in self.ports:
                 continue
-            port = free_port(ports=LOW_PORTS)
+            port = free_port()
             while port in taken:
-                port = free_port(ports=LOW_PORTS)
+                port = free_port()
             taken.add(port)
             self.ports[name] = port
         self.site = Site(self.dir, self.venv, self.ports)
