@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from toolforgectl.adapters.processes import EPHEMERAL_RANGE, LAB_PORTS, free_port, server_ports
+from toolforgectl.adapters.processes import LAB_PORTS, ephemeral_range, free_port, server_ports
 from toolforgectl.core.errors import LabError
 
 
@@ -52,7 +52,9 @@ def test_the_labs_ports_are_below_the_ephemeral_range() -> None:
     # A server's port the kernel could also hand out as a source port: a client retrying it while
     # the server is down (Redis restarted by a test, a killed tool) can connect to itself there,
     # and then holds the port when the server comes back on it.
-    low, high = (int(word) for word in EPHEMERAL_RANGE.read_text().split())
+    found = ephemeral_range()
+    assert found is not None
+    low, high = found
     ports = {free_port() for _ in range(50)}
     assert all(LAB_PORTS[0] <= port <= LAB_PORTS[1] and not low <= port <= high for port in ports)
     assert len(ports) > 1  # picked at random, not one port handed out again and again

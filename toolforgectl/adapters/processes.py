@@ -127,9 +127,19 @@ def free_port(host: str = "127.0.0.1", ports: Sequence[int] | None = None) -> in
     raise LabError(f"no free port in {min(ports)}-{max(ports)} on {host or 'any address'}")
 
 
+def ephemeral_range(path: Path = EPHEMERAL_RANGE) -> tuple[int, int] | None:
+    """The kernel's ephemeral port range (lowest, highest), or None when it cannot be read."""
+    try:
+        low, high = (int(word) for word in path.read_text(encoding="ascii").split())
+    except (OSError, ValueError):
+        return None
+    return low, high
+
+
 def server_ports(lowest: int, highest: int, ephemeral: Path = EPHEMERAL_RANGE) -> Sequence[int]:
     """The ports from `lowest` to `highest` outside the kernel's ephemeral range: for a server that
-    picks its own port at random (webservice-runner), where picking inside that range goes wrong twice.
+    picks its own port at random (webservice-runner; the lab's and the tests' servers through
+    `free_port`), where picking inside that range goes wrong twice.
 
     The kernel hands those ports to outgoing connections, which can take one before the server binds
     it. And a connection to such a port where nothing listens any more (a tool that died, its route
@@ -139,10 +149,10 @@ def server_ports(lowest: int, highest: int, ephemeral: Path = EPHEMERAL_RANGE) -
     `highest` when the range cannot be read or leaves none of them.
     """
     every = range(lowest, highest + 1)
-    try:
-        low, high = (int(word) for word in ephemeral.read_text(encoding="ascii").split())
-    except (OSError, ValueError):
+    found = ephemeral_range(ephemeral)
+    if found is None:
         return every
+    low, high = found
     outside = [*range(lowest, min(low, highest + 1)), *range(max(high + 1, lowest), highest + 1)]
     return outside or every
 

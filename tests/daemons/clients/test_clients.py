@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import run_cli, wait_until
 from tests.daemons.regstack import BIN, Identd, Listener, Stack, exchange, free_port, venv_env
+from toolforgectl.adapters.processes import ephemeral_range
 from toolforgectl.daemons.clients.webservice_runner import server_argv
 
 
@@ -96,7 +97,9 @@ def test_runner_picks_its_port_outside_the_kernels_ephemeral_range(tmp_path: Pat
     # source and connect to itself (the lab's proxy and tools share 127.0.0.1): it then reads its own
     # request back and holds the visitor for the read timeout. A random port in 1024-65535 lands in
     # Linux's default range (32768-60999) 43% of the time, so eight runs outside it are no accident.
-    low, high = (int(word) for word in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    found = ephemeral_range()
+    assert found is not None
+    low, high = found
     (tmp_path / "active-proxy").write_text("")  # no registration: only the port choice is looked at
     seen = tmp_path / "seen"
     argv = [str(BIN / "webservice-runner"), "--active-proxy-file", str(tmp_path / "active-proxy")]
