@@ -21,8 +21,10 @@ check:
 	$(BIN)/lint-imports
 	$(BIN)/toolforgectl lint
 
+## Two workers, each module on one of them (its module-scoped fleet started once); tests/conftest.py
+## gives each worker its own half of the lab's port range.
 fast:
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadscope
 
 ## The slow tier needs a real kube-apiserver: built once (~8 min on a fresh machine), then cached;
 ## and a real OpenStack control plane: installed once into its own venv (1-3 min), then cached.

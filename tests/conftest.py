@@ -13,7 +13,7 @@ import pytest
 import redis
 from hypothesis import settings
 
-from toolforgectl.adapters.processes import Process, start_redis
+from toolforgectl.adapters.processes import LAB_PORTS_ENV, Process, lab_ports, start_redis
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core.destinations import Destinations
 from toolforgectl.core.waiting import wait_until  # tests import it from here too
@@ -22,6 +22,19 @@ from toolforgectl.core.waiting import wait_until  # tests import it from here to
 pytest_plugins = ["tests.support.openstack_session"]
 
 REPO = Path(__file__).resolve().parent.parent  # the checkout: templates/, lua/, tests/fixtures/
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make fast` runs two workers) each worker's servers, and those of the
+    labs and daemons it starts as child processes, pick their ports from a slice of the lab's range
+    of their own: a port one worker picked is then never bound by the other before it starts."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...: set by xdist in its workers
+    if worker is None:
+        return
+    index, count = int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    low, high = lab_ports()
+    size = (high - low + 1) // count
+    os.environ[LAB_PORTS_ENV] = f"{low + index * size}-{low + (index + 1) * size - 1}"
 
 
 @dataclass

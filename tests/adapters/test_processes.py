@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from toolforgectl.adapters.processes import LAB_PORTS, ephemeral_range, free_port, server_ports
+from toolforgectl.adapters.processes import (
+    LAB_PORTS,
+    LAB_PORTS_ENV,
+    ephemeral_range,
+    free_port,
+    lab_ports,
+    server_ports,
+)
 from toolforgectl.core.errors import LabError
 
 
@@ -48,7 +55,27 @@ def test_server_ports_are_all_of_them_when_the_range_leaves_none_or_cannot_be_re
     assert list(server_ports(2000, 3000, tmp_path / "missing")) == list(range(2000, 3001))
 
 
-def test_the_labs_ports_are_below_the_ephemeral_range() -> None:
+def test_a_lab_given_its_own_port_range_picks_only_from_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LAB_PORTS_ENV, "24000-24009")  # as each test worker gets its own slice
+
+    assert lab_ports() == (24000, 24009)
+    assert {free_port() for _ in range(50)} <= set(range(24000, 24010))
+
+
+@pytest.mark.parametrize(
+    "spelled", ["24000", "24000-", "9-24000", "24010-24000", "24000-70000", "２４０００-24009"]
+)
+def test_a_port_range_that_is_not_low_high_is_a_lab_error(
+    monkeypatch: pytest.MonkeyPatch, spelled: str
+) -> None:
+    monkeypatch.setenv(LAB_PORTS_ENV, spelled)
+
+    with pytest.raises(LabError, match=f"{LAB_PORTS_ENV}=.* is not LOW-HIGH with ports from 1024 to 65535"):
+        free_port()
+
+
+def test_the_labs_ports_are_below_the_ephemeral_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(LAB_PORTS_ENV, raising=False)  # the default range, not a test worker's slice
     # A server's port the kernel could also hand out as a source port: a client retrying it while
     # the server is down (Redis restarted by a test, a killed tool) can connect to itself there,
     # and then holds the port when the server comes back on it.

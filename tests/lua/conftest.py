@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lua.proxyclient import Proxy
+from tests.lua.proxyclient import Proxy, redis_answering
 from toolforgectl.lab import fleet
 
 
@@ -26,12 +26,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
 def own_lab(tmp_path: Path) -> Iterator[Callable[..., Proxy]]:
     """A lab with the given data plane settings, for tests that change or break things."""
     started: list[Path] = []
+    proxies: dict[Path, Proxy] = {}
 
     def start(**dataplane: object) -> Proxy:
         directory = tmp_path / f"lab{len(started)}"
-        started.append(directory)
-        return Proxy(fleet.up(directory, dataplane=dataplane))
+        started.append(directory)  # before up: a lab that failed half-way is still taken down
+        proxies[directory] = Proxy(fleet.up(directory, dataplane=dataplane))
+        return proxies[directory]
 
     yield start
     for directory in started:
-        fleet.down(directory)
+        if directory not in proxies:
+            fleet.down(directory)
+            continue
+        with redis_answering(proxies[directory]):  # if the test stopped it
+            fleet.down(directory)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from tests.conftest import wait_until
 from toolforgectl.adapters.processes import Process, start_redis_from
 from toolforgectl.adapters.routestore import RouteStore
@@ -164,6 +166,26 @@ def error_log(proxy: Proxy) -> str:
 def lab_redis(proxy: Proxy) -> ProcessRecord:
     """The lab's redis-server, to stop, pause or restart."""
     return next(p for p in proxy.state.processes if p.role == "redis")
+
+
+@contextmanager
+def redis_answering(proxy: Proxy) -> Iterator[None]:
+    """The lab's Redis up for the block: started again (and stopped after) if a test stopped it.
+
+    `lab down` with its Redis gone stops the tools' runners while they cannot unregister, and each
+    keeps retrying until down kills it after its 10 s grace: down itself is right, the wait is not
+    what these tests are about."""
+    record = lab_redis(proxy)
+    try:
+        redis.Redis(host=record.host, port=record.port, socket_timeout=2).ping()
+    except redis.RedisError:
+        restarted = restart_redis(proxy)
+        try:
+            yield
+        finally:
+            restarted.stop()
+        return
+    yield
 
 
 def restart_redis(proxy: Proxy) -> Process:

@@ -28,6 +28,7 @@ EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 # Where the lab's and the tests' servers listen: above most services' well-known ports, below
 # Linux's default ephemeral range (32768-60999; `server_ports` says why not in it).
 LAB_PORTS = (20000, 32767)
+LAB_PORTS_ENV = "TOOLFORGECTL_LAB_PORTS"  # LOW-HIGH instead of LAB_PORTS (see lab_ports)
 
 
 @dataclass
@@ -113,18 +114,31 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
 
 def free_port(host: str = "127.0.0.1", ports: Sequence[int] | None = None) -> int:
     """A TCP port on `host` (an IPv4 or IPv6 address, or "" for all) that nothing listens on now,
-    picked at random among `ports` (default: `LAB_PORTS` outside the kernel's ephemeral range).
+    picked at random among `ports` (default: `lab_ports()` outside the kernel's ephemeral range).
 
     The caller binds it later, so another process may take it in between: the lab, the tests and
     webservice-runner (as the original did) accept that; outside the ephemeral range
     (`server_ports`) at least no outgoing connection can.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    ports = server_ports(*LAB_PORTS) if ports is None else ports
+    ports = server_ports(*lab_ports()) if ports is None else ports
     for _ in range(FREE_PORT_TRIES):
         with contextlib.suppress(OSError):
             return _bind(family, host, random.choice(ports))
     raise LabError(f"no free port in {min(ports)}-{max(ports)} on {host or 'any address'}")
+
+
+def lab_ports() -> tuple[int, int]:
+    """The range `free_port` picks from by default: `LAB_PORTS`, or `$TOOLFORGECTL_LAB_PORTS` as
+    LOW-HIGH. Two labs on one machine (or two test workers) given ranges apart never pick the same
+    port, which otherwise one of them can bind between the other's pick and its bind."""
+    spelled = os.environ.get(LAB_PORTS_ENV, "")
+    if not spelled:
+        return LAB_PORTS
+    low, _, high = spelled.partition("-")
+    if all(n.isascii() and n.isdigit() for n in (low, high)) and 1024 <= int(low) <= int(high) <= 65535:
+        return int(low), int(high)
+    raise LabError(f"{LAB_PORTS_ENV}={spelled!r} is not LOW-HIGH with ports from 1024 to 65535")
 
 
 def ephemeral_range(path: Path = EPHEMERAL_RANGE) -> tuple[int, int] | None:
