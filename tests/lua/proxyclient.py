@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from tests.conftest import wait_until
 from toolforgectl.adapters.processes import Process, start_redis_from
 from toolforgectl.adapters.routestore import RouteStore
+from toolforgectl.core.errors import RouteStoreError
 from toolforgectl.lab import fleet
 from toolforgectl.lab.state import LabState, ProcessRecord
 
@@ -175,10 +174,9 @@ def redis_answering(proxy: Proxy) -> Iterator[None]:
     `lab down` with its Redis gone stops the tools' runners while they cannot unregister, and each
     keeps retrying until down kills it after its 10 s grace: down itself is right, the wait is not
     what these tests are about."""
-    record = lab_redis(proxy)
     try:
-        redis.Redis(host=record.host, port=record.port, socket_timeout=2).ping()
-    except redis.RedisError:
+        RouteStore.from_url(proxy.info["redis"]).ping()
+    except RouteStoreError:
         restarted = restart_redis(proxy)
         try:
             yield
