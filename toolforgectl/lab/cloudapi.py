@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -52,6 +52,7 @@ from toolforgectl.lab.cloudcompute import Compute
 from toolforgectl.lab.cloudstate import CloudState
 from toolforgectl.lab.designate import Designate
 from toolforgectl.lab.dnsserver import DnsFiles
+from toolforgectl.lab.httpserver import LabHTTPServer
 
 CONTROL = "/lab/"  # the lab's own calls (faults), which need no token
 NEUTRON_REVISION = re.compile(r"^\s*revision_number=(\d+)\s*$")
@@ -109,8 +110,7 @@ class CloudApi:
         self.tokens: dict[str, _Token] = {}
         self.faults = _Faults()
         self.connections: set[socket.socket] = set()  # open keep-alive connections, closed by stop()
-        self.server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self.server.daemon_threads = True
+        self.server = LabHTTPServer((host, port), _handler_for(self))
         self.host, self.port = host, int(self.server.server_address[1])
         self.designate.base = self.base
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -31,10 +31,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from toolforgectl.lab.httpserver import LabHTTPServer
 from toolforgectl.lab.kubehttp import handler_for
 from toolforgectl.lab.kubewire import (
     TOKEN,
@@ -109,8 +109,7 @@ class FakeKubeApi:
         self.pod_logs: dict[tuple[str, str], str] = {}
         self._pod_owner: dict[tuple[str, str], tuple[str, str]] = {}  # pod -> its Deployment
         self._next_ip = 10
-        self.server = ThreadingHTTPServer((host, port), handler_for(self))
-        self.server.daemon_threads = True
+        self.server = LabHTTPServer((host, port), handler_for(self))
         self.host, self.port = host, int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
