@@ -69,7 +69,9 @@ def test_where_tools_run_on_the_proxy_loopback_is_allowed_but_not_its_services(
 ) -> None:
     config = fleet_file(tmp_path, redis_server, allow_loopback_backends=True, https_port=8443)
     redis_port = redis_server.process.port
-    for backend in (f"http://127.0.0.1:{redis_port}", "https://127.0.0.1:8443", "http://127.0.0.1:8282"):
+    # Redis, nginx, proxylistener, and webservicemonitor's metrics (its default port, 9618).
+    services = ("https://127.0.0.1:8443", "http://127.0.0.1:8282", "http://127.0.0.1:9618")
+    for backend in (f"http://127.0.0.1:{redis_port}", *services):
         result = run_cli("--config", config, "routes", "set", "dplbot", backend)
         assert_refused_and_nothing_stored(result, redis_server, "a proxy's service")
     allowed = run_cli("--config", config, "routes", "set", "dplbot", "http://127.0.0.1:8000")

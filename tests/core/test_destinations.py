@@ -14,6 +14,7 @@ proxies:
   - {name: p2, address: "2001:db8::10"}
 proxylistener: {listen: 0.0.0.0, port: 8282, metrics_port: 0, redis: "redis://localhost:6379/0"}
 kube2proxy: {metrics_port: 9617}
+webservice: {metrics_port: 9619}
 dataplane: {https_port: 8443, internal_address: 172.16.0.11, allow_loopback_backends: LOOPBACK}
 """
 
@@ -33,7 +34,7 @@ def test_the_rule_knows_every_address_and_service_port_the_config_gives_the_prox
         "172.16.0.11",
         "2001:0db8:0000:0000:0000:0000:0000:0010",
     ]
-    assert spelled["proxy_ports"] == [80, 6379, 6380, 8081, 8282, 8443, 9617]
+    assert spelled["proxy_ports"] == [80, 6379, 6380, 8081, 8282, 8443, 9617, 9619]
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,7 @@ def test_the_rule_knows_every_address_and_service_port_the_config_gives_the_prox
         ("http://172.16.0.11:9000", "a proxy's own address"),
         ("http://127.0.0.1:8000", "loopback"),
         ("http://127.0.0.1:6380", "a proxy's service"),
+        ("http://127.0.0.1:9619", "a proxy's service"),  # webservicemonitor's metrics
     ],
 )
 def test_refused(url: str, said: str) -> None:

@@ -11,7 +11,7 @@ everywhere (unspecified, multicast, link-local, broadcast), a fleet refuses:
   Redis URLs, the daemons' listen and metrics addresses, `dataplane.internal_address`), on any
   port; where loopback backends are allowed, a loopback one only on the service ports;
 * the proxies' service ports (nginx's http/https/internal ports, Redis, proxylistener and its
-  metrics, kube2proxy's metrics) on those addresses and on loopback.
+  metrics, kube2proxy's and webservicemonitor's metrics) on those addresses and on loopback.
 
 The route store, proxylistener and kube2proxy check every write with `check`; the data plane runs
 the same rule (lua/urlproxy/backend.lua, with `lua_settings()`) on routes other writers stored and
@@ -61,7 +61,10 @@ class Destinations:
         texts += [urlsplit(url).hostname or "" for url in redis_urls]
         texts += [listener.listen, listener.metrics_address, plane.internal_address, kube.metrics_address]
         ports = {plane.http_port, plane.https_port, plane.internal_port, listener.port}
-        ports |= {listener.metrics_port, kube.metrics_port} - {0}
+        # webservicemonitor's metrics too: in the lab (loopback backends allowed) it runs beside the
+        # proxy, and a tool pointed at it published the monitor's metrics. Its address is not added:
+        # where it runs on a tools' host, that address must stay open to the tools there.
+        ports |= {listener.metrics_port, kube.metrics_port, fleet.webservice.metrics_port} - {0}
         ports |= {_port_of(url) for url in redis_urls}
         hosts = {host for text in texts for host in _hosts(text)}
         return cls(plane.allow_loopback_backends, frozenset(hosts), frozenset(ports))
