@@ -144,7 +144,7 @@ def test_client_ip_forwarded_gives_tools_the_real_peer_only(own_lab: Callable[..
     seen = proxy.get(f"/{tool}/x", headers=base.FORGED_HEADERS).json()["headers"]
     assert f"path={path}" in base.access_log_line(proxy, f"/{tool}/x")
     assert (seen["x-forwarded-for"], seen["x-real-ip"]) == ("127.0.0.1", "127.0.0.1")
-    for name in ("forwarded", "client-ip", "true-client-ip", "x-client-ip", "proxy"):
+    for name in ("forwarded", "client-ip", "true-client-ip", "x-client-ip", "cf-connecting-ip", "proxy"):
         assert name not in seen
     assert "203.0.113.9" not in str(seen)
 
@@ -224,11 +224,33 @@ def test_a_tool_that_relays_to_the_proxy_ends_after_one_pass_with_508(
     assert relayed[0]["headers"][HOP_HEADER.lower()] == fleet.PROXY_NAME
 
 
+@pytest.mark.parametrize("path", ["slow", "front"])
+def test_a_tools_x_accel_redirect_is_not_followed(
+    lab: Proxy, started: Callable[..., Process], path: str
+) -> None:
+    """nginx would follow it to any location: the WebSockets' (an hour's timeout for a plain request),
+    a branded page answered 200, or the tool's own prefix again (an internal redirect loop, 500)."""
+    for n, target in enumerate(("@urlproxy_websocket", "/.error/504.html", f"/accel-{path}-2/again")):
+        tool = f"accel-{path}-{n}"
+        sample = started(tool, headers=(f"X-Accel-Redirect: {target}", "X-Sample: kept"))
+        route_to(lab, tool, sample, path)
+        reply = lab.get(f"/{tool}/page")
+        assert f"path={path}" in base.access_log_line(lab, f"/{tool}/page")
+        assert (reply.status, reply.json()["tool"], reply.json()["uri"]) == (200, tool, f"/{tool}/page")
+        assert reply.headers["x-sample"] == "kept" and "x-accel-redirect" not in reply.headers
+
+
 def test_a_client_sending_the_hop_marker_stops_only_its_own_request(lab: Proxy) -> None:
     assert lab.get("/hello/", headers={HOP_HEADER: fleet.PROXY_NAME}).status == 508
     # In any case, and whatever Upgrade comes with it: no header hides a loop.
     assert lab.get("/hello/", headers={HOP_HEADER: fleet.PROXY_NAME.upper()}).status == 508
     for upgrade in ("h2c", "websocket|x", "a|b"):
         assert lab.get("/hello/", headers={HOP_HEADER: fleet.PROXY_NAME, "Upgrade": upgrade}).status == 508
-    assert lab.get("/hello/", headers={HOP_HEADER: "some-other-proxy"}).json()["tool"] == "hello"
+    # As one item of a list (a relay that folds or extends the header, as HTTP lets it), or padded.
+    name = fleet.PROXY_NAME
+    listed = (f"{name}, relay", f"relay, {name}", f"relay,{name}", f"{name};x")
+    for marker in (*listed, f"\t{name}", f"{name}\t"):
+        assert lab.get("/hello/", headers={HOP_HEADER: marker}).status == 508, marker
+    for other in ("some-other-proxy", f"{name}x", f"x{name}", f"{name}-2, relay"):
+        assert lab.get("/hello/", headers={HOP_HEADER: other}).json()["tool"] == "hello", other
     assert lab.backend_of("/hello/") == "hello"
