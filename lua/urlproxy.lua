@@ -55,6 +55,25 @@ local function raw_path()
     return query and sub(raw, 1, query - 1) or raw
 end
 
+-- Host mode: whether all of `host` after its first label (from `dot`) is one of the domains
+-- server_name's wildcards name. nginx's `*.toolforge.org` also matches `b.a.toolforge.org`, whose
+-- first label would make tool b the site of a.toolforge.org's subdomain (a's Domain cookies). No
+-- domains (server_name `_`): any host.
+local function under_a_domain(host, dot)
+    local domains = settings.current.host_domains
+    if #domains == 0 then
+        return true
+    end
+    local rest = #host - dot + 1
+    for i = 1, #domains do
+        local domain = domains[i]
+        if #domain == rest and find(host, domain, dot, true) == dot then
+            return true
+        end
+    end
+    return false
+end
+
 -- The tool named by the request. Path mode: the first segment of the URI as the client sent it,
 -- cut from nginx's copy of it (rawrequest.lua): so a request whose tool routes everything (".*")
 -- never makes a Lua string of its whole URI, which would be a new string per distinct URI for
@@ -63,7 +82,10 @@ local function tool_of_request()
     if settings.current.routing == "host" then
         local host = ngx_var.host
         local dot = find(host, ".", 1, true)
-        return dot and sub(host, 1, dot - 1) or host
+        if not dot then
+            return host
+        end
+        return under_a_domain(host, dot) and sub(host, 1, dot - 1) or ""
     end
     return rawrequest.tool_segment()
 end

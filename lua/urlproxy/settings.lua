@@ -40,7 +40,8 @@ _M.DEFAULTS = {
 }
 
 -- What differs per proxy (its own Redis, its run dir) or follows from the whole fleet config (the
--- proxies' addresses and service ports, for backend.lua's destination rule): render always writes these.
+-- proxies' addresses and service ports, for backend.lua's destination rule; the domains of a host
+-- mode server_name): render always writes these.
 _M.REQUIRED = {
     redis_host = "string",
     redis_port = "number",
@@ -48,6 +49,7 @@ _M.REQUIRED = {
     slow_socket = "string",
     proxy_addresses = "table",
     proxy_ports = "table",
+    host_domains = "table", -- host mode: ".toolforge.org" for server_name `*.toolforge.org`
 }
 
 _M.current = nil
@@ -103,6 +105,11 @@ function _M.checked(data)
     end
     if data.client_ip ~= "hidden" and data.client_ip ~= "forwarded" then
         return nil, "client_ip must be \"hidden\" or \"forwarded\""
+    end
+    for _, domain in ipairs(data.host_domains) do
+        if type(domain) ~= "string" or domain:sub(1, 1) ~= "." then
+            return nil, "host_domains must list domains that start with \".\""
+        end
     end
     for _, tool in ipairs(data.client_ip_forwarded_tools) do
         if type(tool) ~= "string" then

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from toolforgectl.adapters import nginx as frontproxy
+from toolforgectl.adapters.render import host_domains
 from toolforgectl.core import config
 
 
@@ -84,7 +85,7 @@ def test_gzip_and_the_body_limit_follow_the_settings(tmp_path: Path) -> None:
 def test_the_hop_marker_is_the_proxys_name_and_every_fleet_proxy_counts_as_a_loop(tmp_path: Path) -> None:
     rendered = run_cli("--config", str(write_fleet(tmp_path)), "--proxy", "proxy-02", "render").stdout
     assert 'proxy_set_header X-Toolforgectl-Hop "proxy-02";' in rendered
-    assert '"~*\\|(proxy-01|proxy-02)$" loop;' in rendered
+    assert '"~*\\|(.*[\\s,])?(proxy-01|proxy-02)([\\s,;].*)?$" loop;' in rendered
 
 
 def test_only_a_configured_domain_gets_a_catch_all_server_and_only_path_mode_hides_service_workers(
@@ -106,3 +107,15 @@ def test_nginx_accepts_the_config_of_a_fleet_with_a_proxy_name_of_the_longest_ki
     cert, key = frontproxy.self_signed(tmp_path / "tls")
     fleet = frontproxy.with_tls(config.parse(text, "fleet.yaml"), cert, key)
     frontproxy.check_config(frontproxy.render_into(fleet, name, tmp_path / "out"))
+
+
+def test_host_mode_names_tools_only_directly_under_server_names_wildcard_domains(tmp_path: Path) -> None:
+    def domains(dataplane: str) -> list[str]:
+        return host_domains(config.load(write_fleet(tmp_path, f"dataplane: {dataplane}\n")).dataplane)
+
+    assert domains("{routing: host, server_name: '*.Toolforge.org .tools.example ~^x other.example'}") == [
+        ".toolforge.org",
+        ".tools.example",
+    ]
+    assert domains("{routing: host, server_name: _}") == []  # any host: its first label is the tool
+    assert domains("{routing: path, server_name: '*.toolforge.org'}") == []

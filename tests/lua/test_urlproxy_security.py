@@ -211,6 +211,21 @@ def test_host_mode_never_selects_a_tool_for_an_ip_address(
     assert proxy.get("/", headers={"Host": "sw.tools.test"}).headers["service-worker-allowed"] == "/"
 
 
+def test_host_mode_gives_a_tool_only_its_own_name_under_the_domain(own_lab: Callable[..., Proxy]) -> None:
+    """nginx's `*.tools.test` matches `echo.hello.tools.test` too: a subdomain of hello's site, which
+    gets hello's Domain cookies. Its first label must not make it echo's."""
+    proxy = own_lab(routing="host", server_name="*.tools.test")
+    assert proxy.get("/", headers={"Host": "echo.tools.test"}).json()["tool"] == "echo"
+    assert proxy.get("/", headers={"Host": "Echo.Tools.Test"}).json()["tool"] == "echo"
+    cookie = "session=hello-domain-only"
+    for host in ("echo.hello.tools.test", "echo.x.tools.test", "echo.tools.test.tools.test"):
+        reply = proxy.get("/deeper", headers={"Host": host, "Cookie": cookie})
+        assert reply.status == 503 and "Tool unavailable" in reply.body, host
+    assert proxy.get("/", headers={"Host": "evil.example"}).status == 404
+    assert cookie not in lab_tool_log(proxy, "echo").read_text(encoding="utf-8")
+    assert cookie not in lab_tool_log(proxy, "hello").read_text(encoding="utf-8")
+
+
 def test_a_tool_that_relays_to_the_proxy_ends_after_one_pass_with_508(
     lab: Proxy, started: Callable[..., Process], tmp_path: Path
 ) -> None:

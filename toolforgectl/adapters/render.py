@@ -305,8 +305,20 @@ def lua_settings(
         "redis_port": port,
         "redis_db": db,
         "slow_socket": str(layout.slow_socket),
+        "host_domains": host_domains(plane),
         **(destinations or Destinations()).lua_settings(),
     }
+
+
+def host_domains(plane: DataPlane) -> list[str]:
+    """Host mode: the domains whose direct subdomains name tools, from server_name's wildcards
+    (`*.toolforge.org` or `.toolforge.org`: `.toolforge.org`). nginx's wildcard also matches deeper
+    names (`b.a.toolforge.org`), which urlproxy.lua then gives no tool. None in path mode, or for
+    `_` and regex names: any host's first label is its tool."""
+    if plane.routing != "host":
+        return []
+    names = plane.server_name.lower().split()
+    return sorted({name.removeprefix("*") for name in names if name.startswith(("*.", "."))})
 
 
 def _json(value: object) -> object:

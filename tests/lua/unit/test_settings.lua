@@ -5,7 +5,7 @@ local case, eq, check = unit.case, unit.eq, unit.check
 
 local function proxy(extra)
     local data = { redis_host = "127.0.0.1", redis_port = 6379, redis_db = 0, slow_socket = "/run/s.sock" }
-    data.proxy_addresses, data.proxy_ports = {}, {}
+    data.proxy_addresses, data.proxy_ports, data.host_domains = {}, {}, {}
     for key, value in pairs(extra or {}) do
         data[key] = value
     end

@@ -70,6 +70,7 @@ function unit.configure(overrides)
         slow_socket = "/run/test/slow.sock",
         proxy_addresses = {},
         proxy_ports = {},
+        host_domains = {},
     }
     for key, value in pairs(overrides or {}) do
         data[key] = value
