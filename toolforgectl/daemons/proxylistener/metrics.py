@@ -13,7 +13,11 @@ LATENCY = Histogram(
     "Time from accepting a connection to sending its reply",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-CONNECTIONS = Gauge("proxylistener_connections", "Connections being served right now")
+CONNECTIONS = Gauge(
+    "proxylistener_connections",
+    # Refused connections count while they are told "busy", so this can read above max_connections.
+    "Connections open right now: being served, or being told the listener is busy",
+)
 PROBES = Counter(
     "proxylistener_probes", "Connections closed without sending a byte (port probes, health checks)"
 )
