@@ -52,6 +52,7 @@ class Ports:
     listener: int
     listener_metrics: int
     kube2proxy_metrics: int
+    monitor_metrics: int  # webservicemonitor's, on the tools' host
     kube_api: int
     ssh: int  # the lab's sshd, on every proxy's address and the grid host (several proxies)
     cloud: int  # the lab's OpenStack API (several proxies)
@@ -127,6 +128,9 @@ def write(
         "active_proxy": active.name,
         "dataplane": _dataplane(found, dataplane),
         "proxylistener": _listener(directory, active, found, key),
+        # Known before the proxies are rendered: the monitor's metrics port is one of the service
+        # ports no route may point at (core/destinations.py); webservices.configure adds the rest.
+        "webservice": {"metrics_address": LAB_HOST, "metrics_port": found.monitor_metrics},
         "hiera": {"backend": "file", "path": str(directory / HIERA_FILE)},
         **(sections or {}),
     }

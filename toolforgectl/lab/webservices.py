@@ -17,14 +17,13 @@ import yaml
 
 from toolforgectl.adapters import probe
 from toolforgectl.adapters.localjobs import LOG_NAME, LocalJobs
-from toolforgectl.adapters.processes import START_TIMEOUT, Process, free_port, spawn
+from toolforgectl.adapters.processes import START_TIMEOUT, Process, spawn
 from toolforgectl.adapters.routestore import RouteStore
 from toolforgectl.core import tokens, validate
 from toolforgectl.core.errors import LabError
 from toolforgectl.core.jobs import Job, job_name
 from toolforgectl.core.waiting import wait_until
 from toolforgectl.lab import sampletool
-from toolforgectl.lab.plan import LAB_HOST
 
 INTERVAL = 30.0  # the lab's monitor pass interval: a killed tool is back within this
 WEBSERVICE = [sys.executable, "-m", "toolforgectl.daemons.clients.webservice"]
@@ -38,6 +37,7 @@ def configure(directory: Path, proxy_address: str, proxy_port: int) -> None:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     restart = [*WEBSERVICE, "--config", str(path), "--tool", "{tool}", "--backend", "{backend}", "restart"]
     data["webservice"] = {
+        **data.get("webservice", {}),  # the metrics address and port plan.write chose
         "home": str(directory / "homes" / "{tool}"),
         "default_backend": "local",
         "local_spool": str(directory / "webservice-jobs"),
@@ -46,8 +46,6 @@ def configure(directory: Path, proxy_address: str, proxy_port: int) -> None:
         "restart_command": restart,
         "state_file": str(directory / "webservicemonitor.json"),
         "interval": INTERVAL,
-        "metrics_address": LAB_HOST,
-        "metrics_port": free_port(LAB_HOST),
     }
     text = "# Written by `toolforgectl lab up`.\n" + yaml.safe_dump(data, sort_keys=False)
     path.write_text(text, encoding="utf-8")
