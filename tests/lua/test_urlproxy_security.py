@@ -263,9 +263,10 @@ def test_a_client_sending_the_hop_marker_stops_only_its_own_request(lab: Proxy) 
         assert lab.get("/hello/", headers={HOP_HEADER: fleet.PROXY_NAME, "Upgrade": upgrade}).status == 508
     # As one item of a list (a relay that folds or extends the header, as HTTP lets it), or padded.
     name = fleet.PROXY_NAME
-    listed = (f"{name}, relay", f"relay, {name}", f"relay,{name}", f"{name};x")
+    listed = (f"{name}, relay", f"relay, {name}", f"relay,{name}", f"{name};x", f"relay;{name}", f'"{name}"')
+    listed += (f"{name}:443", f"{name}/relay", f"{name}=1")
     for marker in (*listed, f"\t{name}", f"{name}\t"):
         assert lab.get("/hello/", headers={HOP_HEADER: marker}).status == 508, marker
-    for other in ("some-other-proxy", f"{name}x", f"x{name}", f"{name}-2, relay"):
+    for other in ("some-other-proxy", f"{name}x", f"x{name}", f"{name}-2, relay", f"{name}.other"):
         assert lab.get("/hello/", headers={HOP_HEADER: other}).json()["tool"] == "hello", other
     assert lab.backend_of("/hello/") == "hello"
